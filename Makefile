@@ -1,0 +1,64 @@
+# Two commands matter: `make demo` (the whole pipeline on the bundled data) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+DBT := $(VENV)/bin/dbt
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.local/numba_cache
+export DBT_SEND_ANONYMOUS_USAGE_STATS := False
+export DO_NOT_TRACK := 1
+DEVICE ?= auto
+
+.PHONY: install demo test gpu-features bench docs profile lint format db-start db-stop clean dbt-build pytest
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+profile: install
+	@$(PY) -m python_jobs profile
+
+demo: install
+	$(PY) -m python_jobs demo
+
+gpu-features: install
+	$(PY) -m python_jobs features --device $(DEVICE)
+
+dbt-build: profile
+	$(DBT) build
+
+pytest: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check python_jobs bench
+	$(VENV)/bin/ruff format --check python_jobs bench
+	$(VENV)/bin/sqlfluff lint models macros tests analyses --processes 2
+
+format: install
+	$(VENV)/bin/ruff format python_jobs bench
+	$(VENV)/bin/ruff check --fix python_jobs bench
+
+test: install
+	$(PY) -m python_jobs test
+
+bench: install
+	$(PY) -m python_jobs bench
+
+docs: profile
+	$(DBT) docs generate --static
+	@echo "lineage site: $(CURDIR)/target/static_index.html"
+
+db-start: install
+	@$(PY) -m python_jobs db start
+
+db-stop: install
+	@$(PY) -m python_jobs db stop
+
+clean:
+	rm -rf target logs .pytest_cache

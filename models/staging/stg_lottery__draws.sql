@@ -1,0 +1,23 @@
+-- One row per (loto, unique_id, ds): the contract's long format. Draw numbers missing from
+-- the source become the 1-based rank of the draw date within its lottery.
+with
+
+draws as (
+    select * from {{ source('lottery', 'raw_lottery_draws') }}
+),
+
+final as (
+    select
+        draws.loto::text as loto,
+        draws.unique_id::text as unique_id,
+        draws.ds::date as ds,
+        draws.y::numeric as y,
+        coalesce(
+            draws.num,
+            dense_rank() over (partition by draws.loto order by draws.ds)
+        )::integer as num,
+        draws.co::bigint as co
+    from draws
+)
+
+select * from final

@@ -1,0 +1,3 @@
+from python_jobs.cli import main
+
+raise SystemExit(main())

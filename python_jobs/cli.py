@@ -1,0 +1,128 @@
+"""Command line: ``python -m python_jobs --help`` lists every subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from python_jobs import config, log
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from python_jobs import dbt
+
+    path = dbt.render_profile()
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    from python_jobs import db
+
+    if args.action == "start":
+        url = db.database_url()
+        print(url)
+    elif args.action == "url":
+        print(db.database_url())
+    elif args.action == "stop":
+        if not db.is_embedded():
+            print("DATABASE_URL is set: nothing embedded to stop")
+        elif db.stop_embedded():
+            print("embedded PostgreSQL stopped")
+        else:
+            print("embedded PostgreSQL was not running")
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from python_jobs.ingest import IngestError, ingest_file
+
+    try:
+        result = ingest_file(args.loto, Path(args.file), skip_bad_rows=args.skip_bad_rows)
+    except IngestError as exc:
+        print(exc.report(), file=sys.stderr)
+        return 2
+    print(result.summary())
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from python_jobs.pipeline import demo
+
+    return demo(device=args.device, quiet_dbt=args.quiet)
+
+
+def _cmd_features(args: argparse.Namespace) -> int:
+    from python_jobs.jobs import main as jobs_main
+
+    return jobs_main(args)
+
+
+def _cmd_holidays(args: argparse.Namespace) -> int:
+    from python_jobs.holidays_seed import write_holiday_seed
+
+    path = write_holiday_seed(args.start_year, args.end_year, Path(args.out) if args.out else None)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from bench.run import main as bench_main
+
+    return bench_main(args.only)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m python_jobs",
+        description="Lottery time-series features: ingestion, the Python feature job, the pipeline.",
+    )
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("profile", help="render profiles.yml from profiles.yml.template and DATABASE_URL")
+    p.set_defaults(fn=_cmd_profile)
+
+    p = sub.add_parser("db", help="start, stop or show the database (embedded unless DATABASE_URL is set)")
+    p.add_argument("action", choices=["start", "stop", "url"])
+    p.set_defaults(fn=_cmd_db)
+
+    p = sub.add_parser("ingest", help="load a results file into the raw table (all or nothing)")
+    p.add_argument("--loto", required=True, help="loto6, loto7, miniloto, bingo5, numbers3, numbers4, or your own name")
+    p.add_argument("file", help="JSON, wide Japanese CSV or long-format CSV (loto, unique_id, ds, y[, num, co])")
+    p.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help=f"load the good rows and write the bad ones to {config.RAW_REJECTS_TABLE}",
+    )
+    p.set_defaults(fn=_cmd_ingest)
+
+    p = sub.add_parser("demo", help="the whole pipeline on the bundled data, with a summary")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
+    p.add_argument("--quiet", action="store_true", help="less dbt output")
+    p.set_defaults(fn=_cmd_demo)
+
+    p = sub.add_parser("features", help="the Python feature job (make gpu-features)")
+    from python_jobs.jobs_args import add_job_arguments
+
+    add_job_arguments(p)
+    p.set_defaults(fn=_cmd_features)
+
+    p = sub.add_parser("holidays", help="regenerate seeds/jp_holidays.csv from the `holidays` package")
+    p.add_argument("--start-year", type=int, default=1995)
+    p.add_argument("--end-year", type=int, default=2035)
+    p.add_argument("--out", default=None)
+    p.set_defaults(fn=_cmd_holidays)
+
+    p = sub.add_parser("bench", help="the benchmarks (make bench); writes bench/results/latest.json")
+    p.add_argument("--only", action="append", default=None, help="run one benchmark (repeatable)")
+    p.set_defaults(fn=_cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    log.configure(args.log_level)
+    return int(args.fn(args) or 0)

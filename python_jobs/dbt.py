@@ -1,0 +1,70 @@
+"""Running dbt as a subprocess against the same database as everything else."""
+
+from __future__ import annotations
+
+import os
+import string
+import subprocess
+import sys
+from pathlib import Path
+
+from python_jobs import config, db
+from python_jobs.log import get_logger
+
+log = get_logger(__name__)
+
+
+class DbtError(RuntimeError):
+    pass
+
+
+def render_profile(url: str | None = None, *, path: Path | None = None) -> Path:
+    """Write ``profiles.yml`` from ``profiles.yml.template`` and the database URL."""
+    template = (config.REPO_ROOT / "profiles.yml.template").read_text(encoding="utf-8")
+    params = db.connection_params(url)
+    target = path or config.REPO_ROOT / "profiles.yml"
+    rendered = string.Template(template).substitute(
+        {key: value.replace("'", "''") for key, value in params.items()}
+    )
+    if not target.exists() or target.read_text(encoding="utf-8") != rendered:
+        target.write_text(rendered, encoding="utf-8")
+    return target
+
+
+def dbt_env(url: str | None = None) -> dict[str, str]:
+    """Environment for a dbt process: the connection parameters and the target schema."""
+    params = db.connection_params(url)
+    env = dict(os.environ)
+    env.update(
+        {
+            "LOTO_PGHOST": params["host"],
+            "LOTO_PGPORT": params["port"],
+            "LOTO_PGUSER": params["user"],
+            "LOTO_PGPASSWORD": params["password"],
+            "LOTO_PGDATABASE": params["dbname"],
+            "DBT_SCHEMA": config.target_schema(),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+            "DO_NOT_TRACK": "1",
+            "DBT_PROFILES_DIR": str(config.REPO_ROOT),
+            "DBT_PROJECT_DIR": str(config.REPO_ROOT),
+        }
+    )
+    return env
+
+
+def dbt_executable() -> str:
+    candidate = Path(sys.executable).with_name("dbt")
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def run(args: list[str], *, url: str | None = None, quiet: bool = False, check: bool = True) -> int:
+    """Run ``dbt ARGS`` from the repo root. Returns the exit code; raises on failure if ``check``."""
+    render_profile(url)
+    cmd = [dbt_executable(), *args]
+    if quiet:
+        cmd.insert(1, "--quiet")
+    log.info("dbt.run", args=" ".join(args), schema=config.target_schema())
+    proc = subprocess.run(cmd, cwd=config.REPO_ROOT, env=dbt_env(url), check=False)
+    if check and proc.returncode != 0:
+        raise DbtError(f"`dbt {' '.join(args)}` failed (exit {proc.returncode}); its output above names the node")
+    return proc.returncode

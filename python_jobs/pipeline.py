@@ -1,0 +1,95 @@
+"""The whole pipeline behind ``make demo``: load, dbt staging, Python job, dbt marts, summary."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from psycopg import sql
+
+from python_jobs import config, db, dbt
+from python_jobs.log import get_logger
+
+log = get_logger(__name__)
+
+SUMMARY_TABLES = (
+    config.RAW_DRAWS_TABLE,
+    config.RAW_REJECTS_TABLE,
+    config.STAGING_MODEL,
+    "py_features_stat",
+    "py_features_hist",
+    "features_hist",
+    "features_futr",
+    "features_stat",
+)
+
+
+@dataclass
+class StageTimer:
+    stages: list[tuple[str, float]] = field(default_factory=list)
+
+    def run(self, name: str, fn: Callable[[], object]) -> object:
+        log.info("stage.start", stage=name)
+        start = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - start
+        self.stages.append((name, seconds))
+        log.info("stage.done", stage=name, seconds=round(seconds, 2))
+        return result
+
+
+def table_rows(url: str) -> list[tuple[str, int | None]]:
+    counts: list[tuple[str, int | None]] = []
+    with db.connect(url) as conn:
+        for table in SUMMARY_TABLES:
+            if not db.table_exists(conn, table):
+                counts.append((table, None))
+                continue
+            row = conn.execute(sql.SQL("select count(*) from {}").format(db.qualified(table))).fetchone()
+            counts.append((table, int(row[0]) if row else 0))
+    return counts
+
+
+def print_summary(timer: StageTimer, counts: list[tuple[str, int | None]]) -> None:
+    width = max(len(name) for name, _ in counts)
+    print(f"\nSummary (schema {config.target_schema()})")
+    print(f"  {'table'.ljust(width)}  {'rows':>10}")
+    for name, rows in counts:
+        print(f"  {name.ljust(width)}  {('-' if rows is None else f'{rows:,}'):>10}")
+    stage_width = max(len(name) for name, _ in timer.stages)
+    print(f"\n  {'stage'.ljust(stage_width)}  {'seconds':>8}")
+    for name, seconds in timer.stages:
+        print(f"  {name.ljust(stage_width)}  {seconds:8.2f}")
+    total = sum(seconds for _, seconds in timer.stages)
+    print(f"  {'total'.ljust(stage_width)}  {total:8.2f}")
+
+
+def run_features_job(url: str, device: str = "auto") -> None:
+    from python_jobs.jobs import run_job
+
+    run_job(url=url, device=device)
+
+
+def demo(*, device: str = "auto", quiet_dbt: bool = False) -> int:
+    """Load the bundled data, build everything, print rows per table and seconds per stage."""
+    from python_jobs.ingest import ingest_file
+
+    timer = StageTimer()
+    url = str(timer.run("database", db.database_url))
+    timer.run("dbt seed", lambda: dbt.run(["seed"], url=url, quiet=quiet_dbt))
+
+    def load_bundled() -> None:
+        for loto, path in config.BUNDLED_FILES:
+            result = ingest_file(loto, path, url=url)
+            log.info("ingest.done", loto=loto, file=path.name, rows=result.rows_loaded)
+
+    timer.run("ingest", load_bundled)
+    timer.run("dbt build staging", lambda: dbt.run(["build", "--select", "staging"], url=url, quiet=quiet_dbt))
+    timer.run("python feature job", lambda: run_features_job(url, device))
+    timer.run(
+        "dbt build marts",
+        lambda: dbt.run(["build", "--exclude", "staging", "resource_type:seed"], url=url, quiet=quiet_dbt),
+    )
+    print_summary(timer, table_rows(url))
+    return 0
