@@ -89,8 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=_cmd_db)
 
     p = sub.add_parser("ingest", help="load a results file into the raw table (all or nothing)")
-    p.add_argument("--loto", required=True, help="loto6, loto7, miniloto, bingo5, numbers3, numbers4, or your own name")
-    p.add_argument("file", help="JSON, wide Japanese CSV or long-format CSV (loto, unique_id, ds, y[, num, co])")
+    p.add_argument(
+        "--loto", required=True, help="loto6, loto7, miniloto, bingo5, numbers3, numbers4, or your own name"
+    )
+    p.add_argument(
+        "file", help="JSON, wide Japanese CSV or long-format CSV (loto, unique_id, ds, y[, num, co])"
+    )
     p.add_argument(
         "--skip-bad-rows",
         action="store_true",

@@ -66,5 +66,7 @@ def run(args: list[str], *, url: str | None = None, quiet: bool = False, check: 
     log.info("dbt.run", args=" ".join(args), schema=config.target_schema())
     proc = subprocess.run(cmd, cwd=config.REPO_ROOT, env=dbt_env(url), check=False)
     if check and proc.returncode != 0:
-        raise DbtError(f"`dbt {' '.join(args)}` failed (exit {proc.returncode}); its output above names the node")
+        raise DbtError(
+            f"`dbt {' '.join(args)}` failed (exit {proc.returncode}); its output above names the node"
+        )
     return proc.returncode

@@ -85,7 +85,9 @@ def demo(*, device: str = "auto", quiet_dbt: bool = False) -> int:
             log.info("ingest.done", loto=loto, file=path.name, rows=result.rows_loaded)
 
     timer.run("ingest", load_bundled)
-    timer.run("dbt build staging", lambda: dbt.run(["build", "--select", "staging"], url=url, quiet=quiet_dbt))
+    timer.run(
+        "dbt build staging", lambda: dbt.run(["build", "--select", "staging"], url=url, quiet=quiet_dbt)
+    )
     timer.run("python feature job", lambda: run_features_job(url, device))
     timer.run(
         "dbt build marts",

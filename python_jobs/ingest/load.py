@@ -165,7 +165,8 @@ def _write_rejects(
     with conn.cursor() as cur:
         cur.executemany(
             sql.SQL(
-                "insert into {rejects} (loto, source_file, file_sha256, line_no, draw_date, reason, raw_line) "
+                "insert into {rejects} "
+                "(loto, source_file, file_sha256, line_no, draw_date, reason, raw_line) "
                 "values (%s, %s, %s, %s, %s, %s, %s) on conflict do nothing"
             ).format(rejects=db.qualified(config.RAW_REJECTS_TABLE)),
             [(loto, source_file, sha256, p.line or 0, p.draw_date, p.reason, p.raw[:2000]) for p in problems],
@@ -220,7 +221,16 @@ def ingest_file(
                     "insert into {runs} (loto, source_file, file_sha256, layout, rows_read, rows_inserted, "
                     "rows_updated, rows_rejected) values (%s, %s, %s, %s, %s, %s, %s, %s)"
                 ).format(runs=db.qualified(config.INGEST_RUNS_TABLE)),
-                (loto, source_file, sha256, parsed.layout, parsed.lines_read, inserted, updated, len(parsed.problems)),
+                (
+                    loto,
+                    source_file,
+                    sha256,
+                    parsed.layout,
+                    parsed.lines_read,
+                    inserted,
+                    updated,
+                    len(parsed.problems),
+                ),
             )
             return inserted, updated
 

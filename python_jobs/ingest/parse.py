@@ -306,7 +306,9 @@ def parse_wide_rows(
 # --- long layout -----------------------------------------------------------------------------
 
 
-def parse_long_rows(rows: list[tuple[int, list[str], str]], header: list[str], default_loto: str) -> ParseResult:
+def parse_long_rows(
+    rows: list[tuple[int, list[str], str]], header: list[str], default_loto: str
+) -> ParseResult:
     index = {normalize_header(name): i for i, name in enumerate(header)}
     result = ParseResult(layout="long-csv", lines_read=len(rows))
     specs = load_specs()
@@ -314,6 +316,7 @@ def parse_long_rows(rows: list[tuple[int, list[str], str]], header: list[str], d
     by_draw: dict[tuple[str, date], list[Record]] = {}
     good: list[Record] = []
     for line, fields, raw in rows:
+
         def get(name: str, fields: list[str] = fields) -> str:
             position = index.get(name)
             return normalize(fields[position]) if position is not None and position < len(fields) else ""
@@ -321,7 +324,9 @@ def parse_long_rows(rows: list[tuple[int, list[str], str]], header: list[str], d
         reasons = []
         if len(fields) != len(header):
             result.problems.append(
-                Problem(line, None, f"wrong column count: {len(fields)} fields, the header has {len(header)}", raw)
+                Problem(
+                    line, None, f"wrong column count: {len(fields)} fields, the header has {len(header)}", raw
+                )
             )
             continue
         loto = get("loto") or default_loto
@@ -349,7 +354,9 @@ def parse_long_rows(rows: list[tuple[int, list[str], str]], header: list[str], d
         if spec is not None and y is not None and uid:
             bounds = spec.range_of(uid)
             if bounds is None:
-                reasons.append(f"unique_id {uid!r} is not a position of {loto} ({', '.join(spec.unique_ids)})")
+                reasons.append(
+                    f"unique_id {uid!r} is not a position of {loto} ({', '.join(spec.unique_ids)})"
+                )
             elif y != y.to_integral_value():
                 reasons.append(f"{uid}: {y} is not a whole number")
             elif not bounds[0] <= y <= bounds[1]:
@@ -357,7 +364,9 @@ def parse_long_rows(rows: list[tuple[int, list[str], str]], header: list[str], d
         if not reasons and ds is not None:
             key = (loto, uid, ds)
             if key in seen:
-                reasons.append(f"duplicate draw: {loto} {uid} on {ds.isoformat()} is already on line {seen[key]}")
+                reasons.append(
+                    f"duplicate draw: {loto} {uid} on {ds.isoformat()} is already on line {seen[key]}"
+                )
             else:
                 seen[key] = line
         if reasons:
@@ -383,7 +392,8 @@ def parse_long_rows(rows: list[tuple[int, list[str], str]], header: list[str], d
                             Problem(
                                 bad.line,
                                 ds.isoformat(),
-                                f"number {record.y} repeats within the draw ({other.unique_id} and {record.unique_id})",
+                                f"number {record.y} repeats within the draw "
+                                f"({other.unique_id} and {record.unique_id})",
                             )
                         )
             else:
