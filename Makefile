@@ -44,8 +44,13 @@ format: install
 	$(VENV)/bin/ruff format python_jobs bench
 	$(VENV)/bin/ruff check --fix python_jobs bench
 
+# Everything: lint, pytest (against a real PostgreSQL), then the whole pipeline with
+# `dbt build` (seeds, models, data tests and unit tests) in a schema of its own.
+TEST_SCHEMA ?= ci_pipeline
 test: install
-	$(PY) -m python_jobs test
+	$(MAKE) --no-print-directory lint
+	$(PY) -m pytest
+	DBT_SCHEMA=$(TEST_SCHEMA) $(PY) -m python_jobs demo --quiet
 
 bench: install
 	$(PY) -m python_jobs bench
