@@ -38,16 +38,17 @@ class DatabaseError(RuntimeError):
 
 
 def _embedded_server():
-    try:
-        import pgserver
-    except ImportError as exc:  # pragma: no cover - the lock file installs it
-        raise DatabaseError(
-            "DATABASE_URL is not set and the embedded server (pgserver) is not installed: "
-            "run `make install`, or set DATABASE_URL=postgresql://user@host/db"
-        ) from exc
     config.PGDATA_DIR.parent.mkdir(parents=True, exist_ok=True)
+    # pgserver warns at import when XDG_RUNTIME_DIR is unset (it falls back to /tmp): harmless.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        try:
+            import pgserver
+        except ImportError as exc:  # pragma: no cover - the lock file installs it
+            raise DatabaseError(
+                "DATABASE_URL is not set and the embedded server (pgserver) is not installed: "
+                "run `make install`, or set DATABASE_URL=postgresql://user@host/db"
+            ) from exc
         return pgserver.get_server(config.PGDATA_DIR, cleanup_mode=None)
 
 
