@@ -123,13 +123,12 @@ def _copy_records(conn: psycopg.Connection, parsed: ParseResult, source_file: st
         "(loto text, unique_id text, ds date, y numeric, num integer, co bigint, source_file text) "
         "on commit drop"
     )
+    frame = parsed.to_frame().assign(source_file=source_file)
     with conn.cursor().copy(
-        "copy _ingest_draws (loto, unique_id, ds, y, num, co, source_file) from stdin"
+        "copy _ingest_draws (loto, unique_id, ds, y, num, co, source_file) from stdin with (format csv)"
     ) as copy:
-        for record in parsed.records:
-            copy.write_row(
-                (record.loto, record.unique_id, record.ds, record.y, record.num, record.co, source_file)
-            )
+        for start in range(0, len(frame), 200_000):
+            copy.write(frame.iloc[start : start + 200_000].to_csv(index=False, header=False))
 
 
 def _upsert(conn: psycopg.Connection) -> tuple[int, int]:
