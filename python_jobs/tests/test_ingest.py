@@ -302,3 +302,28 @@ def test_cli_exit_code_and_message(pg_url, schema, tmp_path):
     assert proc.returncode != 0
     shown = parse_date(lines[10].split(",")[0]).isoformat()
     assert f"line 11 (draw {shown})" in proc.stderr and "out of range 36-40" in proc.stderr
+
+
+def test_long_format_bad_rows(pg_url, schema, tmp_path):
+    good = independent_bingo5().sort_values(["ds", "unique_id"]).reset_index(drop=True)
+    good["ds"] = good["ds"].astype(str)
+    lines = good.to_csv(index=False).splitlines()
+    lines[5] = lines[5].replace(",N", ",X")  # not a position of bingo5
+    lines[9] = ",".join([*lines[9].split(",")[:3], "99"])  # out of range
+    lines[13] = lines[13].replace(lines[13].split(",")[2], "2019-02-30")  # no such date
+    lines.insert(20, lines[19])  # duplicate row
+    path = write_lines(tmp_path, lines, "long.csv")
+    with pytest.raises(IngestError) as info:
+        ingest_file("bingo5", path, url=pg_url)
+    reasons = {p.line: p.reason for p in info.value.problems}
+    assert sorted(reasons) == [6, 10, 14, 21], info.value.report()
+    assert "not a position" in reasons[6]
+    assert "out of range" in reasons[10]
+    assert "unparseable date" in reasons[14]
+    assert "duplicate draw" in reasons[21] and "line 20" in reasons[21]
+    # A ragged line takes the careful reader and is named too.
+    lines.insert(30, "bingo5,N1,2017-04-05")
+    with pytest.raises(IngestError) as info:
+        ingest_file("bingo5", write_lines(tmp_path, lines, "ragged.csv"), url=pg_url)
+    assert 31 in {p.line for p in info.value.problems}
+    assert raw_rows(pg_url).empty
