@@ -152,9 +152,8 @@ def print_table(results: dict) -> None:
             rows = families.get(device)
             if isinstance(rows, list):
                 for row in rows:
-                    print(
-                        f"  {row['family']:<24} {device:<6} {row['seconds']:9.2f} {row['series_per_second']:10.1f}"
-                    )
+                    rate = row["series_per_second"]
+                    print(f"  {row['family']:<24} {device:<6} {row['seconds']:9.2f} {rate:10.1f}")
             else:
                 print(f"  {device}: {rows}")
         if "gpu_speedup_whole_job" in families:
