@@ -77,7 +77,6 @@ def demo(*, device: str = "auto", quiet_dbt: bool = False) -> int:
 
     timer = StageTimer()
     url = str(timer.run("database", db.database_url))
-    timer.run("dbt seed", lambda: dbt.run(["seed"], url=url, quiet=quiet_dbt))
 
     def load_bundled() -> None:
         for loto, path in config.BUNDLED_FILES:
@@ -85,13 +84,12 @@ def demo(*, device: str = "auto", quiet_dbt: bool = False) -> int:
             log.info("ingest.done", loto=loto, file=path.name, rows=result.rows_loaded)
 
     timer.run("ingest", load_bundled)
-    timer.run(
-        "dbt build staging", lambda: dbt.run(["build", "--select", "staging"], url=url, quiet=quiet_dbt)
-    )
+    # Seeds and staging first: the Python job reads stg_lottery__draws...
+    first = ["build", "--select", "resource_type:seed", "staging"]
+    timer.run("dbt build seeds+staging", lambda: dbt.run(first, url=url, quiet=quiet_dbt))
     timer.run("python feature job", lambda: run_features_job(url, device))
-    timer.run(
-        "dbt build marts",
-        lambda: dbt.run(["build", "--exclude", "staging", "resource_type:seed"], url=url, quiet=quiet_dbt),
-    )
+    # ...and the marts join what it wrote.
+    rest = ["build", "--exclude", "resource_type:seed", "staging"]
+    timer.run("dbt build marts", lambda: dbt.run(rest, url=url, quiet=quiet_dbt))
     print_summary(timer, table_rows(url))
     return 0
