@@ -44,7 +44,8 @@ MAIN_PATTERNS = (
     re.compile(r"^n(\d+)$"),
 )
 BONUS_PATTERNS = (
-    re.compile(r"^ボーナス数字\(?(\d*)\)?$"),
+    re.compile(r"^(?:ボーナス数字|ボーナス|bonus数字|bonus|b数字)\(?(\d*)\)?$"),
+    re.compile(r"^第(\d+)ボーナス数字$"),
     re.compile(r"^数字b(\d+)$"),
     re.compile(r"^b(\d+)$"),
 )
@@ -191,13 +192,15 @@ def wide_layout(keys: list[str], spec: LotoSpec) -> WideLayout:
     bonus: dict[int, str] = {}
     for key in keys:
         name = normalize_header(key)
-        if name in DATE_HEADERS and date_key is None:
+        # "抽せん日(曜日)", "キャリーオーバー(円)": a trailing remark does not change the column.
+        base = re.sub(r"\([^)]*\)$", "", name)
+        if date_key is None and (name in DATE_HEADERS or base in DATE_HEADERS):
             date_key = key
-        elif name in NUM_HEADERS and num_key is None:
+        elif num_key is None and (name in NUM_HEADERS or base in NUM_HEADERS):
             num_key = key
-        elif name in CARRY_HEADERS and co_key is None:
+        elif co_key is None and (name in CARRY_HEADERS or base in CARRY_HEADERS):
             co_key = key
-        elif name in DIGITS_HEADERS and digits_key is None:
+        elif digits_key is None and (name in DIGITS_HEADERS or base in DIGITS_HEADERS):
             digits_key = key
         elif any(pattern.match(name) for pattern in BONUS_PATTERNS):
             match = next(p.match(name) for p in BONUS_PATTERNS if p.match(name))

@@ -327,3 +327,35 @@ def test_long_format_bad_rows(pg_url, schema, tmp_path):
         ingest_file("bingo5", write_lines(tmp_path, lines, "ragged.csv"), url=pg_url)
     assert 31 in {p.line for p in info.value.problems}
     assert raw_rows(pg_url).empty
+
+
+def test_numbers3_winning_number_column_and_loto7_headers(pg_url, schema, tmp_path):
+    draws = json.loads(LOTO6.read_text(encoding="utf-8"))[:300]
+    # Numbers3: the winning number as one digit string, repeats allowed, leading zeros kept.
+    digits = ["".join(str(int(d[f"第{k}数字"]) % 10) for k in (1, 2, 3)) for d in draws]
+    text = "回号,抽せん日,当せん番号\n" + "\n".join(
+        f"第{d['開催回']}回,{d['日付']},{number}" for d, number in zip(draws, digits, strict=True)
+    )
+    path = tmp_path / "numbers3.csv"
+    path.write_bytes(text.encode("cp932"))
+    ingest_file("numbers3", path, url=pg_url)
+    loaded = raw_rows(pg_url, "numbers3")
+    assert len(loaded) == 300 * 3
+    first = loaded[loaded["ds"] == loaded["ds"].min()].sort_values("unique_id")
+    assert "".join(str(int(v)) for v in first["y"]) == digits[0]
+    # Loto7-style headers: full-width positions, two bonus columns, a remark in a header.
+    header = "開催回,抽せん日(曜日),第１数字,第２数字,第３数字,第４数字,第５数字,第６数字,第７数字,BONUS数字1,ボーナス数字(2),キャリーオーバー(円)"
+    rows = []
+    for d in draws[:50]:
+        mains = sorted({int(d[f"第{k}数字"]) % 37 + 1 for k in range(1, 7)} | {37})
+        rest = [n for n in range(1, 38) if n not in mains]
+        mains = (mains + rest)[:7]
+        bonus = [n for n in rest if n not in mains][:2]
+        rows.append(
+            ",".join([d["開催回"], d["日付"] + "(金)", *map(str, sorted(mains)), *map(str, bonus), "0"])
+        )
+    path = tmp_path / "loto7.csv"
+    path.write_text(header + "\n" + "\n".join(rows) + "\n", encoding="utf-8-sig")
+    result = ingest_file("loto7", path, url=pg_url)
+    assert result.rows_inserted == 50 * 9
+    assert set(raw_rows(pg_url, "loto7")["unique_id"]) == {*(f"N{k}" for k in range(1, 8)), "B1", "B2"}
