@@ -344,7 +344,10 @@ def test_numbers3_winning_number_column_and_loto7_headers(pg_url, schema, tmp_pa
     first = loaded[loaded["ds"] == loaded["ds"].min()].sort_values("unique_id")
     assert "".join(str(int(v)) for v in first["y"]) == digits[0]
     # Loto7-style headers: full-width positions, two bonus columns, a remark in a header.
-    header = "開催回,抽せん日(曜日),第１数字,第２数字,第３数字,第４数字,第５数字,第６数字,第７数字,BONUS数字1,ボーナス数字(2),キャリーオーバー(円)"
+    header = ",".join(
+        ["開催回", "抽せん日(曜日)", *(f"第{k}数字" for k in "１２３４５６７")]
+        + ["BONUS数字1", "ボーナス数字(2)", "キャリーオーバー(円)"]
+    )
     rows = []
     for d in draws[:50]:
         mains = sorted({int(d[f"第{k}数字"]) % 37 + 1 for k in range(1, 7)} | {37})
