@@ -1,0 +1,111 @@
+-- One row per draw date of int_calendar__schedule_projected (history and future) with every
+-- calendar column of features_futr, computed once per date rather than once per series.
+-- Holidays come from the jp_holidays seed; dates in years the seed does not cover get NULL
+-- holiday columns rather than a guess.
+with
+
+draw_dates as (
+    select * from {{ ref('int_calendar__schedule_projected') }}
+),
+
+holidays as (
+    select * from {{ ref('jp_holidays') }}
+),
+
+dates as (
+    select distinct draw_dates.ds
+    from draw_dates
+),
+
+holiday_coverage as (
+    -- The seed is written for whole calendar years.
+    select
+        make_date(extract(year from min(holidays.holiday_date))::integer, 1, 1) as covered_from_date,
+        make_date(extract(year from max(holidays.holiday_date))::integer, 12, 31) as covered_to_date
+    from holidays
+),
+
+date_parts as (
+    select
+        dates.ds,
+        extract(year from dates.ds)::integer as futr_ds_year,
+        extract(quarter from dates.ds)::integer as futr_ds_quarter,
+        extract(month from dates.ds)::integer as futr_ds_month,
+        extract(day from dates.ds)::integer as futr_ds_day_of_month,
+        extract(doy from dates.ds)::integer as futr_ds_day_of_year,
+        -- PostgreSQL's `week` is the ISO 8601 week, like pandas' isocalendar().week.
+        extract(week from dates.ds)::integer as futr_ds_week_of_year,
+        {{ day_of_week('dates.ds') }} as futr_ds_day_of_week,
+        {{ days_in_month('dates.ds') }} as futr_ds_days_in_month,
+        {{ days_since_epoch('dates.ds') }} as days_since_epoch
+    from dates
+),
+
+holiday_neighbours as (
+    select
+        dates.ds,
+        dates.ds between holiday_coverage.covered_from_date and holiday_coverage.covered_to_date as is_covered,
+        exists(
+            select 1 as is_holiday
+            from holidays
+            where holidays.holiday_date = dates.ds
+        ) as is_holiday,
+        (
+            select max(holidays.holiday_date) as previous_holiday_date
+            from holidays
+            where holidays.holiday_date <= dates.ds
+        ) as previous_holiday_date,
+        (
+            select min(holidays.holiday_date) as next_holiday_date
+            from holidays
+            where holidays.holiday_date >= dates.ds
+        ) as next_holiday_date
+    from dates
+    cross join holiday_coverage
+),
+
+final as (
+    select
+        date_parts.ds,
+        date_parts.futr_ds_year,
+        date_parts.futr_ds_quarter,
+        date_parts.futr_ds_month,
+        date_parts.futr_ds_day_of_month,
+        date_parts.futr_ds_day_of_year,
+        date_parts.futr_ds_week_of_year,
+        date_parts.futr_ds_day_of_week,
+        date_parts.futr_ds_days_in_month,
+        date_parts.futr_ds_day_of_week >= 5 as futr_ds_is_weekend,
+        {{ is_leap_year('date_parts.futr_ds_year') }} as futr_ds_leapyear,
+        (
+            date_parts.futr_ds_day_of_month = 1
+            and date_parts.futr_ds_month in (1, 4, 7, 10)
+        ) as futr_ds_quarter_start,
+        (
+            date_parts.futr_ds_day_of_month = date_parts.futr_ds_days_in_month
+            and date_parts.futr_ds_month in (3, 6, 9, 12)
+        ) as futr_ds_quarter_end,
+        date_parts.futr_ds_day_of_month = 1 as futr_ds_month_start,
+        date_parts.futr_ds_day_of_month = date_parts.futr_ds_days_in_month as futr_ds_month_end,
+        {{ cyclical_encoding(
+            'date_parts.futr_ds_day_of_month - 1', 'date_parts.futr_ds_days_in_month', 'futr_ds_day'
+        ) }},
+        {{ cyclical_encoding('date_parts.futr_ds_day_of_week', 7, 'futr_ds_week') }},
+        {{ cyclical_encoding('date_parts.futr_ds_month - 1', 12, 'futr_ds_month') }},
+        {{ cyclical_encoding('date_parts.futr_ds_quarter - 1', 4, 'futr_ds_quarter') }},
+        {{ fourier_terms('date_parts.days_since_epoch', 'futr') }},
+        case when holiday_neighbours.is_covered then holiday_neighbours.is_holiday end as futr_is_holiday,
+        case
+            when holiday_neighbours.is_covered
+                then date_parts.ds - holiday_neighbours.previous_holiday_date
+        end as futr_days_since_holiday,
+        case
+            when holiday_neighbours.is_covered
+                then holiday_neighbours.next_holiday_date - date_parts.ds
+        end as futr_days_until_holiday
+    from date_parts
+    inner join holiday_neighbours
+        on date_parts.ds = holiday_neighbours.ds
+)
+
+select * from final
