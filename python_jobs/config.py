@@ -33,6 +33,14 @@ MP_WINDOW = 8
 SEASON_LENGTH = 7
 FUTR_HORIZON = 10
 
+# hist_y_iforest_score (python_jobs/features/anomaly.py): an IsolationForest on the last
+# IFOREST_EMBED values, first fitted once IFOREST_MIN_TRAIN rows exist, refitted each time
+# the training rows double.
+IFOREST_EMBED = 3
+IFOREST_MIN_TRAIN = 128
+IFOREST_N_ESTIMATORS = 32
+IFOREST_RANDOM_STATE = 0
+
 # Table names in the target schema.
 RAW_DRAWS_TABLE = "raw_lottery_draws"
 RAW_REJECTS_TABLE = "raw_lottery_rejects"

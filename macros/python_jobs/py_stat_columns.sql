@@ -35,6 +35,21 @@
                      'stat_hurst_exponent', 'stat_crossing_points', 'stat_flat_spots'] -%}
         {%- do cols.append(name) -%}
     {%- endfor -%}
-    {#- stat_tsfresh_* columns: appended by the tsfresh family (see python_jobs/features/tsfresh_subset.py) -#}
+    {#- tsfresh column names: python_jobs/features/tsfresh_subset.py documents the mapping -#}
+    {%- set tsfresh = [
+        'abs_energy', 'absolute_maximum', 'absolute_sum_of_changes', 'benford_correlation',
+        'count_above_mean', 'count_below_mean', 'first_location_of_maximum', 'first_location_of_minimum',
+        'last_location_of_maximum', 'last_location_of_minimum', 'has_duplicate_max', 'has_duplicate_min',
+        'kurtosis', 'skewness', 'longest_strike_above_mean', 'longest_strike_below_mean', 'mean_abs_change',
+        'mean_change', 'mean_second_derivative_central', 'percentage_of_reoccurring_values_to_all_values',
+        'ratio_value_number_to_time_series_length', 'sum_of_reoccurring_data_points',
+        'sum_of_reoccurring_values', 'variation_coefficient', 'root_mean_square', 'cid_ce__normalize_true',
+        'c3__lag_1', 'c3__lag_2', 'time_reversal_asymmetry_statistic__lag_1',
+        'time_reversal_asymmetry_statistic__lag_2', 'number_peaks__n_3', 'binned_entropy__max_bins_10',
+        'quantile__q_0_1', 'quantile__q_0_9', 'index_mass_quantile__q_0_5', 'autocorrelation__lag_1',
+        'agg_autocorrelation__f_agg_mean__maxlag_40', 'linear_trend__attr_slope',
+        'linear_trend__attr_rvalue', 'ratio_beyond_r_sigma__r_2',
+    ] -%}
+    {%- for name in tsfresh -%}{%- do cols.append('stat_tsfresh_' ~ name) -%}{%- endfor -%}
     {{ return(cols) }}
 {% endmacro %}

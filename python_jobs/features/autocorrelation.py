@@ -1,0 +1,98 @@
+"""Autocorrelation and partial autocorrelation: ``stat_acf_lag{1..10}``, ``stat_pacf_lag{1..5}``."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+from statsmodels.tsa.stattools import acf, pacf
+
+from python_jobs.features._common import as_series, finite_or_nan, is_constant, nan_dict, quiet, usable
+from python_jobs.features.registry import register
+
+ACF_LAGS = 10
+PACF_LAGS = 5
+# statsmodels' acf needs nlags + 1 rows (pacf needs 2 * nlags, fewer).
+MIN_LENGTH = max(ACF_LAGS + 1, 2 * PACF_LAGS)
+
+
+def autocorrelation_outputs() -> list[str]:
+    return [f"stat_acf_lag{k}" for k in range(1, ACF_LAGS + 1)] + [
+        f"stat_pacf_lag{k}" for k in range(1, PACF_LAGS + 1)
+    ]
+
+
+def autocorrelation(y) -> dict[str, float]:
+    """Sample autocorrelations (lags 1-10) and partial autocorrelations (lags 1-5) of ``y``.
+
+    Parameters
+    ----------
+    y : array_like
+        The series in ``ds`` order.
+
+    Returns
+    -------
+    dict of str to float
+        ``stat_acf_lag{k}`` = ``statsmodels.tsa.stattools.acf(y, nlags=10)[k]`` (defaults:
+        ``adjusted=False``, ``fft=True``: biased autocovariance over the biased variance) and
+        ``stat_pacf_lag{k}`` = ``pacf(y, nlags=5)[k]`` with statsmodels' default method
+        ``'ywadjusted'`` (Yule-Walker on the autocovariance with divisor ``n - k``).
+        All NaN for fewer than 11 rows, a non-finite value or a constant series (0/0).
+
+    Notes
+    -----
+    Reference: statsmodels 0.15 ``acf``/``pacf`` (called directly; values unchanged). The
+    GPU path computes the same numbers batched: the autocovariance through one FFT per
+    series, the partial autocorrelations by the Levinson-Durbin recursion on the adjusted
+    autocovariance, which solves the same Yule-Walker systems as ``'ywadjusted'``.
+    """
+    arr = as_series(y)
+    names = autocorrelation_outputs()
+    if not usable(arr, MIN_LENGTH) or is_constant(arr):
+        return nan_dict(names)
+    with quiet():
+        acfs = acf(arr, nlags=ACF_LAGS)
+        pacfs = pacf(arr, nlags=PACF_LAGS)
+    values = list(acfs[1:]) + list(pacfs[1:])
+    return {name: finite_or_nan(value) for name, value in zip(names, values, strict=True)}
+
+
+def autocorrelation_xp(xp: ModuleType, values) -> dict:
+    """:func:`autocorrelation` of each row of ``values`` (series, rows) with array module ``xp``.
+
+    Rows must be usable (finite, non-constant, at least :data:`MIN_LENGTH` long).
+    """
+    n_series, n = values.shape
+    centred = values - values.mean(axis=1, keepdims=True)
+    nfft = 1 << int(2 * n - 1).bit_length()
+    spectrum = xp.fft.rfft(centred, n=nfft, axis=1)
+    products = xp.fft.irfft(spectrum.real**2 + spectrum.imag**2, n=nfft, axis=1)[:, : ACF_LAGS + 1]
+    acov = products / n  # biased: statsmodels' acf default
+    out = {f"stat_acf_lag{k}": acov[:, k] / acov[:, 0] for k in range(1, ACF_LAGS + 1)}
+    # Levinson-Durbin on the adjusted autocovariance (divisor n - k), vectorised over series.
+    r = products[:, : PACF_LAGS + 1] / (n - xp.arange(PACF_LAGS + 1, dtype=xp.float64))[None, :]
+    phi = xp.zeros((n_series, PACF_LAGS + 1))
+    sigma = r[:, 0].copy()
+    for k in range(1, PACF_LAGS + 1):
+        acc = r[:, k] - (phi[:, 1:k] * r[:, k - 1 : 0 : -1]).sum(axis=1)
+        reflection = acc / sigma
+        updated = phi.copy()
+        updated[:, 1:k] = phi[:, 1:k] - reflection[:, None] * phi[:, k - 1 : 0 : -1]
+        updated[:, k] = reflection
+        phi = updated
+        sigma = sigma * (1.0 - reflection**2)
+        out[f"stat_pacf_lag{k}"] = reflection
+    return out
+
+
+@register(
+    "autocorrelation",
+    kind="stat",
+    outputs=autocorrelation_outputs,
+    cost="low",
+    gpu="python_jobs.gpu.autocorrelation:autocorrelation_batch",
+    reference="statsmodels.tsa.stattools.acf(nlags=10), pacf(nlags=5)",
+    min_length=MIN_LENGTH,
+)
+def autocorrelation_family(y: np.ndarray) -> dict[str, float]:
+    return autocorrelation(y)

@@ -1,0 +1,264 @@
+"""Matrix profile of the series: ``stat_mp_m{m}_*`` (per series) and ``hist_y_mp_left_m{m}`` (per row).
+
+Both come from one self-join with stumpy's semantics, written here as a numba kernel so that
+the left profile's *distances* are available (``stumpy.stump`` returns left indices only) and
+so that many short series do not pay stumpy's per-call thread start-up:
+
+- subsequence ``j`` is ``y[j : j + m]``; distances are z-normalised Euclidean,
+  ``sqrt(|2 m (1 - rho)|)`` from the Pearson correlation ``rho`` (values below stumpy's
+  ``1e-14`` squared-distance threshold are 0);
+- exclusion zone ``ceil(m / 4)``: pairs with ``|j - k| <= ceil(m / 4)`` are trivial matches;
+- a constant subsequence is at distance 0 from another constant one and ``sqrt(m)`` from a
+  non-constant one (stumpy's convention); a subsequence holding a non-finite value matches
+  nothing (distance inf);
+- the correlation along each diagonal is updated with Welford's centred sums exactly as in
+  ``stumpy.stump``, so the two agree to rounding.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+
+from python_jobs import config
+from python_jobs.features._common import as_series, nan_dict
+from python_jobs.features._numba import njit
+from python_jobs.features.registry import register
+
+MP_STATS = ("min", "max", "mean", "std", "motif_idx", "discord_idx")
+# stumpy.config.STUMPY_EXCL_ZONE_DENOM and STUMPY_P_NORM_THRESHOLD.
+EXCL_ZONE_DENOM = 4
+P_NORM_THRESHOLD = 1e-14
+
+
+def exclusion_zone(m: int) -> int:
+    return math.ceil(m / EXCL_ZONE_DENOM)
+
+
+def matrix_profile_outputs() -> list[str]:
+    return [f"stat_mp_m{config.MP_WINDOW}_{name}" for name in MP_STATS]
+
+
+def matrix_profile_left_outputs() -> list[str]:
+    return [f"hist_y_mp_left_m{config.MP_WINDOW}"]
+
+
+@njit(cache=True, nogil=True)
+def _window_mean_std(values: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    count = values.shape[0] - w + 1
+    means = np.empty(count)
+    stds = np.empty(count)
+    for j in range(count):
+        total = 0.0
+        for t in range(w):
+            total += values[j + t]
+        mean = total / w
+        squares = 0.0
+        for t in range(w):
+            squares += (values[j + t] - mean) ** 2
+        means[j] = mean
+        stds[j] = math.sqrt(squares / w)
+    return means, stds
+
+
+@njit(cache=True, nogil=True)
+def _self_join(y: np.ndarray, m: int, excl_zone: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    """Matrix profile and left matrix profile (distances) of ``y``; inf where there is no match."""
+    n = y.shape[0]
+    count = n - m + 1
+    values = y.copy()
+    is_finite = np.ones(count, dtype=np.bool_)
+    is_constant = np.zeros(count, dtype=np.bool_)
+    for t in range(n):
+        if not np.isfinite(values[t]):
+            values[t] = 0.0
+            for j in range(max(0, t - m + 1), min(t + 1, count)):
+                is_finite[j] = False
+    for j in range(count):
+        if is_finite[j]:
+            lo = values[j]
+            hi = values[j]
+            for t in range(1, m):
+                lo = min(lo, values[j + t])
+                hi = max(hi, values[j + t])
+            is_constant[j] = lo == hi
+    means, stds = _window_mean_std(values, m)
+    means_m1, _ = _window_mean_std(values, m - 1)
+    inv_std = np.empty(count)
+    for j in range(count):
+        inv_std[j] = 1.0 if is_constant[j] else 1.0 / stds[j]
+    # stumpy's covariance update terms (cov_a .. cov_d of stumpy.stump._stump).
+    cov_a = values[m - 1 :] - means_m1[:-1]
+    cov_c = np.empty(means_m1.shape[0])
+    cov_c[1:] = values[: means_m1.shape[0] - 1]
+    cov_c[0] = values[-1]
+    cov_c -= means_m1
+    constant = (m - 1) / (m * m)
+    rho = np.full(count, -np.inf)
+    rho_left = np.full(count, -np.inf)
+    for g in range(excl_zone + 1, count):
+        cov = 0.0
+        for i in range(count - g):
+            j = i + g
+            if i == 0:
+                cov = 0.0
+                for t in range(m):
+                    cov += (values[j + t] - means[j]) * (values[i + t] - means[i])
+                cov /= m
+            else:
+                cov = cov + constant * (cov_a[j] * cov_a[i] - cov_c[j] * cov_c[i])
+            if is_finite[i] and is_finite[j]:
+                if is_constant[i] and is_constant[j]:
+                    pearson = 1.0
+                elif is_constant[i] or is_constant[j]:
+                    pearson = 0.5
+                else:
+                    pearson = min(1.0, cov * inv_std[j] * inv_std[i])
+                if pearson > rho[i]:
+                    rho[i] = pearson
+                if pearson > rho[j]:
+                    rho[j] = pearson
+                if pearson > rho_left[j]:
+                    rho_left[j] = pearson
+    profile = np.empty(count)
+    left = np.empty(count)
+    for j in range(count):
+        squared = abs(2 * m * (1.0 - rho[j]))
+        profile[j] = 0.0 if squared < P_NORM_THRESHOLD else math.sqrt(squared)
+        squared = abs(2 * m * (1.0 - rho_left[j]))
+        left[j] = 0.0 if squared < P_NORM_THRESHOLD else math.sqrt(squared)
+    return profile, left
+
+
+# The stat and the hist family run on the same series one after the other: the second one
+# reuses the join (one entry per thread, keyed by window and content).
+_last_join = threading.local()
+
+
+def self_join(y, m: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(profile, left_profile)`` of ``y``, one value per subsequence start; inf for no match.
+
+    ``profile`` equals ``stumpy.stump(y, m)[:, 0]``; ``left_profile[j]`` is the distance of
+    subsequence ``j`` to its nearest subsequence ``k < j - ceil(m / 4)`` (stumpy's left
+    matrix profile, as ``stumpy.stumpi(..., egress=False).left_P_``).
+    """
+    arr = as_series(y)
+    window = config.MP_WINDOW if m is None else m
+    if len(arr) < window or window < 3:
+        empty = np.full(max(len(arr) - window + 1, 0), np.inf)
+        return empty, empty.copy()
+    key = (window, arr.tobytes())
+    cached = getattr(_last_join, "entry", None)
+    if cached is not None and cached[0] == key:
+        return cached[1][0].copy(), cached[1][1].copy()
+    result = _self_join(arr, window, exclusion_zone(window))
+    _last_join.entry = (key, result)
+    return result[0].copy(), result[1].copy()
+
+
+def profile_stats(profile: np.ndarray, names: list[str]) -> dict[str, float]:
+    """Summary of a matrix profile over its finite entries (see :func:`matrix_profile`)."""
+    finite = np.isfinite(profile)
+    if not finite.any():
+        return nan_dict(names)
+    values = profile[finite]
+    positions = np.flatnonzero(finite)
+    stats = (
+        values.min(),
+        values.max(),
+        values.mean(),
+        values.std(),
+        positions[np.argmin(values)],
+        positions[np.argmax(values)],
+    )
+    return {name: float(value) for name, value in zip(names, stats, strict=True)}
+
+
+def matrix_profile(y, m: int | None = None) -> dict[str, float]:
+    """Summary statistics of the matrix profile of ``y`` with window ``m``.
+
+    Parameters
+    ----------
+    y : array_like
+        The series in ``ds`` order.
+    m : int, optional
+        Subsequence length; default ``config.MP_WINDOW`` (dbt var ``mp_window``, 8).
+
+    Returns
+    -------
+    dict of str to float
+        ``stat_mp_m{m}_min``, ``_max``, ``_mean``, ``_std`` (population, ddof 0) of the
+        profile's finite entries; ``_motif_idx`` and ``_discord_idx``: the 0-based start row of
+        the subsequence with the smallest / largest finite profile value (the first one on
+        ties). Infinite entries (no non-trivial match: series barely longer than ``m``, or
+        subsequences holding NaN) are left out; all NaN when none is finite or ``len(y) < m``.
+
+    Notes
+    -----
+    Reference: ``stumpy.stump(y, m)[:, 0]`` (S. Law, "STUMPY: A Powerful and Scalable Python
+    Library for Time Series Data Mining", JOSS 4(39) 1504, 2019; C.-C. M. Yeh et al., Matrix
+    Profile I, ICDM 2016).
+    """
+    window = config.MP_WINDOW if m is None else m
+    names = [f"stat_mp_m{window}_{name}" for name in MP_STATS]
+    profile, _ = self_join(y, window)
+    return profile_stats(profile, names)
+
+
+def matrix_profile_left(y, m: int | None = None) -> dict[str, np.ndarray]:
+    """The left matrix profile of ``y`` per row (point in time).
+
+    Parameters
+    ----------
+    y : array_like
+        The series in ``ds`` order.
+    m : int, optional
+        Subsequence length; default ``config.MP_WINDOW``.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``hist_y_mp_left_m{m}``: at row ``i``, the z-normalised distance from
+        ``y[i - m + 1 : i + 1]`` to its nearest earlier subsequence outside the exclusion zone
+        (start ``k <= i - m + 1 - ceil(m / 4) - 1``). NaN for ``i < m - 1`` and where no such
+        subsequence exists or the subsequence holds NaN. Row ``i`` reads ``y[: i + 1]`` only.
+
+    Notes
+    -----
+    Reference: the left matrix profile of ``stumpy.stumpi(y, m, egress=False)`` (``left_P_``),
+    equivalently the distance from each subsequence to ``stumpy.stump(y, m)[:, 2]`` (left
+    indices). C.-C. M. Yeh et al., Matrix Profile I, ICDM 2016 (left/right profiles, Sec. 3).
+    """
+    arr = as_series(y)
+    window = config.MP_WINDOW if m is None else m
+    out = np.full(len(arr), np.nan)
+    _, left = self_join(arr, window)
+    if len(left):
+        out[window - 1 :] = np.where(np.isfinite(left), left, np.nan)
+    return {f"hist_y_mp_left_m{window}": out}
+
+
+@register(
+    "matrix_profile",
+    kind="stat",
+    outputs=matrix_profile_outputs,
+    cost="medium",
+    gpu="python_jobs.gpu.matrix_profile:matrix_profile_batch",
+    reference="stumpy.stump(y, m)[:, 0]",
+)
+def matrix_profile_family(y: np.ndarray) -> dict[str, float]:
+    return matrix_profile(y)
+
+
+@register(
+    "matrix_profile_left",
+    kind="hist",
+    outputs=matrix_profile_left_outputs,
+    cost="medium",
+    gpu="python_jobs.gpu.matrix_profile:matrix_profile_left_batch",
+    reference="stumpy.stumpi(y, m, egress=False).left_P_",
+)
+def matrix_profile_left_family(y: np.ndarray) -> dict[str, np.ndarray]:
+    return matrix_profile_left(y)

@@ -1,0 +1,188 @@
+"""A curated subset of tsfresh features: ``stat_tsfresh_<feature>``.
+
+:data:`SETTINGS` is a ``tsfresh`` ``default_fc_parameters`` dictionary (a subset of
+``ComprehensiveFCParameters``): cheap, well-defined calculators that add to the other families
+(counts, locations, re-occurrence, non-linearity, peaks, binned entropy, quantiles, trend).
+The calculators are called directly, one series at a time, exactly as
+``tsfresh.extract_features(df, default_fc_parameters=SETTINGS, ...)`` calls them (minus the
+DataFrame reshaping and process pool, which cost far more than the features).
+
+Column names: tsfresh names a feature ``<kind>__<calculator>[__<param>_<value>...]`` with the
+parameters sorted by name and string values in double quotes. The column is
+``stat_tsfresh_`` + that name without the ``y__`` kind prefix, lower-cased, with ``"``
+removed, ``-`` written ``m`` (a minus sign), ``.`` written ``_``, and any other character
+outside ``[a-z0-9_]`` written ``_``. For example ``y__quantile__q_0.1`` becomes
+``stat_tsfresh_quantile__q_0_1`` and ``y__linear_trend__attr_"slope"`` becomes
+``stat_tsfresh_linear_trend__attr_slope``. Every name fits PostgreSQL's 63-character
+identifier limit (checked at import), so there is no truncation rule; this is why
+``percentage_of_reoccurring_datapoints_to_all_datapoints`` (68 characters as a column) is
+not in the subset.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+from tsfresh.feature_extraction import feature_calculators
+from tsfresh.utilities.string_manipulation import convert_to_output_format
+
+from python_jobs.features._common import as_series, finite_or_nan, nan_dict, quiet, usable
+from python_jobs.features.registry import register
+
+# A ComprehensiveFCParameters subset (40 features); None means no parameters.
+SETTINGS: dict[str, list[dict] | None] = {
+    "abs_energy": None,
+    "absolute_maximum": None,
+    "absolute_sum_of_changes": None,
+    "benford_correlation": None,
+    "count_above_mean": None,
+    "count_below_mean": None,
+    "first_location_of_maximum": None,
+    "first_location_of_minimum": None,
+    "last_location_of_maximum": None,
+    "last_location_of_minimum": None,
+    "has_duplicate_max": None,
+    "has_duplicate_min": None,
+    "kurtosis": None,
+    "skewness": None,
+    "longest_strike_above_mean": None,
+    "longest_strike_below_mean": None,
+    "mean_abs_change": None,
+    "mean_change": None,
+    "mean_second_derivative_central": None,
+    "percentage_of_reoccurring_values_to_all_values": None,
+    "ratio_value_number_to_time_series_length": None,
+    "sum_of_reoccurring_data_points": None,
+    "sum_of_reoccurring_values": None,
+    "variation_coefficient": None,
+    "root_mean_square": None,
+    "cid_ce": [{"normalize": True}],
+    "c3": [{"lag": 1}, {"lag": 2}],
+    "time_reversal_asymmetry_statistic": [{"lag": 1}, {"lag": 2}],
+    "number_peaks": [{"n": 3}],
+    "binned_entropy": [{"max_bins": 10}],
+    "quantile": [{"q": 0.1}, {"q": 0.9}],
+    "index_mass_quantile": [{"q": 0.5}],
+    "autocorrelation": [{"lag": 1}],
+    "agg_autocorrelation": [{"f_agg": "mean", "maxlag": 40}],
+    "linear_trend": [{"attr": "slope"}, {"attr": "rvalue"}],
+    "ratio_beyond_r_sigma": [{"r": 2}],
+}
+PREFIX = "stat_tsfresh_"
+POSTGRES_MAX_IDENTIFIER = 63
+# tsfresh's own kind prefix when the value column is called "y".
+KIND = "y"
+
+
+def column_name(tsfresh_name: str) -> str:
+    """The SQL column of a tsfresh feature name (``y__...``); see the module docstring."""
+    name = tsfresh_name.removeprefix(f"{KIND}__").lower().replace('"', "").replace("-", "m").replace(".", "_")
+    return PREFIX + re.sub(r"[^a-z0-9_]", "_", name)
+
+
+def _feature_names() -> list[str]:
+    # tsfresh's naming, from its extraction loop (_do_extraction_on_chunk).
+    names = []
+    for calculator, params in SETTINGS.items():
+        if params:
+            names += [f"{KIND}__{calculator}__{convert_to_output_format(p)}" for p in params]
+        else:
+            names.append(f"{KIND}__{calculator}")
+    return names
+
+
+TSFRESH_NAMES = _feature_names()
+
+
+def tsfresh_outputs() -> list[str]:
+    return [column_name(name) for name in TSFRESH_NAMES]
+
+
+def _check_names() -> None:
+    columns = tsfresh_outputs()
+    if len(set(columns)) != len(columns):
+        raise ValueError("two tsfresh features map to the same column name")
+    too_long = [col for col in columns if len(col) > POSTGRES_MAX_IDENTIFIER]
+    if too_long:
+        raise ValueError(f"column names longer than PostgreSQL allows: {too_long}")
+
+
+_check_names()
+
+
+def _calculate(arr: np.ndarray) -> Iterator[tuple[str, float]]:
+    series = None
+    for calculator, params in SETTINGS.items():
+        func = getattr(feature_calculators, calculator)
+        if getattr(func, "input", None) == "pd.Series":
+            # As tsfresh hands these calculators the column itself (default RangeIndex here).
+            series = pd.Series(arr) if series is None else series
+            x = series
+        else:
+            x = arr
+        if getattr(func, "fctype", None) == "combiner":
+            try:
+                pairs = list(func(x, param=params))
+            except (ArithmeticError, ValueError, IndexError, np.linalg.LinAlgError):
+                pairs = [(convert_to_output_format(p), math.nan) for p in params]
+            for key, value in pairs:
+                yield f"{KIND}__{calculator}__{key}", value
+        elif params:
+            for p in params:
+                yield f"{KIND}__{calculator}__{convert_to_output_format(p)}", _safe_call(func, x, p)
+        else:
+            yield f"{KIND}__{calculator}", _safe_call(func, x, {})
+
+
+def _safe_call(func, x, params: dict) -> float:
+    try:
+        return func(x, **params)
+    except (ArithmeticError, ValueError, IndexError, np.linalg.LinAlgError):
+        return math.nan
+
+
+def tsfresh_subset(y) -> dict[str, float]:
+    """The :data:`SETTINGS` features of ``y``, as tsfresh computes them.
+
+    Parameters
+    ----------
+    y : array_like
+        The series in ``ds`` order.
+
+    Returns
+    -------
+    dict of str to float
+        One ``stat_tsfresh_*`` column per feature (names in the module docstring); booleans
+        as 0.0 / 1.0. All NaN for an empty series or one holding a non-finite value; a
+        calculator that raises on a short or constant series gives NaN, otherwise tsfresh's
+        value is kept (tsfresh defines most of these for constant series, e.g. counts).
+
+    Notes
+    -----
+    Reference: ``tsfresh.extract_features(df, default_fc_parameters=SETTINGS,
+    column_id=..., column_sort=..., n_jobs=0)`` with the value column named ``y``.
+    M. Christ et al., "Time Series FeatuRe Extraction on basis of Scalable Hypothesis tests",
+    Neurocomputing 307 (2018), DOI 10.1016/j.neucom.2018.03.067.
+    """
+    arr = as_series(y)
+    names = tsfresh_outputs()
+    if not usable(arr, 1):
+        return nan_dict(names)
+    with quiet():
+        values = dict(_calculate(arr))
+    return {column_name(name): finite_or_nan(values.get(name)) for name in TSFRESH_NAMES}
+
+
+@register(
+    "tsfresh_subset",
+    kind="stat",
+    outputs=tsfresh_outputs,
+    cost="medium",
+    reference="tsfresh.extract_features with tsfresh_subset.SETTINGS",
+)
+def tsfresh_subset_family(y: np.ndarray) -> dict[str, float]:
+    return tsfresh_subset(y)

@@ -1,0 +1,46 @@
+"""Running a ``stat`` family's array code over a batch of series, grouped by length."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from types import ModuleType
+
+import numpy as np
+
+from python_jobs.gpu import batching
+
+
+def run_stat_batch(
+    xp: ModuleType,
+    ys: list[np.ndarray],
+    names: list[str],
+    compute: Callable[[ModuleType, object], dict],
+    *,
+    min_length: int,
+    bytes_per_row: int,
+    skip_constant: bool = True,
+) -> list[dict[str, float]]:
+    """``compute(xp, values)`` on each group of equal-length usable series.
+
+    A series shorter than ``min_length``, with a non-finite value, or (with
+    ``skip_constant``) constant gets NaN for every name, as the CPU families do.
+    ``bytes_per_row`` is the device memory one row of one series needs at peak.
+    """
+    results: list[dict[str, float]] = [dict.fromkeys(names, math.nan) for _ in ys]
+    usable = [pos for pos, y in enumerate(ys) if _usable(y, min_length, skip_constant)]
+    for n, indices in batching.groups_by_length([ys[pos] for pos in usable]):
+        group = [usable[i] for i in indices]
+        for chunk in batching.chunks(group, bytes_per_row * n):
+            values = compute(xp, batching.stack(xp, ys, chunk))
+            host = {name: batching.to_host(xp, values[name]) for name in names}
+            for row, pos in enumerate(chunk):
+                results[pos] = {name: float(host[name][row]) for name in names}
+    return results
+
+
+def _usable(y: np.ndarray, min_length: int, skip_constant: bool) -> bool:
+    arr = np.asarray(y, dtype=np.float64)
+    if len(arr) < min_length or not np.isfinite(arr).all():
+        return False
+    return not (skip_constant and np.ptp(arr) == 0)
