@@ -482,13 +482,17 @@ def _upsert(
     select_cols += [sql.SQL("nullif(s.{}, 'NaN'::float8)").format(sql.Identifier(c)) for c in columns]
     select_cols.append(sql.Placeholder("now"))
     updates = [sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in [*columns, "computed_at"]]
+    # Rows whose values are unchanged are left alone (and not counted as written).
     query = sql.SQL(
         "insert into {table} as t ({cols}) "
         "select {select} from {stage} as s "
         "join unnest(%(lotos)s::text[], %(uids)s::text[]) with ordinality as k (loto, unique_id, sid) "
         "on s.sid = k.sid "
-        "on conflict ({grain}) do update set {updates}"
+        "on conflict ({grain}) do update set {updates} "
+        "where ({old}) is distinct from ({new})"
     ).format(
+        old=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in columns),
+        new=sql.SQL(", ").join(sql.SQL("excluded.{}").format(sql.Identifier(c)) for c in columns),
         table=_table(table),
         cols=_ident_list([*grain, *columns, "computed_at"]),
         select=sql.SQL(", ").join(select_cols),
@@ -561,13 +565,17 @@ def write_batch(conn: psycopg.Connection, batch: BatchWrite) -> dict[str, int]:
 def _write_hist(
     conn: psycopg.Connection, batch: BatchWrite, lotos: list[str], uids: list[str], now: dt.datetime
 ) -> int:
-    """The per-draw rows of a batch: one set-based upsert, in the cheapest form that is exact.
+    """The per-draw rows of a batch: one set-based upsert, done as a join instead of row by row.
 
     ``insert ... on conflict do update`` costs a speculative insertion and an index probe per
-    row, several times a plain insert on a (text, text, date) key. Under the job's schema lock
-    nothing else writes these rows, so the upsert is done set-wise instead: where the batch
-    carries every feature column of the table, its rows are deleted and inserted again; else
-    existing rows are updated by one join and the missing ones inserted by one anti-join.
+    row, several times a plain insert on a (text, text, date) key, and rewrites rows whose
+    values did not change. Under the job's schema lock nothing else writes these rows, so the
+    upsert is done set-wise: one join updates the rows whose values changed, one anti-join
+    inserts the missing ones, and the dates that left a fully rewritten series are deleted.
+    A re-computation that gives the same values (a full refresh, a version bump that changes
+    nothing) therefore writes nothing, and an appended draw writes one row.
+
+    Returns the rows inserted or changed.
     """
     row_sid, row_ds = [], []
     for i, (series, cutoff) in enumerate(zip(batch.series, batch.cutoffs, strict=True)):
@@ -589,61 +597,63 @@ def _write_hist(
         "from unnest(%s::text[], %s::text[], %s::date[]) with ordinality as k (loto, unique_id, cutoff, sid)",
         (lotos, uids, batch.cutoffs),
     )
-    # Temporary tables have no statistics until analysed; the joins below would be planned
-    # as nested loops over the whole stage.
-    conn.execute("analyze _py_hist_stage")
-    conn.execute("analyze _py_hist_keys")
+    # Hash joins of a batch fit in memory instead of spilling to disk.
+    conn.execute("set local work_mem = '64MB'")
     table = _table(HIST_TABLE)
     columns = batch.hist_columns
-    values = sql.SQL(", ").join(
-        sql.SQL("nullif(s.{}, 'NaN'::float8)").format(sql.Identifier(c)) for c in columns
-    )
-    insert_head = sql.SQL("insert into {} (loto, unique_id, ds, {}, computed_at) ").format(
-        table, _ident_list(columns)
-    )
-    select_rows = sql.SQL(
-        "select k.loto, k.unique_id, s.ds, {}, %(now)s "
-        "from _py_hist_stage as s join _py_hist_keys as k using (sid) "
-    ).format(values)
-    keys = {"loto", "unique_id", "ds", "computed_at"}
-    in_table = [c for c in existing_columns(conn, HIST_TABLE) if c not in keys]
-    if set(in_table) <= set(columns):
-        conn.execute(
-            sql.SQL(
-                "delete from {} as t using _py_hist_keys as k "
-                "where t.loto = k.loto and t.unique_id = k.unique_id "
-                "and (k.cutoff is null or t.ds > k.cutoff)"
-            ).format(table)
-        )
-        return max(conn.execute(insert_head + select_rows, {"now": now}).rowcount, 0)
-    # Dates that left the staging model, of the series rewritten in full.
+    cols = _ident_list(columns)
+    # The batch's stored rows (those a cutoff leaves alone excluded), fetched by index once;
+    # everything else joins temporary tables only instead of scanning the whole table.
     conn.execute(
         sql.SQL(
-            "delete from {} as t using _py_hist_keys as k "
-            "where t.loto = k.loto and t.unique_id = k.unique_id and k.cutoff is null "
-            "and not exists (select 1 from _py_hist_stage as s where s.sid = k.sid and s.ds = t.ds)"
-        ).format(table)
+            "create temp table _py_hist_old on commit drop as "
+            "select k.sid, t.ds, {old} from _py_hist_keys as k join {table} as t "
+            "on t.loto = k.loto and t.unique_id = k.unique_id and (k.cutoff is null or t.ds > k.cutoff)"
+        ).format(
+            table=table, old=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in columns)
+        )
+    )
+    # Temporary tables have no statistics until analysed: the joins below would be planned
+    # as nested loops over whole tables.
+    for temp in ("_py_hist_stage", "_py_hist_keys", "_py_hist_old"):
+        conn.execute(sql.SQL("analyze {}").format(sql.Identifier(temp)))
+    new_values = sql.SQL(", ").join(
+        sql.SQL("nullif(s.{}, 'NaN'::float8)").format(sql.Identifier(c)) for c in columns
+    )
+    # Dates that left the staging model, of the series rewritten in full. The few rows to touch
+    # are found among the temporary tables first, then reached by the primary key.
+    conn.execute(
+        sql.SQL(
+            "with stale as materialized ("
+            "select o.sid, o.ds from _py_hist_old as o "
+            "where not exists (select 1 from _py_hist_stage as s where s.sid = o.sid and s.ds = o.ds)) "
+            "delete from {table} as t using stale as x join _py_hist_keys as k using (sid) "
+            "where t.loto = k.loto and t.unique_id = k.unique_id and t.ds = x.ds"
+        ).format(table=table)
     )
     updated = conn.execute(
         sql.SQL(
-            "update {} as t set {}, computed_at = %(now)s "
-            "from _py_hist_stage as s join _py_hist_keys as k using (sid) "
+            "with changed as materialized ("
+            "select s.* from _py_hist_stage as s join _py_hist_old as o using (sid, ds) "
+            "where ({old}) is distinct from ({new})) "
+            "update {table} as t set ({cols}, computed_at) = ({new}, %(now)s) "
+            "from changed as s join _py_hist_keys as k using (sid) "
             "where t.loto = k.loto and t.unique_id = k.unique_id and t.ds = s.ds"
         ).format(
-            table,
-            sql.SQL(", ").join(
-                sql.SQL("{0} = nullif(s.{0}, 'NaN'::float8)").format(sql.Identifier(c)) for c in columns
-            ),
+            table=table,
+            cols=cols,
+            new=new_values,
+            old=sql.SQL(", ").join(sql.SQL("o.{}").format(sql.Identifier(c)) for c in columns),
         ),
         {"now": now},
     ).rowcount
     inserted = conn.execute(
-        insert_head
-        + select_rows
-        + sql.SQL(
-            "where not exists (select 1 from {} as t where t.loto = k.loto and t.unique_id = k.unique_id "
-            "and t.ds = s.ds)"
-        ).format(table),
+        sql.SQL(
+            "insert into {table} (loto, unique_id, ds, {cols}, computed_at) "
+            "select k.loto, k.unique_id, s.ds, {new}, %(now)s "
+            "from _py_hist_stage as s join _py_hist_keys as k using (sid) "
+            "where not exists (select 1 from _py_hist_old as o where o.sid = s.sid and o.ds = s.ds)"
+        ).format(table=table, cols=cols, new=new_values),
         {"now": now},
     ).rowcount
     return max(updated, 0) + max(inserted, 0)
