@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+from collections.abc import Callable
 from typing import Literal
 
 from python_jobs.log import get_logger
@@ -50,24 +51,39 @@ def gpu_available() -> bool:
     return _probe_cuda()
 
 
-def resolve_device(requested: str | None = None) -> Device:
+def resolve_device(
+    requested: str | None = None,
+    *,
+    available: Callable[[], bool] | None = None,
+    where: str = "here",
+) -> Device:
     """Turn ``auto``/``cpu``/``gpu`` (default: ``$DEVICE``, else ``auto``) into ``cpu`` or ``gpu``.
+
+    Parameters
+    ----------
+    requested
+        ``auto``, ``cpu`` or ``gpu``; ``None`` reads ``$DEVICE``.
+    available
+        Whether the GPU is usable where the work runs; default :func:`gpu_available` on this
+        machine (a Dask cluster passes a check run on its workers).
+    where
+        Where that is, for the error message.
 
     Raises
     ------
     DeviceError
-        For an unknown name, or ``gpu`` on a machine without CuPy and a CUDA device.
+        For an unknown name, or ``gpu`` where there is no CuPy with a CUDA device.
     """
     choice = (requested or os.environ.get("DEVICE") or "auto").strip().lower()
     if choice not in REQUESTS:
         raise DeviceError(f"unknown device {choice!r}: use one of {', '.join(REQUESTS)} (DEVICE or --device)")
     if choice == "cpu":
         return "cpu"
-    available = gpu_available()
-    if choice == "gpu" and not available:
+    usable = (available or gpu_available)()
+    if choice == "gpu" and not usable:
         raise DeviceError(
-            "device 'gpu' was requested but no GPU is usable here (CuPy with a CUDA device is needed). "
+            f"device 'gpu' was requested but no GPU is usable {where} (CuPy with a CUDA device is needed). "
             "Run with --device cpu (or DEVICE=cpu), or --device auto to use the GPU only where present; "
             "on a GPU machine install the extras with `pip install -e .[gpu]`."
         )
-    return "gpu" if available else "cpu"
+    return "gpu" if usable else "cpu"

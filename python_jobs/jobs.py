@@ -414,6 +414,11 @@ class DaskExecutor:
     def scatter(self, batch: SeriesBatch) -> Any:
         return self.client.scatter(batch, hash=False)
 
+    def gpu_available(self) -> bool:
+        """Whether every worker has a usable GPU."""
+        answers = self.client.run(_gpu_available_here)
+        return bool(answers) and all(answers.values())
+
     def submit(self, fn: Callable, *args: Any) -> Any:
         return self.client.submit(fn, *args, pure=False)
 
@@ -421,6 +426,17 @@ class DaskExecutor:
         for obj in self._owned:
             with contextlib.suppress(Exception):
                 obj.close()
+
+
+def _gpu_available_here() -> bool:
+    from python_jobs.device import gpu_available
+
+    return gpu_available()
+
+
+def _is_remote(scheduler: Any) -> bool:
+    """A cluster that may run on other machines: a Client, or a scheduler address."""
+    return scheduler is not None and (not isinstance(scheduler, str) or "://" in scheduler)
 
 
 def _local_cluster(kind: str, n_workers: int | None) -> DaskExecutor:
@@ -664,7 +680,17 @@ def run_job(
     if batch_size < 1:
         raise JobError("batch_size must be at least 1")
     started = time.perf_counter()
-    resolved = resolve_device(device)
+    executor: Any = None
+    if _is_remote(scheduler):
+        # The GPU that matters is the workers', not this machine's.
+        executor = make_executor(scheduler, device="cpu", n_series=0, n_workers=n_workers)
+        try:
+            resolved = resolve_device(device, available=executor.gpu_available, where="on the Dask workers")
+        except BaseException:
+            executor.close()
+            raise
+    else:
+        resolved = resolve_device(device)
     fams = _select_families(families)
     names = [fam.name for fam in fams]
     versions = {fam.name: family_version(fam) for fam in fams}
@@ -696,7 +722,6 @@ def run_job(
 
     reader = job_io.Session(target, autocommit=True, on_connect=job_io.lock_schema)
     writes = _WriteQueue(job_io.Session(target))
-    executor: Any = None
     bars: dict[str, Any] = {}
     log.info("job.start", run_id=run_id, device=resolved, families=len(fams), schema=config.target_schema())
     try:
@@ -713,7 +738,8 @@ def run_job(
             appended=sum(item.cutoff is not None for item in planned),
             full_refresh=full_refresh,
         )
-        executor = make_executor(scheduler, device=resolved, n_series=len(planned), n_workers=n_workers)
+        if executor is None:
+            executor = make_executor(scheduler, device=resolved, n_series=len(planned), n_workers=n_workers)
         result.scheduler = executor.name
         reader.run(
             lambda conn: job_io.start_run(

@@ -350,7 +350,10 @@ def test_local_cluster_gives_the_same_tables(
             ) as cluster,
             distributed.Client(cluster) as client,
         ):
-            result = run(pg_url, scheduler=client)
+            # This machine's workers have no GPU; the check runs on them, not here.
+            with pytest.raises(device.DeviceError, match="on the Dask workers"):
+                run(pg_url, scheduler=client, device="gpu")
+            result = run(pg_url, scheduler=client, device="auto")
             caches = set(client.run(lambda: __import__("os").environ.get("NUMBA_CACHE_DIR")).values())
             workers = len(client.scheduler_info()["workers"])
     finally:
@@ -358,6 +361,7 @@ def test_local_cluster_gives_the_same_tables(
     assert workers == 2
     assert caches == {str(config.numba_cache_dir())}
     assert result.scheduler.startswith("client:tcp://") and result.series_computed == BUNDLED_SERIES
+    assert result.device == "cpu"
     got = [
         table(pg_url, job_io.STAT_TABLE, tj_stat_outputs(), ["loto", "unique_id"]),
         table(pg_url, job_io.HIST_TABLE, tj_hist_outputs(), ["loto", "unique_id", "ds"]),
@@ -369,7 +373,7 @@ def test_local_cluster_gives_the_same_tables(
 def test_gpu_path_sends_whole_batches_and_falls_back_to_cpu(
     pg_url: str, job_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(jobs, "resolve_device", lambda requested: "gpu")
+    monkeypatch.setattr(jobs, "resolve_device", lambda requested, **kwargs: "gpu")
     batched = Family(
         "tj_stat", "stat", tj_stat, outputs=tj_stat_outputs, min_length=3, gpu=f"{__name__}:tj_stat_batch"
     )
