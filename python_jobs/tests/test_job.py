@@ -447,3 +447,58 @@ def test_command_line_end_to_end(pg_url: str, job_schema: str, capsys: pytest.Ca
     assert f"0 computed, {BUNDLED_SERIES} unchanged" in capsys.readouterr().out
     assert main(["features", "--families", "no_such_family", "--no-progress"]) == 2
     assert "unknown feature families" in capsys.readouterr().err
+
+
+def test_real_families_equal_their_functions(pg_url: str, job_schema: str) -> None:
+    from python_jobs.features import registry
+
+    names = ["rolling", "spectral", "autocorrelation"]
+    result = run(pg_url, families=names, batch_size=6)
+    assert result.status == "success" and not result.errors
+    assert result.computed_per_family == dict.fromkeys(names, BUNDLED_SERIES)
+    by_name = {fam.name: fam for fam in registry.families(names=names)}
+    for name in ("spectral", "autocorrelation"):
+        fam = by_name[name]
+        got = table(pg_url, job_io.STAT_TABLE, fam.outputs(), ["loto", "unique_id"])
+        pd.testing.assert_frame_equal(got, expected_stat(pg_url, fam), check_exact=False, rtol=1e-12, atol=0)
+    rolling = by_name["rolling"]
+    got = table(pg_url, job_io.HIST_TABLE, rolling.outputs(), ["loto", "unique_id", "ds"])
+    pd.testing.assert_frame_equal(got, expected_hist(pg_url, rolling), check_exact=False, rtol=1e-12, atol=0)
+    assert got[rolling.outputs()].notna().to_numpy().sum() > 0.9 * got[rolling.outputs()].size
+
+
+@pytest.mark.dbt
+def test_dbt_hook_and_job_create_the_same_tables(pg_url: str, fresh_schema: Callable[[str], str]) -> None:
+    from python_jobs import dbt
+    from python_jobs.features import registry
+
+    def shape(schema: str) -> tuple[set, set]:
+        columns = execute(
+            pg_url,
+            "select table_name, column_name, data_type, is_nullable, column_default "
+            "from information_schema.columns where table_schema = %s and table_name = any(%s)",
+            (schema, list(job_io.JOB_TABLES)),
+        )
+        keys = execute(
+            pg_url,
+            "select tc.table_name, kcu.column_name, kcu.ordinal_position "
+            "from information_schema.table_constraints as tc "
+            "join information_schema.key_column_usage as kcu using (constraint_schema, constraint_name) "
+            "where tc.table_schema = %s and tc.constraint_type = 'PRIMARY KEY'",
+            (schema,),
+        )
+        return set(columns), set(keys)
+
+    by_hook = fresh_schema("job_hook")
+    # A hook runs with any dbt command that executes nodes; the smallest seed is enough.
+    dbt.run(["seed", "--select", "loto_spec"], url=pg_url, quiet=True)
+    by_job = fresh_schema("job_ddl")
+    with job_io.connect(pg_url) as conn:
+        job_io.ensure_tables(conn, registry.output_columns("stat"), registry.output_columns("hist"))
+    hook_columns, hook_keys = shape(by_hook)
+    job_columns, job_keys = shape(by_job)
+    assert {row[0] for row in hook_columns} == set(job_io.JOB_TABLES)
+    assert hook_columns == job_columns
+    assert hook_keys == job_keys
+    features = {row[1] for row in hook_columns if row[0] in (job_io.STAT_TABLE, job_io.HIST_TABLE)}
+    assert set(registry.output_columns("stat")) | set(registry.output_columns("hist")) < features
