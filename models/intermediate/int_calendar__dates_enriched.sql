@@ -41,27 +41,54 @@ date_parts as (
     from dates
 ),
 
-holiday_neighbours as (
+timeline as (
+    -- Draw dates and holidays on one time line; on a shared day the holiday row sorts first
+    -- in both directions, so "on or before" and "on or after" include the day itself.
     select
-        dates.ds,
-        dates.ds between holiday_coverage.covered_from_date and holiday_coverage.covered_to_date as is_covered,
-        exists(
-            select 1 as is_holiday
-            from holidays
-            where holidays.holiday_date = dates.ds
-        ) as is_holiday,
-        (
-            select max(holidays.holiday_date) as previous_holiday_date
-            from holidays
-            where holidays.holiday_date <= dates.ds
-        ) as previous_holiday_date,
-        (
-            select min(holidays.holiday_date) as next_holiday_date
-            from holidays
-            where holidays.holiday_date >= dates.ds
-        ) as next_holiday_date
+        dates.ds as calendar_date,
+        1 as is_draw_date,
+        null::date as holiday_date
     from dates
+
+    union all
+
+    select
+        holidays.holiday_date as calendar_date,
+        0 as is_draw_date,
+        holidays.holiday_date
+    from holidays
+),
+
+holiday_neighbours as (
+    -- Running max / min over the time line: one sort each way instead of a scan of the
+    -- holidays per date.
+    select
+        timeline.calendar_date as ds,
+        timeline.is_draw_date,
+        max(timeline.holiday_date) over (
+            order by timeline.calendar_date asc, timeline.is_draw_date asc
+            rows between unbounded preceding and current row
+        ) as previous_holiday_date,
+        min(timeline.holiday_date) over (
+            order by timeline.calendar_date desc, timeline.is_draw_date asc
+            rows between unbounded preceding and current row
+        ) as next_holiday_date
+    from timeline
+),
+
+holiday_flags as (
+    select
+        holiday_neighbours.ds,
+        holiday_neighbours.previous_holiday_date,
+        holiday_neighbours.next_holiday_date,
+        holiday_neighbours.previous_holiday_date = holiday_neighbours.ds as is_holiday,
+        (
+            holiday_neighbours.ds
+            between holiday_coverage.covered_from_date and holiday_coverage.covered_to_date
+        ) as is_covered
+    from holiday_neighbours
     cross join holiday_coverage
+    where holiday_neighbours.is_draw_date = 1
 ),
 
 final as (
@@ -94,18 +121,18 @@ final as (
         {{ cyclical_encoding('date_parts.futr_ds_month - 1', 12, 'futr_ds_month') }},
         {{ cyclical_encoding('date_parts.futr_ds_quarter - 1', 4, 'futr_ds_quarter') }},
         {{ fourier_terms('date_parts.days_since_epoch', 'futr') }},
-        case when holiday_neighbours.is_covered then holiday_neighbours.is_holiday end as futr_is_holiday,
+        case when holiday_flags.is_covered then coalesce(holiday_flags.is_holiday, false) end as futr_is_holiday,
         case
-            when holiday_neighbours.is_covered
-                then date_parts.ds - holiday_neighbours.previous_holiday_date
+            when holiday_flags.is_covered
+                then date_parts.ds - holiday_flags.previous_holiday_date
         end as futr_days_since_holiday,
         case
-            when holiday_neighbours.is_covered
-                then holiday_neighbours.next_holiday_date - date_parts.ds
+            when holiday_flags.is_covered
+                then holiday_flags.next_holiday_date - date_parts.ds
         end as futr_days_until_holiday
     from date_parts
-    inner join holiday_neighbours
-        on date_parts.ds = holiday_neighbours.ds
+    inner join holiday_flags
+        on date_parts.ds = holiday_flags.ds
 )
 
 select * from final
