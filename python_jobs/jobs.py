@@ -46,6 +46,7 @@ import importlib
 import inspect
 import json
 import os
+import shutil
 import sys
 import time
 import uuid
@@ -614,6 +615,8 @@ def _progress_bars(fams: list[Family], totals: dict[str, int], enabled: bool) ->
     from tqdm import tqdm
 
     show = enabled and sys.stderr.isatty()
+    # A terminal without a size (a bare pty) reports 0 x 0, which tqdm renders as nothing.
+    size = shutil.get_terminal_size((100, 24))
     return {
         fam.name: tqdm(
             total=totals.get(fam.name, 0),
@@ -623,7 +626,8 @@ def _progress_bars(fams: list[Family], totals: dict[str, int], enabled: bool) ->
             leave=True,
             file=sys.stderr,
             disable=not show,
-            dynamic_ncols=True,
+            ncols=size.columns,
+            nrows=max(size.lines, len(fams) + 1),
         )
         for i, fam in enumerate(fams)
     }
