@@ -55,6 +55,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -228,18 +229,27 @@ def load_families(names: Sequence[str] | None = None) -> list[Family]:
 
 
 def _module_source(fn: Callable) -> str:
+    """The source of ``fn``'s module and of the private helper modules (``_*.py``) beside it."""
     try:
         path = inspect.getsourcefile(fn)
-        if path:
-            with open(path, encoding="utf-8") as handle:
-                return handle.read()
-    except (OSError, TypeError):
-        pass
-    return getattr(fn, "__qualname__", repr(fn))
+    except TypeError:
+        path = None
+    if not path:
+        return getattr(fn, "__qualname__", repr(fn))
+    module = Path(path)
+    parts = []
+    for source in [module, *sorted(module.parent.glob("_*.py"))]:
+        with contextlib.suppress(OSError):
+            parts.append(f"{source.name}\n{source.read_text(encoding='utf-8')}")
+    return "\n".join(parts)
 
 
 def family_version(fam: Family) -> str:
-    """A hash of what defines a family's values: outputs, settings and its module's source."""
+    """A hash of what defines a family's values: outputs, settings and its module's source.
+
+    The source covers the family's module and the shared private helpers of its package, so
+    an edit there recomputes the family everywhere; an edit elsewhere does not.
+    """
     payload = {
         "name": fam.name,
         "kind": fam.kind,
@@ -309,10 +319,13 @@ def compute_family(fam: Family, batch: SeriesBatch, device: str, on_error: str) 
     errors: list[tuple[int, str]] = []
     eligible = [i for i, s in enumerate(series) if len(s) >= fam.min_length]
     too_short = len(series) - len(eligible)
-    bad = [i for i in eligible if not np.isfinite(series[i].y).all()]
-    for i in bad:
-        errors.append((i, f"y has {int((~np.isfinite(series[i].y)).sum())} non-finite values"))
-    eligible = [i for i in eligible if i not in set(bad)]
+    for i in [i for i in eligible if not np.isfinite(series[i].y).all()]:
+        message = f"y has {int((~np.isfinite(series[i].y)).sum())} non-finite values"
+        if on_error == "raise":
+            raise SeriesFailure(fam.name, series[i].loto, series[i].unique_id, message)
+        errors.append((i, message))
+    failed_input = {i for i, _ in errors}
+    eligible = [i for i in eligible if i not in failed_input]
 
     used = "cpu"
     gpu_results: list[Any] | None = None
@@ -343,9 +356,6 @@ def compute_family(fam: Family, batch: SeriesBatch, device: str, on_error: str) 
             values[i] = np.nan
         else:
             values[offsets[i] : offsets[i + 1]] = np.nan
-    if errors and on_error == "raise":
-        i, message = errors[0]
-        raise SeriesFailure(fam.name, series[i].loto, series[i].unique_id, message)
     return FamilyBatchResult(fam.name, values, errors, too_short, time.perf_counter() - start, used)
 
 
@@ -611,6 +621,30 @@ class _WriteQueue:
         self._session.close()
 
 
+class _ProgressLog:
+    """A ``job.progress`` log line at most every ``interval`` seconds."""
+
+    def __init__(self, total: int, *, enabled: bool, interval: float = 30.0):
+        self.total = total
+        self.enabled = enabled
+        self.interval = interval
+        self.start = self.last = time.perf_counter()
+
+    def tick(self, done: int) -> None:
+        now = time.perf_counter()
+        if not self.enabled or (now - self.last < self.interval and done < self.total):
+            return
+        self.last = now
+        elapsed = now - self.start
+        log.info(
+            "job.progress",
+            series_done=done,
+            series_to_compute=self.total,
+            seconds=round(elapsed, 1),
+            series_per_s=round(done / elapsed, 2) if elapsed > 0 else None,
+        )
+
+
 def _progress_bars(fams: list[Family], totals: dict[str, int], enabled: bool) -> dict[str, Any]:
     from tqdm import tqdm
 
@@ -759,6 +793,8 @@ def run_job(
         if not planned:
             log.info("job.nothing_to_do", series=len(summary))
         bars = _progress_bars(fams, totals, progress)
+        # Without bars (a log file, a CI run), a line now and then says how far the run is.
+        ticker = _ProgressLog(len(planned), enabled=not any(not bar.disable for bar in bars.values()))
         by_name = {fam.name: fam for fam in fams}
         in_flight: deque[_InFlight] = deque()
         computed: set[tuple[str, str]] = set()
@@ -790,6 +826,7 @@ def run_job(
                 computed.update((s.loto, s.unique_id) for s in job.series)
                 for name in results:
                     bars[name].update(len(job.series))
+                ticker.tick(len(computed))
 
             writes.put(write, written)
 

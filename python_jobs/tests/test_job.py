@@ -466,6 +466,18 @@ def test_real_families_equal_their_functions(pg_url: str, job_schema: str) -> No
     pd.testing.assert_frame_equal(got, expected_hist(pg_url, rolling), check_exact=False, rtol=1e-12, atol=0)
     assert got[rolling.outputs()].notna().to_numpy().sum() > 0.9 * got[rolling.outputs()].size
 
+    # A new draw appends one row per grown series; the rows kept are what a full run gives.
+    execute(
+        pg_url,
+        "insert into stg_lottery__draws (loto, unique_id, ds, y) "
+        "select loto, unique_id, date '2024-07-10', 6 - y from stg_lottery__draws "
+        "where loto = 'bingo5' and ds = date '2024-07-03'",
+    )
+    grown = run(pg_url, families=names, batch_size=6)
+    assert grown.series_computed == 8 and grown.rows_written[job_io.HIST_TABLE] == 8
+    got = table(pg_url, job_io.HIST_TABLE, rolling.outputs(), ["loto", "unique_id", "ds"])
+    pd.testing.assert_frame_equal(got, expected_hist(pg_url, rolling), check_exact=False, rtol=1e-12, atol=0)
+
 
 @pytest.mark.dbt
 def test_dbt_hook_and_job_create_the_same_tables(pg_url: str, fresh_schema: Callable[[str], str]) -> None:
