@@ -23,7 +23,7 @@ import threading
 import numpy as np
 
 from python_jobs import config
-from python_jobs.features._common import as_series, nan_dict
+from python_jobs.features._common import as_series, nan_dict, usable
 from python_jobs.features._numba import njit
 from python_jobs.features.registry import register
 
@@ -31,6 +31,9 @@ MP_STATS = ("min", "max", "mean", "std", "motif_idx", "discord_idx")
 # stumpy.config.STUMPY_EXCL_ZONE_DENOM and STUMPY_P_NORM_THRESHOLD.
 EXCL_ZONE_DENOM = 4
 P_NORM_THRESHOLD = 1e-14
+# Profile values this close (relative to max(1, largest value)) count as a tie for the motif and
+# discord index, so rounding differences between implementations never move the index.
+TIE_TOLERANCE = 1e-9
 
 
 def exclusion_zone(m: int) -> int:
@@ -165,13 +168,15 @@ def profile_stats(profile: np.ndarray, names: list[str]) -> dict[str, float]:
         return nan_dict(names)
     values = profile[finite]
     positions = np.flatnonzero(finite)
+    low, high = values.min(), values.max()
+    tolerance = TIE_TOLERANCE * max(1.0, high)
     stats = (
-        values.min(),
-        values.max(),
+        low,
+        high,
         values.mean(),
         values.std(),
-        positions[np.argmin(values)],
-        positions[np.argmax(values)],
+        positions[np.argmax(values <= low + tolerance)],
+        positions[np.argmax(values >= high - tolerance)],
     )
     return {name: float(value) for name, value in zip(names, stats, strict=True)}
 
@@ -191,9 +196,12 @@ def matrix_profile(y, m: int | None = None) -> dict[str, float]:
     dict of str to float
         ``stat_mp_m{m}_min``, ``_max``, ``_mean``, ``_std`` (population, ddof 0) of the
         profile's finite entries; ``_motif_idx`` and ``_discord_idx``: the 0-based start row of
-        the subsequence with the smallest / largest finite profile value (the first one on
-        ties). Infinite entries (no non-trivial match: series barely longer than ``m``, or
-        subsequences holding NaN) are left out; all NaN when none is finite or ``len(y) < m``.
+        the subsequence with the smallest / largest finite profile value, the first one on
+        ties (values within ``1e-9 * max(1, max value)`` of the extreme count as tied, so
+        that rounding differences between implementations do not move the index).
+        Infinite entries (no non-trivial match, in a series barely longer than ``m``) are
+        left out; all NaN when none is finite, when ``len(y) < m`` or when ``y`` holds a
+        non-finite value (as every ``stat`` family does).
 
     Notes
     -----
@@ -201,9 +209,12 @@ def matrix_profile(y, m: int | None = None) -> dict[str, float]:
     Library for Time Series Data Mining", JOSS 4(39) 1504, 2019; C.-C. M. Yeh et al., Matrix
     Profile I, ICDM 2016).
     """
+    arr = as_series(y)
     window = config.MP_WINDOW if m is None else m
     names = [f"stat_mp_m{window}_{name}" for name in MP_STATS]
-    profile, _ = self_join(y, window)
+    if not usable(arr, window):
+        return nan_dict(names)
+    profile, _ = self_join(arr, window)
     return profile_stats(profile, names)
 
 

@@ -66,7 +66,7 @@ SETTINGS: dict[str, list[dict] | None] = {
     "number_peaks": [{"n": 3}],
     "binned_entropy": [{"max_bins": 10}],
     "quantile": [{"q": 0.1}, {"q": 0.9}],
-    "index_mass_quantile": [{"q": 0.5}],
+    "mean_n_absolute_max": [{"number_of_maxima": 7}],
     "autocorrelation": [{"lag": 1}],
     "agg_autocorrelation": [{"f_agg": "mean", "maxlag": 40}],
     "linear_trend": [{"attr": "slope"}, {"attr": "rvalue"}],

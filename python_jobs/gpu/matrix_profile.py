@@ -79,9 +79,9 @@ def matrix_profile_batch_xp(xp: ModuleType, ys: list[np.ndarray], m: int | None 
     window = config.MP_WINDOW if m is None else m
     names = [f"stat_mp_m{window}_{name}" for name in MP_STATS]
     results = []
-    for pair in _profiles(xp, ys, window):
-        profile = np.empty(0) if pair is None else pair[0]
-        results.append(profile_stats(profile, names))
+    for y, pair in zip(ys, _profiles(xp, ys, window), strict=True):
+        usable = pair is not None and bool(np.isfinite(y).all())
+        results.append(profile_stats(pair[0] if usable else np.empty(0), names))
     return results
 
 

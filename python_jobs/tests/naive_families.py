@@ -61,6 +61,8 @@ def spectral(y: np.ndarray) -> dict[str, float]:
 def znorm_distance(a: np.ndarray, b: np.ndarray) -> float:
     """z-normalised Euclidean distance, with stumpy's rules for constant subsequences."""
     m = len(a)
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return math.inf  # a subsequence holding NaN matches nothing
     sa, sb = float(np.std(a)), float(np.std(b))
     if np.ptp(a) == 0 and np.ptp(b) == 0:
         return 0.0

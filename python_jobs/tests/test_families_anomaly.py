@@ -1,0 +1,77 @@
+"""IsolationForest score: scikit-learn refitted by hand on the documented blocks, point in time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.ensemble import IsolationForest
+
+from python_jobs import config
+from python_jobs.features.anomaly import anomaly, anomaly_outputs
+from python_jobs.tests.family_data import real_series
+
+NAME = "hist_y_iforest_score"
+
+
+def reference(y: np.ndarray) -> np.ndarray:
+    """The documented definition, written out with explicit loops."""
+    dims, first = config.IFOREST_EMBED, config.IFOREST_MIN_TRAIN
+    vectors = [y[j : j + dims] for j in range(len(y) - dims + 1)]
+    out = np.full(len(y), np.nan)
+    start = first
+    while start < len(vectors):
+        stop = min(2 * start, len(vectors))
+        model = IsolationForest(
+            n_estimators=config.IFOREST_N_ESTIMATORS, random_state=config.IFOREST_RANDOM_STATE
+        ).fit(np.array(vectors[:start]))
+        out[start + dims - 1 : stop + dims - 1] = -model.score_samples(np.array(vectors[start:stop]))
+        start *= 2
+    return out
+
+
+@pytest.mark.parametrize("key", ["bingo5:N5", "loto6:B1"])
+def test_equals_scikit_learn_fitted_on_earlier_blocks(key):
+    y = real_series()[key]
+    got = anomaly(y)
+    assert list(got) == anomaly_outputs()
+    np.testing.assert_allclose(got[NAME], reference(y), rtol=0, atol=1e-12, equal_nan=True)
+    first_scored = config.IFOREST_MIN_TRAIN + config.IFOREST_EMBED - 1
+    assert np.isnan(got[NAME][:first_scored]).all()
+    assert np.isfinite(got[NAME][first_scored:]).all()
+    assert ((got[NAME][first_scored:] > 0) & (got[NAME][first_scored:] <= 1)).all()
+
+
+def test_point_in_time():
+    y = real_series()["loto6:N1"]
+    full = anomaly(y)[NAME]
+    for k in (100, 131, 300, 1030):
+        np.testing.assert_array_equal(anomaly(y[:k])[NAME], full[:k], err_msg=f"cut at {k}")
+
+
+def test_a_run_of_extreme_values_scores_highest():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=400)
+    y[348:351] = 4.0  # the vector of row 350 is (4, 4, 4)
+    scores = anomaly(y)[NAME]
+    assert np.nanargmax(scores) == 350
+
+
+@pytest.mark.parametrize(
+    "y",
+    [np.array([]), np.arange(2.0), np.arange(100.0), np.full(300, 3.0)],
+    ids=["empty", "2", "100", "constant"],
+)
+def test_short_and_constant_series(y):
+    got = anomaly(y)[NAME]
+    assert len(got) == len(y)
+    first_scored = config.IFOREST_MIN_TRAIN + config.IFOREST_EMBED - 1
+    assert np.isnan(got[:first_scored]).all()
+    assert np.isfinite(got[first_scored:]).all()
+
+
+def test_nan_rows_are_skipped_and_left_out_of_training():
+    y = real_series()["bingo5:N5"].copy()
+    y[[5, 200]] = np.nan
+    got = anomaly(y)[NAME]
+    assert np.isnan(got[200:203]).all()
+    assert np.isfinite(got[203:]).all() and np.isfinite(got[130:200]).all()

@@ -1,0 +1,160 @@
+"""Matrix profile families against stumpy (stump, stumpi), a naive reference, and the GPU code."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from python_jobs import config
+from python_jobs.features._numba import import_cached
+from python_jobs.features.matrix_profile import (
+    matrix_profile,
+    matrix_profile_left,
+    matrix_profile_left_outputs,
+    matrix_profile_outputs,
+    self_join,
+)
+from python_jobs.gpu.matrix_profile import (
+    matrix_profile_batch,
+    matrix_profile_batch_xp,
+    matrix_profile_left_batch,
+    matrix_profile_left_batch_xp,
+)
+from python_jobs.tests import naive_families as naive
+from python_jobs.tests.family_data import (
+    assert_columns_equal,
+    assert_stats_equal,
+    bingo5,
+    loto6,
+    real_series,
+    requires_gpu,
+)
+
+M = config.MP_WINDOW
+LEFT = f"hist_y_mp_left_m{M}"
+
+
+@pytest.fixture(scope="module")
+def stumpy():
+    # Cached compilation: stumpy's kernels take about a minute to compile on two cores, once.
+    return import_cached("stumpy")
+
+
+def stumpy_stats(profile: np.ndarray) -> dict[str, float]:
+    """The documented statistics of a stumpy profile, written out independently."""
+    finite = [(j, v) for j, v in enumerate(profile) if math.isfinite(v)]
+    values = [v for _, v in finite]
+    low, high = min(values), max(values)
+    tolerance = 1e-9 * max(1.0, high)
+    return {
+        f"stat_mp_m{M}_min": low,
+        f"stat_mp_m{M}_max": high,
+        f"stat_mp_m{M}_mean": float(np.mean(values)),
+        f"stat_mp_m{M}_std": float(np.std(values)),
+        f"stat_mp_m{M}_motif_idx": float(next(j for j, v in finite if v <= low + tolerance)),
+        f"stat_mp_m{M}_discord_idx": float(next(j for j, v in finite if v >= high - tolerance)),
+    }
+
+
+@pytest.mark.parametrize("key", list(real_series()))
+def test_profile_and_stats_equal_stumpy_stump(stumpy, key):
+    y = real_series()[key]
+    reference = stumpy.stump(y, M)
+    want = reference[:, 0].astype(float)
+    profile, _ = self_join(y)
+    np.testing.assert_allclose(profile, want, rtol=0, atol=1e-9)
+    got = matrix_profile(y)
+    assert list(got) == matrix_profile_outputs()
+    assert_stats_equal(got, stumpy_stats(want), rtol=1e-9)
+
+
+@pytest.mark.parametrize("key", list(real_series()))
+def test_left_profile_is_the_distance_to_stumps_left_neighbour(stumpy, key):
+    y = real_series()[key]
+    left_index = stumpy.stump(y, M)[:, 2].astype(int)
+    _, left = self_join(y)
+    for j in range(0, len(left_index), 7):
+        k = left_index[j]
+        if k < 0:
+            assert np.isinf(left[j])
+        else:
+            assert left[j] == pytest.approx(naive.znorm_distance(y[j : j + M], y[k : k + M]), abs=1e-9)
+
+
+def test_left_profile_equals_stumpy_stumpi(stumpy):
+    y = bingo5()["N1"]
+    stream = stumpy.stumpi(y[:40], M, egress=False)
+    for value in y[40:]:
+        stream.update(value)
+    got = matrix_profile_left(y)[LEFT]
+    want = np.where(np.isfinite(stream.left_P_), stream.left_P_, np.nan)
+    assert np.isnan(got[: M - 1]).all()
+    np.testing.assert_allclose(got[M - 1 :], want, rtol=0, atol=1e-9, equal_nan=True)
+    assert np.isfinite(got[M - 1 + 4 :]).all()
+
+
+def test_equals_naive_reference():
+    y = loto6()["N2"][:160]
+    profile, left = self_join(y)
+    np.testing.assert_allclose(profile, naive.matrix_profile(y, M), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(left, naive.left_matrix_profile(y, M), rtol=0, atol=1e-9)
+
+
+def test_constant_stretches_and_nan_follow_stumpy(stumpy):
+    rng = np.random.default_rng(3)
+    y = np.r_[
+        np.full(20, 4.0), rng.integers(1, 6, 60).astype(float), np.full(12, 4.0), np.nan, np.arange(20.0)
+    ]
+    want = stumpy.stump(y, M)[:, 0].astype(float)
+    profile, left = self_join(y)
+    np.testing.assert_allclose(profile, want, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(left, naive.left_matrix_profile(y, M), rtol=0, atol=1e-9)
+    hist = matrix_profile_left(y)[LEFT]
+    nan_row = 20 + 60 + 12
+    assert np.isnan(hist[nan_row : nan_row + M]).all()  # subsequences holding the NaN
+    assert hist[19] == 0.0  # the constant subsequence y[12:20] after the earlier y[0:8]
+
+
+def test_left_profile_is_point_in_time():
+    y = real_series()["loto6:B1"]
+    full = matrix_profile_left(y)[LEFT]
+    for k in (M - 1, M + 3, 100, 1000):
+        np.testing.assert_array_equal(matrix_profile_left(y[:k])[LEFT], full[:k], err_msg=f"cut at {k}")
+
+
+@pytest.mark.parametrize(
+    "y", [np.array([]), np.arange(5.0), np.arange(M + 2.0)], ids=["empty", "< m", "no match"]
+)
+def test_short_series(y):
+    assert all(math.isnan(v) for v in matrix_profile(y).values())
+    left = matrix_profile_left(y)
+    assert list(left) == matrix_profile_left_outputs()
+    assert len(left[LEFT]) == len(y) and np.isnan(left[LEFT]).all()
+
+
+def test_batched_array_code_equals_cpu_through_numpy():
+    # One batched matrix product per chunk (the GPU path) against the numba diagonal kernel.
+    rng = np.random.default_rng(5)
+    with_nan = bingo5()["N2"].copy()
+    with_nan[100] = np.nan
+    batch = [
+        *real_series().values(),
+        with_nan,
+        np.r_[np.full(20, 2.0), rng.integers(1, 5, 40).astype(float)],
+        np.arange(5.0),
+    ]
+    for got, y in zip(matrix_profile_batch_xp(np, batch), batch, strict=True):
+        assert_stats_equal(got, matrix_profile(y), rtol=0, atol=1e-8)
+    for got, y in zip(matrix_profile_left_batch_xp(np, batch), batch, strict=True):
+        assert_columns_equal(got, matrix_profile_left(y), atol=1e-8)
+
+
+@requires_gpu
+def test_gpu_equals_cpu():
+    batch = list(real_series().values())
+    for got, y in zip(matrix_profile_batch(batch), batch, strict=True):
+        assert_stats_equal(got, matrix_profile(y), rtol=0, atol=1e-6)
+    for got, y in zip(matrix_profile_left_batch(batch), batch, strict=True):
+        assert_columns_equal(got, matrix_profile_left(y), atol=1e-6)
