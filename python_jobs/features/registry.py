@@ -92,10 +92,16 @@ def register(
 
 
 def families(kind: Kind | None = None, names: list[str] | None = None) -> list[Family]:
-    """The registered families (importing every family module), optionally filtered."""
+    """The registered families (importing every family module), optionally filtered.
+
+    In :data:`FAMILY_MODULES` order, then registration order within a module, whatever order
+    the modules happened to be imported in (output column order depends on it).
+    """
     for module in FAMILY_MODULES:
         importlib.import_module(module)
-    selected = [fam for fam in _FAMILIES.values() if kind is None or fam.kind == kind]
+    rank = {module: pos for pos, module in enumerate(FAMILY_MODULES)}
+    ordered = sorted(_FAMILIES.values(), key=lambda fam: rank.get(fam.fn.__module__, len(rank)))
+    selected = [fam for fam in ordered if kind is None or fam.kind == kind]
     if names:
         unknown = set(names) - {fam.name for fam in selected}
         if unknown:

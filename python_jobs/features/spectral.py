@@ -51,7 +51,8 @@ def spectral_xp(xp: ModuleType, values) -> dict:
     centroid = (power * freqs).sum(axis=1) / total
     spread = xp.sqrt((power * (freqs[None, :] - centroid[:, None]) ** 2).sum(axis=1) / total)
     cumulative = xp.cumsum(power, axis=1)
-    rolloff_bin = xp.argmax(cumulative >= ROLLOFF_FRACTION * total[:, None], axis=1)
+    reached = (cumulative >= ROLLOFF_FRACTION * total[:, None]).astype(xp.int8)
+    rolloff_bin = xp.argmax(reached, axis=1)
     with np.errstate(divide="ignore"):
         log_power = xp.log(power)
     flatness = xp.exp(log_power.mean(axis=1)) / power.mean(axis=1)

@@ -31,7 +31,7 @@ def run_stat_batch(
     usable = [pos for pos, y in enumerate(ys) if _usable(y, min_length, skip_constant)]
     for n, indices in batching.groups_by_length([ys[pos] for pos in usable]):
         group = [usable[i] for i in indices]
-        for chunk in batching.chunks(group, bytes_per_row * n):
+        for chunk in batching.chunks(group, bytes_per_row * n, batching.chunk_budget(xp)):
             values = compute(xp, batching.stack(xp, ys, chunk))
             host = {name: batching.to_host(xp, values[name]) for name in names}
             for row, pos in enumerate(chunk):

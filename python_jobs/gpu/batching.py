@@ -10,9 +10,19 @@ from types import ModuleType
 
 import numpy as np
 
-# Upper bound on the bytes of one intermediate array per launch; series are processed in
-# chunks so the largest temporary (e.g. a stack of windows or distance matrices) stays below it.
+# Bytes of temporaries per chunk of series when the array module is NumPy (the CPU tests);
+# on a GPU the budget is a quarter of the free device memory, at most MAX_DEVICE_CHUNK_BYTES.
 CHUNK_BYTES = 256 * 1024 * 1024
+MAX_DEVICE_CHUNK_BYTES = 4 * 1024 * 1024 * 1024
+
+
+def chunk_budget(xp: ModuleType) -> int:
+    """Bytes of temporaries one chunk may use with array module ``xp``."""
+    cuda = getattr(xp, "cuda", None)
+    if cuda is None:
+        return CHUNK_BYTES
+    free, _ = cuda.runtime.memGetInfo()
+    return max(CHUNK_BYTES, min(free // 4, MAX_DEVICE_CHUNK_BYTES))
 
 
 def to_host(xp: ModuleType, a) -> np.ndarray:
@@ -30,9 +40,9 @@ def groups_by_length(ys: list[np.ndarray]) -> Iterator[tuple[int, list[int]]]:
     yield from groups.items()
 
 
-def chunks(positions: list[int], bytes_per_series: int) -> Iterator[list[int]]:
-    """Split ``positions`` so that each chunk needs at most :data:`CHUNK_BYTES`."""
-    size = max(1, CHUNK_BYTES // max(1, bytes_per_series))
+def chunks(positions: list[int], bytes_per_series: int, budget: int = CHUNK_BYTES) -> Iterator[list[int]]:
+    """Split ``positions`` so that each chunk needs at most ``budget`` bytes (one series at least)."""
+    size = max(1, budget // max(1, bytes_per_series))
     for start in range(0, len(positions), size):
         yield positions[start : start + size]
 

@@ -4,7 +4,7 @@ For a chunk of equal-length series, the z-normalised subsequences are stacked as
 ``Z (series, count, m)`` and one batched matrix product ``Z Z^T / m`` gives every Pearson
 correlation at once; masks apply the exclusion zone, stumpy's constant-subsequence rules and
 the left (earlier-only) restriction. O(count^2) memory per series, so chunks are sized from
-:data:`python_jobs.gpu.batching.CHUNK_BYTES`.
+:func:`python_jobs.gpu.batching.chunk_budget`.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def _profiles(xp: ModuleType, ys: list[np.ndarray], m: int) -> list[tuple[np.nda
         group = [usable[i] for i in indices]
         count = n - m + 1
         # rho plus a few same-sized temporaries (masks, where results) per series.
-        for chunk in batching.chunks(group, 40 * count * count):
+        for chunk in batching.chunks(group, 40 * count * count, batching.chunk_budget(xp)):
             profile, left = _profiles_group(xp, batching.stack(xp, ys, chunk), m)
             for row, pos in enumerate(chunk):
                 out[pos] = (profile[row], left[row])

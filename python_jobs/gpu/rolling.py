@@ -45,7 +45,7 @@ def rolling_batch_xp(
     for n, positions in batching.groups_by_length(ys):
         # The largest temporary is the sorted stack of windows of the longest size.
         per_series = 8 * max(n, 1) * max(wins) * 2
-        for chunk in batching.chunks(positions, per_series):
+        for chunk in batching.chunks(positions, per_series, batching.chunk_budget(xp)):
             group = _rolling_group(xp, batching.stack(xp, ys, chunk), wins)
             for row, pos in enumerate(chunk):
                 results[pos] = {name: group[name][row] for name in names}

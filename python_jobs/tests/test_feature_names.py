@@ -71,3 +71,12 @@ def test_every_family_module_registers_with_a_cpu_function():
     }
     for fam in fams:
         assert callable(fam.fn) and fam.outputs() and fam.reference
+
+
+def test_column_order_does_not_depend_on_import_order(monkeypatch):
+    expected = registry.output_columns("stat"), registry.output_columns("hist")
+    # As if the modules had been imported (and registered) in reverse order.
+    monkeypatch.setattr(registry, "_FAMILIES", dict(reversed(list(registry._FAMILIES.items()))))
+    assert (registry.output_columns("stat"), registry.output_columns("hist")) == expected
+    modules = [fam.fn.__module__ for fam in registry.families()]
+    assert modules == sorted(modules, key=registry.FAMILY_MODULES.index)
