@@ -141,18 +141,22 @@ def test_edge_cases_match_pandas_and_python_columns_join(pg_url, fresh_schema):
                 ),
                 rows,
             )
-    # The first build creates the empty py_features_stat (on-run-start); then a row is written
-    # to it as the Python job would, and the mart is built again.
-    seeds_and_models = ["--resource-type", "seed", "--resource-type", "model"]
-    dbt.run(["build", "--quiet", "--select", "+features_stat", *seeds_and_models], url=pg_url)
-    with db.connect(pg_url, autocommit=True) as conn:
+        # A result of the Python job for one series, written before dbt runs: the job-table
+        # hook (on-run-start) keeps this table and only adds the feature columns it lacks.
+        conn.execute(
+            sql.SQL(
+                "create table {}.py_features_stat (loto text not null, unique_id text not null, "
+                "computed_at timestamptz, stat_acf_lag1 double precision, primary key (loto, unique_id))"
+            ).format(sql.Identifier(schema))
+        )
         conn.execute(
             sql.SQL(
                 "insert into {}.py_features_stat (loto, unique_id, stat_acf_lag1) values (%s, %s, %s)"
             ).format(sql.Identifier(schema)),
             ("edgeloto", "N5", 0.5),
         )
-    dbt.run(["run", "--quiet", "--select", "features_stat"], url=pg_url)
+    seeds_and_models = ["--resource-type", "seed", "--resource-type", "model"]
+    dbt.run(["build", "--quiet", "--select", "+features_stat", *seeds_and_models], url=pg_url)
     stat = _read(pg_url, schema, "select * from features_stat")
     draws = pd.DataFrame(rows, columns=["loto", "unique_id", "ds", "y"])
     _assert_matches_pandas(stat[SQL_COLUMNS], draws)
