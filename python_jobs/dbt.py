@@ -44,6 +44,10 @@ def dbt_env(url: str | None = None) -> dict[str, str]:
             "LOTO_PGDATABASE": params["dbname"],
             "DBT_SCHEMA": config.target_schema(),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+            # A test runs only when all its parents are built: the pipeline builds staging
+            # before the Python job and the marts after it, and a parity test that reads both
+            # belongs to the second step.
+            "DBT_INDIRECT_SELECTION": os.environ.get("DBT_INDIRECT_SELECTION", "buildable"),
             "DO_NOT_TRACK": "1",
             "DBT_PROFILES_DIR": str(config.REPO_ROOT),
             "DBT_PROJECT_DIR": str(config.REPO_ROOT),
