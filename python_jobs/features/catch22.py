@@ -1,4 +1,8 @@
-"""The 22 catch22 features: ``stat_c22_{name}``."""
+"""The 22 catch22 features: ``stat_c22_{name}``.
+
+No GPU implementation (catch22 is C code per series): the job runs this family on the CPU
+whatever the device.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Entropy, Hjorth and fractal-dimension measures from antropy: ``stat_ent_*``, ``stat_hjorth_*``,
-``stat_fd_*``, ``stat_dfa``."""
+``stat_fd_*``, ``stat_dfa``.
+
+No GPU implementation: the job runs this family on the CPU whatever the device.
+"""
 
 from __future__ import annotations
 

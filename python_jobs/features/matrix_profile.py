@@ -99,32 +99,34 @@ def _self_join(y: np.ndarray, m: int, excl_zone: int) -> tuple[np.ndarray, np.nd
     cov_c[0] = values[-1]
     cov_c -= means_m1
     constant = (m - 1) / (m * m)
-    rho = np.full(count, -np.inf)
+    # Every pair (i, j = i + g) has i < j: it is a left candidate of j and a right one of i.
     rho_left = np.full(count, -np.inf)
+    rho_right = np.full(count, -np.inf)
+    # Subsequences neither constant nor holding NaN take the plain Pearson branch.
+    plain = is_finite & ~is_constant
+    all_plain = plain.all()
     for g in range(excl_zone + 1, count):
         cov = 0.0
+        for t in range(m):
+            cov += (values[g + t] - means[g]) * (values[t] - means[0])
+        cov /= m
         for i in range(count - g):
             j = i + g
-            if i == 0:
-                cov = 0.0
-                for t in range(m):
-                    cov += (values[j + t] - means[j]) * (values[i + t] - means[i])
-                cov /= m
-            else:
+            if i > 0:
                 cov = cov + constant * (cov_a[j] * cov_a[i] - cov_c[j] * cov_c[i])
-            if is_finite[i] and is_finite[j]:
-                if is_constant[i] and is_constant[j]:
-                    pearson = 1.0
-                elif is_constant[i] or is_constant[j]:
-                    pearson = 0.5
-                else:
-                    pearson = min(1.0, cov * inv_std[j] * inv_std[i])
-                if pearson > rho[i]:
-                    rho[i] = pearson
-                if pearson > rho[j]:
-                    rho[j] = pearson
-                if pearson > rho_left[j]:
-                    rho_left[j] = pearson
+            if all_plain or (plain[i] and plain[j]):
+                pearson = min(1.0, cov * inv_std[j] * inv_std[i])
+            elif not (is_finite[i] and is_finite[j]):
+                continue
+            elif is_constant[i] and is_constant[j]:
+                pearson = 1.0
+            else:
+                pearson = 0.5
+            if pearson > rho_right[i]:
+                rho_right[i] = pearson
+            if pearson > rho_left[j]:
+                rho_left[j] = pearson
+    rho = np.maximum(rho_left, rho_right)
     profile = np.empty(count)
     left = np.empty(count)
     for j in range(count):

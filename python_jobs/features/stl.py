@@ -6,6 +6,8 @@
 called directly. ``stability``, ``lumpiness`` and ``hurst`` are re-implemented here with the
 same arithmetic because tsfeatures loops in Python (``hurst`` is O(n^2) Python: 40 ms for
 1,000 rows, 170 ms for 2,000); the tests hold them equal to the tsfeatures functions.
+
+No GPU implementation: the job runs this family on the CPU whatever the device.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ outside ``[a-z0-9_]`` written ``_``. For example ``y__quantile__q_0.1`` becomes
 identifier limit (checked at import), so there is no truncation rule; this is why
 ``percentage_of_reoccurring_datapoints_to_all_datapoints`` (68 characters as a column) is
 not in the subset.
+
+No GPU implementation: the job runs this family on the CPU whatever the device.
 """
 
 from __future__ import annotations
