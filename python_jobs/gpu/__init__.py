@@ -7,7 +7,8 @@ every module of this package (the tests run the array code through NumPy), and a
 the GPU there gives one clear :class:`GpuUnavailableError`.
 
 Each family module exposes ``<family>_batch(ys)``: a list of 1-D float arrays in, a list of
-the CPU function's results out (same keys, values equal within 1e-6). Series are grouped by
+the CPU function's results out (same keys, values equal within 1e-6). It is
+``<family>_batch_xp(cupy, ys)``; the tests call ``<family>_batch_xp(numpy, ys)``. Series are grouped by
 length so that one group is one 2-D array on the device; the lotteries' series of one
 lottery all have the same length, so a batch is usually a handful of groups.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import subprocess
@@ -90,6 +91,19 @@ def test_asking_for_the_gpu_without_one_is_one_clear_error():
     family = registry.families(names=["spectral"])[0]
     with pytest.raises(gpu.GpuUnavailableError, match="DEVICE=cpu"):
         family.gpu_fn()([bingo5()["N1"]])
+
+
+@pytest.mark.parametrize("family", [f for f in registry.families() if f.gpu], ids=lambda fam: fam.name)
+def test_gpu_array_code_through_numpy_equals_cpu_on_real_and_edge_cases(family):
+    # Each GPU path is `<name>_batch(ys)` = `<name>_batch_xp(cupy, ys)`; run the latter with NumPy.
+    module, _, attr = family.gpu.partition(":")
+    batch_xp = getattr(importlib.import_module(module), f"{attr}_xp")
+    batch = [*bingo5().values(), *EDGE_CASES.values()]
+    for got, y in zip(batch_xp(np, batch), batch, strict=True):
+        want = family.fn(y)
+        assert list(got) == list(want)
+        for name, value in want.items():
+            np.testing.assert_allclose(got[name], value, rtol=0, atol=1e-9, equal_nan=True, err_msg=name)
 
 
 @requires_gpu
