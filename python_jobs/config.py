@@ -35,9 +35,10 @@ FUTR_HORIZON = 10
 
 # hist_y_iforest_score (python_jobs/features/anomaly.py): an IsolationForest on the last
 # IFOREST_EMBED values, first fitted once IFOREST_MIN_TRAIN rows exist, refitted each time
-# the training rows double.
+# the training rows grow IFOREST_REFIT_GROWTH-fold.
 IFOREST_EMBED = 3
 IFOREST_MIN_TRAIN = 128
+IFOREST_REFIT_GROWTH = 4
 IFOREST_N_ESTIMATORS = 32
 IFOREST_RANDOM_STATE = 0
 

@@ -1,13 +1,14 @@
 """Point-in-time IsolationForest anomaly score: ``hist_y_iforest_score``.
 
-Definition, with ``E = config.IFOREST_EMBED`` (3) and ``M = config.IFOREST_MIN_TRAIN`` (128):
+Definition, with ``E = config.IFOREST_EMBED`` (3), ``M = config.IFOREST_MIN_TRAIN`` (128) and
+``G = config.IFOREST_REFIT_GROWTH`` (4):
 
 - the feature vector of row ``t >= E - 1`` is the delay embedding
   ``x_t = (y[t - E + 1], ..., y[t - 1], y[t])`` (the value and the draws before it, so a
   row is unusual for its value *and* for the transition into it); ``j = t - E + 1`` numbers
   these vectors from 0;
-- models are fitted at the block boundaries ``b = M, 2M, 4M, ...`` (whenever the history
-  doubles): the model of block ``[b, 2b)`` is ``sklearn.ensemble.IsolationForest(
+- models are fitted at the block boundaries ``b = M, G M, G^2 M, ...`` (whenever the history
+  has grown G-fold): the model of block ``[b, G b)`` is ``sklearn.ensemble.IsolationForest(
   n_estimators=config.IFOREST_N_ESTIMATORS, max_samples='auto', contamination='auto',
   random_state=config.IFOREST_RANDOM_STATE)`` fitted on the vectors ``j < b``, i.e. on rows
   strictly before the block, and scores every row of the block;
@@ -18,9 +19,11 @@ Definition, with ``E = config.IFOREST_EMBED`` (3) and ``M = config.IFOREST_MIN_T
 
 Point in time: the value at row ``t`` depends on ``y[: t + 1]`` only, and the block
 boundaries are counted from the series' first row, so cutting the series later never
-changes an earlier value. The doubling schedule keeps the cost at O(log n) fits per series
-(a fit of 32 trees is ~40 ms of scikit-learn overhead, whatever the size, because
-``max_samples`` caps each tree at 256 rows).
+changes an earlier value. The geometric schedule keeps the cost at O(log n) fits per series
+(two for 1,000 rows): a fit of 32 trees is ~40-70 ms of scikit-learn overhead whatever the
+history, because ``max_samples`` caps each tree at 256 rows, so a refit mostly refreshes
+which rows are sampled. 32 trees: the scores correlate 0.97 with those of a 400-tree forest
+on the loto6 series (16 trees: 0.93).
 
 CPU only. cuML's ``IsolationForest`` grows different random trees, so its scores could not
 meet the GPU-vs-CPU parity of 1e-6; the family runs scikit-learn on every device.
@@ -49,13 +52,13 @@ def embed(y: np.ndarray, dims: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(y, dims).copy()
 
 
-def block_starts(count: int, min_train: int) -> list[int]:
-    """Fit points ``M, 2M, 4M, ...`` below ``count`` vectors."""
+def block_starts(count: int, min_train: int, growth: int) -> list[int]:
+    """Fit points ``M, G M, G^2 M, ...`` below ``count`` vectors."""
     starts = []
     start = min_train
     while start < count:
         starts.append(start)
-        start *= 2
+        start *= growth
     return starts
 
 
@@ -82,7 +85,7 @@ def anomaly(y) -> dict[str, np.ndarray]:
     out = np.full(len(arr), np.nan)
     vectors = embed(arr, dims)
     finite = np.isfinite(vectors).all(axis=1)
-    starts = block_starts(len(vectors), config.IFOREST_MIN_TRAIN)
+    starts = block_starts(len(vectors), config.IFOREST_MIN_TRAIN, max(2, config.IFOREST_REFIT_GROWTH))
     stops = [*starts[1:], len(vectors)] if starts else []
     for start, stop in zip(starts, stops, strict=True):
         train = vectors[:start][finite[:start]]

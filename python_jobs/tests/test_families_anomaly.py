@@ -20,12 +20,12 @@ def reference(y: np.ndarray) -> np.ndarray:
     out = np.full(len(y), np.nan)
     start = first
     while start < len(vectors):
-        stop = min(2 * start, len(vectors))
+        stop = min(config.IFOREST_REFIT_GROWTH * start, len(vectors))
         model = IsolationForest(
             n_estimators=config.IFOREST_N_ESTIMATORS, random_state=config.IFOREST_RANDOM_STATE
         ).fit(np.array(vectors[:start]))
         out[start + dims - 1 : stop + dims - 1] = -model.score_samples(np.array(vectors[start:stop]))
-        start *= 2
+        start = stop
     return out
 
 
@@ -44,7 +44,7 @@ def test_equals_scikit_learn_fitted_on_earlier_blocks(key):
 def test_point_in_time():
     y = real_series()["loto6:N1"]
     full = anomaly(y)[NAME]
-    for k in (100, 131, 300, 1030):
+    for k in (100, 131, 300, 515, 1030):
         np.testing.assert_array_equal(anomaly(y[:k])[NAME], full[:k], err_msg=f"cut at {k}")
 
 
@@ -75,3 +75,11 @@ def test_nan_rows_are_skipped_and_left_out_of_training():
     got = anomaly(y)[NAME]
     assert np.isnan(got[200:203]).all()
     assert np.isfinite(got[203:]).all() and np.isfinite(got[130:200]).all()
+
+
+def test_schedule_follows_config(monkeypatch):
+    monkeypatch.setattr(config, "IFOREST_REFIT_GROWTH", 2)
+    monkeypatch.setattr(config, "IFOREST_MIN_TRAIN", 64)
+    y = real_series()["bingo5:N8"]
+    np.testing.assert_allclose(anomaly(y)[NAME], reference(y), rtol=0, atol=1e-12, equal_nan=True)
+    assert np.isnan(anomaly(y)[NAME][: 64 + config.IFOREST_EMBED - 1]).all()
