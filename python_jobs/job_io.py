@@ -6,8 +6,10 @@ with nothing new reads no draws at all. The series that changed are then read in
 by NumPy in one call, so memory holds one batch of series at a time.
 
 Writing: each batch goes to temporary tables by binary ``COPY ... FROM STDIN`` (built by NumPy,
-no per-value Python work) and into the job's tables by one ``insert ... on conflict do update``
-per table, in one transaction with the series' bookkeeping rows, so a run that dies half-way
+no per-value Python work) and into the job's tables set-wise: ``insert ... on conflict do
+update`` for the per-series rows, and for the per-draw rows the same upsert done as joins (see
+:func:`_write_hist` for why). Rows whose values did not change are not rewritten. Everything
+of a batch, its bookkeeping rows included, is one transaction, so a run that dies half-way
 leaves every finished batch complete and every other series still marked as to do.
 
 Transient errors (connection lost, serialization failure, deadlock) are retried through
