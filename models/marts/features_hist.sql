@@ -1,0 +1,481 @@
+-- One row per (loto, unique_id, ds) of stg_lottery__draws: the point-in-time features of
+-- each series (lags, rolling moments and extremes, trend, autocorrelation), the lottery-level
+-- counts of int_hist__draw_domain, and the columns the Python job writes to
+-- py_features_hist (rolling median and quartiles, matrix profile, isolation forest; NULL
+-- until that job has run).
+--
+-- How it stays fast (about 1 million rows in seconds, see bench/):
+--   * Two window passes in row space give the row index, lag 1, running extremes, prefix
+--     sums of y, y^2, index * y and y * lag1, and exact (numeric) moving sums for the
+--     carry-over correlation. All of them have O(1) transitions.
+--   * The rows are then folded into one set of arrays per series; every lag and window is an
+--     O(1) array subscript: window sums are differences of prefix sums, rolling min/max come
+--     from a doubling (sparse-table) scheme of block extremes.
+--   * y is integer-valued, so the prefix sums, window sums and centred sums are exact in double
+--     precision as long as they stay below 2^53 (any lottery; see the singular test
+--     hist_y_sums_exact): zero variances are exactly zero and only the final ratios round.
+--   * `offset 0` keeps the planner from inlining a subquery whose columns the next step uses
+--     many times, which would evaluate the same subscripts once per use.
+--
+-- Incremental (contract section 4): a run re-reads var('incremental_lookback_rows') rows per
+-- series before the first row it (re)computes and merges rows newer than the stored ones,
+-- plus the rows whose Python-job values changed since they were stored (the job may run
+-- after this model). Running extremes (drawdown/drawup) carry the extremes of the rows
+-- before the lookback. int_hist__draw_domain is rebuilt in full on every run.
+-- The materialization is set here rather than for the marts folder: the other marts are
+-- whole-history tables.
+{{
+    config(
+        materialized='incremental',
+        unique_key=['loto', 'unique_id', 'ds'],
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        pre_hook=[
+            "set local work_mem = '256MB'",
+            "set local jit = off",
+        ],
+    )
+}}
+
+{%- set windows = var('windows') | list -%}
+{%- set lags = var('lags') | list -%}
+{%- set diffs = var('diffs') | list -%}
+{%- set pct_changes = var('pct_changes') | list -%}
+{%- set lookback = var('incremental_lookback_rows') -%}
+{#- The contract fixes the 30-row window of the outlier, trend, autocorrelation and carry-over columns. -#}
+{%- set fixed_window = 30 -%}
+{%- set moment_windows = (windows + [fixed_window]) | unique | sort -%}
+{%- set fetched_lags = (lags + diffs + pct_changes) | unique | sort -%}
+{%- set block_sizes = rolling_extreme_block_sizes(windows) -%}
+{%- if windows | min < 2 -%}
+    {{ exceptions.raise_compiler_error("features_hist: every window needs at least 2 rows (std), got " ~ windows) }}
+{%- endif -%}
+{%- if lookback < [windows | max, fetched_lags | max, fixed_window] | max -%}
+    {{ exceptions.raise_compiler_error("features_hist: incremental_lookback_rows (" ~ lookback ~ ") is shorter than the longest window or lag") }}
+{%- endif %}
+
+with
+
+draws as (
+    select * from {{ ref('stg_lottery__draws') }}
+),
+
+draw_domain as (
+    select * from {{ ref('int_hist__draw_domain') }}
+),
+
+py_hist as (
+    select * from {{ source('python_jobs', 'py_features_hist') }}
+),
+
+{% if is_incremental() %}
+
+stored_series as (
+    -- Per series: the newest stored row, and the first stored row whose Python-job values
+    -- differ from py_features_hist now.
+    select
+        stored.loto,
+        stored.unique_id,
+        max(stored.ds) as stored_until_ds,
+        min(stored.ds) filter (
+            where (
+                {%- for column in py_hist_columns() %}
+                    stored.{{ column }}{% if not loop.last %},{% endif %}
+                {%- endfor %}
+            ) is distinct from (
+                {%- for column in py_hist_columns() %}
+                    py_hist.{{ column }}{% if not loop.last %},{% endif %}
+                {%- endfor %}
+            )
+        ) as stale_from_ds
+    from {{ this }} as stored
+    left join py_hist
+        on
+            stored.loto = py_hist.loto
+            and stored.unique_id = py_hist.unique_id
+            and stored.ds = py_hist.ds
+    group by
+        stored.loto,
+        stored.unique_id
+),
+
+flagged_draws as (
+    select
+        draws.loto,
+        draws.unique_id,
+        draws.ds,
+        draws.y,
+        draws.co,
+        (
+            stored_series.stored_until_ds is null
+            or draws.ds > stored_series.stored_until_ds
+            or draws.ds >= stored_series.stale_from_ds
+        ) as is_emitted
+    from draws
+    left join stored_series
+        on
+            draws.loto = stored_series.loto
+            and draws.unique_id = stored_series.unique_id
+),
+
+positioned_draws as (
+    -- Emitted rows are the newest of their series; count the others back from them.
+    select
+        flagged_draws.*,
+        count(*) filter (where not flagged_draws.is_emitted) over (
+            partition by flagged_draws.loto collate "C", flagged_draws.unique_id collate "C"
+            order by flagged_draws.ds desc
+            rows between unbounded preceding and current row
+        ) as rows_before_emitted
+    from flagged_draws
+),
+
+earlier_extremes as (
+    -- Rows before the lookback still count for the expanding max/min.
+    select
+        positioned_draws.loto,
+        positioned_draws.unique_id,
+        max(positioned_draws.y)::double precision as y_max,
+        min(positioned_draws.y)::double precision as y_min
+    from positioned_draws
+    where positioned_draws.rows_before_emitted > {{ lookback }}
+    group by
+        positioned_draws.loto,
+        positioned_draws.unique_id
+),
+
+series_draws as (
+    select
+        positioned_draws.loto,
+        positioned_draws.unique_id,
+        positioned_draws.ds,
+        positioned_draws.y::double precision as y,
+        positioned_draws.co,
+        positioned_draws.is_emitted,
+        earlier_extremes.y_max as earlier_y_max,
+        earlier_extremes.y_min as earlier_y_min
+    from positioned_draws
+    left join earlier_extremes
+        on
+            positioned_draws.loto = earlier_extremes.loto
+            and positioned_draws.unique_id = earlier_extremes.unique_id
+    where positioned_draws.rows_before_emitted <= {{ lookback }}
+),
+
+{% else %}
+
+series_draws as (
+    select
+        draws.loto,
+        draws.unique_id,
+        draws.ds,
+        draws.y::double precision as y,
+        draws.co,
+        true as is_emitted,
+        null::double precision as earlier_y_max,
+        null::double precision as earlier_y_min
+    from draws
+),
+
+{% endif %}
+
+series_running as (
+    -- Row space, pass 1: row index, lag 1, expanding extremes, and exact moving sums of the
+    -- carry-over (numeric: co^2 overflows bigint; numeric sums have inverse transitions).
+    select
+        series_draws.loto,
+        series_draws.unique_id,
+        series_draws.ds,
+        series_draws.y,
+        series_draws.co,
+        series_draws.is_emitted,
+        row_number() over running as row_index,
+        lag(series_draws.y) over running as y_lag1,
+        greatest(max(series_draws.y) over running, series_draws.earlier_y_max) as running_max,
+        least(min(series_draws.y) over running, series_draws.earlier_y_min) as running_min,
+        count(series_draws.co) over co_window as co_count,
+        sum(series_draws.co::numeric) over co_window as co_sum,
+        sum(series_draws.co::numeric * series_draws.co) over co_window as co_sq_sum,
+        sum(series_draws.co::numeric * series_draws.y::numeric) over co_window as co_y_sum
+    from series_draws
+    window
+        running as ({{ hist_series_order('series_draws') }} rows between unbounded preceding and current row),
+        co_window as (
+            {{ hist_series_order('series_draws') }} rows between {{ fixed_window - 1 }} preceding and current row
+        )
+),
+
+series_prefix as (
+    -- Row space, pass 2: prefix sums (exact: integer values below 2^53).
+    select
+        series_running.loto,
+        series_running.unique_id,
+        series_running.ds,
+        series_running.y,
+        series_running.co,
+        series_running.is_emitted,
+        series_running.row_index,
+        sum(series_running.y) over running as y_sum,
+        sum(series_running.y * series_running.y) over running as y_sq_sum,
+        sum(series_running.row_index * series_running.y) over running as index_y_sum,
+        sum(coalesce(series_running.y * series_running.y_lag1, 0)) over running as lag_cross_sum,
+        series_running.y / nullif(series_running.running_max, 0) - 1 as drawdown,
+        series_running.y / nullif(series_running.running_min, 0) - 1 as drawup,
+        case when series_running.co_count = {{ fixed_window }} then series_running.co_sum::double precision end
+        as co_sum,
+        case when series_running.co_count = {{ fixed_window }} then series_running.co_y_sum::double precision end
+        as co_y_sum,
+        case
+            when series_running.co_count = {{ fixed_window }}
+                then (
+                    {{ fixed_window }} * series_running.co_sq_sum - series_running.co_sum * series_running.co_sum
+                )::double precision
+        end as co_var_n
+    from series_running
+    window running as ({{ hist_series_order('series_running') }} rows between unbounded preceding and current row)
+),
+
+series_arrays as (
+    -- One row per series. Arrays read by subscript hold no NULLs (a NULL makes a subscript
+    -- scan the array); the others are only unnested.
+    select
+        series_prefix.loto,
+        series_prefix.unique_id,
+        count(*)::integer as n_rows,
+        array_agg(series_prefix.y order by series_prefix.row_index) as y_values,
+        array[array[0, 0, 0, 0]]::double precision [] || array_agg(
+            array[
+                series_prefix.y_sum,
+                series_prefix.y_sq_sum,
+                series_prefix.index_y_sum,
+                series_prefix.lag_cross_sum
+            ] order by series_prefix.row_index
+        ) as prefix_sums,
+        array_agg(series_prefix.ds order by series_prefix.row_index) as ds_values,
+        array_agg(series_prefix.is_emitted order by series_prefix.row_index) as is_emitted_values,
+        array_agg(series_prefix.co order by series_prefix.row_index) as co_values,
+        array_agg(series_prefix.drawdown order by series_prefix.row_index) as drawdown_values,
+        array_agg(series_prefix.drawup order by series_prefix.row_index) as drawup_values,
+        array_agg(series_prefix.co_sum order by series_prefix.row_index) as co_sum_values,
+        array_agg(series_prefix.co_y_sum order by series_prefix.row_index) as co_y_sum_values,
+        array_agg(series_prefix.co_var_n order by series_prefix.row_index) as co_var_n_values
+    from series_prefix
+    group by
+        series_prefix.loto,
+        series_prefix.unique_id
+),
+
+{%- set previous = namespace(relation='series_arrays', max_source='series_arrays.y_values', min_source='series_arrays.y_values', step=1) %}
+{%- for size in block_sizes %}
+
+series_blocks{{ size }} as (
+    select
+        {{ previous.relation }}.*,
+        {{ array_doubling_extreme('greatest', previous.max_source, previous.step, previous.relation ~ '.n_rows') }}
+        as y_max_block{{ size }},
+        {{ array_doubling_extreme('least', previous.min_source, previous.step, previous.relation ~ '.n_rows') }}
+        as y_min_block{{ size }}
+    from {{ previous.relation }}
+    offset 0
+),
+    {%- set previous.max_source = 'series_blocks' ~ size ~ '.y_max_block' ~ size %}
+    {%- set previous.min_source = 'series_blocks' ~ size ~ '.y_min_block' ~ size %}
+    {%- set previous.relation = 'series_blocks' ~ size %}
+    {%- set previous.step = size %}
+{%- endfor %}
+
+series_rows as (
+    -- Back to one row per draw; keep the rows this run writes.
+    select
+        {{ previous.relation }}.*,
+        series_row.ds,
+        series_row.co,
+        series_row.drawdown,
+        series_row.drawup,
+        series_row.co_sum,
+        series_row.co_y_sum,
+        series_row.co_var_n,
+        series_row.row_index::integer as row_index,
+        series_row.row_index::integer + 1 as prefix_position
+    from {{ previous.relation }}
+    cross join lateral unnest(
+        {{ previous.relation }}.ds_values,
+        {{ previous.relation }}.is_emitted_values,
+        {{ previous.relation }}.co_values,
+        {{ previous.relation }}.drawdown_values,
+        {{ previous.relation }}.drawup_values,
+        {{ previous.relation }}.co_sum_values,
+        {{ previous.relation }}.co_y_sum_values,
+        {{ previous.relation }}.co_var_n_values
+    ) with ordinality as series_row (ds, is_emitted, co, drawdown, drawup, co_sum, co_y_sum, co_var_n, row_index)
+    where series_row.is_emitted
+    offset 0
+),
+
+row_windows as (
+    -- Every lag and window of a row, by subscript.
+    select
+        series_rows.loto,
+        series_rows.unique_id,
+        series_rows.ds,
+        series_rows.co,
+        series_rows.drawdown,
+        series_rows.drawup,
+        series_rows.co_sum,
+        series_rows.co_y_sum,
+        series_rows.co_var_n,
+        series_rows.row_index,
+        series_rows.y_values[series_rows.row_index] as y,
+        {%- for k in fetched_lags %}
+            series_rows.y_values[series_rows.row_index - {{ k }}] as y_lag{{ k }},
+        {%- endfor %}
+        {%- for w in moment_windows %}
+            {{ array_window_sum('series_rows.prefix_sums', 'series_rows.prefix_position', w, 1) }} as y_sum_w{{ w }},
+            {{ array_window_sum('series_rows.prefix_sums', 'series_rows.prefix_position', w, 2) }} as y_sq_sum_w{{ w }},
+        {%- endfor %}
+        {%- for w in windows %}
+            {{ array_rolling_extreme('greatest', 'series_rows.y_max_block', 'series_rows.y_values', 'series_rows.row_index', w) }}
+            as y_max_w{{ w }},
+            {{ array_rolling_extreme('least', 'series_rows.y_min_block', 'series_rows.y_values', 'series_rows.row_index', w) }}
+            as y_min_w{{ w }},
+        {%- endfor %}
+        -- Slope: sum of index * y over the window.
+        {{ array_window_sum('series_rows.prefix_sums', 'series_rows.prefix_position', fixed_window, 3) }}
+        as index_y_sum_w{{ fixed_window }},
+        -- Autocorrelation: the pairs (y_t, y_t-1) with both rows in the window, t = the last
+        -- window - 1 rows; "lead" is y_t, "lag" y_t-1.
+        {{ array_window_sum('series_rows.prefix_sums', 'series_rows.prefix_position', fixed_window - 1, 1) }} as lead_sum,
+        {{ array_window_sum('series_rows.prefix_sums', 'series_rows.prefix_position', fixed_window - 1, 2) }}
+        as lead_sq_sum,
+        {{ array_window_sum('series_rows.prefix_sums', 'series_rows.row_index', fixed_window - 1, 1) }} as lag_sum,
+        {{ array_window_sum('series_rows.prefix_sums', 'series_rows.row_index', fixed_window - 1, 2) }} as lag_sq_sum,
+        {{ array_window_sum('series_rows.prefix_sums', 'series_rows.prefix_position', fixed_window - 1, 4) }}
+        as lag_cross_sum
+    from series_rows
+    offset 0
+),
+
+row_moments as (
+    select
+        row_windows.*,
+        {%- for w in moment_windows %}
+            row_windows.y_sum_w{{ w }} / {{ w }} as y_mean_w{{ w }},
+            {{ w }} * row_windows.y_sq_sum_w{{ w }} - row_windows.y_sum_w{{ w }} * row_windows.y_sum_w{{ w }}
+            as y_var_n_w{{ w }},
+        {%- endfor %}
+        {{ fixed_window - 1 }} * row_windows.lead_sq_sum - row_windows.lead_sum * row_windows.lead_sum as lead_var_n,
+        {{ fixed_window - 1 }} * row_windows.lag_sq_sum - row_windows.lag_sum * row_windows.lag_sum as lag_var_n
+    from row_windows
+    offset 0
+),
+
+row_stats as (
+    select
+        row_moments.*,
+        {%- for w in moment_windows %}
+            sqrt(row_moments.y_var_n_w{{ w }} / {{ w * (w - 1) }}) as y_std_w{{ w }},
+        {%- endfor %}
+        -- Least squares on the row index t over the window: the index sums are those of the
+        -- window's n consecutive integers, n sum(t^2) - sum(t)^2 = n^2 (n^2 - 1) / 12.
+        (
+            {{ fixed_window }} * row_moments.index_y_sum_w{{ fixed_window }}
+            - ({{ fixed_window }} * row_moments.row_index - {{ (fixed_window * (fixed_window - 1) / 2) | int }})
+            * row_moments.y_sum_w{{ fixed_window }}
+        ) / {{ (fixed_window * fixed_window * (fixed_window * fixed_window - 1) / 12) | int }} as trend_slope,
+        {{ pearson_from_centered_sums(
+            (fixed_window - 1) ~ ' * row_moments.lag_cross_sum - row_moments.lead_sum * row_moments.lag_sum',
+            'row_moments.lead_var_n',
+            'row_moments.lag_var_n',
+        ) }} as autocorr1,
+        {{ pearson_from_centered_sums(
+            fixed_window ~ ' * row_moments.co_y_sum - row_moments.y_sum_w' ~ fixed_window ~ ' * row_moments.co_sum',
+            'row_moments.y_var_n_w' ~ fixed_window,
+            'row_moments.co_var_n',
+        ) }} as co_corr
+    from row_moments
+    offset 0
+),
+
+final as (
+    select
+        row_stats.loto,
+        row_stats.unique_id,
+        row_stats.ds,
+        {%- for k in lags %}
+            row_stats.y_lag{{ k }} as hist_y_lag{{ k }},
+        {%- endfor %}
+        {%- for w in windows %}
+            row_stats.y_mean_w{{ w }} as hist_y_roll_mean_w{{ w }},
+        {%- endfor %}
+        {%- for w in windows %}
+            row_stats.y_std_w{{ w }} as hist_y_roll_std_w{{ w }},
+        {%- endfor %}
+        {%- for w in windows %}
+            case when row_stats.row_index >= {{ w }} then row_stats.y_min_w{{ w }} end as hist_y_roll_min_w{{ w }},
+        {%- endfor %}
+        {%- for w in windows %}
+            case when row_stats.row_index >= {{ w }} then row_stats.y_max_w{{ w }} end as hist_y_roll_max_w{{ w }},
+        {%- endfor %}
+        {%- for w in windows %}
+            py_hist.hist_y_roll_q75_w{{ w }} - py_hist.hist_y_roll_q25_w{{ w }} as hist_y_roll_iqr_w{{ w }},
+        {%- endfor %}
+        {%- for w in windows %}
+            case
+                when row_stats.y_var_n_w{{ w }} > 0
+                    then (row_stats.y - row_stats.y_mean_w{{ w }}) / row_stats.y_std_w{{ w }}
+            end as hist_y_zscore_w{{ w }},
+        {%- endfor %}
+        {%- for w in windows %}
+            row_stats.y - row_stats.y_mean_w{{ w }} as hist_y_dev_mean_w{{ w }},
+        {%- endfor %}
+        {%- for k in diffs %}
+            row_stats.y - row_stats.y_lag{{ k }} as hist_y_diff{{ k }},
+        {%- endfor %}
+        {%- for k in pct_changes %}
+            (row_stats.y - row_stats.y_lag{{ k }}) / nullif(row_stats.y_lag{{ k }}, 0) as hist_y_pct_change{{ k }},
+        {%- endfor %}
+        case
+            when row_stats.y_var_n_w{{ fixed_window }} > 0
+                then
+                    abs((row_stats.y - row_stats.y_mean_w{{ fixed_window }}) / row_stats.y_std_w{{ fixed_window }}) > 3
+        end as hist_y_is_outlier_z_w{{ fixed_window }},
+        (
+            row_stats.y
+            < py_hist.hist_y_roll_q25_w{{ fixed_window }}
+            - 1.5 * (py_hist.hist_y_roll_q75_w{{ fixed_window }} - py_hist.hist_y_roll_q25_w{{ fixed_window }})
+            or row_stats.y
+            > py_hist.hist_y_roll_q75_w{{ fixed_window }}
+            + 1.5 * (py_hist.hist_y_roll_q75_w{{ fixed_window }} - py_hist.hist_y_roll_q25_w{{ fixed_window }})
+        ) as hist_y_is_outlier_iqr_w{{ fixed_window }},
+        row_stats.drawdown as hist_y_drawdown,
+        row_stats.drawup as hist_y_drawup,
+        row_stats.trend_slope as hist_y_trend_slope_w{{ fixed_window }},
+        row_stats.autocorr1 as hist_y_roll_autocorr1_w{{ fixed_window }},
+        draw_domain.hist_y_gap,
+        {%- for n in var('freq_windows') %}
+            draw_domain.hist_y_freq_w{{ n }},
+        {%- endfor %}
+        draw_domain.hist_y_streak,
+        draw_domain.hist_draw_sum,
+        draw_domain.hist_draw_odd_count,
+        draw_domain.hist_draw_consecutive_pairs,
+        draw_domain.hist_draw_same_last_digit,
+        row_stats.co as hist_co,
+        row_stats.co_corr as hist_y_co_corr_w{{ fixed_window }},
+        {%- for column in py_hist_columns() %}
+            py_hist.{{ column }}{% if not loop.last %},{% endif %}
+        {%- endfor %}
+    from row_stats
+    left join draw_domain
+        on
+            row_stats.loto = draw_domain.loto
+            and row_stats.ds = draw_domain.ds
+            and row_stats.y = draw_domain.y
+    left join py_hist
+        on
+            row_stats.loto = py_hist.loto
+            and row_stats.unique_id = py_hist.unique_id
+            and row_stats.ds = py_hist.ds
+)
+
+select * from final
