@@ -47,18 +47,6 @@ JOB_TABLES = (STAT_TABLE, HIST_TABLE, RUNS_TABLE, ERRORS_TABLE, STATE_TABLE)
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = struct.pack(">h", -1)
 _PG_EPOCH = np.datetime64("2000-01-01", "D")
-# One row of the read query: (sid int4, ds date, y float8), each field with its byte length.
-_READ_ROW = np.dtype(
-    [
-        ("n", ">i2"),
-        ("l_sid", ">i4"),
-        ("sid", ">i4"),
-        ("l_ds", ">i4"),
-        ("ds", ">i4"),
-        ("l_y", ">i4"),
-        ("y", ">f8"),
-    ]
-)
 # Postgres identifiers longer than this are silently truncated, which would merge columns.
 MAX_IDENTIFIER = 63
 
@@ -349,11 +337,12 @@ def prefix_checksums(
 ) -> list[str | None]:
     """Checksum of each series' rows with ``ds <= cutoff``, in the order of ``items``."""
     out: list[str | None] = [None] * len(items)
+    # Lateral, so that each series is an index range scan (see read_series).
     query = sql.SQL(
-        "select k.idx::int, " + _CHECKSUM + " "
+        "select k.idx::int, agg.checksum "
         "from unnest(%s::text[], %s::text[], %s::date[]) with ordinality as k (loto, unique_id, cutoff, idx) "
-        "join {} as d on d.loto = k.loto and d.unique_id = k.unique_id and d.ds <= k.cutoff "
-        "group by k.idx"
+        "cross join lateral (select " + _CHECKSUM + " as checksum from {} as d "
+        "where d.loto = k.loto and d.unique_id = k.unique_id and d.ds <= k.cutoff) as agg"
     ).format(_table(config.STAGING_MODEL))
     for start in range(0, len(items), chunk):
         part = items[start : start + chunk]
@@ -385,42 +374,69 @@ def delete_series(conn: psycopg.Connection, keys: Sequence[tuple[str, str]]) -> 
 # -- reading ------------------------------------------------------------------------------------
 
 
-def parse_read_copy(data: bytes | bytearray | memoryview) -> np.ndarray:
-    """The rows of a binary COPY of (int4, date, float8) as a structured array."""
+def parse_read_copy(data: bytes | bytearray | memoryview) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """The rows of a binary COPY of (int4 sid, bytea dates, bytea values), decoded.
+
+    The two byte strings are a series' ``int4send`` dates (days since 2000-01-01) and
+    ``float8send`` values, concatenated in ``ds`` order by the server.
+    """
     buf = memoryview(data)
     if len(buf) < len(_COPY_HEADER) + len(_COPY_TRAILER) or bytes(buf[:11]) != _COPY_HEADER[:11]:
         raise JobIOError("unexpected COPY output: not PostgreSQL's binary format")
-    ext = struct.unpack(">i", buf[15:19])[0]
-    body = buf[19 + ext : len(buf) - len(_COPY_TRAILER)]
-    if len(body) % _READ_ROW.itemsize:
-        raise JobIOError("unexpected COPY output: rows are not (int4, date, float8) without NULLs")
-    rows = np.frombuffer(body, dtype=_READ_ROW)
-    if len(rows) and (rows["n"] != 3).any():
-        raise JobIOError("unexpected COPY output: a row with a field count other than 3")
-    return rows
+    pos = 19 + struct.unpack_from(">i", buf, 15)[0]
+    out = []
+    while True:
+        (n_fields,) = struct.unpack_from(">h", buf, pos)
+        pos += 2
+        if n_fields == -1:
+            break
+        if n_fields != 3:
+            raise JobIOError(f"unexpected COPY output: a row of {n_fields} fields, expected 3")
+        fields = []
+        for _ in range(3):
+            (length,) = struct.unpack_from(">i", buf, pos)
+            if length < 0:
+                raise JobIOError("unexpected COPY output: a NULL field")
+            fields.append(buf[pos + 4 : pos + 4 + length])
+            pos += 4 + length
+        sid = struct.unpack(">i", fields[0])[0]
+        days = np.frombuffer(fields[1], dtype=">i4").astype(np.int32)
+        values = np.frombuffer(fields[2], dtype=">f8").astype(np.float64)
+        if len(days) != len(values):
+            raise JobIOError("unexpected COPY output: dates and values of different lengths")
+        out.append((sid, days, values))
+    return out
 
 
 def read_series(conn: psycopg.Connection, keys: Sequence[tuple[str, str]]) -> list[SeriesData]:
-    """The draws of ``keys`` (in that order), each series in ``ds`` order, by one binary COPY."""
+    """The draws of ``keys`` (in that order), each series in ``ds`` order, by one binary COPY.
+
+    The server packs each series into two byte strings (``int4send`` of the dates,
+    ``float8send`` of the values, in ``ds`` order), so the COPY carries one message per
+    series instead of one per draw and NumPy decodes each in a single call.
+    """
+    # A lateral subquery per series is always an index range scan; a plain join of a few
+    # hundred keys is planned as a scan of the whole staging model, once per batch.
     query = sql.SQL(
-        "copy (select k.sid::int4, d.ds, coalesce(d.y::float8, 'NaN'::float8) "
+        "copy (select k.sid::int4, agg.ds, agg.y "
         "from unnest(%s::text[], %s::text[]) with ordinality as k (loto, unique_id, sid) "
-        "join {} as d on d.loto = k.loto and d.unique_id = k.unique_id "
-        "order by k.sid, d.ds) to stdout (format binary)"
+        "cross join lateral ("
+        "select string_agg(int4send(d.ds - date '2000-01-01'), ''::bytea order by d.ds) as ds, "
+        "string_agg(float8send(coalesce(d.y::float8, 'NaN'::float8)), ''::bytea order by d.ds) as y "
+        "from {} as d where d.loto = k.loto and d.unique_id = k.unique_id"
+        ") as agg where agg.ds is not null) to stdout (format binary)"
     ).format(_table(config.STAGING_MODEL))
     data = bytearray()
     with conn.cursor() as cur, cur.copy(query, ([k[0] for k in keys], [k[1] for k in keys])) as copy:
         for chunk in copy:
             data += chunk
-    rows = parse_read_copy(data)
-    sid = rows["sid"].astype(np.int64)
-    ds = _PG_EPOCH + rows["ds"].astype("timedelta64[D]")
-    y = rows["y"].astype(np.float64)
-    bounds = np.searchsorted(sid, np.arange(1, len(keys) + 2))
-    return [
-        SeriesData(loto, uid, ds[bounds[i] : bounds[i + 1]], y[bounds[i] : bounds[i + 1]])
-        for i, (loto, uid) in enumerate(keys)
-    ]
+    found = {sid: (days, values) for sid, days, values in parse_read_copy(data)}
+    empty = (np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float64))
+    out = []
+    for i, (loto, uid) in enumerate(keys, start=1):
+        days, values = found.get(i, empty)
+        out.append(SeriesData(loto, uid, _PG_EPOCH + days.astype("timedelta64[D]"), values))
+    return out
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -609,53 +625,71 @@ def _write_hist(
     conn.execute(
         sql.SQL(
             "create temp table _py_hist_old on commit drop as "
-            "select k.sid, t.ds, {old} from _py_hist_keys as k join {table} as t "
-            "on t.loto = k.loto and t.unique_id = k.unique_id and (k.cutoff is null or t.ds > k.cutoff)"
+            "select k.sid, t.* from _py_hist_keys as k cross join lateral ("
+            "select t.ds, {old} from {table} as t where t.loto = k.loto and t.unique_id = k.unique_id "
+            "and (k.cutoff is null or t.ds > k.cutoff)) as t"
         ).format(
             table=table, old=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in columns)
         )
     )
     # Temporary tables have no statistics until analysed: the joins below would be planned
-    # as nested loops over whole tables.
-    for temp in ("_py_hist_stage", "_py_hist_keys", "_py_hist_old"):
-        conn.execute(sql.SQL("analyze {}").format(sql.Identifier(temp)))
+    # as nested loops over whole tables. Only the join keys matter, and analysing the feature
+    # columns too would cost more than the joins.
+    conn.execute("analyze _py_hist_stage (sid, ds)")
+    conn.execute("analyze _py_hist_keys (sid)")
     new_values = sql.SQL(", ").join(
         sql.SQL("nullif(s.{}, 'NaN'::float8)").format(sql.Identifier(c)) for c in columns
     )
-    # Dates that left the staging model, of the series rewritten in full. The few rows to touch
-    # are found among the temporary tables first, then reached by the primary key.
+    insert_all = sql.SQL(
+        "insert into {table} (loto, unique_id, ds, {cols}, computed_at) "
+        "select k.loto, k.unique_id, s.ds, {new}, %(now)s "
+        "from {source} as s join _py_hist_keys as k using (sid) "
+    )
+    if conn.execute("select not exists (select 1 from _py_hist_old)").fetchone()[0]:
+        # Nothing stored yet for these rows (a first run, appended draws): a plain insert.
+        return max(
+            conn.execute(
+                insert_all.format(
+                    table=table, cols=cols, new=new_values, source=sql.Identifier("_py_hist_stage")
+                ),
+                {"now": now},
+            ).rowcount,
+            0,
+        )
+    conn.execute("analyze _py_hist_old (sid, ds)")
+    # One pass over stage and stored rows finds every row to insert, change or delete; the
+    # statements after it touch those rows only, through the primary key.
     conn.execute(
         sql.SQL(
-            "with stale as materialized ("
-            "select o.sid, o.ds from _py_hist_old as o "
-            "where not exists (select 1 from _py_hist_stage as s where s.sid = o.sid and s.ds = o.ds)) "
-            "delete from {table} as t using stale as x join _py_hist_keys as k using (sid) "
-            "where t.loto = k.loto and t.unique_id = k.unique_id and t.ds = x.ds"
+            "create temp table _py_hist_diff on commit drop as "
+            "select coalesce(s.sid, o.sid) as sid, coalesce(s.ds, o.ds) as ds, "
+            "case when o.sid is null then 'insert' when s.sid is null then 'delete' else 'update' end "
+            "as action, {stage_cols} "
+            "from _py_hist_stage as s full join _py_hist_old as o on s.sid = o.sid and s.ds = o.ds "
+            "where o.sid is null or s.sid is null or ({old}) is distinct from ({new})"
+        ).format(
+            stage_cols=sql.SQL(", ").join(sql.SQL("s.{0} as {0}").format(sql.Identifier(c)) for c in columns),
+            old=sql.SQL(", ").join(sql.SQL("o.{}").format(sql.Identifier(c)) for c in columns),
+            new=new_values,
+        )
+    )
+    conn.execute(
+        sql.SQL(
+            "delete from {table} as t using _py_hist_diff as s join _py_hist_keys as k using (sid) "
+            "where s.action = 'delete' and t.loto = k.loto and t.unique_id = k.unique_id and t.ds = s.ds"
         ).format(table=table)
     )
     updated = conn.execute(
         sql.SQL(
-            "with changed as materialized ("
-            "select s.* from _py_hist_stage as s join _py_hist_old as o using (sid, ds) "
-            "where ({old}) is distinct from ({new})) "
             "update {table} as t set ({cols}, computed_at) = ({new}, %(now)s) "
-            "from changed as s join _py_hist_keys as k using (sid) "
-            "where t.loto = k.loto and t.unique_id = k.unique_id and t.ds = s.ds"
-        ).format(
-            table=table,
-            cols=cols,
-            new=new_values,
-            old=sql.SQL(", ").join(sql.SQL("o.{}").format(sql.Identifier(c)) for c in columns),
-        ),
+            "from _py_hist_diff as s join _py_hist_keys as k using (sid) "
+            "where s.action = 'update' and t.loto = k.loto and t.unique_id = k.unique_id and t.ds = s.ds"
+        ).format(table=table, cols=cols, new=new_values),
         {"now": now},
     ).rowcount
     inserted = conn.execute(
-        sql.SQL(
-            "insert into {table} (loto, unique_id, ds, {cols}, computed_at) "
-            "select k.loto, k.unique_id, s.ds, {new}, %(now)s "
-            "from _py_hist_stage as s join _py_hist_keys as k using (sid) "
-            "where not exists (select 1 from _py_hist_old as o where o.sid = s.sid and o.ds = s.ds)"
-        ).format(table=table, cols=cols, new=new_values),
+        insert_all.format(table=table, cols=cols, new=new_values, source=sql.Identifier("_py_hist_diff"))
+        + sql.SQL("where s.action = 'insert'"),
         {"now": now},
     ).rowcount
     return max(updated, 0) + max(inserted, 0)

@@ -233,6 +233,19 @@ def test_rerun_skips_unchanged_series_and_new_draws_recompute_only_theirs(
     assert corrected.rows_written[job_io.HIST_TABLE] >= 1
     assert_tables_match_direct_calls(pg_url)
 
+    # A draw removed from the middle of a series: its row goes, the later rows change.
+    execute(
+        pg_url,
+        "delete from stg_lottery__draws where loto = 'loto6' and unique_id = 'B1' and ds = "
+        "(select ds from stg_lottery__draws where loto = 'loto6' order by ds offset 7000 limit 1)",
+    )
+    shrunk = run(pg_url)
+    assert shrunk.series_computed == 1
+    assert execute(
+        pg_url, "select count(*) from py_features_hist where unique_id = 'B1' and loto = 'loto6'"
+    ) == [(2037,)]
+    assert_tables_match_direct_calls(pg_url)
+
     # A series that left the staging model leaves the job's tables too.
     execute(pg_url, "delete from stg_lottery__draws where loto = 'bingo5' and unique_id = 'N8'")
     removed = run(pg_url)

@@ -58,6 +58,20 @@ def _reference_copy(rows: list[tuple[int, int, float]]) -> bytes:
     return b"".join(out)
 
 
+def _reference_series_copy(series: list[tuple[int, list[int], list[float]]]) -> bytes:
+    """The read query's COPY: (int4 sid, bytea of int4 days, bytea of float8 values) per series."""
+    out = [b"PGCOPY\n\xff\r\n\x00", struct.pack(">ii", 0, 0)]
+    for sid, days, values in series:
+        day_bytes = b"".join(struct.pack(">i", d) for d in days)
+        value_bytes = b"".join(struct.pack(">d", v) for v in values)
+        out.append(struct.pack(">h", 3))
+        out.append(struct.pack(">ii", 4, sid))
+        out.append(struct.pack(">i", len(day_bytes)) + day_bytes)
+        out.append(struct.pack(">i", len(value_bytes)) + value_bytes)
+    out.append(struct.pack(">h", -1))
+    return b"".join(out)
+
+
 def test_binary_payload_matches_the_documented_layout() -> None:
     rows = [(1, 0, 1.5), (1, 1, -2.25), (2, 8000, 1e300)]
     payload = job_io.binary_copy_payload(
@@ -75,20 +89,27 @@ def test_binary_payload_turns_infinities_into_nan() -> None:
     assert np.isnan(values["v"]).all()
 
 
-def test_read_copy_parser_round_trips() -> None:
-    rows = [(1, -10, 3.0), (2, 9000, 7.0), (2, 9001, 11.0)]
-    parsed = job_io.parse_read_copy(_reference_copy(rows))
-    assert parsed["sid"].tolist() == [1, 2, 2]
-    assert parsed["ds"].tolist() == [-10, 9000, 9001]
-    assert parsed["y"].tolist() == [3.0, 7.0, 11.0]
-    assert len(job_io.parse_read_copy(_reference_copy([]))) == 0
+def test_read_copy_parser_decodes_each_series() -> None:
+    parsed = job_io.parse_read_copy(
+        _reference_series_copy([(1, [-10, 9000], [3.0, 7.5]), (3, [9001], [-1.0])])
+    )
+    assert [(sid, days.tolist(), values.tolist()) for sid, days, values in parsed] == [
+        (1, [-10, 9000], [3.0, 7.5]),
+        (3, [9001], [-1.0]),
+    ]
+    assert job_io.parse_read_copy(_reference_series_copy([])) == []
 
 
 def test_read_copy_parser_rejects_other_layouts() -> None:
-    with pytest.raises(job_io.JobIOError):
+    with pytest.raises(job_io.JobIOError, match="binary format"):
         job_io.parse_read_copy(b"not a copy")
-    with pytest.raises(job_io.JobIOError):
-        job_io.parse_read_copy(_reference_copy([(1, 1, 1.0)])[:-3] + b"\xff\xff")
+    with pytest.raises(job_io.JobIOError, match="4 fields"):
+        job_io.parse_read_copy(
+            _reference_copy([(1, 1, 1.0)]).replace(struct.pack(">h", 3), struct.pack(">h", 4))
+        )
+    mismatched = _reference_series_copy([(1, [1, 2], [1.0])])
+    with pytest.raises(job_io.JobIOError, match="different lengths"):
+        job_io.parse_read_copy(mismatched)
 
 
 def test_long_column_names_are_refused() -> None:
