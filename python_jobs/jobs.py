@@ -203,6 +203,10 @@ def load_families(names: Sequence[str] | None = None) -> list[Family]:
     While some family modules of :data:`registry.FAMILY_MODULES` do not exist yet, the ones that
     import are used and each missing one is logged; an error in a module that exists is raised.
     """
+    if names and _import_named(names):
+        # Asked-for families found in modules of the same names: the other modules (some
+        # take seconds to import) are not needed.
+        return [fam for fam in _in_registry_order() if fam.name in names]
     try:
         found = registry.families()
     except ModuleNotFoundError:
@@ -214,7 +218,7 @@ def load_families(names: Sequence[str] | None = None) -> list[Family]:
                 if exc.name != module:
                     raise
                 log.warning("job.family_module_missing", module=module)
-        found = list(registry._FAMILIES.values())
+        found = _in_registry_order()
     if names:
         unknown = sorted(set(names) - {fam.name for fam in found})
         if unknown:
@@ -226,6 +230,22 @@ def load_families(names: Sequence[str] | None = None) -> list[Family]:
             "python_jobs.features.registry.FAMILY_MODULES could not be imported"
         )
     return found
+
+
+def _in_registry_order() -> list[Family]:
+    """The families registered so far, in FAMILY_MODULES order (as registry.families gives them)."""
+    rank = {module: pos for pos, module in enumerate(registry.FAMILY_MODULES)}
+    return sorted(registry._FAMILIES.values(), key=lambda fam: rank.get(fam.fn.__module__, len(rank)))
+
+
+def _import_named(names: Sequence[str]) -> bool:
+    """Import the family modules named like ``names``; whether that registered all of them."""
+    modules = {module.rsplit(".", 1)[-1]: module for module in registry.FAMILY_MODULES}
+    if not all(name in modules for name in names):
+        return False
+    for name in names:
+        importlib.import_module(modules[name])
+    return all(name in registry._FAMILIES for name in names)
 
 
 def _module_source(fn: Callable) -> str:
