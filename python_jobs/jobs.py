@@ -23,9 +23,11 @@ How a run goes:
 Where it runs (``scheduler``):
 
 ``None``/``"auto"``
-    In-process for small jobs (fewer than :data:`AUTO_CLUSTER_MIN_SERIES` series to compute),
-    on one CPU, or on the GPU (one device does the parallel work); otherwise a
-    ``distributed.LocalCluster`` with one single-threaded worker process per core.
+    In-process for small jobs (under :data:`AUTO_CLUSTER_MIN_SECONDS` of estimated compute, from
+    each family's registered cost and the series' lengths), on one CPU, or on the GPU (one device
+    does the parallel work); otherwise a ``distributed.LocalCluster`` with one single-threaded
+    worker process per core. Starting workers and importing the families there takes seconds,
+    which cheap families never win back.
 ``"sync"``
     Always in-process.
 ``"local"``
@@ -73,8 +75,11 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(config.numba_cache_dir()))
 
 log = get_logger(__name__)
 
-# Below this many series to compute, starting worker processes costs more than it saves.
-AUTO_CLUSTER_MIN_SERIES = 256
+# Below this much estimated compute, starting worker processes costs more than it saves.
+AUTO_CLUSTER_MIN_SECONDS = 60.0
+# Rough CPU seconds per 1,000-row series of a family of each registered cost (measured on the
+# 1,000 x 1,000 panel: rolling 0.007, entropy 0.04, isolation forest 0.6).
+COST_SECONDS = {"low": 0.01, "medium": 0.05, "high": 0.5}
 ON_ERROR_MODES = ("raise", "warn", "ignore")
 # Settings of config that change what a family computes; part of every family's version.
 VERSIONED_SETTINGS = (
@@ -496,7 +501,13 @@ def _local_cluster(kind: str, n_workers: int | None) -> DaskExecutor:
     return DaskExecutor(client, kind, owned=[client, cluster])
 
 
-def make_executor(scheduler: Any, *, device: str, n_series: int, n_workers: int | None = None) -> Any:
+def estimated_seconds(planned: list[_Planned], fams: list[Family]) -> float:
+    """Rough single-core seconds to compute ``planned``, from the families' registered costs."""
+    per_row = {fam.name: COST_SECONDS.get(fam.cost, COST_SECONDS["medium"]) / 1000 for fam in fams}
+    return sum(per_row[name] * item.info.n_rows for item in planned for name in item.families)
+
+
+def make_executor(scheduler: Any, *, device: str, work_seconds: float, n_workers: int | None = None) -> Any:
     """The executor for ``scheduler`` (see the module docstring for the choices)."""
     if scheduler is not None and not isinstance(scheduler, str):
         # A distributed.Client the caller owns (and closes).
@@ -504,7 +515,7 @@ def make_executor(scheduler: Any, *, device: str, n_series: int, n_workers: int 
     choice = (scheduler or "auto").strip()
     if choice == "auto":
         cores = os.cpu_count() or 1
-        if device == "gpu" or cores < 2 or n_series < AUTO_CLUSTER_MIN_SERIES:
+        if device == "gpu" or cores < 2 or work_seconds < AUTO_CLUSTER_MIN_SECONDS:
             return SyncExecutor()
         return _local_cluster("local", n_workers)
     if choice in ("sync", "none"):
@@ -741,7 +752,7 @@ def run_job(
     executor: Any = None
     if _is_remote(scheduler):
         # The GPU that matters is the workers', not this machine's.
-        executor = make_executor(scheduler, device="cpu", n_series=0, n_workers=n_workers)
+        executor = make_executor(scheduler, device="cpu", work_seconds=0.0, n_workers=n_workers)
         try:
             resolved = resolve_device(device, available=executor.gpu_available, where="on the Dask workers")
         except BaseException:
@@ -797,7 +808,9 @@ def run_job(
             full_refresh=full_refresh,
         )
         if executor is None:
-            executor = make_executor(scheduler, device=resolved, n_series=len(planned), n_workers=n_workers)
+            executor = make_executor(
+                scheduler, device=resolved, work_seconds=estimated_seconds(planned, fams), n_workers=n_workers
+            )
         result.scheduler = executor.name
         reader.run(
             lambda conn: job_io.start_run(

@@ -270,6 +270,16 @@ def test_job_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_unknown_scheduler_is_a_clear_error() -> None:
     with pytest.raises(jobs.JobError, match="unknown scheduler"):
-        jobs.make_executor("carrier-pigeon", device="cpu", n_series=10)
-    assert isinstance(jobs.make_executor(None, device="cpu", n_series=10), jobs.SyncExecutor)
-    assert isinstance(jobs.make_executor("auto", device="gpu", n_series=10**6), jobs.SyncExecutor)
+        jobs.make_executor("carrier-pigeon", device="cpu", work_seconds=10)
+    assert isinstance(jobs.make_executor(None, device="cpu", work_seconds=10), jobs.SyncExecutor)
+    assert isinstance(jobs.make_executor("auto", device="gpu", work_seconds=10**6), jobs.SyncExecutor)
+
+
+def test_work_estimate_follows_costs_and_lengths() -> None:
+    cheap = Family("u_cheap", "stat", _stat, outputs=lambda: ["u_mean"], cost="low")
+    dear = Family("u_dear", "stat", _stat, outputs=lambda: ["u_max"], cost="high")
+    planned = [jobs._Planned(_info(f"s{i}", 1, "c"), ("u_cheap", "u_dear")) for i in range(3)]
+    for item in planned:
+        item.info = job_io.SeriesInfo("t", item.info.unique_id, 2000, item.info.max_ds, "c")
+    expected = 3 * 2 * (jobs.COST_SECONDS["low"] + jobs.COST_SECONDS["high"])
+    assert jobs.estimated_seconds(planned, [cheap, dear]) == pytest.approx(expected)
