@@ -750,7 +750,12 @@ def run_job(
         raise JobError("batch_size must be at least 1")
     started = time.perf_counter()
     executor: Any = None
-    if _is_remote(scheduler):
+    remote = _is_remote(scheduler)
+    if not remote:
+        # Before the families are imported (seconds): a wrong device fails at once.
+        resolved = resolve_device(device)
+    fams = _select_families(families)
+    if remote:
         # The GPU that matters is the workers', not this machine's.
         executor = make_executor(scheduler, device="cpu", work_seconds=0.0, n_workers=n_workers)
         try:
@@ -758,9 +763,6 @@ def run_job(
         except BaseException:
             executor.close()
             raise
-    else:
-        resolved = resolve_device(device)
-    fams = _select_families(families)
     names = [fam.name for fam in fams]
     versions = {fam.name: family_version(fam) for fam in fams}
     kinds = {fam.name: fam.kind for fam in fams}
