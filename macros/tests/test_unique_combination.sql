@@ -7,26 +7,27 @@
                 columns: [loto, unique_id, ds]
 -#}
 {% test unique_combination(model, columns) %}
+{%- set column_list = columns | join(', ') %}
 
-with
+    with
 
-grain as (
-    select
-        {% for column in columns %}{{ column }},{% endfor %}
-        count(*) as n_rows
-    from {{ model }}
-    group by {% for column in columns %}{{ column }}{% if not loop.last %}, {% endif %}{% endfor %}
-),
+    grain as (
+        select
+            {{ column_list }},
+            count(*) as n_rows
+        from {{ model }}
+        group by {{ column_list }}
+    ),
 
-final as (
-    select * from grain
-    where
-        n_rows > 1
-        {%- for column in columns %}
-        or {{ column }} is null
-        {%- endfor %}
-)
+    final as (
+        select * from grain
+        where
+            n_rows > 1
+            {% for column in columns -%}
+            or {{ column }} is null
+            {% endfor %}
+    )
 
-select * from final
+    select * from final
 
 {% endtest %}

@@ -12,11 +12,11 @@ final as (
         draws.unique_id::text as unique_id,
         draws.ds::date as ds,
         draws.y::numeric as y,
+        draws.co::bigint as co,
         coalesce(
             draws.num,
             dense_rank() over (partition by draws.loto order by draws.ds)
-        )::integer as num,
-        draws.co::bigint as co
+        )::integer as num
     from draws
 )
 
