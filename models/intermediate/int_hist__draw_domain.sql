@@ -4,90 +4,63 @@
 -- streak may reach back further than any lookback.
 -- Draws are counted per lottery in ds order; "y appeared" means y is among the draw's main
 -- numbers (N1..Nk), counted with multiplicity where a lottery allows repeats (numbers3/4).
+{{
+    config(
+        pre_hook=["set local work_mem = '256MB'"],
+    )
+}}
+
 with
 
 draws as (
-    select * from {{ ref('stg_lottery__draws') }}
-),
-
-lottery_draws as (
+    -- Only the columns used: the staging view's draw-number fallback is a window over each
+    -- lottery that nothing here needs.
     select
-        draws.loto,
-        draws.ds,
-        row_number() over (partition by draws.loto order by draws.ds) as draw_index
-    from draws
-    group by
-        draws.loto,
-        draws.ds
+        loto,
+        unique_id,
+        ds,
+        y
+    from {{ ref('stg_lottery__draws') }}
 ),
 
-main_values as (
-    -- Each distinct main number of a draw, with the number of positions showing it.
+draw_values as (
+    -- Every (draw, value) some row asks about, with the number of main positions showing it
+    -- (0 for a bonus number that is not also a main number). One pass over the rows.
     select
         draws.loto,
         draws.ds,
         draws.y,
-        count(*)::integer as n_positions
+        (count(*) filter (where {{ hist_is_main_number('draws.unique_id') }}))::integer as n_positions
     from draws
-    where {{ hist_is_main_number('draws.unique_id') }}
     group by
         draws.loto,
         draws.ds,
         draws.y
 ),
 
-asked_values as (
-    -- Every (draw, value) some row asks about: main numbers and bonus numbers alike.
-    select distinct
-        draws.loto,
-        draws.ds,
-        draws.y
-    from draws
+lottery_draws as (
+    select
+        draw_values.loto,
+        draw_values.ds,
+        row_number() over (partition by draw_values.loto order by draw_values.ds) as draw_index
+    from draw_values
+    group by
+        draw_values.loto,
+        draw_values.ds
 ),
 
 value_draws as (
     select
-        asked_values.loto,
-        asked_values.ds,
-        asked_values.y,
-        lottery_draws.draw_index,
-        coalesce(main_values.n_positions, 0) as n_positions
-    from asked_values
+        draw_values.loto,
+        draw_values.ds,
+        draw_values.y,
+        draw_values.n_positions,
+        lottery_draws.draw_index
+    from draw_values
     inner join lottery_draws
         on
-            asked_values.loto = lottery_draws.loto
-            and asked_values.ds = lottery_draws.ds
-    left join main_values
-        on
-            asked_values.loto = main_values.loto
-            and asked_values.ds = main_values.ds
-            and asked_values.y = main_values.y
-),
-
-appearances as (
-    -- Draws where the value was a main number; a run of them on consecutive draws is a streak.
-    select
-        value_draws.loto,
-        value_draws.y,
-        value_draws.draw_index,
-        value_draws.draw_index
-        - row_number() over (
-            partition by value_draws.loto, value_draws.y order by value_draws.draw_index
-        ) as run_id
-    from value_draws
-    where value_draws.n_positions > 0
-),
-
-streaks as (
-    select
-        appearances.loto,
-        appearances.y,
-        appearances.draw_index,
-        row_number() over (
-            partition by appearances.loto, appearances.y, appearances.run_id
-            order by appearances.draw_index
-        )::integer as streak
-    from appearances
+            draw_values.loto = lottery_draws.loto
+            and draw_values.ds = lottery_draws.ds
 ),
 
 value_history as (
@@ -96,23 +69,50 @@ value_history as (
         value_draws.ds,
         value_draws.y,
         value_draws.draw_index,
-        (
-            value_draws.draw_index
-            - max(value_draws.draw_index) filter (where value_draws.n_positions > 0) over (
-                partition by value_draws.loto, value_draws.y
-                order by value_draws.draw_index
-                rows between unbounded preceding and 1 preceding
-            )
-        )::integer as hist_y_gap,
+        value_draws.n_positions,
+        max(value_draws.draw_index) filter (where value_draws.n_positions > 0) over earlier as last_seen_index,
         {%- for n in var('freq_windows') %}
             coalesce(sum(value_draws.n_positions) over (
                 partition by value_draws.loto, value_draws.y
                 order by value_draws.draw_index
                 range between {{ n }} preceding and 1 preceding
-            ), 0)::integer as hist_y_freq_w{{ n }},
+            ), 0)::integer as hist_y_freq_w{{ n }}{% if not loop.last %},{% endif %}
         {%- endfor %}
-        value_draws.n_positions
     from value_draws
+    window earlier as (
+        partition by value_draws.loto, value_draws.y
+        order by value_draws.draw_index
+        rows between unbounded preceding and 1 preceding
+    )
+),
+
+value_runs as (
+    -- A streak starts at an appearance whose previous appearance is not the draw before.
+    select
+        value_history.*,
+        max(
+            case
+                when
+                    value_history.n_positions > 0
+                    and value_history.last_seen_index is distinct from value_history.draw_index - 1
+                    then value_history.draw_index
+            end
+        ) over (
+            partition by value_history.loto, value_history.y
+            order by value_history.draw_index
+            rows between unbounded preceding and current row
+        ) as run_start_index
+    from value_history
+),
+
+main_values as (
+    select
+        draw_values.loto,
+        draw_values.ds,
+        draw_values.y,
+        draw_values.n_positions
+    from draw_values
+    where draw_values.n_positions > 0
 ),
 
 ordered_main_values as (
@@ -171,32 +171,30 @@ shared_digits as (
 
 final as (
     select
-        value_history.loto,
-        value_history.ds,
-        value_history.y::double precision as y,
-        value_history.hist_y_gap,
+        value_runs.loto,
+        value_runs.ds,
+        value_runs.y::double precision as y,
+        (value_runs.draw_index - value_runs.last_seen_index)::integer as hist_y_gap,
         {%- for n in var('freq_windows') %}
-            value_history.hist_y_freq_w{{ n }},
+            value_runs.hist_y_freq_w{{ n }},
         {%- endfor %}
-        coalesce(streaks.streak, 0) as hist_y_streak,
+        case
+            when value_runs.n_positions > 0 then (value_runs.draw_index - value_runs.run_start_index + 1)::integer
+            else 0
+        end as hist_y_streak,
         draw_stats.hist_draw_sum,
         draw_stats.hist_draw_odd_count,
         draw_stats.hist_draw_consecutive_pairs,
         shared_digits.hist_draw_same_last_digit
-    from value_history
-    left join streaks
-        on
-            value_history.loto = streaks.loto
-            and value_history.y = streaks.y
-            and value_history.draw_index = streaks.draw_index
+    from value_runs
     left join draw_stats
         on
-            value_history.loto = draw_stats.loto
-            and value_history.ds = draw_stats.ds
+            value_runs.loto = draw_stats.loto
+            and value_runs.ds = draw_stats.ds
     left join shared_digits
         on
-            value_history.loto = shared_digits.loto
-            and value_history.ds = shared_digits.ds
+            value_runs.loto = shared_digits.loto
+            and value_runs.ds = shared_digits.ds
 )
 
 select * from final

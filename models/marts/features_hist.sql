@@ -33,6 +33,7 @@
         pre_hook=[
             "set local work_mem = '256MB'",
             "set local jit = off",
+            "set local enable_mergejoin = off",
         ],
     )
 }}
@@ -101,6 +102,7 @@ stored_series as (
 
 flagged_draws as (
     select
+        {{ hist_series_key('draws') }} as series_key,
         draws.loto,
         draws.unique_id,
         draws.ds,
@@ -123,7 +125,7 @@ positioned_draws as (
     select
         flagged_draws.*,
         count(*) filter (where not flagged_draws.is_emitted) over (
-            partition by flagged_draws.loto collate "C", flagged_draws.unique_id collate "C"
+            partition by flagged_draws.series_key, flagged_draws.loto, flagged_draws.unique_id
             order by flagged_draws.ds desc
             rows between unbounded preceding and current row
         ) as rows_before_emitted
@@ -146,6 +148,7 @@ earlier_extremes as (
 
 series_draws as (
     select
+        positioned_draws.series_key,
         positioned_draws.loto,
         positioned_draws.unique_id,
         positioned_draws.ds,
@@ -166,6 +169,7 @@ series_draws as (
 
 series_draws as (
     select
+        {{ hist_series_key('draws') }} as series_key,
         draws.loto,
         draws.unique_id,
         draws.ds,
@@ -180,9 +184,12 @@ series_draws as (
 {% endif %}
 
 series_running as (
-    -- Row space, pass 1: row index, lag 1, expanding extremes, and exact moving sums of the
-    -- carry-over (numeric: co^2 overflows bigint; numeric sums have inverse transitions).
+    -- Row space, pass 1: row index, lag 1, expanding extremes, and the carry-over's centred
+    -- sum of squares over the window, n sum(co^2) - sum(co)^2, exact in numeric (co^2
+    -- overflows bigint) from moving sums with inverse transitions (O(1) per row); 0 where the
+    -- window is not complete, which makes the correlation NULL.
     select
+        series_draws.series_key,
         series_draws.loto,
         series_draws.unique_id,
         series_draws.ds,
@@ -193,10 +200,14 @@ series_running as (
         lag(series_draws.y) over running as y_lag1,
         greatest(max(series_draws.y) over running, series_draws.earlier_y_max) as running_max,
         least(min(series_draws.y) over running, series_draws.earlier_y_min) as running_min,
-        count(series_draws.co) over co_window as co_count,
-        sum(series_draws.co::numeric) over co_window as co_sum,
-        sum(series_draws.co::numeric * series_draws.co) over co_window as co_sq_sum,
-        sum(series_draws.co::numeric * series_draws.y::numeric) over co_window as co_y_sum
+        case
+            when count(series_draws.co) over co_window = {{ fixed_window }}
+                then (
+                    {{ fixed_window }} * sum(series_draws.co::numeric * series_draws.co) over co_window
+                    - sum(series_draws.co) over co_window * sum(series_draws.co) over co_window
+                )::double precision
+            else 0
+        end as co_var_n
     from series_draws
     window
         running as ({{ hist_series_order('series_draws') }} rows between unbounded preceding and current row),
@@ -206,66 +217,78 @@ series_running as (
 ),
 
 series_prefix as (
-    -- Row space, pass 2: prefix sums (exact: integer values below 2^53).
+    -- Row space, pass 2: prefix sums, exact as long as they stay below 2^53 (integer values).
+    -- The arrays below must hold no NULLs: a NULL carry-over becomes NaN in the values and 0
+    -- in the sums (a window with one is never used: its co_var_n is 0).
     select
+        series_running.series_key,
         series_running.loto,
         series_running.unique_id,
         series_running.ds,
-        series_running.y,
-        series_running.co,
         series_running.is_emitted,
         series_running.row_index,
+        series_running.y,
         sum(series_running.y) over running as y_sum,
         sum(series_running.y * series_running.y) over running as y_sq_sum,
         sum(series_running.row_index * series_running.y) over running as index_y_sum,
         sum(coalesce(series_running.y * series_running.y_lag1, 0)) over running as lag_cross_sum,
-        series_running.y / nullif(series_running.running_max, 0) - 1 as drawdown,
-        series_running.y / nullif(series_running.running_min, 0) - 1 as drawup,
-        case when series_running.co_count = {{ fixed_window }} then series_running.co_sum::double precision end
-        as co_sum,
-        case when series_running.co_count = {{ fixed_window }} then series_running.co_y_sum::double precision end
-        as co_y_sum,
-        case
-            when series_running.co_count = {{ fixed_window }}
-                then (
-                    {{ fixed_window }} * series_running.co_sq_sum - series_running.co_sum * series_running.co_sum
-                )::double precision
-        end as co_var_n
+        series_running.running_max,
+        series_running.running_min,
+        coalesce(series_running.co::double precision, 'NaN') as co,
+        sum(coalesce(series_running.co::double precision, 0)) over running as co_sum,
+        sum(coalesce(series_running.co * series_running.y, 0)) over running as co_y_sum,
+        series_running.co_var_n
     from series_running
     window running as ({{ hist_series_order('series_running') }} rows between unbounded preceding and current row)
 ),
 
 series_arrays as (
-    -- One row per series. Arrays read by subscript hold no NULLs (a NULL makes a subscript
-    -- scan the array); the others are only unnested.
+    -- One row per series: a two-dimensional array, one row of values per draw in ds order,
+    -- after a first row of zeros so that prefix sums have an element for "no rows yet".
+    -- Row p holds draw p - 1. One ordered aggregate: each one sorts its group again.
     select
         series_prefix.loto,
         series_prefix.unique_id,
         count(*)::integer as n_rows,
-        array_agg(series_prefix.y order by series_prefix.row_index) as y_values,
-        array[array[0, 0, 0, 0]]::double precision [] || array_agg(
+        (count(*) filter (where not series_prefix.is_emitted))::integer as n_rows_kept,
+        array[array[{% for _ in range(12) %}0{% if not loop.last %}, {% endif %}{% endfor %}]]::double precision []
+        || array_agg(
             array[
+                series_prefix.y,
                 series_prefix.y_sum,
                 series_prefix.y_sq_sum,
                 series_prefix.index_y_sum,
-                series_prefix.lag_cross_sum
+                series_prefix.lag_cross_sum,
+                series_prefix.running_max,
+                series_prefix.running_min,
+                series_prefix.co,
+                series_prefix.co_sum,
+                series_prefix.co_y_sum,
+                series_prefix.co_var_n,
+                series_prefix.ds - date '1970-01-01'
             ] order by series_prefix.row_index
-        ) as prefix_sums,
-        array_agg(series_prefix.ds order by series_prefix.row_index) as ds_values,
-        array_agg(series_prefix.is_emitted order by series_prefix.row_index) as is_emitted_values,
-        array_agg(series_prefix.co order by series_prefix.row_index) as co_values,
-        array_agg(series_prefix.drawdown order by series_prefix.row_index) as drawdown_values,
-        array_agg(series_prefix.drawup order by series_prefix.row_index) as drawup_values,
-        array_agg(series_prefix.co_sum order by series_prefix.row_index) as co_sum_values,
-        array_agg(series_prefix.co_y_sum order by series_prefix.row_index) as co_y_sum_values,
-        array_agg(series_prefix.co_var_n order by series_prefix.row_index) as co_var_n_values
+        ) as row_values
     from series_prefix
     group by
+        series_prefix.series_key,
         series_prefix.loto,
         series_prefix.unique_id
 ),
 
-{%- set previous = namespace(relation='series_arrays', max_source='series_arrays.y_values', min_source='series_arrays.y_values', step=1) %}
+series_values as (
+    -- The values alone, one-dimensional, for lags and the doubling blocks. Built from
+    -- generate_series, whose rows come in order, like every array built below.
+    select
+        series_arrays.*,
+        array(
+            select series_arrays.row_values[element_index + 1][1]
+            from generate_series(1, series_arrays.n_rows) as element_index
+        ) as y_values
+    from series_arrays
+    offset 0
+),
+
+{%- set previous = namespace(relation='series_values', max_source='series_values.y_values', min_source='series_values.y_values', step=1) %}
 {%- for size in block_sizes %}
 
 series_blocks{{ size }} as (
@@ -284,74 +307,50 @@ series_blocks{{ size }} as (
     {%- set previous.step = size %}
 {%- endfor %}
 
-series_rows as (
-    -- Back to one row per draw; keep the rows this run writes.
-    select
-        {{ previous.relation }}.*,
-        series_row.ds,
-        series_row.co,
-        series_row.drawdown,
-        series_row.drawup,
-        series_row.co_sum,
-        series_row.co_y_sum,
-        series_row.co_var_n,
-        series_row.row_index::integer as row_index,
-        series_row.row_index::integer + 1 as prefix_position
-    from {{ previous.relation }}
-    cross join lateral unnest(
-        {{ previous.relation }}.ds_values,
-        {{ previous.relation }}.is_emitted_values,
-        {{ previous.relation }}.co_values,
-        {{ previous.relation }}.drawdown_values,
-        {{ previous.relation }}.drawup_values,
-        {{ previous.relation }}.co_sum_values,
-        {{ previous.relation }}.co_y_sum_values,
-        {{ previous.relation }}.co_var_n_values
-    ) with ordinality as series_row (ds, is_emitted, co, drawdown, drawup, co_sum, co_y_sum, co_var_n, row_index)
-    where series_row.is_emitted
-    offset 0
-),
-
 row_windows as (
-    -- Every lag and window of a row, by subscript.
+    -- Back to one row per draw, for the rows this run writes (the last ones of each series),
+    -- with every lag and window of the row by subscript.
     select
-        series_rows.loto,
-        series_rows.unique_id,
-        series_rows.ds,
-        series_rows.co,
-        series_rows.drawdown,
-        series_rows.drawup,
-        series_rows.co_sum,
-        series_rows.co_y_sum,
-        series_rows.co_var_n,
-        series_rows.row_index,
-        series_rows.y_values[series_rows.row_index] as y,
+        series.loto,
+        series.unique_id,
+        date '1970-01-01' + series.row_values[(series_row.row_index + 1)][12]::integer as ds,
+        nullif(series.row_values[(series_row.row_index + 1)][8], 'NaN') as co,
+        series.row_values[(series_row.row_index + 1)][6] as running_max,
+        series.row_values[(series_row.row_index + 1)][7] as running_min,
+        {{ array_window_sum('series.row_values', 'series_row.row_index + 1', fixed_window, 9) }} as co_sum,
+        {{ array_window_sum('series.row_values', 'series_row.row_index + 1', fixed_window, 10) }} as co_y_sum,
+        series.row_values[(series_row.row_index + 1)][11] as co_var_n,
+        series_row.row_index,
+        series.row_values[(series_row.row_index + 1)][1] as y,
         {%- for k in fetched_lags %}
-            series_rows.y_values[series_rows.row_index - {{ k }}] as y_lag{{ k }},
+            series.y_values[series_row.row_index - {{ k }}] as y_lag{{ k }},
         {%- endfor %}
         {%- for w in moment_windows %}
-            {{ array_window_sum('series_rows.prefix_sums', 'series_rows.prefix_position', w, 1) }} as y_sum_w{{ w }},
-            {{ array_window_sum('series_rows.prefix_sums', 'series_rows.prefix_position', w, 2) }} as y_sq_sum_w{{ w }},
+            {{ array_window_sum('series.row_values', 'series_row.row_index + 1', w, 2) }} as y_sum_w{{ w }},
+            {{ array_window_sum('series.row_values', 'series_row.row_index + 1', w, 3) }} as y_sq_sum_w{{ w }},
         {%- endfor %}
         {%- for w in windows %}
-            {{ array_rolling_extreme('greatest', 'series_rows.y_max_block', 'series_rows.y_values', 'series_rows.row_index', w) }}
+            {{ array_rolling_extreme('greatest', 'series.y_max_block', 'series.y_values', 'series_row.row_index', w) }}
             as y_max_w{{ w }},
-            {{ array_rolling_extreme('least', 'series_rows.y_min_block', 'series_rows.y_values', 'series_rows.row_index', w) }}
+            {{ array_rolling_extreme('least', 'series.y_min_block', 'series.y_values', 'series_row.row_index', w) }}
             as y_min_w{{ w }},
         {%- endfor %}
         -- Slope: sum of index * y over the window.
-        {{ array_window_sum('series_rows.prefix_sums', 'series_rows.prefix_position', fixed_window, 3) }}
+        {{ array_window_sum('series.row_values', 'series_row.row_index + 1', fixed_window, 4) }}
         as index_y_sum_w{{ fixed_window }},
         -- Autocorrelation: the pairs (y_t, y_t-1) with both rows in the window, t = the last
         -- window - 1 rows; "lead" is y_t, "lag" y_t-1.
-        {{ array_window_sum('series_rows.prefix_sums', 'series_rows.prefix_position', fixed_window - 1, 1) }} as lead_sum,
-        {{ array_window_sum('series_rows.prefix_sums', 'series_rows.prefix_position', fixed_window - 1, 2) }}
+        {{ array_window_sum('series.row_values', 'series_row.row_index + 1', fixed_window - 1, 2) }} as lead_sum,
+        {{ array_window_sum('series.row_values', 'series_row.row_index + 1', fixed_window - 1, 3) }}
         as lead_sq_sum,
-        {{ array_window_sum('series_rows.prefix_sums', 'series_rows.row_index', fixed_window - 1, 1) }} as lag_sum,
-        {{ array_window_sum('series_rows.prefix_sums', 'series_rows.row_index', fixed_window - 1, 2) }} as lag_sq_sum,
-        {{ array_window_sum('series_rows.prefix_sums', 'series_rows.prefix_position', fixed_window - 1, 4) }}
+        {{ array_window_sum('series.row_values', 'series_row.row_index', fixed_window - 1, 2) }} as lag_sum,
+        {{ array_window_sum('series.row_values', 'series_row.row_index', fixed_window - 1, 3) }} as lag_sq_sum,
+        {{ array_window_sum('series.row_values', 'series_row.row_index + 1', fixed_window - 1, 5) }}
         as lag_cross_sum
-    from series_rows
+    from {{ previous.relation }} as series
+    cross join lateral generate_series(
+        series.n_rows_kept + 1, series.n_rows
+    ) as series_row (row_index)
     offset 0
 ),
 
@@ -447,8 +446,8 @@ final as (
             > py_hist.hist_y_roll_q75_w{{ fixed_window }}
             + 1.5 * (py_hist.hist_y_roll_q75_w{{ fixed_window }} - py_hist.hist_y_roll_q25_w{{ fixed_window }})
         ) as hist_y_is_outlier_iqr_w{{ fixed_window }},
-        row_stats.drawdown as hist_y_drawdown,
-        row_stats.drawup as hist_y_drawup,
+        row_stats.y / nullif(row_stats.running_max, 0) - 1 as hist_y_drawdown,
+        row_stats.y / nullif(row_stats.running_min, 0) - 1 as hist_y_drawup,
         row_stats.trend_slope as hist_y_trend_slope_w{{ fixed_window }},
         row_stats.autocorr1 as hist_y_roll_autocorr1_w{{ fixed_window }},
         draw_domain.hist_y_gap,
@@ -460,7 +459,7 @@ final as (
         draw_domain.hist_draw_odd_count,
         draw_domain.hist_draw_consecutive_pairs,
         draw_domain.hist_draw_same_last_digit,
-        row_stats.co as hist_co,
+        row_stats.co::bigint as hist_co,
         row_stats.co_corr as hist_y_co_corr_w{{ fixed_window }},
         {%- for column in py_hist_columns() %}
             py_hist.{{ column }}{% if not loop.last %},{% endif %}
