@@ -1,5 +1,12 @@
 -- One row per (loto, unique_id, ds): the contract's long format. Draw numbers missing from
 -- the source become the 1-based rank of the draw date within its lottery.
+{{
+    config(
+        indexes=[{'columns': ['loto', 'unique_id', 'ds'], 'unique': true}],
+        post_hook=['analyze {{ this }}'],
+    )
+}}
+
 with
 
 draws as (
