@@ -17,7 +17,10 @@
         {%- if size == window -%}
             {{ block_prefix }}{{ size }}[{{ position }}]
         {%- else -%}
-            {{ fn }}({{ block_prefix }}{{ size }}[{{ position }}], {{ block_prefix }}{{ size }}[{{ position }} - {{ window - size }}])
+            {{ fn }}(
+                {{ block_prefix }}{{ size }}[{{ position }}],
+                {{ block_prefix }}{{ size }}[{{ position }} - {{ window - size }}]
+            )
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}

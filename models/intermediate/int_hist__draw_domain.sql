@@ -149,8 +149,8 @@ draw_stats as (
         coalesce(
             sum(ordered_main_values.n_positions) filter (where mod(ordered_main_values.y, 2) <> 0), 0
         )::integer as hist_draw_odd_count,
-        count(*) filter (where ordered_main_values.next_y - ordered_main_values.y = 1)::integer
-        as hist_draw_consecutive_pairs
+        (count(*) filter (where ordered_main_values.next_y - ordered_main_values.y = 1))::integer
+            as hist_draw_consecutive_pairs
     from ordered_main_values
     group by
         ordered_main_values.loto,
@@ -162,7 +162,7 @@ shared_digits as (
         last_digits.loto,
         last_digits.ds,
         coalesce(sum(last_digits.n_sharing) filter (where last_digits.n_sharing > 1), 0)::integer
-        as hist_draw_same_last_digit
+            as hist_draw_same_last_digit
     from last_digits
     group by
         last_digits.loto,

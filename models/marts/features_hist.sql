@@ -38,11 +38,11 @@
     )
 }}
 
-{%- set windows = var('windows') | list -%}
-{%- set lags = var('lags') | list -%}
-{%- set diffs = var('diffs') | list -%}
-{%- set pct_changes = var('pct_changes') | list -%}
-{%- set lookback = var('incremental_lookback_rows') -%}
+{%- set windows = hist_int_var('windows', [3, 7]) | list -%}
+{%- set lags = hist_int_var('lags', [1, 7]) | list -%}
+{%- set diffs = hist_int_var('diffs', [1]) | list -%}
+{%- set pct_changes = hist_int_var('pct_changes', [1]) | list -%}
+{%- set lookback = hist_int_var('incremental_lookback_rows', 160) -%}
 {#- The contract fixes the 30-row window of the outlier, trend, autocorrelation and carry-over columns. -#}
 {%- set fixed_window = 30 -%}
 {%- set moment_windows = (windows + [fixed_window]) | unique | sort -%}
@@ -71,115 +71,115 @@ py_hist as (
 
 {% if is_incremental() %}
 
-stored_series as (
-    -- Per series: the newest stored row, and the first stored row whose Python-job values
-    -- differ from py_features_hist now.
-    select
-        stored.loto,
-        stored.unique_id,
-        max(stored.ds) as stored_until_ds,
-        min(stored.ds) filter (
-            where (
-                {%- for column in py_hist_columns() %}
-                    stored.{{ column }}{% if not loop.last %},{% endif %}
-                {%- endfor %}
-            ) is distinct from (
-                {%- for column in py_hist_columns() %}
-                    py_hist.{{ column }}{% if not loop.last %},{% endif %}
-                {%- endfor %}
-            )
-        ) as stale_from_ds
-    from {{ this }} as stored
-    left join py_hist
-        on
-            stored.loto = py_hist.loto
-            and stored.unique_id = py_hist.unique_id
-            and stored.ds = py_hist.ds
-    group by
-        stored.loto,
-        stored.unique_id
-),
+    stored_series as (
+        -- Per series: the newest stored row, and the first stored row whose Python-job values
+        -- differ from py_features_hist now.
+        select
+            stored_rows.loto,
+            stored_rows.unique_id,
+            max(stored_rows.ds) as stored_until_ds,
+            min(stored_rows.ds) filter (
+                where (
+                    {%- for column in py_hist_columns() %}
+                        stored_rows.{{ column }}{% if not loop.last %},{% endif %}
+                    {%- endfor %}
+                ) is distinct from (
+                    {%- for column in py_hist_columns() %}
+                        py_hist.{{ column }}{% if not loop.last %},{% endif %}
+                    {%- endfor %}
+                )
+            ) as stale_from_ds
+        from {{ this }} as stored_rows
+        left join py_hist
+            on
+                stored_rows.loto = py_hist.loto
+                and stored_rows.unique_id = py_hist.unique_id
+                and stored_rows.ds = py_hist.ds
+        group by
+            stored_rows.loto,
+            stored_rows.unique_id
+    ),
 
-flagged_draws as (
-    select
-        {{ hist_series_key('draws') }} as series_key,
-        draws.loto,
-        draws.unique_id,
-        draws.ds,
-        draws.y,
-        draws.co,
-        (
-            stored_series.stored_until_ds is null
-            or draws.ds > stored_series.stored_until_ds
-            or draws.ds >= stored_series.stale_from_ds
-        ) as is_emitted
-    from draws
-    left join stored_series
-        on
-            draws.loto = stored_series.loto
-            and draws.unique_id = stored_series.unique_id
-),
+    flagged_draws as (
+        select
+            {{ hist_series_key('draws') }} as series_key,
+            draws.loto,
+            draws.unique_id,
+            draws.ds,
+            draws.y,
+            draws.co,
+            (
+                stored_series.stored_until_ds is null
+                or draws.ds > stored_series.stored_until_ds
+                or draws.ds >= stored_series.stale_from_ds
+            ) as is_emitted
+        from draws
+        left join stored_series
+            on
+                draws.loto = stored_series.loto
+                and draws.unique_id = stored_series.unique_id
+    ),
 
-positioned_draws as (
-    -- Emitted rows are the newest of their series; count the others back from them.
-    select
-        flagged_draws.*,
-        count(*) filter (where not flagged_draws.is_emitted) over (
-            partition by flagged_draws.series_key, flagged_draws.loto, flagged_draws.unique_id
-            order by flagged_draws.ds desc
-            rows between unbounded preceding and current row
-        ) as rows_before_emitted
-    from flagged_draws
-),
+    positioned_draws as (
+        -- Emitted rows are the newest of their series; count the others back from them.
+        select
+            flagged_draws.*,
+            count(*) filter (where not flagged_draws.is_emitted) over (
+                partition by flagged_draws.series_key, flagged_draws.loto, flagged_draws.unique_id
+                order by flagged_draws.ds desc
+                rows between unbounded preceding and current row
+            ) as rows_before_emitted
+        from flagged_draws
+    ),
 
-earlier_extremes as (
-    -- Rows before the lookback still count for the expanding max/min.
-    select
-        positioned_draws.loto,
-        positioned_draws.unique_id,
-        max(positioned_draws.y)::double precision as y_max,
-        min(positioned_draws.y)::double precision as y_min
-    from positioned_draws
-    where positioned_draws.rows_before_emitted > {{ lookback }}
-    group by
-        positioned_draws.loto,
-        positioned_draws.unique_id
-),
+    earlier_extremes as (
+        -- Rows before the lookback still count for the expanding max/min.
+        select
+            positioned_draws.loto,
+            positioned_draws.unique_id,
+            max(positioned_draws.y)::double precision as y_max,
+            min(positioned_draws.y)::double precision as y_min
+        from positioned_draws
+        where positioned_draws.rows_before_emitted > {{ lookback }}
+        group by
+            positioned_draws.loto,
+            positioned_draws.unique_id
+    ),
 
-series_draws as (
-    select
-        positioned_draws.series_key,
-        positioned_draws.loto,
-        positioned_draws.unique_id,
-        positioned_draws.ds,
-        positioned_draws.y::double precision as y,
-        positioned_draws.co,
-        positioned_draws.is_emitted,
-        earlier_extremes.y_max as earlier_y_max,
-        earlier_extremes.y_min as earlier_y_min
-    from positioned_draws
-    left join earlier_extremes
-        on
-            positioned_draws.loto = earlier_extremes.loto
-            and positioned_draws.unique_id = earlier_extremes.unique_id
-    where positioned_draws.rows_before_emitted <= {{ lookback }}
-),
+    series_draws as (
+        select
+            positioned_draws.series_key,
+            positioned_draws.loto,
+            positioned_draws.unique_id,
+            positioned_draws.ds,
+            positioned_draws.y::double precision as y,
+            positioned_draws.co,
+            positioned_draws.is_emitted,
+            earlier_extremes.y_max as earlier_y_max,
+            earlier_extremes.y_min as earlier_y_min
+        from positioned_draws
+        left join earlier_extremes
+            on
+                positioned_draws.loto = earlier_extremes.loto
+                and positioned_draws.unique_id = earlier_extremes.unique_id
+        where positioned_draws.rows_before_emitted <= {{ lookback }}
+    ),
 
 {% else %}
 
-series_draws as (
-    select
-        {{ hist_series_key('draws') }} as series_key,
-        draws.loto,
-        draws.unique_id,
-        draws.ds,
-        draws.y::double precision as y,
-        draws.co,
-        true as is_emitted,
-        null::double precision as earlier_y_max,
-        null::double precision as earlier_y_min
-    from draws
-),
+    series_draws as (
+        select
+            {{ hist_series_key('draws') }} as series_key,
+            draws.loto,
+            draws.unique_id,
+            draws.ds,
+            draws.y::double precision as y,
+            draws.co,
+            true as is_emitted,
+            null::double precision as earlier_y_max,
+            null::double precision as earlier_y_min
+        from draws
+    ),
 
 {% endif %}
 
@@ -228,16 +228,16 @@ series_prefix as (
         series_running.is_emitted,
         series_running.row_index,
         series_running.y,
+        series_running.running_max,
+        series_running.running_min,
+        series_running.co_var_n,
+        coalesce(series_running.co::double precision, 'NaN') as co,
         sum(series_running.y) over running as y_sum,
         sum(series_running.y * series_running.y) over running as y_sq_sum,
         sum(series_running.row_index * series_running.y) over running as index_y_sum,
         sum(coalesce(series_running.y * series_running.y_lag1, 0)) over running as lag_cross_sum,
-        series_running.running_max,
-        series_running.running_min,
-        coalesce(series_running.co::double precision, 'NaN') as co,
         sum(coalesce(series_running.co::double precision, 0)) over running as co_sum,
-        sum(coalesce(series_running.co * series_running.y, 0)) over running as co_y_sum,
-        series_running.co_var_n
+        sum(coalesce(series_running.co * series_running.y, 0)) over running as co_y_sum
     from series_running
     window running as ({{ hist_series_order('series_running') }} rows between unbounded preceding and current row)
 ),
@@ -251,8 +251,7 @@ series_arrays as (
         series_prefix.unique_id,
         count(*)::integer as n_rows,
         (count(*) filter (where not series_prefix.is_emitted))::integer as n_rows_kept,
-        array[array[{% for _ in range(12) %}0{% if not loop.last %}, {% endif %}{% endfor %}]]::double precision []
-        || array_agg(
+        array_fill(0::double precision, array[1, 12]) || array_agg(
             array[
                 series_prefix.y,
                 series_prefix.y_sum,
@@ -285,22 +284,30 @@ series_values as (
             from generate_series(1, series_arrays.n_rows) as element_index
         ) as y_values
     from series_arrays
-    offset 0
+    offset 0  -- noqa: AM09
 ),
 
-{%- set previous = namespace(relation='series_values', max_source='series_values.y_values', min_source='series_values.y_values', step=1) %}
+{%- set previous = namespace(
+    relation='series_values',
+    max_source='series_values.y_values',
+    min_source='series_values.y_values',
+    step=1,
+) %}
 {%- for size in block_sizes %}
 
-series_blocks{{ size }} as (
-    select
-        {{ previous.relation }}.*,
-        {{ array_doubling_extreme('greatest', previous.max_source, previous.step, previous.relation ~ '.n_rows') }}
-        as y_max_block{{ size }},
-        {{ array_doubling_extreme('least', previous.min_source, previous.step, previous.relation ~ '.n_rows') }}
-        as y_min_block{{ size }}
-    from {{ previous.relation }}
-    offset 0
-),
+    series_blocks{{ size }} as (
+        -- Doubling step: blocks of {{ size }} rows from two blocks of {{ previous.step }}.
+        select
+            {{ previous.relation }}.*,
+            {{ array_doubling_extreme(
+                'greatest', previous.max_source, previous.step, previous.relation ~ '.n_rows'
+            ) }} as y_max_block{{ size }},
+            {{ array_doubling_extreme(
+                'least', previous.min_source, previous.step, previous.relation ~ '.n_rows'
+            ) }} as y_min_block{{ size }}
+        from {{ previous.relation }}
+        offset 0  -- noqa: AM09
+    ),
     {%- set previous.max_source = 'series_blocks' ~ size ~ '.y_max_block' ~ size %}
     {%- set previous.min_source = 'series_blocks' ~ size ~ '.y_min_block' ~ size %}
     {%- set previous.relation = 'series_blocks' ~ size %}
@@ -330,28 +337,26 @@ row_windows as (
             {{ array_window_sum('series.row_values', 'series_row.row_index + 1', w, 3) }} as y_sq_sum_w{{ w }},
         {%- endfor %}
         {%- for w in windows %}
-            {{ array_rolling_extreme('greatest', 'series.y_max_block', 'series.y_values', 'series_row.row_index', w) }}
-            as y_max_w{{ w }},
-            {{ array_rolling_extreme('least', 'series.y_min_block', 'series.y_values', 'series_row.row_index', w) }}
-            as y_min_w{{ w }},
+            {{ array_rolling_extreme(
+                'greatest', 'series.y_max_block', 'series.y_values', 'series_row.row_index', w
+            ) }} as y_max_w{{ w }},
+            {{ array_rolling_extreme(
+                'least', 'series.y_min_block', 'series.y_values', 'series_row.row_index', w
+            ) }} as y_min_w{{ w }},
         {%- endfor %}
         -- Slope: sum of index * y over the window.
-        {{ array_window_sum('series.row_values', 'series_row.row_index + 1', fixed_window, 4) }}
-        as index_y_sum_w{{ fixed_window }},
+        {{ array_window_sum('series.row_values', 'series_row.row_index + 1', fixed_window, 4) }} as index_y_sum,
         -- Autocorrelation: the pairs (y_t, y_t-1) with both rows in the window, t = the last
         -- window - 1 rows; "lead" is y_t, "lag" y_t-1.
         {{ array_window_sum('series.row_values', 'series_row.row_index + 1', fixed_window - 1, 2) }} as lead_sum,
-        {{ array_window_sum('series.row_values', 'series_row.row_index + 1', fixed_window - 1, 3) }}
-        as lead_sq_sum,
+        {{ array_window_sum('series.row_values', 'series_row.row_index + 1', fixed_window - 1, 3) }} as lead_sq_sum,
         {{ array_window_sum('series.row_values', 'series_row.row_index', fixed_window - 1, 2) }} as lag_sum,
         {{ array_window_sum('series.row_values', 'series_row.row_index', fixed_window - 1, 3) }} as lag_sq_sum,
-        {{ array_window_sum('series.row_values', 'series_row.row_index + 1', fixed_window - 1, 5) }}
-        as lag_cross_sum
+        {{ array_window_sum('series.row_values', 'series_row.row_index + 1', fixed_window - 1, 5) }} as cross_sum
     from {{ previous.relation }} as series
-    cross join lateral generate_series(
-        series.n_rows_kept + 1, series.n_rows
-    ) as series_row (row_index)
-    offset 0
+    cross join
+        lateral generate_series(series.n_rows_kept + 1, series.n_rows) as series_row (row_index)
+    offset 0  -- noqa: AM09
 ),
 
 row_moments as (
@@ -359,13 +364,13 @@ row_moments as (
         row_windows.*,
         {%- for w in moment_windows %}
             row_windows.y_sum_w{{ w }} / {{ w }} as y_mean_w{{ w }},
-            {{ w }} * row_windows.y_sq_sum_w{{ w }} - row_windows.y_sum_w{{ w }} * row_windows.y_sum_w{{ w }}
-            as y_var_n_w{{ w }},
+            {{ w }} * row_windows.y_sq_sum_w{{ w }}
+            - row_windows.y_sum_w{{ w }} * row_windows.y_sum_w{{ w }} as y_var_n_w{{ w }},
         {%- endfor %}
         {{ fixed_window - 1 }} * row_windows.lead_sq_sum - row_windows.lead_sum * row_windows.lead_sum as lead_var_n,
         {{ fixed_window - 1 }} * row_windows.lag_sq_sum - row_windows.lag_sum * row_windows.lag_sum as lag_var_n
     from row_windows
-    offset 0
+    offset 0  -- noqa: AM09
 ),
 
 row_stats as (
@@ -377,12 +382,12 @@ row_stats as (
         -- Least squares on the row index t over the window: the index sums are those of the
         -- window's n consecutive integers, n sum(t^2) - sum(t)^2 = n^2 (n^2 - 1) / 12.
         (
-            {{ fixed_window }} * row_moments.index_y_sum_w{{ fixed_window }}
+            {{ fixed_window }} * row_moments.index_y_sum
             - ({{ fixed_window }} * row_moments.row_index - {{ (fixed_window * (fixed_window - 1) / 2) | int }})
             * row_moments.y_sum_w{{ fixed_window }}
         ) / {{ (fixed_window * fixed_window * (fixed_window * fixed_window - 1) / 12) | int }} as trend_slope,
         {{ pearson_from_centered_sums(
-            (fixed_window - 1) ~ ' * row_moments.lag_cross_sum - row_moments.lead_sum * row_moments.lag_sum',
+            (fixed_window - 1) ~ ' * row_moments.cross_sum - row_moments.lead_sum * row_moments.lag_sum',
             'row_moments.lead_var_n',
             'row_moments.lag_var_n',
         ) }} as autocorr1,
@@ -392,7 +397,7 @@ row_stats as (
             'row_moments.co_var_n',
         ) }} as co_corr
     from row_moments
-    offset 0
+    offset 0  -- noqa: AM09
 ),
 
 final as (

@@ -1,0 +1,58 @@
+-- features_hist against PostgreSQL's own window functions, written the obvious way (one
+-- frame per window): lag 1, the 7-row mean and max, the 3-row min. Any row here differs.
+with
+
+draws as (
+    select
+        loto,
+        unique_id,
+        ds,
+        y::double precision as y
+    from {{ ref('stg_lottery__draws') }}
+),
+
+features as (
+    select * from {{ ref('features_hist') }}
+),
+
+expected as (
+    select
+        draws.loto,
+        draws.unique_id,
+        draws.ds,
+        lag(draws.y) over series_order as y_lag1,
+        count(*) over last_7 as rows_7,
+        avg(draws.y) over last_7 as mean_7,
+        max(draws.y) over last_7 as max_7,
+        count(*) over last_3 as rows_3,
+        min(draws.y) over last_3 as min_3
+    from draws
+    window
+        series_order as (partition by draws.loto, draws.unique_id order by draws.ds),
+        last_7 as (series_order rows between 6 preceding and current row),
+        last_3 as (series_order rows between 2 preceding and current row)
+),
+
+final as (
+    select
+        expected.*,
+        features.hist_y_lag1,
+        features.hist_y_roll_mean_w7,
+        features.hist_y_roll_max_w7,
+        features.hist_y_roll_min_w3
+    from expected
+    left join features
+        on
+            expected.loto = features.loto
+            and expected.unique_id = features.unique_id
+            and expected.ds = features.ds
+    where
+        features.loto is null
+        or features.hist_y_lag1 is distinct from expected.y_lag1
+        or features.hist_y_roll_max_w7 is distinct from (case when expected.rows_7 = 7 then expected.max_7 end)
+        or features.hist_y_roll_min_w3 is distinct from (case when expected.rows_3 = 3 then expected.min_3 end)
+        or (features.hist_y_roll_mean_w7 is null) <> (expected.rows_7 < 7)
+        or abs(features.hist_y_roll_mean_w7 - expected.mean_7) > 1e-9 * greatest(abs(expected.mean_7), 1)
+)
+
+select * from final

@@ -1,0 +1,40 @@
+-- features_hist computes its windows from prefix sums in double precision, exact while every
+-- sum stays below 2^53 and y is integer-valued (the contract's data). A row here names a
+-- series for which that no longer holds: a non-integer y, or prefix sums of y^2, index * y
+-- or carry-over * y that could pass 2^53.
+with
+
+draws as (
+    select
+        loto,
+        unique_id,
+        y,
+        co
+    from {{ ref('stg_lottery__draws') }}
+),
+
+series_bounds as (
+    select
+        draws.loto,
+        draws.unique_id,
+        count(*)::numeric as n_rows,
+        max(abs(draws.y)) as y_abs_max,
+        coalesce(max(abs(draws.co)), 0)::numeric as co_abs_max,
+        bool_or(draws.y <> trunc(draws.y)) as has_fraction
+    from draws
+    group by
+        draws.loto,
+        draws.unique_id
+),
+
+final as (
+    select *
+    from series_bounds
+    where
+        has_fraction
+        or n_rows * y_abs_max * y_abs_max >= 2 ^ 53
+        or n_rows * n_rows * y_abs_max >= 2 ^ 53
+        or n_rows * co_abs_max * greatest(y_abs_max, 1) >= 2 ^ 53
+)
+
+select * from final
