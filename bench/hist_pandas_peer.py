@@ -52,7 +52,7 @@ def _rolling_corr(
 def lottery_counts(draws: pd.DataFrame, freq_windows: Sequence[int]) -> pd.DataFrame:
     """Gap, frequency and streak of each row's value, and the draw statistics, per lottery."""
     parts = []
-    for loto, lottery in draws.groupby("loto", sort=False):
+    for _, lottery in draws.groupby("loto", sort=False):
         dates = np.sort(lottery["ds"].unique())
         draw_index = pd.Series(np.arange(len(dates)), index=dates)
         main = lottery[lottery["unique_id"].str.fullmatch(r"N[0-9]+")]
@@ -152,7 +152,10 @@ def compute(
         w = FIXED_WINDOW
         z = out[f"hist_y_zscore_w{w}"] if w in windows else None
         if z is None:
-            mean, std = _aligned(_grouped_rolling(y, keys, w).mean()), _aligned(_grouped_rolling(y, keys, w).std())
+            mean, std = (
+                _aligned(_grouped_rolling(y, keys, w).mean()),
+                _aligned(_grouped_rolling(y, keys, w).std()),
+            )
             z = np.where(std > 0, (values - mean) / std, np.nan)
         out[f"hist_y_is_outlier_z_w{w}"] = pd.array(np.abs(z) > 3, dtype="boolean")
         out[f"hist_y_is_outlier_z_w{w}"][np.isnan(z)] = pd.NA
@@ -197,9 +200,9 @@ def _column_type(name: str, series: pd.Series) -> str:
 
 def read_draws(url: str, schema: str, source_table: str = config.STAGING_MODEL) -> pd.DataFrame:
     """COPY the draws out as CSV into pandas."""
-    query = sql.SQL("copy (select loto, unique_id, ds, y, co from {} ) to stdout with (format csv, header)").format(
-        db.qualified(source_table, schema)
-    )
+    query = sql.SQL(
+        "copy (select loto, unique_id, ds, y, co from {} ) to stdout with (format csv, header)"
+    ).format(db.qualified(source_table, schema))
     buffer = io.BytesIO()
     with db.connect(url) as conn, conn.cursor().copy(query) as copy:
         for block in copy:

@@ -108,10 +108,11 @@ py_hist as (
             draws.ds,
             draws.y,
             draws.co,
-            (
+            coalesce(
                 stored_series.stored_until_ds is null
                 or draws.ds > stored_series.stored_until_ds
-                or draws.ds >= stored_series.stale_from_ds
+                or draws.ds >= stored_series.stale_from_ds,
+                false
             ) as is_emitted
         from draws
         left join stored_series

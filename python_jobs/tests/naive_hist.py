@@ -8,6 +8,7 @@ tables, centred-sum identities).
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Sequence
 
@@ -159,7 +160,7 @@ def lottery_features(
                 "hist_draw_sum": sum(numbers) if numbers else np.nan,
                 "hist_draw_odd_count": sum(1 for number in numbers if number % 2 != 0) if numbers else np.nan,
                 "hist_draw_consecutive_pairs": (
-                    sum(1 for a, b in zip(numbers, numbers[1:], strict=False) if b - a == 1) if numbers else np.nan
+                    sum(1 for a, b in itertools.pairwise(numbers) if b - a == 1) if numbers else np.nan
                 ),
                 "hist_draw_same_last_digit": (
                     sum(count for count in digits.values() if count > 1) if numbers else np.nan
@@ -206,7 +207,9 @@ def features_hist(draws: pd.DataFrame, quartiles: pd.DataFrame | None = None) ->
         ).to_numpy()
     q25 = joined[f"hist_y_roll_q25_w{w}"].to_numpy(dtype=float)
     q75 = joined[f"hist_y_roll_q75_w{w}"].to_numpy(dtype=float)
-    y = draws.set_index(["loto", "unique_id", "ds"]).loc[list(zip(out.loto, out.unique_id, out.ds, strict=True)), "y"]
+    y = draws.set_index(["loto", "unique_id", "ds"]).loc[
+        list(zip(out.loto, out.unique_id, out.ds, strict=True)), "y"
+    ]
     y = y.to_numpy(dtype=float)
     iqr = q75 - q25
     outlier = (y < q25 - 1.5 * iqr) | (y > q75 + 1.5 * iqr)
