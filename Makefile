@@ -18,6 +18,8 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@echo "compiling the numba kernels once (cached in $(NUMBA_CACHE_DIR))"
+	$(PY) -m python_jobs warmup
 	@touch $@
 
 profile: install
