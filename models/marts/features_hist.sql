@@ -65,44 +65,51 @@ draw_domain as (
     select * from {{ ref('int_hist__draw_domain') }}
 ),
 
-py_hist as (
+py_hist as not materialized (
+    -- Read where it is joined (twice in an incremental run) rather than copied once.
     select * from {{ source('python_jobs', 'py_features_hist') }}
 ),
 
 {% if is_incremental() %}
 
+    stored_rows as (
+        -- Each stored row, and whether its Python-job values differ from py_features_hist now
+        -- (the job ran, or ran again, after the row was merged). Narrow before grouping.
+        select
+            merged.loto,
+            merged.unique_id,
+            merged.ds,
+            (
+                {%- for column in py_hist_columns() %}
+                    {% if not loop.first %}or {% endif %}merged.{{ column }} is distinct from py_hist.{{ column }}
+                {%- endfor %}
+            ) as is_stale
+        from {{ this }} as merged
+        left join py_hist
+            on
+                merged.loto = py_hist.loto
+                and merged.unique_id = py_hist.unique_id
+                and merged.ds = py_hist.ds
+        offset 0  -- noqa: AM09
+    ),
+
     stored_series as (
-        -- Per series: the newest stored row, and the first stored row whose Python-job values
-        -- differ from py_features_hist now.
+        -- Per series: the newest stored row, and the first stale one.
         select
             stored_rows.loto,
             stored_rows.unique_id,
             max(stored_rows.ds) as stored_until_ds,
-            min(stored_rows.ds) filter (
-                where (
-                    {%- for column in py_hist_columns() %}
-                        stored_rows.{{ column }}{% if not loop.last %},{% endif %}
-                    {%- endfor %}
-                ) is distinct from (
-                    {%- for column in py_hist_columns() %}
-                        py_hist.{{ column }}{% if not loop.last %},{% endif %}
-                    {%- endfor %}
-                )
-            ) as stale_from_ds
-        from {{ this }} as stored_rows
-        left join py_hist
-            on
-                stored_rows.loto = py_hist.loto
-                and stored_rows.unique_id = py_hist.unique_id
-                and stored_rows.ds = py_hist.ds
+            min(stored_rows.ds) filter (where stored_rows.is_stale) as stale_from_ds
+        from stored_rows
         group by
             stored_rows.loto,
             stored_rows.unique_id
     ),
 
     flagged_draws as (
+        -- The rows to (re)compute: those after the newest stored one, and from the first stale
+        -- one on. They are the last rows of their series.
         select
-            {{ hist_series_key('draws') }} as series_key,
             draws.loto,
             draws.unique_id,
             draws.ds,
@@ -122,47 +129,35 @@ py_hist as (
     ),
 
     positioned_draws as (
-        -- Emitted rows are the newest of their series; count the others back from them.
+        -- For each row not recomputed: how many such rows it is from the first recomputed one
+        -- (1 = just before). The expanding max/min run over every row, read or not.
         select
             flagged_draws.*,
-            count(*) filter (where not flagged_draws.is_emitted) over (
-                partition by flagged_draws.series_key, flagged_draws.loto, flagged_draws.unique_id
-                order by flagged_draws.ds desc
-                rows between unbounded preceding and current row
-            ) as rows_before_emitted
+            count(*) filter (where not flagged_draws.is_emitted) over series_rows
+            - count(*) filter (where not flagged_draws.is_emitted) over series_order
+            + case when flagged_draws.is_emitted then 0 else 1 end as rows_before_emitted,
+            max(flagged_draws.y) over series_order as running_max,
+            min(flagged_draws.y) over series_order as running_min
         from flagged_draws
-    ),
-
-    earlier_extremes as (
-        -- Rows before the lookback still count for the expanding max/min.
-        select
-            positioned_draws.loto,
-            positioned_draws.unique_id,
-            max(positioned_draws.y)::double precision as y_max,
-            min(positioned_draws.y)::double precision as y_min
-        from positioned_draws
-        where positioned_draws.rows_before_emitted > {{ lookback }}
-        group by
-            positioned_draws.loto,
-            positioned_draws.unique_id
+        window
+            series_rows as (partition by flagged_draws.loto, flagged_draws.unique_id),
+            series_order as (
+                {{ hist_series_order('flagged_draws') }} rows between unbounded preceding and current row
+            )
     ),
 
     series_draws as (
+        -- The rows to recompute and the lookback before them.
         select
-            positioned_draws.series_key,
             positioned_draws.loto,
             positioned_draws.unique_id,
             positioned_draws.ds,
             positioned_draws.y::double precision as y,
             positioned_draws.co,
             positioned_draws.is_emitted,
-            earlier_extremes.y_max as earlier_y_max,
-            earlier_extremes.y_min as earlier_y_min
+            positioned_draws.running_max::double precision as earlier_y_max,
+            positioned_draws.running_min::double precision as earlier_y_min
         from positioned_draws
-        left join earlier_extremes
-            on
-                positioned_draws.loto = earlier_extremes.loto
-                and positioned_draws.unique_id = earlier_extremes.unique_id
         where positioned_draws.rows_before_emitted <= {{ lookback }}
     ),
 
@@ -170,7 +165,6 @@ py_hist as (
 
     series_draws as (
         select
-            {{ hist_series_key('draws') }} as series_key,
             draws.loto,
             draws.unique_id,
             draws.ds,
@@ -190,7 +184,6 @@ series_running as (
     -- overflows bigint) from moving sums with inverse transitions (O(1) per row); 0 where the
     -- window is not complete, which makes the correlation NULL.
     select
-        series_draws.series_key,
         series_draws.loto,
         series_draws.unique_id,
         series_draws.ds,
@@ -222,7 +215,6 @@ series_prefix as (
     -- The arrays below must hold no NULLs: a NULL carry-over becomes NaN in the values and 0
     -- in the sums (a window with one is never used: its co_var_n is 0).
     select
-        series_running.series_key,
         series_running.loto,
         series_running.unique_id,
         series_running.ds,
@@ -270,7 +262,6 @@ series_arrays as (
         ) as row_values
     from series_prefix
     group by
-        series_prefix.series_key,
         series_prefix.loto,
         series_prefix.unique_id
 ),
