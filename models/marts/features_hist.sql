@@ -4,24 +4,28 @@
 -- py_features_hist (rolling median and quartiles, matrix profile, isolation forest; NULL
 -- until that job has run).
 --
--- How it stays fast (about 1 million rows in seconds, see bench/):
---   * Two window passes in row space give the row index, lag 1, running extremes, prefix
---     sums of y, y^2, index * y and y * lag1, and exact (numeric) moving sums for the
---     carry-over correlation. All of them have O(1) transitions.
---   * The rows are then folded into one set of arrays per series; every lag and window is an
---     O(1) array subscript: window sums are differences of prefix sums, rolling min/max come
---     from a doubling (sparse-table) scheme of block extremes.
+-- How it stays fast (bench/: `make bench` times it against a pandas round trip):
+--   * Two window passes in row space, in the order of the staging table's unique index (no
+--     sort), give the row index, lag 1, the expanding extremes, prefix sums of y, y^2,
+--     index * y, y * lag1, co and co * y, and the carry-over's exact (numeric) sum of squares
+--     over a moving frame. Every one of them costs O(1) per row.
+--   * The rows are then folded into one array per series; every lag and window is an O(1)
+--     array subscript: window sums are differences of prefix sums, rolling min/max come from
+--     a doubling (sparse-table) scheme of block extremes.
 --   * y is integer-valued, so the prefix sums, window sums and centred sums are exact in double
---     precision as long as they stay below 2^53 (any lottery; see the singular test
---     hist_y_sums_exact): zero variances are exactly zero and only the final ratios round.
+--     precision as long as they stay below 2^53 (any lottery; the singular test
+--     hist_y_sums_exact checks it): zero variances are exactly zero and only the final
+--     ratios round.
 --   * `offset 0` keeps the planner from inlining a subquery whose columns the next step uses
---     many times, which would evaluate the same subscripts once per use.
+--     many times, which would evaluate the same subscripts once per use. The row estimates
+--     after the arrays are guesses, so merge joins (which would sort a million wide rows)
+--     are switched off for this model: the joins are hash joins.
 --
--- Incremental (contract section 4): a run re-reads var('incremental_lookback_rows') rows per
--- series before the first row it (re)computes and merges rows newer than the stored ones,
--- plus the rows whose Python-job values changed since they were stored (the job may run
--- after this model). Running extremes (drawdown/drawup) carry the extremes of the rows
--- before the lookback. int_hist__draw_domain is rebuilt in full on every run.
+-- Incremental (contract section 4): a run recomputes the rows newer than the stored ones and
+-- the rows whose Python-job values changed since they were merged (the job may run after this
+-- model), from a lookback of var('incremental_lookback_rows') earlier rows per series; the
+-- expanding max/min come from every earlier row. Only those rows are merged.
+-- int_hist__draw_domain is rebuilt in full on every run.
 -- The materialization is set here rather than for the marts folder: the other marts are
 -- whole-history tables.
 {{
