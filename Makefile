@@ -40,7 +40,7 @@ pytest: install
 lint: install
 	$(VENV)/bin/ruff check python_jobs bench
 	$(VENV)/bin/ruff format --check python_jobs bench
-	$(VENV)/bin/sqlfluff lint models macros tests analyses --processes 2
+	$(VENV)/bin/sqlfluff lint models macros tests --processes 2
 
 format: install
 	$(VENV)/bin/ruff format python_jobs bench
