@@ -1,6 +1,6 @@
 {#-
     Rolling min or max over the `window` rows ending at `position`, from the doubling blocks
-    (array_doubling_extreme): two overlapping blocks of the largest size k <= window, the
+    (array_doubling_extremes): two overlapping blocks of the largest size k <= window, the
     one ending at the row and the one ending window - k rows earlier. O(1) per row.
     fn is greatest or least; block_prefix names the block arrays (block_prefix ~ k); source is
     the array of values (window 1). The caller masks rows with fewer than `window` rows.

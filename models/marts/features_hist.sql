@@ -240,15 +240,15 @@ series_prefix as (
 ),
 
 series_arrays as (
-    -- One row per series: a two-dimensional array, one row of values per draw in ds order,
-    -- after a first row of zeros so that prefix sums have an element for "no rows yet".
-    -- Row p holds draw p - 1. One ordered aggregate: each one sorts its group again.
+    -- One row per series. row_values is two-dimensional, one row of values per draw in ds
+    -- order, indexed from 0: row i holds the i-th draw and row 0 zeros, the prefix sums of no
+    -- rows. y_values holds y alone, indexed from 1, for lags and the doubling blocks.
     select
         series_prefix.loto,
         series_prefix.unique_id,
         count(*)::integer as n_rows,
         (count(*) filter (where not series_prefix.is_emitted))::integer as n_rows_kept,
-        array_fill(0::double precision, array[1, 12]) || array_agg(
+        array_fill(0::double precision, array[1, 12], array[0, 1]) || array_agg(
             array[
                 series_prefix.y,
                 series_prefix.y_sum,
@@ -263,30 +263,18 @@ series_arrays as (
                 series_prefix.co_var_n,
                 series_prefix.ds - date '1970-01-01'
             ] order by series_prefix.row_index
-        ) as row_values
+        ) as row_values,
+        array_agg(series_prefix.y order by series_prefix.row_index) as y_values
     from series_prefix
     group by
         series_prefix.loto,
         series_prefix.unique_id
 ),
 
-series_values as (
-    -- The values alone, one-dimensional, for lags and the doubling blocks. Built from
-    -- generate_series, whose rows come in order, like every array built below.
-    select
-        series_arrays.*,
-        array(
-            select series_arrays.row_values[element_index + 1][1]
-            from generate_series(1, series_arrays.n_rows) as element_index
-        ) as y_values
-    from series_arrays
-    offset 0  -- noqa: AM09
-),
-
 {%- set previous = namespace(
-    relation='series_values',
-    max_source='series_values.y_values',
-    min_source='series_values.y_values',
+    relation='series_arrays',
+    max_source='series_arrays.y_values',
+    min_source='series_arrays.y_values',
     step=1,
 ) %}
 {%- for size in block_sizes %}
@@ -295,13 +283,19 @@ series_values as (
         -- Doubling step: blocks of {{ size }} rows from two blocks of {{ previous.step }}.
         select
             {{ previous.relation }}.*,
-            {{ array_doubling_extreme(
-                'greatest', previous.max_source, previous.step, previous.relation ~ '.n_rows'
-            ) }} as y_max_block{{ size }},
-            {{ array_doubling_extreme(
-                'least', previous.min_source, previous.step, previous.relation ~ '.n_rows'
-            ) }} as y_min_block{{ size }}
+            doubled.y_max_block{{ size }},
+            doubled.y_min_block{{ size }}
         from {{ previous.relation }}
+        cross join lateral (
+            {{ array_doubling_extremes(
+                previous.max_source,
+                previous.min_source,
+                previous.step,
+                previous.relation ~ '.n_rows',
+                'y_max_block' ~ size,
+                'y_min_block' ~ size,
+            ) }}
+        ) as doubled
         offset 0  -- noqa: AM09
     ),
     {%- set previous.max_source = 'series_blocks' ~ size ~ '.y_max_block' ~ size %}
@@ -312,87 +306,79 @@ series_values as (
 
 row_windows as (
     -- Back to one row per draw, for the rows this run writes (the last ones of each series),
-    -- with every lag and window of the row by subscript.
+    -- with every lag and window of the row by subscript: i is the row's index in its series.
     select
         series.loto,
         series.unique_id,
-        date '1970-01-01' + series.row_values[(series_row.row_index + 1)][12]::integer as ds,
-        nullif(series.row_values[(series_row.row_index + 1)][8], 'NaN') as co,
-        series.row_values[(series_row.row_index + 1)][6] as running_max,
-        series.row_values[(series_row.row_index + 1)][7] as running_min,
-        {{ array_window_sum('series.row_values', 'series_row.row_index + 1', fixed_window, 9) }} as co_sum,
-        {{ array_window_sum('series.row_values', 'series_row.row_index + 1', fixed_window, 10) }} as co_y_sum,
-        series.row_values[(series_row.row_index + 1)][11] as co_var_n,
-        series_row.row_index,
-        series.row_values[(series_row.row_index + 1)][1] as y,
+        series_row.i,
+        date '1970-01-01' + series.row_values[series_row.i][12]::integer as ds,
+        nullif(series.row_values[series_row.i][8], 'NaN') as co,
+        series.row_values[series_row.i][1] as y,
+        series.row_values[series_row.i][6] as running_max,
+        series.row_values[series_row.i][7] as running_min,
+        series.row_values[series_row.i][11] as co_var_n,
+        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window, 9) }} as co_sum,
+        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window, 10) }} as co_y_sum,
         {%- for k in fetched_lags %}
-            series.y_values[series_row.row_index - {{ k }}] as y_lag{{ k }},
+            series.y_values[series_row.i - {{ k }}] as y_lag{{ k }},
         {%- endfor %}
         {%- for w in moment_windows %}
-            {{ array_window_sum('series.row_values', 'series_row.row_index + 1', w, 2) }} as y_sum_w{{ w }},
-            {{ array_window_sum('series.row_values', 'series_row.row_index + 1', w, 3) }} as y_sq_sum_w{{ w }},
+            {{ array_window_sum('series.row_values', 'series_row.i', w, 2) }} as y_sum_w{{ w }},
+            {{ array_window_sum('series.row_values', 'series_row.i', w, 3) }} as y_sq_sum_w{{ w }},
         {%- endfor %}
         {%- for w in windows %}
-            {{ array_rolling_extreme(
-                'greatest', 'series.y_max_block', 'series.y_values', 'series_row.row_index', w
-            ) }} as y_max_w{{ w }},
-            {{ array_rolling_extreme(
-                'least', 'series.y_min_block', 'series.y_values', 'series_row.row_index', w
-            ) }} as y_min_w{{ w }},
+            {{ array_rolling_extreme('greatest', 'series.y_max_block', 'series.y_values', 'series_row.i', w) }}
+            as y_max_w{{ w }},
+            {{ array_rolling_extreme('least', 'series.y_min_block', 'series.y_values', 'series_row.i', w) }}
+            as y_min_w{{ w }},
         {%- endfor %}
         -- Slope: sum of index * y over the window.
-        {{ array_window_sum('series.row_values', 'series_row.row_index + 1', fixed_window, 4) }} as index_y_sum,
+        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window, 4) }} as index_y_sum,
         -- Autocorrelation: the pairs (y_t, y_t-1) with both rows in the window, t = the last
         -- window - 1 rows; "lead" is y_t, "lag" y_t-1.
-        {{ array_window_sum('series.row_values', 'series_row.row_index + 1', fixed_window - 1, 2) }} as lead_sum,
-        {{ array_window_sum('series.row_values', 'series_row.row_index + 1', fixed_window - 1, 3) }} as lead_sq_sum,
-        {{ array_window_sum('series.row_values', 'series_row.row_index', fixed_window - 1, 2) }} as lag_sum,
-        {{ array_window_sum('series.row_values', 'series_row.row_index', fixed_window - 1, 3) }} as lag_sq_sum,
-        {{ array_window_sum('series.row_values', 'series_row.row_index + 1', fixed_window - 1, 5) }} as cross_sum
+        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window - 1, 2) }} as lead_sum,
+        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window - 1, 3) }} as lead_sq_sum,
+        {{ array_window_sum('series.row_values', 'series_row.i - 1', fixed_window - 1, 2) }} as lag_sum,
+        {{ array_window_sum('series.row_values', 'series_row.i - 1', fixed_window - 1, 3) }} as lag_sq_sum,
+        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window - 1, 5) }} as cross_sum
     from {{ previous.relation }} as series
     cross join
-        lateral generate_series(series.n_rows_kept + 1, series.n_rows) as series_row (row_index)
+        lateral generate_series(series.n_rows_kept + 1, series.n_rows) as series_row (i)
     offset 0  -- noqa: AM09
 ),
 
 row_moments as (
+    -- Centred sums n S2 - S1^2 are exact (integers below 2^53); only the ratios round.
     select
         row_windows.*,
         {%- for w in moment_windows %}
             row_windows.y_sum_w{{ w }} / {{ w }} as y_mean_w{{ w }},
             {{ w }} * row_windows.y_sq_sum_w{{ w }}
             - row_windows.y_sum_w{{ w }} * row_windows.y_sum_w{{ w }} as y_var_n_w{{ w }},
-        {%- endfor %}
-        {{ fixed_window - 1 }} * row_windows.lead_sq_sum - row_windows.lead_sum * row_windows.lead_sum as lead_var_n,
-        {{ fixed_window - 1 }} * row_windows.lag_sq_sum - row_windows.lag_sum * row_windows.lag_sum as lag_var_n
-    from row_windows
-    offset 0  -- noqa: AM09
-),
-
-row_stats as (
-    select
-        row_moments.*,
-        {%- for w in moment_windows %}
-            sqrt(row_moments.y_var_n_w{{ w }} / {{ w * (w - 1) }}) as y_std_w{{ w }},
+            sqrt(
+                ({{ w }} * row_windows.y_sq_sum_w{{ w }} - row_windows.y_sum_w{{ w }} * row_windows.y_sum_w{{ w }})
+                / {{ w * (w - 1) }}
+            ) as y_std_w{{ w }},
         {%- endfor %}
         -- Least squares on the row index t over the window: the index sums are those of the
         -- window's n consecutive integers, n sum(t^2) - sum(t)^2 = n^2 (n^2 - 1) / 12.
         (
-            {{ fixed_window }} * row_moments.index_y_sum
-            - ({{ fixed_window }} * row_moments.row_index - {{ (fixed_window * (fixed_window - 1) / 2) | int }})
-            * row_moments.y_sum_w{{ fixed_window }}
+            {{ fixed_window }} * row_windows.index_y_sum
+            - ({{ fixed_window }} * row_windows.i - {{ (fixed_window * (fixed_window - 1) / 2) | int }})
+            * row_windows.y_sum_w{{ fixed_window }}
         ) / {{ (fixed_window * fixed_window * (fixed_window * fixed_window - 1) / 12) | int }} as trend_slope,
         {{ pearson_from_centered_sums(
-            (fixed_window - 1) ~ ' * row_moments.cross_sum - row_moments.lead_sum * row_moments.lag_sum',
-            'row_moments.lead_var_n',
-            'row_moments.lag_var_n',
+            (fixed_window - 1) ~ ' * row_windows.cross_sum - row_windows.lead_sum * row_windows.lag_sum',
+            (fixed_window - 1) ~ ' * row_windows.lead_sq_sum - row_windows.lead_sum * row_windows.lead_sum',
+            (fixed_window - 1) ~ ' * row_windows.lag_sq_sum - row_windows.lag_sum * row_windows.lag_sum',
         ) }} as autocorr1,
         {{ pearson_from_centered_sums(
-            fixed_window ~ ' * row_moments.co_y_sum - row_moments.y_sum_w' ~ fixed_window ~ ' * row_moments.co_sum',
-            'row_moments.y_var_n_w' ~ fixed_window,
-            'row_moments.co_var_n',
+            fixed_window ~ ' * row_windows.co_y_sum - row_windows.y_sum_w' ~ fixed_window ~ ' * row_windows.co_sum',
+            fixed_window ~ ' * row_windows.y_sq_sum_w' ~ fixed_window
+            ~ ' - row_windows.y_sum_w' ~ fixed_window ~ ' * row_windows.y_sum_w' ~ fixed_window,
+            'row_windows.co_var_n',
         ) }} as co_corr
-    from row_moments
+    from row_windows
     offset 0  -- noqa: AM09
 ),
 
@@ -411,10 +397,10 @@ final as (
             row_stats.y_std_w{{ w }} as hist_y_roll_std_w{{ w }},
         {%- endfor %}
         {%- for w in windows %}
-            case when row_stats.row_index >= {{ w }} then row_stats.y_min_w{{ w }} end as hist_y_roll_min_w{{ w }},
+            case when row_stats.i >= {{ w }} then row_stats.y_min_w{{ w }} end as hist_y_roll_min_w{{ w }},
         {%- endfor %}
         {%- for w in windows %}
-            case when row_stats.row_index >= {{ w }} then row_stats.y_max_w{{ w }} end as hist_y_roll_max_w{{ w }},
+            case when row_stats.i >= {{ w }} then row_stats.y_max_w{{ w }} end as hist_y_roll_max_w{{ w }},
         {%- endfor %}
         {%- for w in windows %}
             py_hist.hist_y_roll_q75_w{{ w }} - py_hist.hist_y_roll_q25_w{{ w }} as hist_y_roll_iqr_w{{ w }},
@@ -465,7 +451,7 @@ final as (
         {%- for column in py_hist_columns() %}
             py_hist.{{ column }}{% if not loop.last %},{% endif %}
         {%- endfor %}
-    from row_stats
+    from row_moments as row_stats
     left join draw_domain
         on
             row_stats.loto = draw_domain.loto
