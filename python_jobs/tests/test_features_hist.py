@@ -163,10 +163,17 @@ def reference_build(pg_url: str) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, p
             _execute(pg_url, sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
 
 
-def test_sql_columns_match_reference_on_real_data(reference_build):
-    mart, draws, job_values = reference_build
+@pytest.fixture(scope="module")
+def reference(reference_build) -> pd.DataFrame:
+    """The reference's columns for the bundled data and the job values of ``reference_build``."""
+    _, draws, job_values = reference_build
+    return naive_hist.features_hist(draws, job_values.reset_index())
+
+
+def test_sql_columns_match_reference_on_real_data(reference_build, reference):
+    mart, _, job_values = reference_build
     assert len(mart) == 7 * 2037 + 8 * 375
-    want = naive_hist.features_hist(draws, job_values.reset_index())
+    want = reference
     assert set(want.columns) <= set(mart.columns)
     # Nothing vacuous: every column has values, and the flags say both yes and no somewhere.
     assert want.notna().any().all()
@@ -202,14 +209,14 @@ def test_columns_are_the_contract_and_documented(reference_build):
     assert len(sql_columns) == expected + len(config.FREQ_WINDOWS) + fixed
 
 
-def test_pandas_peer_computes_the_same_columns(reference_build, monkeypatch):
+def test_pandas_peer_computes_the_same_columns(reference_build, reference, monkeypatch):
     """The benchmark's pandas round trip computes what the mart holds (pandas' own rounding aside)."""
     monkeypatch.syspath_prepend(str(config.REPO_ROOT))
     from bench import hist_pandas_peer
 
     _, draws, job_values = reference_build
     peer = hist_pandas_peer.compute(draws).set_index(KEYS).sort_index()
-    want = naive_hist.features_hist(draws, job_values.reset_index())
+    want = reference
     assert set(peer.columns) == set(want.columns) | {
         column for column in job_values.columns if QUARTILE_COLUMN.fullmatch(column)
     }
