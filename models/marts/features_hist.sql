@@ -289,7 +289,8 @@ series_arrays as (
             doubled.y_max_block{{ size }},
             doubled.y_min_block{{ size }}
         from {{ previous.relation }}
-        cross join lateral (
+        cross join
+            lateral (
             {{ array_doubling_extremes(
                 previous.max_source,
                 previous.min_source,
@@ -298,7 +299,7 @@ series_arrays as (
                 'y_max_block' ~ size,
                 'y_min_block' ~ size,
             ) }}
-        ) as doubled
+            ) as doubled
         offset 0  -- noqa: AM09
     ),
     {%- set previous.max_source = 'series_blocks' ~ size ~ '.y_max_block' ~ size %}
@@ -331,9 +332,9 @@ row_windows as (
         {%- endfor %}
         {%- for w in windows %}
             {{ array_rolling_extreme('greatest', 'series.y_max_block', 'series.y_values', 'series_row.i', w) }}
-            as y_max_w{{ w }},
+                as y_max_w{{ w }},
             {{ array_rolling_extreme('least', 'series.y_min_block', 'series.y_values', 'series_row.i', w) }}
-            as y_min_w{{ w }},
+                as y_min_w{{ w }},
         {%- endfor %}
         -- Slope: sum of index * y over the window.
         {{ array_window_sum('series.row_values', 'series_row.i', fixed_window, 4) }} as index_y_sum,
