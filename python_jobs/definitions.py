@@ -1,0 +1,169 @@
+"""Feature definitions, read from the one place they live: the ``vars`` of ``dbt_project.yml``.
+
+The SQL models read these vars through ``var('windows')`` and friends; the Python job, the
+online engine and the docs read them here, so a window changed in ``dbt_project.yml`` (or passed
+to a run as ``--vars``, exactly as to dbt) changes every consumer with no second edit.
+
+>>> defs = load()
+>>> defs.windows
+(3, 7, 14, 21, 30, 60, 90)
+>>> load({"windows": [5, 10]}).windows
+(5, 10)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_FILE = Path(__file__).resolve().parent.parent / "dbt_project.yml"
+
+#: Environment variable holding ``--vars`` (YAML or JSON, as dbt takes them) for every command
+#: of one run: the pipeline sets it so the job and dbt see the same overrides.
+VARS_ENV = "LOTO_DBT_VARS"
+
+
+class DefinitionError(ValueError):
+    """A feature definition is missing or has a value the features cannot use."""
+
+
+@dataclass(frozen=True)
+class FeatureDefinitions:
+    """The feature definitions shared by SQL, the Python job and the online engine.
+
+    Attributes
+    ----------
+    lags : tuple of int
+        ``hist_y_lag{k}``: the value ``k`` rows earlier in the series.
+    windows : tuple of int
+        Rolling windows in rows: ``hist_y_roll_{stat}_w{w}`` and the columns derived from them.
+    diffs : tuple of int
+        ``hist_y_diff{k}``: ``y - lag k``.
+    pct_changes : tuple of int
+        ``hist_y_pct_change{k}``: ``(y - lag k) / lag k``.
+    freq_windows : tuple of int
+        ``hist_y_freq_w{n}``: appearances of ``y`` among the previous ``n`` draws' main numbers.
+    mp_window : int
+        Subsequence length ``m`` of the matrix-profile columns.
+    season_length : int
+        Season length of the STL/tsfeatures family (``freq`` of ``tsfeatures``).
+    futr_horizon : int
+        Future scheduled draws per series in ``features_futr``.
+    fourier_periods, fourier_orders : tuple of int
+        ``futr_p{P}_k{K}_sin/cos`` for every period ``P`` (days) and order ``K``.
+    incremental_lookback_rows : int
+        Rows per series re-read before the newest stored draw in an incremental build.
+    """
+
+    lags: tuple[int, ...]
+    windows: tuple[int, ...]
+    diffs: tuple[int, ...]
+    pct_changes: tuple[int, ...]
+    freq_windows: tuple[int, ...]
+    mp_window: int
+    season_length: int
+    futr_horizon: int
+    fourier_periods: tuple[int, ...]
+    fourier_orders: tuple[int, ...]
+    incremental_lookback_rows: int
+
+    def as_vars(self) -> dict[str, Any]:
+        """The definitions as dbt vars (lists, not tuples), for ``dbt --vars``."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()
+        }
+
+
+_LISTS = ("lags", "windows", "diffs", "pct_changes", "freq_windows", "fourier_periods", "fourier_orders")
+_SCALARS = ("mp_window", "season_length", "futr_horizon", "incremental_lookback_rows")
+
+
+def parse_vars(text: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """Parse ``--vars`` as dbt does: a YAML (or JSON) mapping; ``None`` or empty gives ``{}``."""
+    if text is None:
+        return {}
+    if isinstance(text, Mapping):
+        return dict(text)
+    if not text.strip():
+        return {}
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise DefinitionError(f"--vars is not a YAML mapping: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise DefinitionError(f"--vars must be a mapping such as '{{windows: [5, 10]}}', got {text!r}")
+    return parsed
+
+
+@lru_cache(maxsize=1)
+def _project_vars(path: str, mtime: float) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        project = yaml.safe_load(handle)
+    return dict(project.get("vars") or {})
+
+
+def project_vars() -> dict[str, Any]:
+    """The ``vars`` block of ``dbt_project.yml`` as written (no overrides)."""
+    return dict(_project_vars(str(PROJECT_FILE), PROJECT_FILE.stat().st_mtime))
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise DefinitionError(f"dbt var {name!r} must be a positive integer, got {value!r}")
+    return value
+
+
+def _int_list(name: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise DefinitionError(
+            f"dbt var {name!r} must be a non-empty list of positive integers, got {value!r}"
+        )
+    items = tuple(_positive_int(name, item) for item in value)
+    if len(set(items)) != len(items):
+        raise DefinitionError(f"dbt var {name!r} repeats a value: {list(items)}")
+    return items
+
+
+def load(overrides: str | Mapping[str, Any] | None = None) -> FeatureDefinitions:
+    """The feature definitions: ``dbt_project.yml`` vars, then ``$LOTO_DBT_VARS``, then ``overrides``.
+
+    Parameters
+    ----------
+    overrides : str or mapping, optional
+        What a run passes as ``--vars`` (YAML text or a mapping); it wins over the file.
+
+    Raises
+    ------
+    DefinitionError
+        A var is missing or not a positive integer (list).
+    """
+    merged = project_vars()
+    merged.update(parse_vars(os.environ.get(VARS_ENV)))
+    merged.update(parse_vars(overrides))
+    missing = [name for name in (*_LISTS, *_SCALARS) if name not in merged]
+    if missing:
+        raise DefinitionError(f"dbt_project.yml has no var(s) {missing}")
+    values: dict[str, Any] = {name: _int_list(name, merged[name]) for name in _LISTS}
+    values.update({name: _positive_int(name, merged[name]) for name in _SCALARS})
+    defs = FeatureDefinitions(**values)
+    needed = max(defs.windows) + max(defs.lags)
+    if defs.incremental_lookback_rows < needed:
+        raise DefinitionError(
+            f"dbt var 'incremental_lookback_rows' is {defs.incremental_lookback_rows}; the longest "
+            f"window plus the longest lag needs at least {needed}"
+        )
+    return defs
+
+
+def vars_json(overrides: str | Mapping[str, Any] | None = None) -> str:
+    """The effective overrides (``$LOTO_DBT_VARS`` and ``overrides``) as JSON for ``dbt --vars``."""
+    merged = parse_vars(os.environ.get(VARS_ENV))
+    merged.update(parse_vars(overrides))
+    return json.dumps(merged, sort_keys=True)
