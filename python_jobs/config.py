@@ -1,13 +1,15 @@
-"""Project defaults in one place.
+"""Runtime settings of the project: paths, bundled files, table names, the target schema.
 
-Tests patch attributes of this module (``monkeypatch.setattr(config, ...)``) rather than
-globals scattered across modules. The SQL side reads the same values from the dbt vars in
-``dbt_project.yml``; ``python_jobs/tests/test_config.py`` keeps the two in step.
+Feature definitions (windows, lags, the matrix-profile window...) are not here: they live in
+the ``vars`` of ``dbt_project.yml`` and Python reads them through
+:func:`python_jobs.definitions.load`. A feature family's own parameters are declared on its
+registration (:mod:`python_jobs.features.registry`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -23,25 +25,6 @@ BUNDLED_FILES = (
     ("bingo5", RAW_DATA_DIR / "bingo5.csv"),
 )
 
-# Feature definitions shared with dbt (dbt_project.yml vars).
-LAGS = (1, 2, 3, 7, 14, 21, 28, 30, 60)
-WINDOWS = (3, 7, 14, 21, 30, 60, 90)
-DIFFS = (1, 2, 7)
-PCT_CHANGES = (1, 7)
-FREQ_WINDOWS = (10, 50, 100)
-MP_WINDOW = 8
-SEASON_LENGTH = 7
-FUTR_HORIZON = 10
-
-# hist_y_iforest_score (python_jobs/features/anomaly.py): an IsolationForest on the last
-# IFOREST_EMBED values, first fitted once IFOREST_MIN_TRAIN rows exist, refitted each time
-# the training rows grow IFOREST_REFIT_GROWTH-fold.
-IFOREST_EMBED = 3
-IFOREST_MIN_TRAIN = 128
-IFOREST_REFIT_GROWTH = 4
-IFOREST_N_ESTIMATORS = 32
-IFOREST_RANDOM_STATE = 0
-
 # Table names in the target schema.
 RAW_DRAWS_TABLE = "raw_lottery_draws"
 RAW_REJECTS_TABLE = "raw_lottery_rejects"
@@ -49,9 +32,30 @@ INGEST_RUNS_TABLE = "raw_ingest_runs"
 STAGING_MODEL = "stg_lottery__draws"
 
 
+# A schema name the project accepts: a plain lower-case PostgreSQL identifier (63 bytes at
+# most), so it never needs quoting and dbt and the job name the same schema.
+SCHEMA_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class ConfigError(ValueError):
+    """A setting from the environment has a value the project cannot use."""
+
+
 def target_schema() -> str:
-    """Schema every table of the project lives in (``DBT_SCHEMA``, default ``public``)."""
-    return os.environ.get("DBT_SCHEMA", "public")
+    """Schema every table of the project lives in (``DBT_SCHEMA``, default ``public``).
+
+    Raises
+    ------
+    ConfigError
+        ``DBT_SCHEMA`` is not a plain lower-case identifier (``^[a-z_][a-z0-9_]{0,62}$``).
+    """
+    schema = os.environ.get("DBT_SCHEMA") or "public"
+    if not SCHEMA_PATTERN.match(schema):
+        raise ConfigError(
+            f"DBT_SCHEMA={schema!r} is not a usable schema name: use lower-case letters, digits and "
+            "underscores, starting with a letter or underscore, at most 63 characters"
+        )
+    return schema
 
 
 def numba_cache_dir() -> Path:

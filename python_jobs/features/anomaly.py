@@ -1,7 +1,7 @@
 """Point-in-time IsolationForest anomaly score: ``hist_y_iforest_score``.
 
-Definition, with ``E = config.IFOREST_EMBED`` (3), ``M = config.IFOREST_MIN_TRAIN`` (128) and
-``G = config.IFOREST_REFIT_GROWTH`` (4):
+Definition, with the parameters declared on the family's registration (end of this module)
+``E = embed`` (3), ``M = min_train`` (128) and ``G = refit_growth`` (4):
 
 - the feature vector of row ``t >= E - 1`` is the delay embedding
   ``x_t = (y[t - E + 1], ..., y[t - 1], y[t])`` (the value and the draws before it, so a
@@ -9,8 +9,8 @@ Definition, with ``E = config.IFOREST_EMBED`` (3), ``M = config.IFOREST_MIN_TRAI
   these vectors from 0;
 - models are fitted at the block boundaries ``b = M, G M, G^2 M, ...`` (whenever the history
   has grown G-fold): the model of block ``[b, G b)`` is ``sklearn.ensemble.IsolationForest(
-  n_estimators=config.IFOREST_N_ESTIMATORS, max_samples='auto', contamination='auto',
-  random_state=config.IFOREST_RANDOM_STATE)`` fitted on the vectors ``j < b``, i.e. on rows
+  n_estimators=n_estimators, max_samples='auto', contamination='auto',
+  random_state=random_state)`` fitted on the vectors ``j < b``, i.e. on rows
   strictly before the block, and scores every row of the block;
 - the score is ``-model.score_samples(x_t)``: the anomaly score ``s(x, psi) = 2^(-E h(x) /
   c(psi))`` of Liu, Ting & Zhou, in (0, 1], higher = more anomalous (about 0.5 for ordinary rows);
@@ -36,13 +36,10 @@ import warnings
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
-from python_jobs import config
 from python_jobs.features._common import as_series
-from python_jobs.features.registry import register
+from python_jobs.features.registry import param, register
 
 
-def anomaly_outputs() -> list[str]:
-    return ["hist_y_iforest_score"]
 
 
 def embed(y: np.ndarray, dims: int) -> np.ndarray:
@@ -62,13 +59,23 @@ def block_starts(count: int, min_train: int, growth: int) -> list[int]:
     return starts
 
 
-def anomaly(y) -> dict[str, np.ndarray]:
+def anomaly(
+    y,
+    *,
+    embed: int | None = None,
+    min_train: int | None = None,
+    refit_growth: int | None = None,
+    n_estimators: int | None = None,
+    random_state: int | None = None,
+) -> dict[str, np.ndarray]:
     """IsolationForest anomaly score of each row, fitted on earlier rows only.
 
     Parameters
     ----------
     y : array_like
         The series in ``ds`` order.
+    embed, min_train, refit_growth, n_estimators, random_state : int, optional
+        As in the module docstring; default the family's declared values.
 
     Returns
     -------
@@ -81,11 +88,15 @@ def anomaly(y) -> dict[str, np.ndarray]:
     Z.-H. Zhou, "Isolation Forest", ICDM 2008, DOI 10.1109/ICDM.2008.17.
     """
     arr = as_series(y)
-    dims = config.IFOREST_EMBED
+    dims = param("anomaly", "embed", embed)
+    min_train = param("anomaly", "min_train", min_train)
+    refit_growth = param("anomaly", "refit_growth", refit_growth)
+    n_estimators = param("anomaly", "n_estimators", n_estimators)
+    random_state = param("anomaly", "random_state", random_state)
     out = np.full(len(arr), np.nan)
     vectors = embed(arr, dims)
     finite = np.isfinite(vectors).all(axis=1)
-    starts = block_starts(len(vectors), config.IFOREST_MIN_TRAIN, max(2, config.IFOREST_REFIT_GROWTH))
+    starts = block_starts(len(vectors), min_train, max(2, refit_growth))
     stops = [*starts[1:], len(vectors)] if starts else []
     for start, stop in zip(starts, stops, strict=True):
         train = vectors[:start][finite[:start]]
@@ -93,8 +104,8 @@ def anomaly(y) -> dict[str, np.ndarray]:
         if len(train) < 2 or len(block) == 0:
             continue
         model = IsolationForest(
-            n_estimators=config.IFOREST_N_ESTIMATORS,
-            random_state=config.IFOREST_RANDOM_STATE,
+            n_estimators=n_estimators,
+            random_state=random_state,
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -106,9 +117,13 @@ def anomaly(y) -> dict[str, np.ndarray]:
 @register(
     "anomaly",
     kind="hist",
-    outputs=anomaly_outputs,
+    outputs=["hist_y_iforest_score"],
+    # Part of the family's version: changing one recomputes the scores everywhere.
+    params={"embed": 3, "min_train": 128, "refit_growth": 4, "n_estimators": 32, "random_state": 0},
+    version=1,
+    libraries=("scikit-learn",),
     cost="high",
     reference="sklearn.ensemble.IsolationForest.score_samples (negated)",
 )
-def anomaly_family(y: np.ndarray) -> dict[str, np.ndarray]:
-    return anomaly(y)
+def anomaly_family(y: np.ndarray, **params: int) -> dict[str, np.ndarray]:
+    return anomaly(y, **params)

@@ -8,27 +8,32 @@ import numpy as np
 from statsmodels.tsa.stattools import acf, pacf
 
 from python_jobs.features._common import as_series, finite_or_nan, is_constant, nan_dict, quiet, usable
-from python_jobs.features.registry import register
-
-ACF_LAGS = 10
-PACF_LAGS = 5
-# statsmodels' acf needs nlags + 1 rows (pacf needs 2 * nlags, fewer).
-MIN_LENGTH = max(ACF_LAGS + 1, 2 * PACF_LAGS)
+from python_jobs.features.registry import param, register
 
 
-def autocorrelation_outputs() -> list[str]:
-    return [f"stat_acf_lag{k}" for k in range(1, ACF_LAGS + 1)] + [
-        f"stat_pacf_lag{k}" for k in range(1, PACF_LAGS + 1)
+
+def min_length(acf_nlags: int, pacf_nlags: int) -> int:
+    """Rows needed: statsmodels' acf needs ``nlags + 1`` (pacf needs ``2 * nlags``)."""
+    return max(acf_nlags + 1, 2 * pacf_nlags)
+
+
+def autocorrelation_outputs(acf_nlags: int | None = None, pacf_nlags: int | None = None) -> list[str]:
+    acf_nlags = param("autocorrelation", "acf_nlags", acf_nlags)
+    pacf_nlags = param("autocorrelation", "pacf_nlags", pacf_nlags)
+    return [f"stat_acf_lag{k}" for k in range(1, acf_nlags + 1)] + [
+        f"stat_pacf_lag{k}" for k in range(1, pacf_nlags + 1)
     ]
 
 
-def autocorrelation(y) -> dict[str, float]:
+def autocorrelation(y, acf_nlags: int | None = None, pacf_nlags: int | None = None) -> dict[str, float]:
     """Sample autocorrelations (lags 1-10) and partial autocorrelations (lags 1-5) of ``y``.
 
     Parameters
     ----------
     y : array_like
         The series in ``ds`` order.
+    acf_nlags, pacf_nlags : int, optional
+        Lags of each; default the family's declared 10 and 5.
 
     Returns
     -------
@@ -47,33 +52,37 @@ def autocorrelation(y) -> dict[str, float]:
     autocovariance, which solves the same Yule-Walker systems as ``'ywadjusted'``.
     """
     arr = as_series(y)
-    names = autocorrelation_outputs()
-    if not usable(arr, MIN_LENGTH) or is_constant(arr):
+    acf_nlags = param("autocorrelation", "acf_nlags", acf_nlags)
+    pacf_nlags = param("autocorrelation", "pacf_nlags", pacf_nlags)
+    names = autocorrelation_outputs(acf_nlags, pacf_nlags)
+    if not usable(arr, min_length(acf_nlags, pacf_nlags)) or is_constant(arr):
         return nan_dict(names)
     with quiet():
-        acfs = acf(arr, nlags=ACF_LAGS)
-        pacfs = pacf(arr, nlags=PACF_LAGS)
+        acfs = acf(arr, nlags=acf_nlags)
+        pacfs = pacf(arr, nlags=pacf_nlags)
     values = list(acfs[1:]) + list(pacfs[1:])
     return {name: finite_or_nan(value) for name, value in zip(names, values, strict=True)}
 
 
-def autocorrelation_xp(xp: ModuleType, values) -> dict:
+def autocorrelation_xp(xp: ModuleType, values, acf_nlags: int | None = None, pacf_nlags: int | None = None) -> dict:
     """:func:`autocorrelation` of each row of ``values`` (series, rows) with array module ``xp``.
 
-    Rows must be usable (finite, non-constant, at least :data:`MIN_LENGTH` long).
+    Rows must be usable (finite, non-constant, at least :func:`min_length` long).
     """
+    acf_nlags = param("autocorrelation", "acf_nlags", acf_nlags)
+    pacf_nlags = param("autocorrelation", "pacf_nlags", pacf_nlags)
     n_series, n = values.shape
     centred = values - values.mean(axis=1, keepdims=True)
     nfft = 1 << int(2 * n - 1).bit_length()
     spectrum = xp.fft.rfft(centred, n=nfft, axis=1)
-    products = xp.fft.irfft(spectrum.real**2 + spectrum.imag**2, n=nfft, axis=1)[:, : ACF_LAGS + 1]
+    products = xp.fft.irfft(spectrum.real**2 + spectrum.imag**2, n=nfft, axis=1)[:, : acf_nlags + 1]
     acov = products / n  # biased: statsmodels' acf default
-    out = {f"stat_acf_lag{k}": acov[:, k] / acov[:, 0] for k in range(1, ACF_LAGS + 1)}
+    out = {f"stat_acf_lag{k}": acov[:, k] / acov[:, 0] for k in range(1, acf_nlags + 1)}
     # Levinson-Durbin on the adjusted autocovariance (divisor n - k), vectorised over series.
-    r = products[:, : PACF_LAGS + 1] / (n - xp.arange(PACF_LAGS + 1, dtype=xp.float64))[None, :]
-    phi = xp.zeros((n_series, PACF_LAGS + 1))
+    r = products[:, : Pacf_nlags + 1] / (n - xp.arange(Pacf_nlags + 1, dtype=xp.float64))[None, :]
+    phi = xp.zeros((n_series, Pacf_nlags + 1))
     sigma = r[:, 0].copy()
-    for k in range(1, PACF_LAGS + 1):
+    for k in range(1, Pacf_nlags + 1):
         acc = r[:, k] - (phi[:, 1:k] * r[:, k - 1 : 0 : -1]).sum(axis=1)
         reflection = acc / sigma
         updated = phi.copy()
@@ -88,11 +97,13 @@ def autocorrelation_xp(xp: ModuleType, values) -> dict:
 @register(
     "autocorrelation",
     kind="stat",
-    outputs=autocorrelation_outputs,
+    outputs=["stat_acf_lag{1..acf_nlags}", "stat_pacf_lag{1..pacf_nlags}"],
+    params={"acf_nlags": 10, "pacf_nlags": 5},
+    libraries=("statsmodels",),
     cost="low",
     gpu="python_jobs.gpu.autocorrelation:autocorrelation_batch",
     reference="statsmodels.tsa.stattools.acf(nlags=10), pacf(nlags=5)",
-    min_length=MIN_LENGTH,
+    min_length=lambda params: min_length(params["acf_nlags"], params["pacf_nlags"]),
 )
-def autocorrelation_family(y: np.ndarray) -> dict[str, float]:
-    return autocorrelation(y)
+def autocorrelation_family(y: np.ndarray, *, acf_nlags: int, pacf_nlags: int) -> dict[str, float]:
+    return autocorrelation(y, acf_nlags, pacf_nlags)

@@ -78,7 +78,8 @@ def catch22(y) -> dict[str, float]:
 @register(
     "catch22",
     kind="stat",
-    outputs=catch22_outputs,
+    outputs=catch22_outputs(),
+    libraries=("pycatch22",),
     cost="low",
     reference="pycatch22.catch22_all",
     min_length=MIN_LENGTH,

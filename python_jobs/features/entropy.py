@@ -12,7 +12,7 @@ import numpy as np
 
 from python_jobs.features._common import as_series, is_constant, nan_dict, quiet, safe, usable
 from python_jobs.features._numba import import_cached
-from python_jobs.features.registry import register
+from python_jobs.features.registry import param, register
 
 # antropy compiles its numba kernels at import; import_cached makes that a one-off per machine.
 antropy = import_cached("antropy")
@@ -21,18 +21,19 @@ antropy = import_cached("antropy")
 # measures are noise on so few patterns.
 MIN_LENGTH = 20
 
-_MEASURES: dict[str, Callable[[np.ndarray], float]] = {
-    "stat_ent_perm": lambda y: antropy.perm_entropy(y, order=3, normalize=True),
-    "stat_ent_spectral": lambda y: antropy.spectral_entropy(y, sf=1, method="fft", normalize=True),
-    "stat_ent_svd": lambda y: antropy.svd_entropy(y, order=3, normalize=True),
-    "stat_ent_app": lambda y: antropy.app_entropy(y),
-    "stat_ent_sample": lambda y: antropy.sample_entropy(y),
-    "stat_hjorth_mobility": lambda y: antropy.hjorth_params(y)[0],
-    "stat_hjorth_complexity": lambda y: antropy.hjorth_params(y)[1],
-    "stat_fd_petrosian": lambda y: antropy.petrosian_fd(y),
-    "stat_fd_katz": lambda y: antropy.katz_fd(y),
-    "stat_fd_higuchi": lambda y: antropy.higuchi_fd(y),
-    "stat_dfa": lambda y: antropy.detrended_fluctuation(y),
+# Each measure takes the series and the embedding order of the permutation and SVD entropies.
+_MEASURES: dict[str, Callable[[np.ndarray, int], float]] = {
+    "stat_ent_perm": lambda y, order: antropy.perm_entropy(y, order=order, normalize=True),
+    "stat_ent_spectral": lambda y, order: antropy.spectral_entropy(y, sf=1, method="fft", normalize=True),
+    "stat_ent_svd": lambda y, order: antropy.svd_entropy(y, order=order, normalize=True),
+    "stat_ent_app": lambda y, order: antropy.app_entropy(y),
+    "stat_ent_sample": lambda y, order: antropy.sample_entropy(y),
+    "stat_hjorth_mobility": lambda y, order: antropy.hjorth_params(y)[0],
+    "stat_hjorth_complexity": lambda y, order: antropy.hjorth_params(y)[1],
+    "stat_fd_petrosian": lambda y, order: antropy.petrosian_fd(y),
+    "stat_fd_katz": lambda y, order: antropy.katz_fd(y),
+    "stat_fd_higuchi": lambda y, order: antropy.higuchi_fd(y),
+    "stat_dfa": lambda y, order: antropy.detrended_fluctuation(y),
 }
 
 
@@ -40,13 +41,15 @@ def entropy_outputs() -> list[str]:
     return list(_MEASURES)
 
 
-def entropy(y) -> dict[str, float]:
+def entropy(y, order: int | None = None) -> dict[str, float]:
     """Entropy and complexity measures of ``y``.
 
     Parameters
     ----------
     y : array_like
         The series in ``ds`` order.
+    order : int, optional
+        Embedding order of the permutation and SVD entropies; default the family's (3).
 
     Returns
     -------
@@ -66,20 +69,23 @@ def entropy(y) -> dict[str, float]:
     named above with the arguments above, values passed through unchanged.
     """
     arr = as_series(y)
+    order = param("entropy", "order", order)
     names = entropy_outputs()
     if not usable(arr, MIN_LENGTH) or is_constant(arr):
         return nan_dict(names)
     with quiet():
-        return {name: safe(lambda fn=fn: fn(arr)) for name, fn in _MEASURES.items()}
+        return {name: safe(lambda fn=fn: fn(arr, order)) for name, fn in _MEASURES.items()}
 
 
 @register(
     "entropy",
     kind="stat",
-    outputs=entropy_outputs,
+    outputs=entropy_outputs(),
+    params={"order": 3},
+    libraries=("antropy",),
     cost="medium",
     reference="antropy",
     min_length=MIN_LENGTH,
 )
-def entropy_family(y: np.ndarray) -> dict[str, float]:
-    return entropy(y)
+def entropy_family(y: np.ndarray, *, order: int) -> dict[str, float]:
+    return entropy(y, order)

@@ -22,10 +22,9 @@ import threading
 
 import numpy as np
 
-from python_jobs import config
 from python_jobs.features._common import as_series, nan_dict, usable
 from python_jobs.features._numba import njit
-from python_jobs.features.registry import register
+from python_jobs.features.registry import definition, param, register
 
 MP_STATS = ("min", "max", "mean", "std", "motif_idx", "discord_idx")
 # stumpy.config.STUMPY_EXCL_ZONE_DENOM and STUMPY_P_NORM_THRESHOLD.
@@ -38,14 +37,6 @@ TIE_TOLERANCE = 1e-9
 
 def exclusion_zone(m: int) -> int:
     return math.ceil(m / EXCL_ZONE_DENOM)
-
-
-def matrix_profile_outputs() -> list[str]:
-    return [f"stat_mp_m{config.MP_WINDOW}_{name}" for name in MP_STATS]
-
-
-def matrix_profile_left_outputs() -> list[str]:
-    return [f"hist_y_mp_left_m{config.MP_WINDOW}"]
 
 
 @njit(cache=True, nogil=True)
@@ -150,7 +141,7 @@ def self_join(y, m: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     matrix profile, as ``stumpy.stumpi(..., egress=False).left_P_``).
     """
     arr = as_series(y)
-    window = config.MP_WINDOW if m is None else m
+    window = param("matrix_profile", "m", m)
     if len(arr) < window or window < 3:
         empty = np.full(max(len(arr) - window + 1, 0), np.inf)
         return empty, empty.copy()
@@ -191,7 +182,7 @@ def matrix_profile(y, m: int | None = None) -> dict[str, float]:
     y : array_like
         The series in ``ds`` order.
     m : int, optional
-        Subsequence length; default ``config.MP_WINDOW`` (dbt var ``mp_window``, 8).
+        Subsequence length; default the family's ``m`` (dbt var ``mp_window``, 8).
 
     Returns
     -------
@@ -212,7 +203,7 @@ def matrix_profile(y, m: int | None = None) -> dict[str, float]:
     Profile I, ICDM 2016).
     """
     arr = as_series(y)
-    window = config.MP_WINDOW if m is None else m
+    window = param("matrix_profile", "m", m)
     names = [f"stat_mp_m{window}_{name}" for name in MP_STATS]
     if not usable(arr, window):
         return nan_dict(names)
@@ -228,7 +219,7 @@ def matrix_profile_left(y, m: int | None = None) -> dict[str, np.ndarray]:
     y : array_like
         The series in ``ds`` order.
     m : int, optional
-        Subsequence length; default ``config.MP_WINDOW``.
+        Subsequence length; default the family's ``m`` (dbt var ``mp_window``).
 
     Returns
     -------
@@ -245,7 +236,7 @@ def matrix_profile_left(y, m: int | None = None) -> dict[str, np.ndarray]:
     indices). C.-C. M. Yeh et al., Matrix Profile I, ICDM 2016 (left/right profiles, Sec. 3).
     """
     arr = as_series(y)
-    window = config.MP_WINDOW if m is None else m
+    window = param("matrix_profile_left", "m", m)
     out = np.full(len(arr), np.nan)
     _, left = self_join(arr, window)
     if len(left):
@@ -256,22 +247,24 @@ def matrix_profile_left(y, m: int | None = None) -> dict[str, np.ndarray]:
 @register(
     "matrix_profile",
     kind="stat",
-    outputs=matrix_profile_outputs,
+    outputs=[f"stat_mp_m{{m}}_{name}" for name in MP_STATS],
+    params={"m": definition("mp_window")},
     cost="medium",
     gpu="python_jobs.gpu.matrix_profile:matrix_profile_batch",
     reference="stumpy.stump(y, m)[:, 0]",
 )
-def matrix_profile_family(y: np.ndarray) -> dict[str, float]:
-    return matrix_profile(y)
+def matrix_profile_family(y: np.ndarray, *, m: int) -> dict[str, float]:
+    return matrix_profile(y, m)
 
 
 @register(
     "matrix_profile_left",
     kind="hist",
-    outputs=matrix_profile_left_outputs,
+    outputs=["hist_y_mp_left_m{m}"],
+    params={"m": definition("mp_window")},
     cost="medium",
     gpu="python_jobs.gpu.matrix_profile:matrix_profile_left_batch",
     reference="stumpy.stumpi(y, m, egress=False).left_P_",
 )
-def matrix_profile_left_family(y: np.ndarray) -> dict[str, np.ndarray]:
-    return matrix_profile_left(y)
+def matrix_profile_left_family(y: np.ndarray, *, m: int) -> dict[str, np.ndarray]:
+    return matrix_profile_left(y, m)

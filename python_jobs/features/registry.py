@@ -1,8 +1,10 @@
 """An explicit registry of the Python feature families.
 
-A family is registered with :func:`register` (a decorator on its CPU function) and records
-its kind, cost and output names, so the job runner, the dbt column macros and the docs all
-read one list instead of scanning module dictionaries.
+A family is registered with :func:`register` (a decorator on its CPU function). The
+registration is the family's identity: its kind, cost, output names, declared parameters, the
+libraries it calls and an explicit version number. The job runner, the generated dbt column
+macros (``python -m python_jobs generate-macros``), the table DDL and the docs all read this one
+list instead of scanning module dictionaries.
 
 Kinds:
 
@@ -13,38 +15,194 @@ Kinds:
     One value per row, point in time. The CPU function maps the same array to
     ``{output_name: 1-D array of len(y)}``; the value at index ``i`` may use ``y[:i + 1]`` only.
 
+Parameters. ``params`` maps each parameter name to its value; the family function is called as
+``fn(y, **params)``. A value may be :func:`definition` ``("windows")``: a feature definition
+of ``dbt_project.yml`` (see :mod:`python_jobs.definitions`), resolved when the job runs, so
+``--vars`` reaches the family as it reaches dbt. Tests change parameters with
+:func:`override`, never by patching module globals.
+
+Output names are templates over the parameters: ``"hist_y_roll_median_w{windows}"`` gives one
+name per window, ``"stat_mp_m{mp_window}_min"`` one name, ``"stat_acf_lag{1..acf_nlags}"`` one
+per ``k`` in ``1 .. acf_nlags``; a name without braces is itself. Where several placeholders
+appear, the first one is the outer loop. ``outputs`` may instead be a function of the family's
+own parameters returning such templates (for name lists built from a settings mapping).
+
+Version (:meth:`Family.version_id`): a hash of what determines the values: the resolved
+parameters, the output names, the minimum length, the explicit ``version`` (bump it when the
+arithmetic changes) and the installed versions of the ``libraries`` the family calls. The
+module's source text is not part of it, so reformatting a module never forces a recompute.
+
 A family may also name a GPU implementation (``gpu="python_jobs.gpu.spectral:spectral_batch"``),
-a dotted path imported only when CuPy and a device are present. It takes a list of arrays
-and returns a list of the CPU function's results, for a whole batch in few kernel launches.
+a dotted path imported only when CuPy and a device are present. It is called as
+``gpu_fn(ys, **params)`` with a list of arrays and returns a list of the CPU function's results,
+for a whole batch in few kernel launches.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
 import importlib
-from collections.abc import Callable
+import importlib.metadata
+import itertools
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from python_jobs import definitions
 
 Kind = Literal["stat", "hist"]
+Cost = Literal["low", "medium", "high"]
+
+# {name} or {1..name}: a parameter (looped over when it is a sequence) or a range up to it.
+PLACEHOLDER = re.compile(r"\{(?:(\d+)\.\.)?([a-z_][a-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A parameter whose value is the feature definition ``name`` (a dbt var)."""
+
+    name: str
+
+
+def definition(name: str) -> Definition:
+    """Declare a parameter as the dbt var ``name`` (``windows``, ``mp_window``, ``season_length``...)."""
+    if name not in {f.name for f in dataclasses.fields(definitions.FeatureDefinitions)}:
+        raise ValueError(f"{name!r} is not a feature definition of dbt_project.yml")
+    return Definition(name)
+
+
+Outputs = Sequence[str] | Callable[[Mapping[str, Any]], Sequence[str]]
 
 
 @dataclass(frozen=True)
 class Family:
+    """One registered feature family (see the module docstring).
+
+    Attributes
+    ----------
+    name, kind, fn
+        Registered name, ``stat`` or ``hist``, and the CPU function ``fn(y, **params)``.
+    outputs
+        Output name templates, or a function of the family's own parameters returning them.
+    params
+        Declared parameters; :class:`Definition` values are resolved at run time.
+    version
+        Bumped by the author whenever the arithmetic changes.
+    libraries
+        Distribution names of the libraries the family calls (their versions enter the hash).
+    min_length
+        Shortest series with values (shorter ones get NULLs); an int or a function of the
+        resolved parameters.
+    """
+
     name: str
     kind: Kind
     fn: Callable
-    outputs: Callable[[], list[str]]
-    cost: Literal["low", "medium", "high"] = "medium"
+    outputs: Outputs = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+    version: int = 1
+    libraries: tuple[str, ...] = ()
+    cost: Cost = "medium"
     gpu: str | None = None
     reference: str = ""
-    min_length: int = 1
-    extra: dict = field(default_factory=dict)
+    min_length: int | Callable[[Mapping[str, Any]], int] = 1
+
+    def resolved(self, defs: definitions.FeatureDefinitions | None = None) -> dict[str, Any]:
+        """The parameters with every definition replaced by its value (``defs`` or the project's)."""
+        if any(isinstance(value, Definition) for value in self.params.values()):
+            defs = defs or definitions.load()
+        return {
+            key: getattr(defs, value.name) if isinstance(value, Definition) else value
+            for key, value in self.params.items()
+        }
+
+    def templates(self) -> list[str]:
+        """The output name templates (placeholders not expanded)."""
+        if callable(self.outputs):
+            return list(self.outputs(self.params))
+        return list(self.outputs)
+
+    def output_names(self, defs: definitions.FeatureDefinitions | None = None) -> list[str]:
+        """The output column names, placeholders expanded with the resolved parameters."""
+        params = self.resolved(defs)
+        return [name for template in self.templates() for name in expand(template, params)]
+
+    def min_rows(self, defs: definitions.FeatureDefinitions | None = None) -> int:
+        """The minimum series length, with the resolved parameters."""
+        return self.min_length(self.resolved(defs)) if callable(self.min_length) else self.min_length
+
+    def compute(self, y: Any, params: Mapping[str, Any] | None = None) -> Any:
+        """``fn(y, **params)``; default the resolved declared parameters."""
+        return self.fn(y, **(self.resolved() if params is None else params))
 
     def gpu_fn(self) -> Callable | None:
         if self.gpu is None:
             return None
         module, _, attr = self.gpu.partition(":")
         return getattr(importlib.import_module(module), attr)
+
+    def version_id(self, defs: definitions.FeatureDefinitions | None = None) -> str:
+        """A hash of what determines the family's values (see the module docstring)."""
+        params = self.resolved(defs)
+        payload = {
+            "name": self.name,
+            "kind": self.kind,
+            "version": self.version,
+            "params": _canonical(params),
+            "outputs": self.output_names(defs),
+            "min_length": self.min_rows(defs),
+            "libraries": {lib: library_version(lib) for lib in sorted(self.libraries)},
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` as JSON-able data with a stable order (dict keys sorted by json.dumps)."""
+    if isinstance(value, Mapping):
+        return {str(key): _canonical(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, range)):
+        return [_canonical(item) for item in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def library_version(name: str) -> str:
+    """The installed version of distribution ``name``; ``missing`` where it is not installed."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "missing"
+
+
+def _values(start: str | None, value: Any) -> list[Any]:
+    if start:
+        return list(range(int(start), int(value) + 1))
+    if isinstance(value, (list, tuple, range)):
+        return list(value)
+    return [value]
+
+
+def expand(template: str, params: Mapping[str, Any]) -> list[str]:
+    """The names of one template with ``params`` (resolved) substituted; see the module docstring."""
+    slots = PLACEHOLDER.findall(template)
+    missing = [name for _, name in slots if name not in params]
+    if missing:
+        raise KeyError(f"output template {template!r} names undeclared parameter(s) {missing}")
+    pieces = PLACEHOLDER.split(template)
+    # split() yields text, start, name, text, start, name, ..., text.
+    texts = pieces[::3]
+    names = []
+    for combo in itertools.product(*(_values(start, params[name]) for start, name in slots)):
+        out = texts[0]
+        for value, text in zip(combo, texts[1:], strict=True):
+            out += f"{value}{text}"
+        names.append(out)
+    return names
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -67,25 +225,39 @@ def register(
     name: str,
     *,
     kind: Kind,
-    outputs: Callable[[], list[str]],
-    cost: Literal["low", "medium", "high"] = "medium",
+    outputs: Outputs,
+    params: Mapping[str, Any] | None = None,
+    version: int = 1,
+    libraries: Sequence[str] = (),
+    cost: Cost = "medium",
     gpu: str | None = None,
     reference: str = "",
-    min_length: int = 1,
+    min_length: int | Callable[[Mapping[str, Any]], int] = 1,
 ) -> Callable[[Callable], Callable]:
+    """Register the decorated function as feature family ``name`` (see the module docstring)."""
+
     def decorate(fn: Callable) -> Callable:
         if name in _FAMILIES and _FAMILIES[name].fn is not fn:
             raise ValueError(f"feature family {name!r} is registered twice")
-        _FAMILIES[name] = Family(
+        fam = Family(
             name=name,
             kind=kind,
             fn=fn,
-            outputs=outputs,
+            outputs=outputs if callable(outputs) else tuple(outputs),
+            params=dict(params or {}),
+            version=version,
+            libraries=tuple(libraries),
             cost=cost,
             gpu=gpu,
             reference=reference,
             min_length=min_length,
         )
+        # Fail at import, not half-way through a job, when a template names no parameter.
+        for template in fam.templates():
+            unknown = [slot for _, slot in PLACEHOLDER.findall(template) if slot not in fam.params]
+            if unknown:
+                raise ValueError(f"family {name!r}: output {template!r} names undeclared {unknown}")
+        _FAMILIES[name] = fam
         return fn
 
     return decorate
@@ -110,6 +282,44 @@ def families(kind: Kind | None = None, names: list[str] | None = None) -> list[F
     return selected
 
 
-def output_columns(kind: Kind) -> list[str]:
+def family(name: str) -> Family:
+    """The registered family ``name`` (importing its module if needed)."""
+    if name not in _FAMILIES:
+        families()
+    if name not in _FAMILIES:
+        raise KeyError(f"unknown feature family {name!r}; known: {sorted(_FAMILIES)}")
+    return _FAMILIES[name]
+
+
+def param(family_name: str, key: str, given: Any = None) -> Any:
+    """``given``, or where it is ``None`` the resolved declared parameter ``key`` of the family.
+
+    Lets a family's public function be called without arguments (``anomaly(y)``) while its
+    parameters stay declared in one place, the registration.
+    """
+    if given is not None:
+        return given
+    return family(family_name).resolved()[key]
+
+
+@contextlib.contextmanager
+def override(family_name: str, **params: Any) -> Iterator[Family]:
+    """Change declared parameters of a registered family for the duration of a ``with`` block.
+
+    The family's version changes with them, so a job run inside the block recomputes it.
+    """
+    original = family(family_name)
+    unknown = set(params) - set(original.params)
+    if unknown:
+        raise KeyError(f"family {family_name!r} declares no parameter(s) {sorted(unknown)}")
+    changed = dataclasses.replace(original, params={**original.params, **params})
+    _FAMILIES[family_name] = changed
+    try:
+        yield changed
+    finally:
+        _FAMILIES[family_name] = original
+
+
+def output_columns(kind: Kind, defs: definitions.FeatureDefinitions | None = None) -> list[str]:
     """Every output column of the families of one kind, in registry order."""
-    return [col for fam in families(kind) for col in fam.outputs()]
+    return [col for fam in families(kind) for col in fam.output_names(defs)]

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from python_jobs import config
 from python_jobs.features._common import as_series
 from python_jobs.features._numba import njit
-from python_jobs.features.registry import register
+from python_jobs.features.registry import definition, param, register
 
 # (output name, quantile) in output order; the median is the 0.5 quantile.
 STATISTICS = (("median", 0.5), ("q25", 0.25), ("q75", 0.75))
-
-
-def rolling_outputs() -> list[str]:
-    return [f"hist_y_roll_{stat}_w{w}" for stat, _ in STATISTICS for w in config.WINDOWS]
 
 
 @njit(cache=True, nogil=True)
@@ -83,7 +78,7 @@ def rolling(y, windows: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
     y : array_like
         The series in ``ds`` order.
     windows : tuple of int, optional
-        Window sizes in rows; default ``config.WINDOWS``.
+        Window sizes in rows; default the family's ``windows`` (dbt var ``windows``).
 
     Returns
     -------
@@ -99,7 +94,7 @@ def rolling(y, windows: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
     Point in time: row ``i`` reads rows ``<= i`` only.
     """
     arr = as_series(y)
-    wins = tuple(config.WINDOWS if windows is None else windows)
+    wins = tuple(param("rolling", "windows", windows))
     qs = np.array([q for _, q in STATISTICS])
     values = _rolling_quantiles(arr, np.asarray(wins, dtype=np.int64), qs)
     return {
@@ -112,10 +107,11 @@ def rolling(y, windows: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
 @register(
     "rolling",
     kind="hist",
-    outputs=rolling_outputs,
+    outputs=[f"hist_y_roll_{stat}_w{{windows}}" for stat, _ in STATISTICS],
+    params={"windows": definition("windows")},
     cost="low",
     gpu="python_jobs.gpu.rolling:rolling_batch",
     reference="pandas Series.rolling(w).median() / .quantile(q)",
 )
-def rolling_family(y: np.ndarray) -> dict[str, np.ndarray]:
-    return rolling(y)
+def rolling_family(y: np.ndarray, *, windows: tuple[int, ...]) -> dict[str, np.ndarray]:
+    return rolling(y, windows)

@@ -99,7 +99,7 @@ def spectral(y) -> dict[str, float]:
 @register(
     "spectral",
     kind="stat",
-    outputs=spectral_outputs,
+    outputs=spectral_outputs(),
     cost="low",
     gpu="python_jobs.gpu.spectral:spectral_batch",
     reference="numpy.fft.rfft (definitions in the module docstring)",

@@ -16,10 +16,9 @@ import math
 
 import numpy as np
 
-from python_jobs import config
 from python_jobs.features._common import as_series, finite_or_nan, is_constant, nan_dict, quiet, usable
 from python_jobs.features._numba import import_cached, njit
-from python_jobs.features.registry import register
+from python_jobs.features.registry import definition, param, register
 
 # tsfeatures imports antropy, which compiles at import: cache it first.
 import_cached("antropy")
@@ -45,9 +44,9 @@ def stl_outputs() -> list[str]:
     return list(STL_KEYS)
 
 
-def min_length() -> int:
-    # STL needs two full seasonal periods; tsfeatures returns placeholder zeros below that.
-    return 2 * max(config.SEASON_LENGTH, 2)
+def min_length(freq: int) -> int:
+    """STL needs two full seasonal periods; tsfeatures returns placeholder zeros below that."""
+    return 2 * max(freq, 2)
 
 
 def _segments(x: np.ndarray, freq: int) -> np.ndarray:
@@ -117,7 +116,7 @@ def stl(y, freq: int | None = None) -> dict[str, float]:
     y : array_like
         The series in ``ds`` order.
     freq : int, optional
-        Seasonal period in rows; default ``config.SEASON_LENGTH`` (dbt var ``season_length``).
+        Seasonal period in rows; default the family's ``freq`` (dbt var ``season_length``).
 
     Returns
     -------
@@ -138,9 +137,9 @@ def stl(y, freq: int | None = None) -> dict[str, float]:
     Knowl. Disc. 13 (2006), DOI 10.1007/s10618-005-0039-x.
     """
     arr = as_series(y)
-    period = config.SEASON_LENGTH if freq is None else freq
+    period = param("stl", "freq", freq)
     names = stl_outputs()
-    if not usable(arr, 2 * max(period, 2)) or is_constant(arr):
+    if not usable(arr, min_length(period)) or is_constant(arr):
         return nan_dict(names)
     with quiet():
         values = dict(tsfeatures.stl_features(arr, period))
@@ -156,10 +155,12 @@ def stl(y, freq: int | None = None) -> dict[str, float]:
 @register(
     "stl",
     kind="stat",
-    outputs=stl_outputs,
+    outputs=list(STL_KEYS),
+    params={"freq": definition("season_length")},
+    libraries=("tsfeatures", "statsmodels", "antropy"),
     cost="high",
     reference="tsfeatures stl_features, stability, lumpiness, entropy, hurst, crossing_points, flat_spots",
-    min_length=min_length(),
+    min_length=lambda params: min_length(params["freq"]),
 )
-def stl_family(y: np.ndarray) -> dict[str, float]:
-    return stl(y)
+def stl_family(y: np.ndarray, *, freq: int) -> dict[str, float]:
+    return stl(y, freq)

@@ -33,7 +33,7 @@ from tsfresh.feature_extraction import feature_calculators
 from tsfresh.utilities.string_manipulation import convert_to_output_format
 
 from python_jobs.features._common import as_series, finite_or_nan, nan_dict, quiet, usable
-from python_jobs.features.registry import register
+from python_jobs.features.registry import param, register
 
 # A ComprehensiveFCParameters subset (40 features); None means no parameters.
 SETTINGS: dict[str, list[dict] | None] = {
@@ -86,10 +86,10 @@ def column_name(tsfresh_name: str) -> str:
     return PREFIX + re.sub(r"[^a-z0-9_]", "_", name)
 
 
-def _feature_names() -> list[str]:
+def _feature_names(settings: dict[str, list[dict] | None] = SETTINGS) -> list[str]:
     # tsfresh's naming, from its extraction loop (_do_extraction_on_chunk).
     names = []
-    for calculator, params in SETTINGS.items():
+    for calculator, params in settings.items():
         if params:
             names += [f"{KIND}__{calculator}__{convert_to_output_format(p)}" for p in params]
         else:
@@ -100,8 +100,8 @@ def _feature_names() -> list[str]:
 TSFRESH_NAMES = _feature_names()
 
 
-def tsfresh_outputs() -> list[str]:
-    return [column_name(name) for name in TSFRESH_NAMES]
+def tsfresh_outputs(settings: dict[str, list[dict] | None] = SETTINGS) -> list[str]:
+    return [column_name(name) for name in _feature_names(settings)]
 
 
 def _check_names() -> None:
@@ -116,9 +116,9 @@ def _check_names() -> None:
 _check_names()
 
 
-def _calculate(arr: np.ndarray) -> Iterator[tuple[str, float]]:
+def _calculate(arr: np.ndarray, settings: dict[str, list[dict] | None]) -> Iterator[tuple[str, float]]:
     series = None
-    for calculator, params in SETTINGS.items():
+    for calculator, params in settings.items():
         func = getattr(feature_calculators, calculator)
         if getattr(func, "input", None) == "pd.Series":
             # As tsfresh hands these calculators the column itself (default RangeIndex here).
@@ -147,13 +147,15 @@ def _safe_call(func, x, params: dict) -> float:
         return math.nan
 
 
-def tsfresh_subset(y) -> dict[str, float]:
+def tsfresh_subset(y, settings: dict[str, list[dict] | None] | None = None) -> dict[str, float]:
     """The :data:`SETTINGS` features of ``y``, as tsfresh computes them.
 
     Parameters
     ----------
     y : array_like
         The series in ``ds`` order.
+    settings : dict, optional
+        A ``default_fc_parameters`` dictionary; default the family's (:data:`SETTINGS`).
 
     Returns
     -------
@@ -171,20 +173,24 @@ def tsfresh_subset(y) -> dict[str, float]:
     Neurocomputing 307 (2018), DOI 10.1016/j.neucom.2018.03.067.
     """
     arr = as_series(y)
-    names = tsfresh_outputs()
+    settings = param("tsfresh_subset", "settings", settings)
+    tsfresh_names = _feature_names(settings)
+    names = [column_name(name) for name in tsfresh_names]
     if not usable(arr, 1):
         return nan_dict(names)
     with quiet():
-        values = dict(_calculate(arr))
-    return {column_name(name): finite_or_nan(values.get(name)) for name in TSFRESH_NAMES}
+        values = dict(_calculate(arr, settings))
+    return {column_name(name): finite_or_nan(values.get(name)) for name in tsfresh_names}
 
 
 @register(
     "tsfresh_subset",
     kind="stat",
-    outputs=tsfresh_outputs,
+    outputs=lambda params: tsfresh_outputs(params["settings"]),
+    params={"settings": SETTINGS},
+    libraries=("tsfresh",),
     cost="medium",
     reference="tsfresh.extract_features with tsfresh_subset.SETTINGS",
 )
-def tsfresh_subset_family(y: np.ndarray) -> dict[str, float]:
-    return tsfresh_subset(y)
+def tsfresh_subset_family(y: np.ndarray, *, settings: dict[str, list[dict] | None]) -> dict[str, float]:
+    return tsfresh_subset(y, settings)

@@ -13,7 +13,6 @@ from types import ModuleType
 
 import numpy as np
 
-from python_jobs import config
 from python_jobs.features.matrix_profile import (
     MP_STATS,
     P_NORM_THRESHOLD,
@@ -21,6 +20,7 @@ from python_jobs.features.matrix_profile import (
     matrix_profile_left,
     profile_stats,
 )
+from python_jobs.features.registry import param
 from python_jobs.gpu import batching, cupy
 
 
@@ -76,7 +76,7 @@ def _profiles(xp: ModuleType, ys: list[np.ndarray], m: int) -> list[tuple[np.nda
 
 def matrix_profile_batch_xp(xp: ModuleType, ys: list[np.ndarray], m: int | None = None) -> list[dict]:
     """The ``matrix_profile`` (stat) family for many series, with array module ``xp``."""
-    window = config.MP_WINDOW if m is None else m
+    window = param("matrix_profile", "m", m)
     names = [f"stat_mp_m{window}_{name}" for name in MP_STATS]
     results = []
     for y, pair in zip(ys, _profiles(xp, ys, window), strict=True):
@@ -87,7 +87,7 @@ def matrix_profile_batch_xp(xp: ModuleType, ys: list[np.ndarray], m: int | None 
 
 def matrix_profile_left_batch_xp(xp: ModuleType, ys: list[np.ndarray], m: int | None = None) -> list[dict]:
     """The ``matrix_profile_left`` (hist) family for many series, with array module ``xp``."""
-    window = config.MP_WINDOW if m is None else m
+    window = param("matrix_profile_left", "m", m)
     name = f"hist_y_mp_left_m{window}"
     results = []
     for y, pair in zip(ys, _profiles(xp, ys, window), strict=True):
@@ -100,11 +100,11 @@ def matrix_profile_left_batch_xp(xp: ModuleType, ys: list[np.ndarray], m: int | 
     return results
 
 
-def matrix_profile_batch(ys: list[np.ndarray]) -> list[dict[str, float]]:
+def matrix_profile_batch(ys: list[np.ndarray], m: int | None = None) -> list[dict[str, float]]:
     """GPU counterpart of the ``matrix_profile`` family (CuPy)."""
-    return matrix_profile_batch_xp(cupy(), ys)
+    return matrix_profile_batch_xp(cupy(), ys, m)
 
 
-def matrix_profile_left_batch(ys: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+def matrix_profile_left_batch(ys: list[np.ndarray], m: int | None = None) -> list[dict[str, np.ndarray]]:
     """GPU counterpart of the ``matrix_profile_left`` family (CuPy)."""
-    return matrix_profile_left_batch_xp(cupy(), ys)
+    return matrix_profile_left_batch_xp(cupy(), ys, m)

@@ -6,7 +6,7 @@ from types import ModuleType
 
 import numpy as np
 
-from python_jobs import config
+from python_jobs.features.registry import param
 from python_jobs.features.rolling import STATISTICS
 from python_jobs.gpu import batching, cupy
 
@@ -39,7 +39,7 @@ def rolling_batch_xp(
     xp: ModuleType, ys: list[np.ndarray], windows: tuple[int, ...] | None = None
 ) -> list[dict]:
     """:func:`python_jobs.features.rolling.rolling` for many series, with array module ``xp``."""
-    wins = tuple(config.WINDOWS if windows is None else windows)
+    wins = tuple(param("rolling", "windows", windows))
     names = [f"hist_y_roll_{stat}_w{w}" for stat, _ in STATISTICS for w in wins]
     results: list[dict] = [{} for _ in ys]
     for n, positions in batching.groups_by_length(ys):
@@ -52,6 +52,6 @@ def rolling_batch_xp(
     return results
 
 
-def rolling_batch(ys: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+def rolling_batch(ys: list[np.ndarray], windows: tuple[int, ...] | None = None) -> list[dict[str, np.ndarray]]:
     """GPU counterpart of the ``rolling`` family (CuPy)."""
-    return rolling_batch_xp(cupy(), ys)
+    return rolling_batch_xp(cupy(), ys, windows)
