@@ -55,7 +55,7 @@ def _model_seconds(target_path: Path) -> dict[str, float]:
 def bench_hist(url: str, n_series: int, n_rows: int, repeats: int) -> dict:
     from bench.hist_pandas_peer import run_peer
     from bench.panel import load_panel
-    from python_jobs.jobs import run_job
+    from python_jobs.job import run_job
 
     schema = "bench_hist"
     os.environ["DBT_SCHEMA"] = schema

@@ -54,9 +54,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
-    from python_jobs.jobs import main as jobs_main
+    from python_jobs.job import main as job_main
 
-    return jobs_main(args)
+    return job_main(args)
+
+
+def _cmd_generate_macros(args: argparse.Namespace) -> int:
+    from python_jobs.features import sql_macros
+
+    if args.check:
+        if (
+            sql_macros.MACRO_FILE.exists()
+            and sql_macros.MACRO_FILE.read_text(encoding="utf-8") == sql_macros.render()
+        ):
+            return 0
+        print(
+            f"{sql_macros.MACRO_FILE} is stale: run `python -m python_jobs generate-macros`", file=sys.stderr
+        )
+        return 1
+    changed = sql_macros.write()
+    print(f"{'wrote' if changed else 'unchanged'} {sql_macros.MACRO_FILE}")
+    return 0
 
 
 def _cmd_holidays(args: argparse.Namespace) -> int:
@@ -131,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_job_arguments(p)
     p.set_defaults(fn=_cmd_features)
 
+    p = sub.add_parser(
+        "generate-macros", help="write macros/python_jobs/py_columns.sql from the feature registry"
+    )
+    p.add_argument("--check", action="store_true", help="exit 1 when the file is stale, write nothing")
+    p.set_defaults(fn=_cmd_generate_macros)
+
     p = sub.add_parser("holidays", help="regenerate seeds/jp_holidays.csv from the `holidays` package")
     p.add_argument("--start-year", type=int, default=1995)
     p.add_argument("--end-year", type=int, default=2035)
@@ -150,4 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     log.configure(args.log_level)
-    return int(args.fn(args) or 0)
+    try:
+        return int(args.fn(args) or 0)
+    except config.ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from python_jobs import config, db
+from python_jobs import config, db, definitions
 from python_jobs.log import get_logger
 
 log = get_logger(__name__)
@@ -65,6 +65,10 @@ def run(args: list[str], *, url: str | None = None, quiet: bool = False, check: 
     """Run ``dbt ARGS`` from the repo root. Returns the exit code; raises on failure if ``check``."""
     render_profile(url)
     cmd = [dbt_executable(), *args]
+    # The overrides of this run ($LOTO_DBT_VARS), so dbt and the Python job see the same vars.
+    overrides = definitions.vars_json()
+    if overrides != "{}" and "--vars" not in args:
+        cmd += ["--vars", overrides]
     if quiet:
         cmd.insert(1, "--quiet")
     log.info("dbt.run", args=" ".join(args), schema=config.target_schema())

@@ -1,6 +1,6 @@
 """Arguments of the Python feature job (``python -m python_jobs features``).
 
-Kept apart from :mod:`python_jobs.jobs` so that ``--help`` does not import NumPy, the
+Kept apart from :mod:`python_jobs.job` so that ``--help`` does not import NumPy, the
 feature families or Dask.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
-# Series per batch; python_jobs.jobs uses the same constant.
+# Series per batch; python_jobs.job uses the same constant.
 DEFAULT_BATCH_SIZE = 64
 
 
@@ -72,6 +72,15 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
         "--full-refresh",
         action="store_true",
         help="recompute every series, not only those with new or changed draws",
+    )
+    parser.add_argument(
+        "--vars",
+        default=None,
+        metavar="YAML",
+        help=(
+            "feature definitions to override, as dbt takes them (e.g. '{windows: [5, 10]}'); "
+            "default $LOTO_DBT_VARS, else the vars of dbt_project.yml"
+        ),
     )
     parser.add_argument(
         "--no-progress",

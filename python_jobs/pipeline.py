@@ -66,7 +66,7 @@ def print_summary(timer: StageTimer, counts: list[tuple[str, int | None]]) -> No
 
 
 def run_features_job(url: str, device: str = "auto") -> None:
-    from python_jobs.jobs import run_job
+    from python_jobs.job import run_job
 
     run_job(url=url, device=device)
 

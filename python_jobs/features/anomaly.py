@@ -40,8 +40,6 @@ from python_jobs.features._common import as_series
 from python_jobs.features.registry import param, register
 
 
-
-
 def embed(y: np.ndarray, dims: int) -> np.ndarray:
     """Delay embedding: row ``j`` is ``y[j : j + dims]`` (vector of row ``t = j + dims - 1``)."""
     if len(y) < dims:

@@ -11,7 +11,6 @@ from python_jobs.features._common import as_series, finite_or_nan, is_constant, 
 from python_jobs.features.registry import param, register
 
 
-
 def min_length(acf_nlags: int, pacf_nlags: int) -> int:
     """Rows needed: statsmodels' acf needs ``nlags + 1`` (pacf needs ``2 * nlags``)."""
     return max(acf_nlags + 1, 2 * pacf_nlags)
@@ -64,7 +63,9 @@ def autocorrelation(y, acf_nlags: int | None = None, pacf_nlags: int | None = No
     return {name: finite_or_nan(value) for name, value in zip(names, values, strict=True)}
 
 
-def autocorrelation_xp(xp: ModuleType, values, acf_nlags: int | None = None, pacf_nlags: int | None = None) -> dict:
+def autocorrelation_xp(
+    xp: ModuleType, values, acf_nlags: int | None = None, pacf_nlags: int | None = None
+) -> dict:
     """:func:`autocorrelation` of each row of ``values`` (series, rows) with array module ``xp``.
 
     Rows must be usable (finite, non-constant, at least :func:`min_length` long).
@@ -79,10 +80,10 @@ def autocorrelation_xp(xp: ModuleType, values, acf_nlags: int | None = None, pac
     acov = products / n  # biased: statsmodels' acf default
     out = {f"stat_acf_lag{k}": acov[:, k] / acov[:, 0] for k in range(1, acf_nlags + 1)}
     # Levinson-Durbin on the adjusted autocovariance (divisor n - k), vectorised over series.
-    r = products[:, : Pacf_nlags + 1] / (n - xp.arange(Pacf_nlags + 1, dtype=xp.float64))[None, :]
-    phi = xp.zeros((n_series, Pacf_nlags + 1))
+    r = products[:, : pacf_nlags + 1] / (n - xp.arange(pacf_nlags + 1, dtype=xp.float64))[None, :]
+    phi = xp.zeros((n_series, pacf_nlags + 1))
     sigma = r[:, 0].copy()
-    for k in range(1, Pacf_nlags + 1):
+    for k in range(1, pacf_nlags + 1):
         acc = r[:, k] - (phi[:, 1:k] * r[:, k - 1 : 0 : -1]).sum(axis=1)
         reflection = acc / sigma
         updated = phi.copy()

@@ -120,6 +120,10 @@ class Family:
             for key, value in self.params.items()
         }
 
+    def bind(self, defs: definitions.FeatureDefinitions | None = None) -> Family:
+        """This family with its parameters resolved: what a worker runs, needing no definitions."""
+        return dataclasses.replace(self, params=self.resolved(defs))
+
     def templates(self) -> list[str]:
         """The output name templates (placeholders not expanded)."""
         if callable(self.outputs):
@@ -179,7 +183,8 @@ def library_version(name: str) -> str:
         return "missing"
 
 
-def _values(start: str | None, value: Any) -> list[Any]:
+def slot_values(start: str | None, value: Any) -> list[Any]:
+    """The values one placeholder takes: a range ``start .. value``, the items of a sequence, or ``value``."""
     if start:
         return list(range(int(start), int(value) + 1))
     if isinstance(value, (list, tuple, range)):
@@ -197,7 +202,7 @@ def expand(template: str, params: Mapping[str, Any]) -> list[str]:
     # split() yields text, start, name, text, start, name, ..., text.
     texts = pieces[::3]
     names = []
-    for combo in itertools.product(*(_values(start, params[name]) for start, name in slots)):
+    for combo in itertools.product(*(slot_values(start, params[name]) for start, name in slots)):
         out = texts[0]
         for value, text in zip(combo, texts[1:], strict=True):
             out += f"{value}{text}"

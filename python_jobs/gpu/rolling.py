@@ -52,6 +52,8 @@ def rolling_batch_xp(
     return results
 
 
-def rolling_batch(ys: list[np.ndarray], windows: tuple[int, ...] | None = None) -> list[dict[str, np.ndarray]]:
+def rolling_batch(
+    ys: list[np.ndarray], windows: tuple[int, ...] | None = None
+) -> list[dict[str, np.ndarray]]:
     """GPU counterpart of the ``rolling`` family (CuPy)."""
     return rolling_batch_xp(cupy(), ys, windows)

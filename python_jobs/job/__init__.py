@@ -1,0 +1,54 @@
+"""The Python feature job: ``make gpu-features`` / ``python -m python_jobs features``.
+
+It reads ``stg_lottery__draws``, runs every registered feature family over the series that
+changed since the last run, and writes ``py_features_stat`` (one row per series) and
+``py_features_hist`` (one row per draw), which dbt declares as sources, stages and joins into
+the marts. The job owns those tables and its bookkeeping tables ``py_job_*``.
+
+Modules, in the order a run uses them:
+
+:mod:`~python_jobs.job.run`
+    :func:`run_job`: the run as a short sequence of named phases, and the command line.
+:mod:`~python_jobs.job.planning`
+    The families and their versions; which (series, family) pairs to compute.
+:mod:`~python_jobs.job.executors`
+    In-process, or a Dask cluster (local, CUDA, remote).
+:mod:`~python_jobs.job.compute`
+    One family over one batch of series, on a worker.
+:mod:`~python_jobs.job.tables`
+    The job's tables: their one definition, creation, the schema lock.
+:mod:`~python_jobs.job.reading`, :mod:`~python_jobs.job.writing`
+    Change detection and COPY out; COPY in and the set-wise merge.
+:mod:`~python_jobs.job.runs`
+    Run records, and runs a killed job left ``running``.
+:mod:`~python_jobs.job.reporting`
+    The result object, the summary table, progress.
+"""
+
+from __future__ import annotations
+
+import os
+
+from python_jobs import config
+
+# Compiled numba kernels are cached on disk across runs; the variable must be set before the
+# first `import numba`, which the family modules do, so it is set when this package loads.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(config.numba_cache_dir()))
+
+from python_jobs.job.compute import FamilyBatchResult, SeriesBatch, compute_family
+from python_jobs.job.errors import JobError, JobIOError, SeriesFailure
+from python_jobs.job.reporting import JobResult, SeriesError
+from python_jobs.job.run import main, run_job
+
+__all__ = [
+    "FamilyBatchResult",
+    "JobError",
+    "JobIOError",
+    "JobResult",
+    "SeriesBatch",
+    "SeriesError",
+    "SeriesFailure",
+    "compute_family",
+    "main",
+    "run_job",
+]

@@ -1,0 +1,143 @@
+"""One family over one batch of series: the work a worker does.
+
+A batch is shipped once for all the families it needs; each family is one task. The family
+arrives bound (:meth:`python_jobs.features.registry.Family.bind`): its parameters resolved from
+the run's feature definitions, so a worker never reads ``dbt_project.yml`` or ``--vars``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from python_jobs.features.registry import Family
+from python_jobs.job.errors import SeriesFailure
+from python_jobs.job.reading import SeriesData
+from python_jobs.log import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass
+class SeriesBatch:
+    """The unit shipped to a worker: a few series, sent once for all families of the batch."""
+
+    series: list[SeriesData]
+
+
+@dataclass
+class FamilyBatchResult:
+    """One family over one batch, as computed on a worker.
+
+    ``values`` is (series, outputs) for a stat family and (all rows of the batch, outputs)
+    for a hist family, NaN where a value is undefined or the series failed.
+    """
+
+    family: str
+    values: np.ndarray
+    errors: list[tuple[int, str]]
+    too_short: int
+    seconds: float
+    device: str
+
+
+def _stat_row(result: Any, outputs: list[str]) -> np.ndarray:
+    if not isinstance(result, dict):
+        raise TypeError(f"expected a dict of outputs, got {type(result).__name__}")
+    row = np.full(len(outputs), np.nan)
+    for j, name in enumerate(outputs):
+        value = result.get(name)
+        if value is not None:
+            row[j] = float(value)
+    return row
+
+
+def _hist_block(result: Any, outputs: list[str], n: int) -> np.ndarray:
+    if not isinstance(result, dict):
+        raise TypeError(f"expected a dict of output arrays, got {type(result).__name__}")
+    block = np.full((n, len(outputs)), np.nan)
+    for j, name in enumerate(outputs):
+        value = result.get(name)
+        if value is None:
+            continue
+        arr = np.asarray(value, dtype=np.float64)
+        if arr.shape != (n,):
+            raise ValueError(f"output {name!r} has shape {arr.shape}, expected ({n},)")
+        block[:, j] = arr
+    return block
+
+
+def _gpu_results(fam: Family, ys: list[np.ndarray], params: dict[str, Any]) -> list[Any] | None:
+    try:
+        results = fam.gpu_fn()(ys, **params)
+        if len(results) != len(ys):
+            raise ValueError(f"{len(results)} results for {len(ys)} series")
+        return list(results)
+    except Exception as exc:
+        # The CPU path then runs series by series, which also isolates a failing series.
+        log.warning("job.gpu_batch_failed", family=fam.name, series=len(ys), error=str(exc))
+        return None
+
+
+def compute_family(fam: Family, batch: SeriesBatch, device: str, on_error: str) -> FamilyBatchResult:
+    """Run one family over a batch of series; failures follow ``on_error``.
+
+    ``fam`` is bound to the run's definitions (an unbound family resolves them here).
+
+    A series shorter than the family's ``min_length`` gets NULLs (valid input, not an error);
+    a series with non-finite values, or one the family raises on, is an error: raised with
+    ``on_error="raise"``, else recorded and given NULLs.
+    """
+    start = time.perf_counter()
+    params = fam.resolved()
+    outputs = fam.output_names()
+    series = batch.series
+    lengths = [len(s) for s in series]
+    stat = fam.kind == "stat"
+    values = np.full((len(series) if stat else sum(lengths), len(outputs)), np.nan)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(int)
+    errors: list[tuple[int, str]] = []
+    eligible = [i for i, s in enumerate(series) if len(s) >= fam.min_rows()]
+    too_short = len(series) - len(eligible)
+    for i in [i for i in eligible if not np.isfinite(series[i].y).all()]:
+        message = f"y has {int((~np.isfinite(series[i].y)).sum())} non-finite values"
+        if on_error == "raise":
+            raise SeriesFailure(fam.name, series[i].loto, series[i].unique_id, message)
+        errors.append((i, message))
+    failed_input = {i for i, _ in errors}
+    eligible = [i for i in eligible if i not in failed_input]
+
+    used = "cpu"
+    gpu_results: list[Any] | None = None
+    if device == "gpu" and fam.gpu is not None and eligible:
+        gpu_results = _gpu_results(fam, [series[i].y for i in eligible], params)
+        used = "gpu" if gpu_results is not None else "cpu"
+
+    with warnings.catch_warnings():
+        # Undefined statistics of short or constant series come back as NaN, which is the intent.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for pos, i in enumerate(eligible):
+            s = series[i]
+            try:
+                result = gpu_results[pos] if gpu_results is not None else None
+                if result is None:
+                    result = fam.compute(s.y.copy(), params)
+                if stat:
+                    values[i] = _stat_row(result, outputs)
+                else:
+                    values[offsets[i] : offsets[i + 1]] = _hist_block(result, outputs, lengths[i])
+            except Exception as exc:
+                message = f"{type(exc).__name__}: {exc}"
+                if on_error == "raise":
+                    raise SeriesFailure(fam.name, s.loto, s.unique_id, message) from exc
+                errors.append((i, message))
+    for i, _ in errors:
+        if stat:
+            values[i] = np.nan
+        else:
+            values[offsets[i] : offsets[i + 1]] = np.nan
+    return FamilyBatchResult(fam.name, values, errors, too_short, time.perf_counter() - start, used)

@@ -1,0 +1,183 @@
+"""Where the families run: in-process, or on a Dask cluster (local, CUDA, or remote).
+
+``None``/``"auto"``
+    In-process for small jobs (under :data:`AUTO_CLUSTER_MIN_SECONDS` of estimated compute, from
+    each family's registered cost and the series' lengths), on one CPU, or on the GPU (one device
+    does the parallel work); otherwise a ``distributed.LocalCluster`` with one single-threaded
+    worker process per core. Starting workers and importing the families there takes seconds,
+    which cheap families never win back.
+``"sync"``
+    Always in-process.
+``"local"``
+    Always a ``LocalCluster``.
+``"local-cuda"``
+    ``dask_cuda.LocalCUDACluster``: one worker per visible GPU.
+``"tcp://host:port"``, or a ``distributed.Client``
+    An existing cluster (see ``docs/scale-out.md``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from python_jobs import config
+from python_jobs.features.registry import Family
+from python_jobs.job.errors import JobError
+
+if TYPE_CHECKING:
+    from python_jobs.job.planning import Planned
+
+# Below this much estimated compute, starting worker processes costs more than it saves.
+AUTO_CLUSTER_MIN_SECONDS = 60.0
+# Rough CPU seconds per 1,000-row series of a family of each registered cost (measured on the
+# 1,000 x 1,000 panel: rolling 0.007, entropy 0.04, isolation forest 0.6).
+COST_SECONDS = {"low": 0.01, "medium": 0.05, "high": 0.5}
+
+
+class _Done:
+    """A finished in-process call with the interface of a Dask future."""
+
+    def __init__(self, fn: Callable, args: tuple):
+        self._value: Any = None
+        self._error: BaseException | None = None
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:
+            self._error = exc
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def cancel(self) -> None:
+        pass
+
+
+class SyncExecutor:
+    name = "sync"
+    max_in_flight = 1
+
+    def scatter(self, batch: Any) -> Any:
+        return batch
+
+    def submit(self, fn: Callable, *args: Any) -> _Done:
+        return _Done(fn, args)
+
+    def close(self) -> None:
+        pass
+
+
+class NumbaCachePlugin:
+    """Points each Dask worker's numba cache at the project's folder before numba loads there."""
+
+    name = "loto-features-numba-cache"
+
+    def __init__(self, cache_dir: str | None = None):
+        self.cache_dir = cache_dir
+
+    def setup(self, worker: Any) -> None:
+        os.environ.setdefault("NUMBA_CACHE_DIR", self.cache_dir or str(config.numba_cache_dir()))
+
+
+class DaskExecutor:
+    def __init__(self, client: Any, name: str, *, owned: list[Any]):
+        self.client = client
+        self.name = name
+        self._owned = owned
+        threads = sum(client.nthreads().values()) or 1
+        self.max_in_flight = max(2, 2 * threads)
+        with contextlib.suppress(Exception):
+            from distributed import WorkerPlugin
+
+            plugin = type("_NumbaCache", (NumbaCachePlugin, WorkerPlugin), {})
+            # A remote worker keeps its own NUMBA_CACHE_DIR or uses its checkout's default.
+            client.register_plugin(plugin(None if name.startswith("tcp") else str(config.numba_cache_dir())))
+
+    def scatter(self, batch: Any) -> Any:
+        return self.client.scatter(batch, hash=False)
+
+    def gpu_available(self) -> bool:
+        """Whether every worker has a usable GPU."""
+        answers = self.client.run(_gpu_available_here)
+        return bool(answers) and all(answers.values())
+
+    def submit(self, fn: Callable, *args: Any) -> Any:
+        return self.client.submit(fn, *args, pure=False)
+
+    def close(self) -> None:
+        for obj in self._owned:
+            with contextlib.suppress(Exception):
+                obj.close()
+
+
+def _gpu_available_here() -> bool:
+    from python_jobs.device import gpu_available
+
+    return gpu_available()
+
+
+def is_remote(scheduler: Any) -> bool:
+    """A cluster that may run on other machines: a Client, or a scheduler address."""
+    return scheduler is not None and (not isinstance(scheduler, str) or "://" in scheduler)
+
+
+def _local_cluster(kind: str, n_workers: int | None) -> DaskExecutor:
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    if kind == "local-cuda":
+        try:
+            from dask_cuda import LocalCUDACluster
+        except ImportError as exc:
+            raise JobError(
+                "--scheduler local-cuda needs dask-cuda: `pip install -e .[gpu]` on a GPU machine"
+            ) from exc
+        cluster = LocalCUDACluster(silence_logs=logging.WARNING, dashboard_address=None)
+    else:
+        workers = n_workers or max(1, os.cpu_count() or 1)
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            silence_logs=logging.WARNING,
+            dashboard_address=None,
+        )
+    client = Client(cluster)
+    return DaskExecutor(client, kind, owned=[client, cluster])
+
+
+def estimated_seconds(planned: list[Planned], fams: list[Family]) -> float:
+    """Rough single-core seconds to compute ``planned``, from the families' registered costs."""
+    per_row = {fam.name: COST_SECONDS.get(fam.cost, COST_SECONDS["medium"]) / 1000 for fam in fams}
+    return sum(per_row[name] * item.info.n_rows for item in planned for name in item.families)
+
+
+def make_executor(scheduler: Any, *, device: str, work_seconds: float, n_workers: int | None = None) -> Any:
+    """The executor for ``scheduler`` (see the module docstring for the choices)."""
+    if scheduler is not None and not isinstance(scheduler, str):
+        # A distributed.Client the caller owns (and closes).
+        return DaskExecutor(scheduler, f"client:{scheduler.scheduler.address}", owned=[])
+    choice = (scheduler or "auto").strip()
+    if choice == "auto":
+        cores = os.cpu_count() or 1
+        if device == "gpu" or cores < 2 or work_seconds < AUTO_CLUSTER_MIN_SECONDS:
+            return SyncExecutor()
+        return _local_cluster("local", n_workers)
+    if choice in ("sync", "none"):
+        return SyncExecutor()
+    if choice in ("local", "local-cuda"):
+        return _local_cluster(choice, n_workers)
+    if "://" in choice:
+        from distributed import Client
+
+        try:
+            client = Client(choice, timeout="30s")
+        except OSError as exc:
+            raise JobError(f"cannot reach the Dask scheduler at {choice}: {exc}") from exc
+        return DaskExecutor(client, choice, owned=[client])
+    raise JobError(f"unknown scheduler {choice!r}: use auto, sync, local, local-cuda or tcp://host:port")

@@ -1,0 +1,190 @@
+"""What a run computes: the families, their versions, and the (series, family) pairs to do.
+
+Each family gets a version (:meth:`python_jobs.features.registry.Family.version_id`: its
+resolved parameters, output names, explicit version number and library versions). One
+aggregate query gives each series' row count, last date and checksum. A (series, family) is
+computed when its bookkeeping row (``py_job_state``) is missing, failed, or has another version
+or checksum; ``full_refresh`` computes everything. A re-run with nothing new reads no draws.
+For per-draw families, when the old rows are an unchanged prefix of the series (a draw was
+appended), only the new rows are written: values are point in time, so old rows stand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from python_jobs.features import registry
+from python_jobs.features.registry import Family
+from python_jobs.job import reading, tables
+from python_jobs.job.errors import JobError
+from python_jobs.job.reading import SeriesInfo, StateRow
+from python_jobs.log import get_logger
+
+log = get_logger(__name__)
+
+
+def load_families(names: Sequence[str] | None = None) -> list[Family]:
+    """The registered families (all kinds), optionally only ``names``.
+
+    While some family modules of :data:`registry.FAMILY_MODULES` do not exist yet, the ones that
+    import are used and each missing one is logged; an error in a module that exists is raised.
+    """
+    if names and _import_named(names):
+        # Asked-for families found in modules of the same names: the other modules (some
+        # take seconds to import) are not needed.
+        return [fam for fam in _in_registry_order() if fam.name in names]
+    try:
+        found = registry.families()
+    except ModuleNotFoundError:
+        found = []
+        for module in registry.FAMILY_MODULES:
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name != module:
+                    raise
+                log.warning("job.family_module_missing", module=module)
+        found = _in_registry_order()
+    if names:
+        unknown = sorted(set(names) - {fam.name for fam in found})
+        if unknown:
+            raise JobError(f"unknown feature families {unknown}; known: {sorted(fam.name for fam in found)}")
+        found = [fam for fam in found if fam.name in names]
+    if not found:
+        raise JobError(
+            "no feature families are registered: the modules of "
+            "python_jobs.features.registry.FAMILY_MODULES could not be imported"
+        )
+    return found
+
+
+def _in_registry_order() -> list[Family]:
+    """The families registered so far, in FAMILY_MODULES order (as registry.families gives them)."""
+    rank = {module: pos for pos, module in enumerate(registry.FAMILY_MODULES)}
+    return sorted(registry._FAMILIES.values(), key=lambda fam: rank.get(fam.fn.__module__, len(rank)))
+
+
+def _import_named(names: Sequence[str]) -> bool:
+    """Import the family modules named like ``names``; whether that registered all of them."""
+    modules = {module.rsplit(".", 1)[-1]: module for module in registry.FAMILY_MODULES}
+    if not all(name in modules for name in names):
+        return False
+    for name in names:
+        importlib.import_module(modules[name])
+    return all(name in registry._FAMILIES for name in names)
+
+
+@dataclass
+class Planned:
+    info: SeriesInfo
+    families: tuple[str, ...]
+    cutoff: dt.date | None = None
+
+
+def plan(
+    summary: list[SeriesInfo],
+    state: dict[tuple[str, str, str], StateRow],
+    fams: list[Family],
+    versions: dict[str, str],
+    full_refresh: bool,
+) -> list[Planned]:
+    planned = []
+    for info in summary:
+        dirty = []
+        for fam in fams:
+            row = state.get((info.loto, info.unique_id, fam.name))
+            if (
+                full_refresh
+                or row is None
+                or row.status != "ok"
+                or row.feature_version != versions[fam.name]
+                or row.checksum != info.checksum
+            ):
+                dirty.append(fam.name)
+        if dirty:
+            planned.append(Planned(info, tuple(dirty)))
+    return planned
+
+
+def append_candidates(
+    planned: list[Planned],
+    state: dict[tuple[str, str, str], StateRow],
+    kinds: dict[str, str],
+    versions: dict[str, str],
+) -> list[tuple[Planned, dt.date, str]]:
+    """Series whose per-draw families all last ran, at this version, on one shorter prefix."""
+    out = []
+    for item in planned:
+        hist = [name for name in item.families if kinds[name] == "hist"]
+        if not hist:
+            continue
+        rows = [state.get((item.info.loto, item.info.unique_id, name)) for name in hist]
+        if any(
+            row is None
+            or row.status != "ok"
+            or row.feature_version != versions[name]
+            or row.max_ds is None
+            or row.checksum is None
+            or row.n_rows >= item.info.n_rows
+            for name, row in zip(hist, rows, strict=True)
+        ):
+            continue
+        marks = {(row.max_ds, row.checksum) for row in rows if row is not None}
+        if len(marks) == 1:
+            max_ds, checksum = marks.pop()
+            out.append((item, max_ds, checksum))
+    return out
+
+
+def batches(planned: list[Planned], batch_size: int) -> Iterator[list[Planned]]:
+    groups: dict[tuple[str, ...], list[Planned]] = {}
+    for item in planned:
+        groups.setdefault(item.families, []).append(item)
+    for items in groups.values():
+        for start in range(0, len(items), batch_size):
+            yield items[start : start + batch_size]
+
+
+def plan_run(
+    conn: Any,
+    fams: list[Family],
+    versions: dict[str, str],
+    kinds: dict[str, str],
+    full_refresh: bool,
+) -> tuple[list[SeriesInfo], list[Planned]]:
+    """What to compute: the changed (series, family) pairs, and where appending is enough."""
+    names = [fam.name for fam in fams]
+    summary = reading.series_summary(conn)
+    state = reading.load_state(conn, names)
+    live = {(s.loto, s.unique_id) for s in summary}
+    tables.delete_series(conn, sorted({(k[0], k[1]) for k in state} - live))
+    planned = plan(summary, state, fams, versions, full_refresh)
+    candidates = append_candidates(planned, state, kinds, versions)
+    if candidates:
+        sums = reading.prefix_checksums(
+            conn, [(c[0].info.loto, c[0].info.unique_id, c[1]) for c in candidates]
+        )
+        for (item, max_ds, checksum), got in zip(candidates, sums, strict=True):
+            if got == checksum:
+                item.cutoff = max_ds
+    return summary, planned
+
+
+def select_families(families: Sequence[Family | str] | None) -> list[Family]:
+    if families is None:
+        return load_families()
+    names = [f for f in families if isinstance(f, str)]
+    objects = [f for f in families if not isinstance(f, str)]
+    chosen = objects + (load_families(names) if names else [])
+    seen: set[str] = set()
+    for fam in chosen:
+        if fam.name in seen:
+            raise JobError(f"feature family {fam.name!r} given twice")
+        seen.add(fam.name)
+    if not chosen:
+        raise JobError("no feature families to run")
+    return chosen

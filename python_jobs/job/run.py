@@ -1,0 +1,451 @@
+"""The feature job's run: a short sequence of named phases.
+
+1. :func:`_setup`: the device, the families bound to the run's feature definitions, the
+   executor of a remote cluster.
+2. :func:`_prepare_tables`: create the job's tables and add missing columns (under the job's
+   schema lock), and mark runs a killed job left ``running`` as failed.
+3. :func:`_plan`: which (series, family) pairs to compute (:mod:`python_jobs.job.planning`).
+4. :func:`_start`: pick the executor, record the run as ``running``.
+5. :func:`_compute_and_write`: read batches, compute each family on the executor, write each
+   batch in one transaction while the next is computed.
+6. :func:`_finish`: record the outcome; the connections, executor and bars are closed whether
+   the run succeeded or not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from python_jobs import config, definitions
+from python_jobs.device import DeviceError, resolve_device
+from python_jobs.features.registry import Family
+from python_jobs.job import reading, runs, tables
+from python_jobs.job.compute import FamilyBatchResult, SeriesBatch, compute_family
+from python_jobs.job.errors import JobError, JobIOError, SeriesFailure
+from python_jobs.job.executors import estimated_seconds, is_remote, make_executor
+from python_jobs.job.planning import Planned, batches, plan_run, select_families
+from python_jobs.job.reading import SeriesData
+from python_jobs.job.reporting import JobResult, ProgressLog, SeriesError, log_done, progress_bars
+from python_jobs.job.session import Session
+from python_jobs.job.writing import BatchWrite, WriteQueue
+from python_jobs.jobs_args import DEFAULT_BATCH_SIZE
+from python_jobs.log import get_logger
+
+log = get_logger(__name__)
+
+ON_ERROR_MODES = ("raise", "warn", "ignore")
+
+
+@dataclass
+class InFlight:
+    """A batch whose family tasks were submitted and are not collected yet."""
+
+    items: list[Planned]
+    series: list[SeriesData]
+    futures: dict[str, Any]
+
+
+@dataclass
+class _Run:
+    """Everything the phases of one run share."""
+
+    url: str
+    device: str
+    fams: list[Family]
+    versions: dict[str, str]
+    result: JobResult
+    reader: Session
+    writes: WriteQueue
+    on_error: str
+    batch_size: int
+    executor: Any = None
+    planned: list[Planned] = field(default_factory=list)
+    bars: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.outputs = {fam.name: fam.output_names() for fam in self.fams}
+
+
+def run_job(
+    url: str | None = None,
+    device: str | None = "auto",
+    families: Sequence[Family | str] | None = None,
+    scheduler: Any = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_error: str = "warn",
+    full_refresh: bool = False,
+    progress: bool = True,
+    n_workers: int | None = None,
+    quiet: bool = False,
+    dbt_vars: str | dict | None = None,
+) -> JobResult:
+    """Compute the Python feature families into ``py_features_stat`` and ``py_features_hist``.
+
+    Parameters
+    ----------
+    url
+        A ``postgresql://`` URL; default ``DATABASE_URL`` or the embedded server.
+    device
+        ``auto`` (default; also ``None``: ``$DEVICE`` or auto), ``cpu`` or ``gpu``.
+    families
+        Family objects or registered names; default every registered family.
+    scheduler
+        ``auto`` (default), ``sync``, ``local``, ``local-cuda``, a ``tcp://`` address or a
+        ``distributed.Client`` (see :mod:`python_jobs.job.executors`).
+    batch_size
+        Series per batch: what one task computes and one upsert writes.
+    on_error
+        ``raise``: stop at the first failing series; ``warn``: record it in ``py_job_errors``,
+        leave that family's columns of that series NULL and go on; ``ignore``: the same, unrecorded.
+    full_refresh
+        Recompute every series, not only the changed ones.
+    progress
+        A progress bar per family on stderr (only when it is a terminal).
+    n_workers
+        Worker processes of a local cluster (default: one per core).
+    quiet
+        Do not print the summary table at the end.
+    dbt_vars
+        Feature definitions to override, as ``dbt --vars`` takes them (YAML text or a mapping),
+        on top of ``$LOTO_DBT_VARS`` and the vars of ``dbt_project.yml``.
+
+    Returns
+    -------
+    JobResult
+        Counts, seconds per family and the run id (also in ``py_job_runs``).
+    """
+    from python_jobs import db
+
+    if on_error not in ON_ERROR_MODES:
+        raise JobError(f"on_error must be one of {ON_ERROR_MODES}, not {on_error!r}")
+    if batch_size < 1:
+        raise JobError("batch_size must be at least 1")
+    started = time.perf_counter()
+    schema = config.target_schema()  # a bad DBT_SCHEMA fails here, before any connection
+    defs = definitions.load(dbt_vars)
+    resolved, fams, executor = _setup(device, families, scheduler, n_workers, defs)
+    target = url or db.database_url()
+    run = _Run(
+        url=target,
+        device=resolved,
+        fams=fams,
+        versions={fam.name: fam.version_id() for fam in fams},
+        result=_new_result(resolved, fams),
+        reader=Session(target, autocommit=True, on_connect=tables.lock_schema),
+        writes=WriteQueue(Session(target)),
+        on_error=on_error,
+        batch_size=batch_size,
+        executor=executor,
+    )
+    run.result.feature_version = hashlib.sha256(
+        json.dumps(run.versions, sort_keys=True).encode()
+    ).hexdigest()[:16]
+    log.info("job.start", run_id=run.result.run_id, device=resolved, families=len(fams), schema=schema)
+    try:
+        _prepare_tables(run)
+        _plan(run, full_refresh)
+        _start(run, scheduler, n_workers, progress)
+        _compute_and_write(run)
+        run.result.status = "success"
+        _finish(run, started)
+    except BaseException as exc:
+        run.result.status = "failed"
+        _finish(run, started, error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        _close(run)
+    log_done(run.result)
+    if not quiet:
+        print(run.result.summary(), flush=True)
+    return run.result
+
+
+# -- phases -------------------------------------------------------------------------------------
+
+
+def _setup(
+    device: str | None,
+    families: Sequence[Family | str] | None,
+    scheduler: Any,
+    n_workers: int | None,
+    defs: definitions.FeatureDefinitions,
+) -> tuple[str, list[Family], Any]:
+    """The device, the bound families and (for a remote cluster) its executor."""
+    executor: Any = None
+    remote = is_remote(scheduler)
+    if not remote:
+        # Before the families are imported (seconds): a wrong device fails at once.
+        resolved = resolve_device(device)
+    fams = [fam.bind(defs) for fam in select_families(families)]
+    if remote:
+        # The GPU that matters is the workers', not this machine's.
+        executor = make_executor(scheduler, device="cpu", work_seconds=0.0, n_workers=n_workers)
+        try:
+            resolved = resolve_device(device, available=executor.gpu_available, where="on the Dask workers")
+        except BaseException:
+            executor.close()
+            raise
+    if resolved == "gpu":
+        for fam in fams:
+            if fam.gpu is None:
+                log.info("job.family_on_cpu", family=fam.name, reason="no GPU implementation")
+    return resolved, fams, executor
+
+
+def _new_result(device: str, fams: list[Family]) -> JobResult:
+    names = [fam.name for fam in fams]
+    return JobResult(
+        run_id=uuid.uuid4().hex,
+        status="running",
+        device=device,
+        scheduler="-",
+        families=names,
+        feature_version="",
+        computed_per_family=dict.fromkeys(names, 0),
+        too_short_per_family=dict.fromkeys(names, 0),
+        rows_written={tables.STAT_TABLE: 0, tables.HIST_TABLE: 0},
+        seconds_per_family=dict.fromkeys(names, 0.0),
+        device_per_family={name: "-" for name in names},
+    )
+
+
+def _prepare_tables(run: _Run) -> None:
+    """Tables and columns, under the job's lock; runs left ``running`` by a killed job marked failed."""
+    stat_columns = [col for fam in run.fams if fam.kind == "stat" for col in fam.output_names()]
+    hist_columns = [col for fam in run.fams if fam.kind == "hist" for col in fam.output_names()]
+    run.reader.run(lambda conn: tables.ensure_tables(conn, stat_columns, hist_columns), "create tables")
+    interrupted = run.reader.run(runs.mark_interrupted, "mark interrupted runs")
+    if interrupted:
+        log.warning("job.interrupted_runs_marked_failed", runs=interrupted)
+
+
+def _plan(run: _Run, full_refresh: bool) -> None:
+    kinds = {fam.name: fam.kind for fam in run.fams}
+    summary, run.planned = run.reader.run(
+        lambda conn: plan_run(conn, run.fams, run.versions, kinds, full_refresh), "plan"
+    )
+    run.result.series_total = len(summary)
+    log.info(
+        "job.plan",
+        series=len(summary),
+        to_compute=len(run.planned),
+        appended=sum(item.cutoff is not None for item in run.planned),
+        full_refresh=full_refresh,
+    )
+    if not run.planned:
+        log.info("job.nothing_to_do", series=len(summary))
+
+
+def _start(run: _Run, scheduler: Any, n_workers: int | None, progress: bool) -> None:
+    """The executor (unless a remote one exists), the run's row, the progress bars."""
+    if run.executor is None:
+        run.executor = make_executor(
+            scheduler,
+            device=run.device,
+            work_seconds=estimated_seconds(run.planned, run.fams),
+            n_workers=n_workers,
+        )
+    run.result.scheduler = run.executor.name
+    run.reader.run(
+        lambda conn: runs.start_run(
+            conn,
+            run.result.run_id,
+            device=run.device,
+            scheduler=run.executor.name,
+            families=run.result.families,
+            feature_version=run.result.feature_version,
+        ),
+        "record run",
+    )
+    totals = {fam.name: sum(fam.name in item.families for item in run.planned) for fam in run.fams}
+    run.bars = progress_bars(run.fams, totals, progress)
+
+
+def _compute_and_write(run: _Run) -> None:
+    """Batches read, submitted per family, collected in order and written behind."""
+    # Without bars (a log file, a CI run), a line now and then says how far the run is.
+    ticker = ProgressLog(len(run.planned), enabled=not any(not bar.disable for bar in run.bars.values()))
+    by_name = {fam.name: fam for fam in run.fams}
+    in_flight: deque[InFlight] = deque()
+    computed: set[tuple[str, str]] = set()
+    for items in batches(run.planned, run.batch_size):
+        keys = [(item.info.loto, item.info.unique_id) for item in items]
+        series = run.reader.run(lambda conn, keys=keys: reading.read_series(conn, keys), "read batch")
+        shipped = run.executor.scatter(SeriesBatch(series))
+        futures = {
+            name: run.executor.submit(compute_family, by_name[name], shipped, run.device, run.on_error)
+            for name in items[0].families
+        }
+        in_flight.append(InFlight(items, series, futures))
+        while len(in_flight) >= run.executor.max_in_flight:
+            _collect(run, in_flight.popleft(), computed, ticker)
+    while in_flight:
+        _collect(run, in_flight.popleft(), computed, ticker)
+    run.writes.drain()
+    run.result.series_computed = len(computed)
+
+
+def _collect(run: _Run, job: InFlight, computed: set[tuple[str, str]], ticker: ProgressLog) -> None:
+    """A batch's family results into the counters, then its write queued."""
+    result = run.result
+    results = {name: fut.result() for name, fut in job.futures.items()}
+    for name, res in results.items():
+        result.seconds_per_family[name] += res.seconds
+        result.computed_per_family[name] += len(job.series)
+        result.too_short_per_family[name] += res.too_short
+        previous = result.device_per_family[name]
+        result.device_per_family[name] = res.device if previous in ("-", res.device) else "mixed"
+        for i, message in res.errors:
+            err = SeriesError(job.series[i].loto, job.series[i].unique_id, name, message)
+            result.errors.append(err)
+            if run.on_error == "warn":
+                log.warning(
+                    "job.series_failed", loto=err.loto, unique_id=err.unique_id, family=name, error=message
+                )
+    by_name = {fam.name: fam for fam in run.fams}
+    write = _assemble(job, results, result.run_id, by_name, run.versions, run.outputs, run.on_error)
+
+    def written(counts: dict[str, int]) -> None:
+        for name, n in counts.items():
+            result.rows_written[name] += n
+        computed.update((s.loto, s.unique_id) for s in job.series)
+        for name in results:
+            run.bars[name].update(len(job.series))
+        ticker.tick(len(computed))
+
+    run.writes.put(write, written)
+
+
+def _finish(run: _Run, started: float, error: str | None = None) -> None:
+    run.result.seconds_total = time.perf_counter() - started
+    _record_end(run.reader, run.result, error=error)
+
+
+def _close(run: _Run) -> None:
+    """Bars, executor, writer and reader, on success and failure alike."""
+    for bar in run.bars.values():
+        bar.close()
+    if run.executor is not None:
+        run.executor.close()
+    run.writes.close()
+    run.reader.close()
+
+
+def _assemble(
+    job: InFlight,
+    results: dict[str, FamilyBatchResult],
+    run_id: str,
+    by_name: dict[str, Family],
+    versions: dict[str, str],
+    outputs: dict[str, list[str]],
+    on_error: str,
+) -> BatchWrite:
+    """Turn a batch's family results into the rows of one write."""
+    stat_names = [n for n in job.items[0].families if by_name[n].kind == "stat"]
+    hist_names = [n for n in job.items[0].families if by_name[n].kind == "hist"]
+    stat_values = np.hstack([results[n].values for n in stat_names]) if stat_names else None
+    hist_values = None
+    cutoffs = [item.cutoff for item in job.items]
+    if hist_names:
+        full = np.hstack([results[n].values for n in hist_names])
+        keep = (
+            np.concatenate(
+                [
+                    s.ds > np.datetime64(c, "D") if c is not None else np.ones(len(s), dtype=bool)
+                    for s, c in zip(job.series, cutoffs, strict=True)
+                ]
+            )
+            if job.series
+            else np.zeros(0, dtype=bool)
+        )
+        hist_values = full[keep]
+    state = []
+    errors = []
+    for name, res in results.items():
+        failed = {i for i, _ in res.errors}
+        for i, item in enumerate(job.items):
+            info = item.info
+            ok = i not in failed
+            # A failed (series, family) keeps no checksum, so the next run tries it again.
+            state.append(
+                (
+                    info.loto,
+                    info.unique_id,
+                    name,
+                    versions[name],
+                    int(info.n_rows),
+                    info.max_ds,
+                    info.checksum if ok else None,
+                    "ok" if ok else "error",
+                )
+            )
+        if on_error == "warn":
+            errors.extend(
+                (job.series[i].loto, job.series[i].unique_id, name, message[:2000])
+                for i, message in res.errors
+            )
+    return BatchWrite(
+        run_id=run_id,
+        series=job.series,
+        cutoffs=cutoffs,
+        stat_columns=[c for n in stat_names for c in outputs[n]],
+        stat_values=stat_values,
+        hist_columns=[c for n in hist_names for c in outputs[n]],
+        hist_values=hist_values,
+        state=state,
+        errors=errors,
+    )
+
+
+def _record_end(session: Session, result: JobResult, error: str | None = None) -> None:
+    if result.scheduler == "-":
+        return  # the run was never recorded
+    fields = dict(
+        status=result.status,
+        series_total=result.series_total,
+        series_computed=result.series_computed,
+        series_failed=result.series_failed,
+        rows_written=sum(result.rows_written.values()),
+        seconds_per_family={k: round(v, 4) for k, v in result.seconds_per_family.items()},
+        seconds_total=round(result.seconds_total, 4),
+        error=error,
+    )
+    try:
+        session.run(lambda conn: runs.finish_run(conn, result.run_id, **fields), "record run")
+    except Exception as exc:
+        log.warning("job.run_record_failed", run_id=result.run_id, error=str(exc))
+
+
+def main(args: argparse.Namespace) -> int:
+    """``python -m python_jobs features``: run the job, print the summary; 2 on a usage error."""
+    try:
+        result = run_job(
+            device=args.device,
+            families=args.families,
+            scheduler=args.scheduler,
+            batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+            on_error=args.on_error,
+            full_refresh=args.full_refresh,
+            progress=not getattr(args, "no_progress", False),
+            n_workers=getattr(args, "workers", None),
+            dbt_vars=getattr(args, "vars", None),
+        )
+    except SeriesFailure as exc:
+        print(f"error: {exc} (run with --on-error warn to record failures and go on)", file=sys.stderr)
+        return 1
+    except (DeviceError, JobError, JobIOError, definitions.DefinitionError, config.ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 1 if result.status != "success" else 0

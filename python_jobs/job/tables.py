@@ -1,0 +1,197 @@
+"""The feature job's tables: their one definition, creation, the job's lock, removed series.
+
+The job is the only owner of these tables: it creates them, and adds a feature column when a
+family gains an output. dbt reads them as sources (through staging models that give typed
+NULL columns, from the generated column macros, while the job has not run yet).
+
+``py_features_stat``
+    One row per series (``loto, unique_id``): the ``stat`` families' columns.
+``py_features_hist``
+    One row per draw (``loto, unique_id, ds``): the ``hist`` families' columns.
+``py_job_runs``
+    One row per run: status (``running``, ``success``, ``failed``), device, counts, seconds.
+``py_job_errors``
+    One row per (run, series, family) that failed with ``--on-error warn``.
+``py_job_state``
+    One row per (series, family): the family version, row count, last date and checksum of
+    the series when it was last computed; what the next run compares to decide what to do.
+
+Every feature column is ``double precision`` (:data:`FEATURE_TYPE`); every identifier reaches
+SQL through :class:`psycopg.sql.Identifier`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import psycopg
+from psycopg import sql
+
+from python_jobs import config, db
+from python_jobs.job.errors import JobIOError
+from python_jobs.log import get_logger
+
+log = get_logger(__name__)
+
+STAT_TABLE = "py_features_stat"
+HIST_TABLE = "py_features_hist"
+RUNS_TABLE = "py_job_runs"
+ERRORS_TABLE = "py_job_errors"
+STATE_TABLE = "py_job_state"
+JOB_TABLES = (STAT_TABLE, HIST_TABLE, RUNS_TABLE, ERRORS_TABLE, STATE_TABLE)
+FEATURE_TYPE = "double precision"
+# Postgres identifiers longer than this are silently truncated, which would merge columns.
+MAX_IDENTIFIER = 63
+
+# (column, type and constraint) per table, then the primary key; feature columns come on top.
+TABLES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
+    STAT_TABLE: (
+        (("loto", "text not null"), ("unique_id", "text not null"), ("computed_at", "timestamptz")),
+        ("loto", "unique_id"),
+    ),
+    HIST_TABLE: (
+        (
+            ("loto", "text not null"),
+            ("unique_id", "text not null"),
+            ("ds", "date not null"),
+            ("computed_at", "timestamptz"),
+        ),
+        ("loto", "unique_id", "ds"),
+    ),
+    RUNS_TABLE: (
+        (
+            ("run_id", "text not null"),
+            ("started_at", "timestamptz not null"),
+            ("finished_at", "timestamptz"),
+            ("status", "text not null"),
+            ("device", "text"),
+            ("scheduler", "text"),
+            ("families", "text[]"),
+            ("feature_version", "text"),
+            ("series_total", "integer"),
+            ("series_computed", "integer"),
+            ("series_failed", "integer"),
+            ("rows_written", "bigint"),
+            ("seconds_per_family", "jsonb"),
+            ("seconds_total", "double precision"),
+            ("error", "text"),
+        ),
+        ("run_id",),
+    ),
+    ERRORS_TABLE: (
+        (
+            ("run_id", "text not null"),
+            ("loto", "text not null"),
+            ("unique_id", "text not null"),
+            ("family", "text not null"),
+            ("error", "text not null"),
+            ("recorded_at", "timestamptz not null default now()"),
+        ),
+        ("run_id", "loto", "unique_id", "family"),
+    ),
+    STATE_TABLE: (
+        (
+            ("loto", "text not null"),
+            ("unique_id", "text not null"),
+            ("family", "text not null"),
+            ("feature_version", "text not null"),
+            ("n_rows", "integer not null"),
+            ("max_ds", "date"),
+            ("checksum", "text"),
+            ("status", "text not null"),
+            ("run_id", "text"),
+            ("computed_at", "timestamptz not null"),
+        ),
+        ("loto", "unique_id", "family"),
+    ),
+}
+
+
+def table(name: str) -> sql.Composed:
+    """``schema.table`` of the target schema, quoted."""
+    return db.qualified(name)
+
+
+def ident_list(names: Iterable[str]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.Identifier(name) for name in names)
+
+
+def create_statement(name: str) -> sql.Composed:
+    """``create table if not exists`` of one of :data:`TABLES` (without feature columns)."""
+    columns, key = TABLES[name]
+    # The types are constants of this module, never input: plain SQL text.
+    body = [sql.SQL("{} {}").format(sql.Identifier(col), sql.SQL(kind)) for col, kind in columns]
+    body.append(sql.SQL("primary key ({})").format(ident_list(key)))
+    return sql.SQL("create table if not exists {} ({})").format(table(name), sql.SQL(", ").join(body))
+
+
+def check_identifiers(columns: Iterable[str]) -> None:
+    too_long = [name for name in columns if len(name.encode()) > MAX_IDENTIFIER]
+    if too_long:
+        raise JobIOError(
+            f"feature column names longer than {MAX_IDENTIFIER} bytes would be truncated by PostgreSQL: "
+            f"{too_long}; shorten them in the family's outputs"
+        )
+
+
+def existing_columns(conn: psycopg.Connection, name: str) -> list[str]:
+    rows = conn.execute(
+        "select column_name from information_schema.columns where table_schema = %s and table_name = %s "
+        "order by ordinal_position",
+        (config.target_schema(), name),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def ensure_tables(conn: psycopg.Connection, stat_columns: Sequence[str], hist_columns: Sequence[str]) -> None:
+    """Create the job's tables if missing and add the feature columns they lack.
+
+    Columns are only altered when some are missing: ``alter table`` takes an exclusive lock.
+    """
+    check_identifiers([*stat_columns, *hist_columns])
+    with conn.transaction():
+        db.ensure_schema(conn)
+        for name in JOB_TABLES:
+            conn.execute(create_statement(name))
+        for name, wanted in ((STAT_TABLE, stat_columns), (HIST_TABLE, hist_columns)):
+            have = set(existing_columns(conn, name))
+            missing = [col for col in wanted if col not in have]
+            if missing:
+                conn.execute(
+                    sql.SQL("alter table {} {}").format(
+                        table(name),
+                        sql.SQL(", ").join(
+                            sql.SQL("add column if not exists {} {}").format(
+                                sql.Identifier(col), sql.SQL(FEATURE_TYPE)
+                            )
+                            for col in missing
+                        ),
+                    )
+                )
+                log.info("job.columns_added", table=name, columns=len(missing))
+
+
+def lock_schema(conn: psycopg.Connection) -> None:
+    """Hold a session lock so two jobs on one schema run one after the other, not interleaved."""
+    key = f"loto_features.py_job.{config.target_schema()}"
+    got = conn.execute("select pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)).fetchone()
+    if not (got and got[0]):
+        log.info("job.waiting_for_lock", schema=config.target_schema())
+        conn.execute("select pg_advisory_lock(hashtextextended(%s, 0))", (key,))
+
+
+def delete_series(conn: psycopg.Connection, keys: Sequence[tuple[str, str]]) -> None:
+    """Drop every output and bookkeeping row of series that left the staging model."""
+    if not keys:
+        return
+    lotos, uids = [k[0] for k in keys], [k[1] for k in keys]
+    with conn.transaction():
+        for name in (STAT_TABLE, HIST_TABLE, STATE_TABLE):
+            conn.execute(
+                sql.SQL(
+                    "delete from {} as t using unnest(%s::text[], %s::text[]) as k (loto, unique_id) "
+                    "where t.loto = k.loto and t.unique_id = k.unique_id"
+                ).format(table(name)),
+                (lotos, uids),
+            )
+    log.info("job.series_removed", series=len(keys))
