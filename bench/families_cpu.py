@@ -20,8 +20,11 @@ import time
 import numpy as np
 import pandas as pd
 
-from python_jobs import config
+from python_jobs import definitions
 from python_jobs.features import registry
+
+# The feature definitions of dbt_project.yml (python_jobs/definitions.py).
+DEFS = definitions.load()
 
 PARITY_SAMPLE = 8
 
@@ -50,7 +53,7 @@ def _pandas_rolling_row(ys: list[np.ndarray]) -> dict:
     frame = pd.DataFrame({"id": np.repeat(np.arange(len(ys)), len(ys[0])), "y": np.concatenate(ys)})
     start = time.perf_counter()
     grouped = frame.groupby("id")["y"]
-    for w in config.WINDOWS:
+    for w in DEFS.windows:
         window = grouped.rolling(w)
         window.median()
         window.quantile(0.25)
@@ -110,10 +113,10 @@ def bench_families(
         if on_gpu:
             fam.gpu_fn()(ys[:2])
         else:
-            fam.fn(ys[0])
+            fam.compute(ys[0])
         warmup = time.perf_counter() - start
         start = time.perf_counter()
-        results = fam.gpu_fn()(ys) if on_gpu else [fam.fn(y) for y in ys]
+        results = fam.gpu_fn()(ys, **fam.resolved()) if on_gpu else [fam.compute(y) for y in ys]
         seconds = time.perf_counter() - start
         row = {
             "family": fam.name,
@@ -126,7 +129,9 @@ def bench_families(
         }
         if on_gpu:
             sample = ys[:PARITY_SAMPLE]
-            row["max_abs_diff_vs_cpu"] = _max_abs_diff(results[:PARITY_SAMPLE], [fam.fn(y) for y in sample])
+            row["max_abs_diff_vs_cpu"] = _max_abs_diff(
+                results[:PARITY_SAMPLE], [fam.compute(y) for y in sample]
+            )
         rows.append(row)
         if baselines and fam.name == "rolling":
             rows.append(_pandas_rolling_row(ys))

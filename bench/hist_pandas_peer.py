@@ -17,7 +17,10 @@ import numpy as np
 import pandas as pd
 from psycopg import sql
 
-from python_jobs import config, db
+from python_jobs import config, db, definitions
+
+# The feature definitions of dbt_project.yml (python_jobs/definitions.py).
+DEFS = definitions.load()
 
 PEER_TABLE = "hist_pandas_peer"
 KEYS = ["loto", "unique_id"]
@@ -98,11 +101,11 @@ def lottery_counts(draws: pd.DataFrame, freq_windows: Sequence[int]) -> pd.DataF
 def compute(
     draws: pd.DataFrame,
     *,
-    lags: Sequence[int] = config.LAGS,
-    windows: Sequence[int] = config.WINDOWS,
-    diffs: Sequence[int] = config.DIFFS,
-    pct_changes: Sequence[int] = config.PCT_CHANGES,
-    freq_windows: Sequence[int] = config.FREQ_WINDOWS,
+    lags: Sequence[int] = DEFS.lags,
+    windows: Sequence[int] = DEFS.windows,
+    diffs: Sequence[int] = DEFS.diffs,
+    pct_changes: Sequence[int] = DEFS.pct_changes,
+    freq_windows: Sequence[int] = DEFS.freq_windows,
 ) -> pd.DataFrame:
     """The columns of features_hist (the SQL ones, and the rolling median and quartiles).
 

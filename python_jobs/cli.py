@@ -97,7 +97,7 @@ def _cmd_warmup(args: argparse.Namespace) -> int:
     y = np.random.default_rng(0).integers(1, 44, 300).astype(float)
     for family in registry.families():
         start = time.perf_counter()
-        family.fn(y)
+        family.compute(y)
         print(f"  {family.name:<22} {time.perf_counter() - start:6.2f} s")
     print(f"numba cache: {config.numba_cache_dir()}")
     return 0

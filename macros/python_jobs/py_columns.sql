@@ -161,7 +161,148 @@
 {% endmacro %}
 
 {% macro py_column_types() %}
+    {%- set cols = [] -%}
+    {#- catch22 -#}
+    {%- for name in [
+        'stat_c22_dn_histogrammode_5',
+        'stat_c22_dn_histogrammode_10',
+        'stat_c22_dn_outlierinclude_p_001_mdrmd',
+        'stat_c22_dn_outlierinclude_n_001_mdrmd',
+        'stat_c22_co_firstcrossing_acf_1e_pointofcrossing',
+        'stat_c22_co_firstmin_ac',
+        'stat_c22_sp_summaries_fft_area_5_1',
+        'stat_c22_sp_summaries_fft_wq_50',
+        'stat_c22_fc_localsimple_mean3_stde',
+        'stat_c22_fc_localsimple_mean1_taurat',
+        'stat_c22_md_pnn_pnn40',
+        'stat_c22_sb_binarystats_mean_longstretch1',
+        'stat_c22_sb_binarystats_diff_longstretch0',
+        'stat_c22_sb_motifthree_quantile_hh',
+        'stat_c22_co_histogramami_even_5bin_ami2',
+        'stat_c22_co_trev_1_num',
+        'stat_c22_in_automutualinfostats_40_gaussian_fmmi',
+        'stat_c22_sb_transitionmatrix_quantile_3_ac_sumdiagcov',
+        'stat_c22_pd_periodicitywang_th0_01',
+        'stat_c22_co_embed2_dist_tau_d_expfit_meandiff',
+        'stat_c22_sc_fluctanal_2_rsrangefit_50_1_logi_prop_r1',
+        'stat_c22_sc_fluctanal_2_dfa_50_1_2_logi_prop_r1'
+    ] -%}{%- do cols.append(name) -%}{%- endfor -%}
+    {#- entropy -#}
+    {%- for name in [
+        'stat_ent_perm',
+        'stat_ent_spectral',
+        'stat_ent_svd',
+        'stat_ent_app',
+        'stat_ent_sample',
+        'stat_hjorth_mobility',
+        'stat_hjorth_complexity',
+        'stat_fd_petrosian',
+        'stat_fd_katz',
+        'stat_fd_higuchi',
+        'stat_dfa'
+    ] -%}{%- do cols.append(name) -%}{%- endfor -%}
+    {#- spectral -#}
+    {%- for name in [
+        'stat_spec_centroid',
+        'stat_spec_spread',
+        'stat_spec_rolloff',
+        'stat_spec_flatness',
+        'stat_spec_dominant_freq',
+        'stat_spec_dominant_power_ratio'
+    ] -%}{%- do cols.append(name) -%}{%- endfor -%}
+    {#- matrix_profile -#}
+    {%- do cols.append('stat_mp_m' ~ var('mp_window') ~ '_min') -%}
+    {%- do cols.append('stat_mp_m' ~ var('mp_window') ~ '_max') -%}
+    {%- do cols.append('stat_mp_m' ~ var('mp_window') ~ '_mean') -%}
+    {%- do cols.append('stat_mp_m' ~ var('mp_window') ~ '_std') -%}
+    {%- do cols.append('stat_mp_m' ~ var('mp_window') ~ '_motif_idx') -%}
+    {%- do cols.append('stat_mp_m' ~ var('mp_window') ~ '_discord_idx') -%}
+    {#- autocorrelation -#}
+    {%- for name in [
+        'stat_acf_lag1',
+        'stat_acf_lag2',
+        'stat_acf_lag3',
+        'stat_acf_lag4',
+        'stat_acf_lag5',
+        'stat_acf_lag6',
+        'stat_acf_lag7',
+        'stat_acf_lag8',
+        'stat_acf_lag9',
+        'stat_acf_lag10',
+        'stat_pacf_lag1',
+        'stat_pacf_lag2',
+        'stat_pacf_lag3',
+        'stat_pacf_lag4',
+        'stat_pacf_lag5'
+    ] -%}{%- do cols.append(name) -%}{%- endfor -%}
+    {#- stl -#}
+    {%- for name in [
+        'stat_trend_strength',
+        'stat_seasonality_strength',
+        'stat_linearity',
+        'stat_curvature',
+        'stat_spikiness',
+        'stat_stability',
+        'stat_lumpiness',
+        'stat_entropy_tsfeatures',
+        'stat_hurst_exponent',
+        'stat_crossing_points',
+        'stat_flat_spots'
+    ] -%}{%- do cols.append(name) -%}{%- endfor -%}
+    {#- tsfresh_subset -#}
+    {%- for name in [
+        'stat_tsfresh_abs_energy',
+        'stat_tsfresh_absolute_maximum',
+        'stat_tsfresh_absolute_sum_of_changes',
+        'stat_tsfresh_benford_correlation',
+        'stat_tsfresh_count_above_mean',
+        'stat_tsfresh_count_below_mean',
+        'stat_tsfresh_first_location_of_maximum',
+        'stat_tsfresh_first_location_of_minimum',
+        'stat_tsfresh_last_location_of_maximum',
+        'stat_tsfresh_last_location_of_minimum',
+        'stat_tsfresh_has_duplicate_max',
+        'stat_tsfresh_has_duplicate_min',
+        'stat_tsfresh_kurtosis',
+        'stat_tsfresh_skewness',
+        'stat_tsfresh_longest_strike_above_mean',
+        'stat_tsfresh_longest_strike_below_mean',
+        'stat_tsfresh_mean_abs_change',
+        'stat_tsfresh_mean_change',
+        'stat_tsfresh_mean_second_derivative_central',
+        'stat_tsfresh_percentage_of_reoccurring_values_to_all_values',
+        'stat_tsfresh_ratio_value_number_to_time_series_length',
+        'stat_tsfresh_sum_of_reoccurring_data_points',
+        'stat_tsfresh_sum_of_reoccurring_values',
+        'stat_tsfresh_variation_coefficient',
+        'stat_tsfresh_root_mean_square',
+        'stat_tsfresh_cid_ce__normalize_true',
+        'stat_tsfresh_c3__lag_1',
+        'stat_tsfresh_c3__lag_2',
+        'stat_tsfresh_time_reversal_asymmetry_statistic__lag_1',
+        'stat_tsfresh_time_reversal_asymmetry_statistic__lag_2',
+        'stat_tsfresh_number_peaks__n_3',
+        'stat_tsfresh_binned_entropy__max_bins_10',
+        'stat_tsfresh_quantile__q_0_1',
+        'stat_tsfresh_quantile__q_0_9',
+        'stat_tsfresh_mean_n_absolute_max__number_of_maxima_7',
+        'stat_tsfresh_autocorrelation__lag_1',
+        'stat_tsfresh_agg_autocorrelation__f_agg_mean__maxlag_40',
+        'stat_tsfresh_linear_trend__attr_slope',
+        'stat_tsfresh_linear_trend__attr_rvalue',
+        'stat_tsfresh_ratio_beyond_r_sigma__r_2'
+    ] -%}{%- do cols.append(name) -%}{%- endfor -%}
+    {#- rolling -#}
+    {%- for v0 in var('windows') -%}{%- do cols.append('hist_y_roll_median_w' ~ v0) -%}{%- endfor -%}
+    {%- for v0 in var('windows') -%}{%- do cols.append('hist_y_roll_q25_w' ~ v0) -%}{%- endfor -%}
+    {%- for v0 in var('windows') -%}{%- do cols.append('hist_y_roll_q75_w' ~ v0) -%}{%- endfor -%}
+    {#- matrix_profile_left -#}
+    {%- do cols.append('hist_y_mp_left_m' ~ var('mp_window')) -%}
+    {#- anomaly -#}
+    {%- for name in [
+        'hist_y_iforest_score'
+    ] -%}{%- do cols.append(name) -%}{%- endfor -%}
     {%- set types = {} -%}
-    {%- for col in py_stat_columns() + py_hist_columns() -%}{%- do types.update({col: 'double precision'}) -%}{%- endfor -%}
+    {%- for col in cols -%}{%- do types.update({col: 'double precision'}) -%}{%- endfor -%}
     {{ return(types) }}
 {% endmacro %}

@@ -110,31 +110,34 @@ def _family_lines(fam: Family, defaults: definitions.FeatureDefinitions) -> Iter
     yield from flush()
 
 
-def _columns_macro(name: str, kind: registry.Kind, defaults: definitions.FeatureDefinitions) -> str:
+def _macro(
+    name: str, kinds: tuple[registry.Kind, ...], defaults: definitions.FeatureDefinitions, end: str
+) -> str:
     lines = [f"{{% macro {name}() %}}", "    {%- set cols = [] -%}"]
-    for fam in registry.families(kind):
-        lines.extend(_family_lines(fam, defaults))
-    lines += ["    {{ return(cols) }}", "{% endmacro %}"]
+    for kind in kinds:
+        for fam in registry.families(kind):
+            lines.extend(_family_lines(fam, defaults))
+    lines += [end, "{% endmacro %}"]
     return "\n".join(lines) + "\n"
 
 
 def render() -> str:
     """The text of :data:`MACRO_FILE` for the registered families."""
     defaults = definitions.load({})
+    returned = "    {{ return(cols) }}"
+    # Its own loops, not calls of the other two macros: a dbt macro's return() inside a
+    # macro called from Jinja is fine in dbt, but the plain-Jinja test harness cannot nest it.
     types = (
-        "{% macro py_column_types() %}\n"
         "    {%- set types = {} -%}\n"
-        "    {%- for col in py_stat_columns() + py_hist_columns() -%}"
-        f"{{%- do types.update({{col: {_quote(COLUMN_TYPE)}}}) -%}}{{%- endfor -%}}\n"
-        "    {{ return(types) }}\n"
-        "{% endmacro %}\n"
+        f"    {{%- for col in cols -%}}{{%- do types.update({{col: {_quote(COLUMN_TYPE)}}}) -%}}{{%- endfor -%}}\n"
+        "    {{ return(types) }}"
     )
     return "\n".join(
         [
             HEADER,
-            _columns_macro("py_stat_columns", "stat", defaults),
-            _columns_macro("py_hist_columns", "hist", defaults),
-            types,
+            _macro("py_stat_columns", ("stat",), defaults, returned),
+            _macro("py_hist_columns", ("hist",), defaults, returned),
+            _macro("py_column_types", ("stat", "hist"), defaults, types),
         ]
     )
 

@@ -15,7 +15,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from python_jobs import config
+from python_jobs import definitions
+
+# The feature definitions of dbt_project.yml (python_jobs/definitions.py).
+DEFS = definitions.load()
 
 OUTLIER_WINDOW = 30
 
@@ -43,10 +46,10 @@ def series_features(
     y: np.ndarray,
     co: np.ndarray,
     *,
-    lags: Sequence[int] = config.LAGS,
-    windows: Sequence[int] = config.WINDOWS,
-    diffs: Sequence[int] = config.DIFFS,
-    pct_changes: Sequence[int] = config.PCT_CHANGES,
+    lags: Sequence[int] = DEFS.lags,
+    windows: Sequence[int] = DEFS.windows,
+    diffs: Sequence[int] = DEFS.diffs,
+    pct_changes: Sequence[int] = DEFS.pct_changes,
 ) -> dict[str, np.ndarray]:
     """The per-series columns of one series (``y`` and ``co`` in ds order, co NaN where NULL).
 
@@ -123,9 +126,7 @@ def series_features(
     return out
 
 
-def lottery_features(
-    draws: pd.DataFrame, *, freq_windows: Sequence[int] = config.FREQ_WINDOWS
-) -> pd.DataFrame:
+def lottery_features(draws: pd.DataFrame, *, freq_windows: Sequence[int] = DEFS.freq_windows) -> pd.DataFrame:
     """The lottery-level columns for every row of ``draws`` (loto, unique_id, ds, y).
 
     Notes
@@ -193,7 +194,7 @@ def features_hist(draws: pd.DataFrame, quartiles: pd.DataFrame | None = None) ->
     lottery = lottery_features(draws[["loto", "unique_id", "ds", "y"]].assign(y=draws["y"].astype(float)))
     out = out.merge(lottery, on=["loto", "unique_id", "ds"], how="left", validate="one_to_one")
 
-    windows = config.WINDOWS
+    windows = DEFS.windows
     w = OUTLIER_WINDOW
     if quartiles is None:
         quartiles = out[["loto", "unique_id", "ds"]].copy()

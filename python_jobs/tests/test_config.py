@@ -1,27 +1,44 @@
-"""The Python defaults and the dbt vars describe the same features."""
+"""Runtime settings: the bundled files, and the target schema refused unless a plain identifier."""
 
 from __future__ import annotations
 
-import yaml
+import pytest
 
 from python_jobs import config
-
-
-def test_python_defaults_equal_dbt_vars():
-    project = yaml.safe_load((config.REPO_ROOT / "dbt_project.yml").read_text(encoding="utf-8"))
-    dbt_vars = project["vars"]
-    assert tuple(dbt_vars["lags"]) == config.LAGS
-    assert tuple(dbt_vars["windows"]) == config.WINDOWS
-    assert tuple(dbt_vars["diffs"]) == config.DIFFS
-    assert tuple(dbt_vars["pct_changes"]) == config.PCT_CHANGES
-    assert tuple(dbt_vars["freq_windows"]) == config.FREQ_WINDOWS
-    assert dbt_vars["mp_window"] == config.MP_WINDOW
-    assert dbt_vars["season_length"] == config.SEASON_LENGTH
-    assert dbt_vars["futr_horizon"] == config.FUTR_HORIZON
-    # An incremental build must re-read enough rows for the longest window and lag.
-    assert dbt_vars["incremental_lookback_rows"] >= max(config.WINDOWS) + max(config.LAGS)
 
 
 def test_bundled_files_are_shipped():
     for _, path in config.BUNDLED_FILES:
         assert path.exists() and path.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("schema", ["public", "features", "_x1", "t_job_0a1b2c3d", "a" * 63])
+def test_plain_schema_names_are_accepted(monkeypatch, schema):
+    monkeypatch.setenv("DBT_SCHEMA", schema)
+    assert config.target_schema() == schema
+
+
+def test_unset_or_empty_schema_is_public(monkeypatch):
+    monkeypatch.delenv("DBT_SCHEMA", raising=False)
+    assert config.target_schema() == "public"
+    monkeypatch.setenv("DBT_SCHEMA", "")
+    assert config.target_schema() == "public"
+
+
+@pytest.mark.parametrize(
+    "schema",
+    ['evil"; drop table x; --', 'a"b', "Features", "1st", "has space", "dash-ed", "a" * 64, "ü"],
+)
+def test_other_schema_names_are_one_clear_error(monkeypatch, schema):
+    monkeypatch.setenv("DBT_SCHEMA", schema)
+    with pytest.raises(config.ConfigError, match="DBT_SCHEMA=.* is not a usable schema name"):
+        config.target_schema()
+
+
+def test_command_line_refuses_a_quoted_schema_with_exit_2(monkeypatch, capsys):
+    from python_jobs.cli import main
+
+    monkeypatch.setenv("DBT_SCHEMA", 'x"y')
+    assert main(["features", "--no-progress", "--families", "spectral"]) == 2
+    err = capsys.readouterr().err
+    assert "is not a usable schema name" in err and "Traceback" not in err

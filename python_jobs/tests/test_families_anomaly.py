@@ -6,24 +6,30 @@ import numpy as np
 import pytest
 from sklearn.ensemble import IsolationForest
 
-from python_jobs import config
-from python_jobs.features.anomaly import anomaly, anomaly_outputs
+from python_jobs.features import registry
+from python_jobs.features.anomaly import anomaly
 from python_jobs.tests.family_data import real_series
 
 NAME = "hist_y_iforest_score"
 
 
+def params() -> dict:
+    """The family's declared parameters, as the registry holds them now."""
+    return registry.family("anomaly").resolved()
+
+
 def reference(y: np.ndarray) -> np.ndarray:
     """The documented definition, written out with explicit loops."""
-    dims, first = config.IFOREST_EMBED, config.IFOREST_MIN_TRAIN
+    p = params()
+    dims, first = p["embed"], p["min_train"]
     vectors = [y[j : j + dims] for j in range(len(y) - dims + 1)]
     out = np.full(len(y), np.nan)
     start = first
     while start < len(vectors):
-        stop = min(config.IFOREST_REFIT_GROWTH * start, len(vectors))
-        model = IsolationForest(
-            n_estimators=config.IFOREST_N_ESTIMATORS, random_state=config.IFOREST_RANDOM_STATE
-        ).fit(np.array(vectors[:start]))
+        stop = min(p["refit_growth"] * start, len(vectors))
+        model = IsolationForest(n_estimators=p["n_estimators"], random_state=p["random_state"]).fit(
+            np.array(vectors[:start])
+        )
         out[start + dims - 1 : stop + dims - 1] = -model.score_samples(np.array(vectors[start:stop]))
         start = stop
     return out
@@ -33,9 +39,9 @@ def reference(y: np.ndarray) -> np.ndarray:
 def test_equals_scikit_learn_fitted_on_earlier_blocks(key):
     y = real_series()[key]
     got = anomaly(y)
-    assert list(got) == anomaly_outputs()
+    assert list(got) == registry.family("anomaly").output_names() == [NAME]
     np.testing.assert_allclose(got[NAME], reference(y), rtol=0, atol=1e-12, equal_nan=True)
-    first_scored = config.IFOREST_MIN_TRAIN + config.IFOREST_EMBED - 1
+    first_scored = params()["min_train"] + params()["embed"] - 1
     assert np.isnan(got[NAME][:first_scored]).all()
     assert np.isfinite(got[NAME][first_scored:]).all()
     assert ((got[NAME][first_scored:] > 0) & (got[NAME][first_scored:] <= 1)).all()
@@ -64,7 +70,7 @@ def test_a_run_of_extreme_values_scores_highest():
 def test_short_and_constant_series(y):
     got = anomaly(y)[NAME]
     assert len(got) == len(y)
-    first_scored = config.IFOREST_MIN_TRAIN + config.IFOREST_EMBED - 1
+    first_scored = params()["min_train"] + params()["embed"] - 1
     assert np.isnan(got[:first_scored]).all()
     assert np.isfinite(got[first_scored:]).all()
 
@@ -77,9 +83,11 @@ def test_nan_rows_are_skipped_and_left_out_of_training():
     assert np.isfinite(got[203:]).all() and np.isfinite(got[130:200]).all()
 
 
-def test_schedule_follows_config(monkeypatch):
-    monkeypatch.setattr(config, "IFOREST_REFIT_GROWTH", 2)
-    monkeypatch.setattr(config, "IFOREST_MIN_TRAIN", 64)
+def test_schedule_follows_the_declared_parameters():
     y = real_series()["bingo5:N8"]
-    np.testing.assert_allclose(anomaly(y)[NAME], reference(y), rtol=0, atol=1e-12, equal_nan=True)
-    assert np.isnan(anomaly(y)[NAME][: 64 + config.IFOREST_EMBED - 1]).all()
+    with registry.override("anomaly", refit_growth=2, min_train=64) as fam:
+        np.testing.assert_allclose(anomaly(y)[NAME], reference(y), rtol=0, atol=1e-12, equal_nan=True)
+        np.testing.assert_array_equal(fam.compute(y)[NAME], anomaly(y)[NAME])
+        assert np.isnan(anomaly(y)[NAME][: 64 + params()["embed"] - 1]).all()
+    # Outside the block the declared values are back.
+    assert params()["min_train"] == 128

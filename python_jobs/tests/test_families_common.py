@@ -29,8 +29,8 @@ EDGE_CASES = {
 @pytest.mark.parametrize("case", list(EDGE_CASES))
 def test_edge_cases_never_raise(family, case):
     y = EDGE_CASES[case]
-    result = family.fn(y)
-    assert list(result) == family.outputs()
+    result = family.compute(y)
+    assert list(result) == family.output_names()
     if family.kind == "stat":
         assert all(isinstance(v, float) for v in result.values())
         undefined = ("empty", "with-nan") if family.name == "tsfresh_subset" else ("empty", "one", "with-nan")
@@ -43,7 +43,7 @@ def test_edge_cases_never_raise(family, case):
 def test_stat_families_are_defined_on_real_data():
     y = bingo5()["N6"]
     for family in registry.families("stat"):
-        values = family.fn(y)
+        values = family.compute(y)
         assert sum(math.isfinite(v) for v in values.values()) >= len(values) - 1, family.name
 
 
@@ -54,7 +54,7 @@ from python_jobs.features import registry
 import python_jobs.gpu as gpu
 y = np.random.default_rng(0).integers(1, 44, 300).astype(float)
 for fam in registry.families():
-    fam.fn(y)
+    fam.compute(y)
     fam.gpu_fn()
 gpu.gpu_available()
 print("cupy imported:", "cupy" in sys.modules)
@@ -99,8 +99,8 @@ def test_gpu_array_code_through_numpy_equals_cpu_on_real_and_edge_cases(family):
     module, _, attr = family.gpu.partition(":")
     batch_xp = getattr(importlib.import_module(module), f"{attr}_xp")
     batch = [*bingo5().values(), *EDGE_CASES.values()]
-    for got, y in zip(batch_xp(np, batch), batch, strict=True):
-        want = family.fn(y)
+    for got, y in zip(batch_xp(np, batch, **family.resolved()), batch, strict=True):
+        want = family.compute(y)
         assert list(got) == list(want)
         for name, value in want.items():
             np.testing.assert_allclose(got[name], value, rtol=0, atol=1e-9, equal_nan=True, err_msg=name)
@@ -110,8 +110,8 @@ def test_gpu_array_code_through_numpy_equals_cpu_on_real_and_edge_cases(family):
 @pytest.mark.parametrize("family", [f for f in registry.families() if f.gpu], ids=lambda fam: fam.name)
 def test_gpu_batches_equal_cpu_on_real_and_edge_cases(family):
     batch = [*bingo5().values(), *EDGE_CASES.values()]
-    for got, y in zip(family.gpu_fn()(batch), batch, strict=True):
-        want = family.fn(y)
+    for got, y in zip(family.gpu_fn()(batch, **family.resolved()), batch, strict=True):
+        want = family.compute(y)
         assert list(got) == list(want)
         for name, value in want.items():
             np.testing.assert_allclose(got[name], value, rtol=0, atol=1e-6, equal_nan=True, err_msg=name)

@@ -10,12 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from python_jobs import config
+from python_jobs import definitions
+from python_jobs.features import registry
 from python_jobs.features.matrix_profile import (
     matrix_profile,
     matrix_profile_left,
-    matrix_profile_left_outputs,
-    matrix_profile_outputs,
     self_join,
 )
 from python_jobs.gpu.matrix_profile import (
@@ -34,7 +33,7 @@ from python_jobs.tests.family_data import (
     requires_gpu,
 )
 
-M = config.MP_WINDOW
+M = definitions.load().mp_window
 LEFT = f"hist_y_mp_left_m{M}"
 
 
@@ -111,7 +110,7 @@ def test_profile_and_stats_equal_stumpy_stump(stumpy_results, key):
     np.testing.assert_allclose(profile, want, rtol=0, atol=1e-9)
     if key != "edge":  # a series holding NaN has NaN statistics (every stat family)
         got = matrix_profile(y)
-        assert list(got) == matrix_profile_outputs()
+        assert list(got) == registry.family("matrix_profile").output_names()
         assert_stats_equal(got, stumpy_stats(want), rtol=1e-9)
 
 
@@ -183,7 +182,7 @@ def test_left_profile_is_point_in_time():
 def test_short_series(y):
     assert all(math.isnan(v) for v in matrix_profile(y).values())
     left = matrix_profile_left(y)
-    assert list(left) == matrix_profile_left_outputs()
+    assert list(left) == registry.family("matrix_profile_left").output_names()
     assert len(left[LEFT]) == len(y) and np.isnan(left[LEFT]).all()
 
 

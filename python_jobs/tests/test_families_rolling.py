@@ -6,11 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from python_jobs import config
-from python_jobs.features.rolling import rolling, rolling_outputs
+from python_jobs import definitions
+from python_jobs.features import registry
+from python_jobs.features.rolling import rolling
 from python_jobs.gpu.rolling import rolling_batch, rolling_batch_xp
 from python_jobs.tests import naive_families as naive
 from python_jobs.tests.family_data import assert_columns_equal, bingo5, real_series, requires_gpu
+
+# The feature definitions of dbt_project.yml (python_jobs/definitions.py).
+DEFS = definitions.load()
 
 PANDAS = {
     "median": lambda r: r.median(),
@@ -24,7 +28,7 @@ def pandas_rolling(y: np.ndarray) -> dict[str, np.ndarray]:
     return {
         f"hist_y_roll_{stat}_w{w}": fn(s.rolling(w)).to_numpy()
         for stat, fn in PANDAS.items()
-        for w in config.WINDOWS
+        for w in DEFS.windows
     }
 
 
@@ -32,10 +36,10 @@ def pandas_rolling(y: np.ndarray) -> dict[str, np.ndarray]:
 def test_equals_pandas_on_real_series(key):
     y = real_series()[key]
     got = rolling(y)
-    assert list(got) == rolling_outputs()
+    assert list(got) == registry.family("rolling").output_names()
     assert_columns_equal(got, pandas_rolling(y), atol=1e-9)
     # Not trivially NaN: every column has values from row w - 1 on.
-    for w in config.WINDOWS:
+    for w in DEFS.windows:
         assert np.isnan(got[f"hist_y_roll_q75_w{w}"][: w - 1]).all()
         assert np.isfinite(got[f"hist_y_roll_q75_w{w}"][w - 1 :]).all()
 
@@ -43,7 +47,7 @@ def test_equals_pandas_on_real_series(key):
 def test_equals_naive_reference():
     y = bingo5()["N3"]
     got = rolling(y)
-    for w in config.WINDOWS:
+    for w in DEFS.windows:
         for stat, q in (("median", 0.5), ("q25", 0.25), ("q75", 0.75)):
             want = naive.rolling_quantile(y, w, q)
             np.testing.assert_allclose(got[f"hist_y_roll_{stat}_w{w}"], want, atol=1e-12, equal_nan=True)

@@ -7,11 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from python_jobs import config
+from python_jobs import definitions
+from python_jobs.features import registry
 from python_jobs.features import stl as stl_module
 from python_jobs.features._numba import import_cached
 from python_jobs.features.stl import STL_KEYS, stl, stl_outputs
 from python_jobs.tests.family_data import assert_stats_equal, real_series
+
+# The feature definitions of dbt_project.yml (python_jobs/definitions.py).
+DEFS = definitions.load()
 
 tsfeatures = import_cached("tsfeatures")
 FUNCTIONS = ("stl_features", "stability", "lumpiness", "entropy", "hurst", "crossing_points", "flat_spots")
@@ -29,14 +33,15 @@ def test_equals_tsfeatures(key):
     y = real_series()[key]
     got = stl(y)
     assert list(got) == stl_outputs()
-    assert_stats_equal(got, tsfeatures_reference(y, config.SEASON_LENGTH), rtol=1e-9, atol=1e-12)
+    assert_stats_equal(got, tsfeatures_reference(y, DEFS.season_length), rtol=1e-9, atol=1e-12)
     assert sum(math.isfinite(v) for v in got.values()) >= 10  # hurst may be NaN, as in tsfeatures
 
 
-def test_season_length_comes_from_config(monkeypatch):
+def test_season_length_is_the_family_parameter():
     y = real_series()["bingo5:N5"]
-    monkeypatch.setattr(config, "SEASON_LENGTH", 12)
-    assert_stats_equal(stl(y), tsfeatures_reference(y, 12), rtol=1e-9, atol=1e-12)
+    with registry.override("stl", freq=12) as fam:
+        assert_stats_equal(stl(y), tsfeatures_reference(y, 12), rtol=1e-9, atol=1e-12)
+        assert_stats_equal(fam.compute(y), tsfeatures_reference(y, 12), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("freq", [1, 4, 7])

@@ -16,14 +16,17 @@ import pytest
 import yaml
 from psycopg import sql
 
-from python_jobs import config, db, dbt
+from python_jobs import config, db, dbt, definitions
 from python_jobs.holidays_seed import write_holiday_seed
 from python_jobs.tests import naive_futr_stat as naive
+
+# The feature definitions of dbt_project.yml (python_jobs/definitions.py).
+DEFS = definitions.load()
 
 pytestmark = pytest.mark.dbt
 
 KEY = ["loto", "unique_id", "ds"]
-HORIZON = config.FUTR_HORIZON
+HORIZON = DEFS.futr_horizon
 FLOAT_TOLERANCE = 1e-9
 SEEDS_AND_MODELS = ["--resource-type", "seed", "--resource-type", "model"]
 

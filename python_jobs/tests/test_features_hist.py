@@ -20,9 +20,12 @@ import pytest
 import yaml
 from psycopg import sql
 
-from python_jobs import config, db, dbt
+from python_jobs import config, db, dbt, definitions
 from python_jobs.ingest import ingest_file
 from python_jobs.tests import naive_hist
+
+# The feature definitions of dbt_project.yml (python_jobs/definitions.py).
+DEFS = definitions.load()
 
 pytestmark = pytest.mark.dbt
 
@@ -195,18 +198,16 @@ def test_columns_are_the_contract_and_documented(reference_build):
     # The SQL columns named by the contract, in its order, then the Python job's.
     sql_columns = [column for column in mart.columns if column not in job_values.columns]
     assert list(mart.columns[len(sql_columns) :]) == list(job_values.columns)
-    for w in config.WINDOWS:
+    for w in DEFS.windows:
         for family in ("mean", "std", "min", "max", "iqr"):
             assert f"hist_y_roll_{family}_w{w}" in sql_columns
         assert {f"hist_y_zscore_w{w}", f"hist_y_dev_mean_w{w}"} <= set(sql_columns)
-    assert {f"hist_y_lag{k}" for k in config.LAGS} <= set(sql_columns)
-    assert {f"hist_y_freq_w{n}" for n in config.FREQ_WINDOWS} <= set(sql_columns)
+    assert {f"hist_y_lag{k}" for k in DEFS.lags} <= set(sql_columns)
+    assert {f"hist_y_freq_w{n}" for n in DEFS.freq_windows} <= set(sql_columns)
     per_window = 7  # mean, std, min, max, iqr, zscore, dev_mean
     fixed = 2 + 2 + 2 + 1 + 1 + 4 + 2  # outlier flags, drawdown/up, slope, autocorr, gap, streak, draw, co
-    expected = (
-        len(config.LAGS) + per_window * len(config.WINDOWS) + len(config.DIFFS) + len(config.PCT_CHANGES)
-    )
-    assert len(sql_columns) == expected + len(config.FREQ_WINDOWS) + fixed
+    expected = len(DEFS.lags) + per_window * len(DEFS.windows) + len(DEFS.diffs) + len(DEFS.pct_changes)
+    assert len(sql_columns) == expected + len(DEFS.freq_windows) + fixed
 
 
 def test_pandas_peer_computes_the_same_columns(reference_build, reference, monkeypatch):
@@ -222,7 +223,7 @@ def test_pandas_peer_computes_the_same_columns(reference_build, reference, monke
     }
     # pandas' rolling std of a constant window can be 1e-7 instead of 0, which turns a NULL
     # z-score into a number: leave those rows out of the z-score columns.
-    constant = {w: (want[f"hist_y_roll_std_w{w}"] == 0).to_numpy() for w in config.WINDOWS}
+    constant = {w: (want[f"hist_y_roll_std_w{w}"] == 0).to_numpy() for w in DEFS.windows}
     for column in want.columns:
         match = re.fullmatch(r"hist_y_(?:zscore|is_outlier_z)_w(\d+)", column)
         keep = ~constant[int(match.group(1))] if match else np.ones(len(want), dtype=bool)
