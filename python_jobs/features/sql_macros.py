@@ -129,7 +129,8 @@ def render() -> str:
     # macro called from Jinja is fine in dbt, but the plain-Jinja test harness cannot nest it.
     types = (
         "    {%- set types = {} -%}\n"
-        f"    {{%- for col in cols -%}}{{%- do types.update({{col: {_quote(COLUMN_TYPE)}}}) -%}}{{%- endfor -%}}\n"
+        "    {%- for col in cols -%}"
+        f"{{%- do types.update({{col: {_quote(COLUMN_TYPE)}}}) -%}}{{%- endfor -%}}\n"
         "    {{ return(types) }}"
     )
     return "\n".join(

@@ -30,6 +30,7 @@ PG_EPOCH = np.datetime64("2000-01-01", "D")
 _CHECKSUM = "md5(string_agg(d.ds::text || ':' || d.y::text, ',' order by d.ds))"
 
 
+@dataclass(frozen=True)
 class SeriesInfo:
     """What the database says about one series before anything is read."""
 

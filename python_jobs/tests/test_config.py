@@ -31,7 +31,7 @@ def test_unset_or_empty_schema_is_public(monkeypatch):
 )
 def test_other_schema_names_are_one_clear_error(monkeypatch, schema):
     monkeypatch.setenv("DBT_SCHEMA", schema)
-    with pytest.raises(config.ConfigError, match="DBT_SCHEMA=.* is not a usable schema name"):
+    with pytest.raises(config.ConfigError, match=r"DBT_SCHEMA=.* is not a usable schema name"):
         config.target_schema()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -17,8 +18,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from python_jobs import config, db, device, job_io, jobs
+from python_jobs import config, db, device, job
 from python_jobs.features.registry import Family
+from python_jobs.job import reading, session, tables, writing
+from python_jobs.job import run as job_run
 
 BUNDLED_SERIES = 15  # loto6 N1..N6, B1 and bingo5 N1..N8
 BUNDLED_ROWS = 2037 * 7 + 375 * 8
@@ -54,8 +57,8 @@ def tj_hist_outputs() -> list[str]:
     return ["tj_cummax", "tj_lag1", "tj_z_expanding"]
 
 
-STAT = Family("tj_stat", "stat", tj_stat, outputs=tj_stat_outputs, min_length=3)
-HIST = Family("tj_hist", "hist", tj_hist, outputs=tj_hist_outputs)
+STAT = Family("tj_stat", "stat", tj_stat, outputs=tuple(tj_stat_outputs()), min_length=3)
+HIST = Family("tj_hist", "hist", tj_hist, outputs=tuple(tj_hist_outputs()))
 
 GPU_CALLS: list[int] = []
 
@@ -78,7 +81,7 @@ def fragile(target_sum: float) -> Family:
             raise ValueError("synthetic failure")
         return {"tj_fragile_len": float(len(y))}
 
-    return Family("tj_fragile", "stat", tj_fragile, outputs=lambda: ["tj_fragile_len"])
+    return Family("tj_fragile", "stat", tj_fragile, outputs=("tj_fragile_len",))
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -106,10 +109,10 @@ def job_schema(pg_url: str, loaded_schema: str, fresh_schema: Callable[[str], st
     return schema
 
 
-def run(url: str, families: list[Family] | None = None, **kwargs) -> jobs.JobResult:
+def run(url: str, families: list[Family] | None = None, **kwargs) -> job.JobResult:
     options = {"scheduler": "sync", "batch_size": 4, "progress": False, "quiet": True, "device": "cpu"}
     options.update(kwargs)
-    return jobs.run_job(url=url, families=families or [STAT, HIST], **options)
+    return job.run_job(url=url, families=families or [STAT, HIST], **options)
 
 
 def execute(url: str, query: str, params: tuple = ()) -> list[tuple]:
@@ -140,26 +143,26 @@ def expected_stat(url: str, fam: Family = STAT) -> pd.DataFrame:
     rows = []
     for (loto, uid), group in staging_series(url).items():
         y = group["y"].to_numpy()
-        values = fam.fn(y) if len(y) >= fam.min_length else dict.fromkeys(fam.outputs(), math.nan)
+        values = fam.compute(y) if len(y) >= fam.min_rows() else dict.fromkeys(fam.output_names(), math.nan)
         rows.append({"loto": loto, "unique_id": uid, **values})
-    return pd.DataFrame(rows)[["loto", "unique_id", *fam.outputs()]]
+    return pd.DataFrame(rows)[["loto", "unique_id", *fam.output_names()]]
 
 
 def expected_hist(url: str, fam: Family = HIST) -> pd.DataFrame:
     parts = []
     for (loto, uid), group in staging_series(url).items():
-        part = pd.DataFrame(fam.fn(group["y"].to_numpy()))
+        part = pd.DataFrame(fam.compute(group["y"].to_numpy()))
         part.insert(0, "ds", group["ds"])
         part.insert(0, "unique_id", uid)
         part.insert(0, "loto", loto)
         parts.append(part)
-    return pd.concat(parts, ignore_index=True)[["loto", "unique_id", "ds", *fam.outputs()]]
+    return pd.concat(parts, ignore_index=True)[["loto", "unique_id", "ds", *fam.output_names()]]
 
 
 def assert_tables_match_direct_calls(url: str) -> None:
-    got_stat = table(url, job_io.STAT_TABLE, tj_stat_outputs(), ["loto", "unique_id"])
+    got_stat = table(url, tables.STAT_TABLE, tj_stat_outputs(), ["loto", "unique_id"])
     pd.testing.assert_frame_equal(got_stat, expected_stat(url), check_exact=False, rtol=1e-12)
-    got_hist = table(url, job_io.HIST_TABLE, tj_hist_outputs(), ["loto", "unique_id", "ds"])
+    got_hist = table(url, tables.HIST_TABLE, tj_hist_outputs(), ["loto", "unique_id", "ds"])
     pd.testing.assert_frame_equal(got_hist, expected_hist(url), check_exact=False, rtol=1e-12)
 
 
@@ -170,7 +173,7 @@ def test_job_writes_one_row_per_series_and_per_draw(pg_url: str, job_schema: str
     result = run(pg_url)
     assert result.status == "success"
     assert result.series_total == result.series_computed == BUNDLED_SERIES
-    assert result.rows_written == {job_io.STAT_TABLE: BUNDLED_SERIES, job_io.HIST_TABLE: BUNDLED_ROWS}
+    assert result.rows_written == {tables.STAT_TABLE: BUNDLED_SERIES, tables.HIST_TABLE: BUNDLED_ROWS}
     assert execute(pg_url, "select count(*) from py_features_stat") == [(BUNDLED_SERIES,)]
     assert execute(pg_url, "select count(*) from py_features_hist") == [(BUNDLED_ROWS,)]
     assert_tables_match_direct_calls(pg_url)
@@ -219,7 +222,7 @@ def test_rerun_skips_unchanged_series_and_new_draws_recompute_only_theirs(
     grown = run(pg_url)
     assert grown.series_computed == 7
     assert grown.computed_per_family == {"tj_stat": 7, "tj_hist": 7}
-    assert grown.rows_written == {job_io.STAT_TABLE: 7, job_io.HIST_TABLE: 7}
+    assert grown.rows_written == {tables.STAT_TABLE: 7, tables.HIST_TABLE: 7}
     assert_tables_match_direct_calls(pg_url)
 
     # A corrected past value: that series is recomputed in full, the others are not touched.
@@ -230,7 +233,7 @@ def test_rerun_skips_unchanged_series_and_new_draws_recompute_only_theirs(
     )
     corrected = run(pg_url)
     assert corrected.series_computed == 1
-    assert corrected.rows_written[job_io.HIST_TABLE] >= 1
+    assert corrected.rows_written[tables.HIST_TABLE] >= 1
     assert_tables_match_direct_calls(pg_url)
 
     # A draw removed from the middle of a series: its row goes, the later rows change.
@@ -256,18 +259,18 @@ def test_rerun_skips_unchanged_series_and_new_draws_recompute_only_theirs(
     assert_tables_match_direct_calls(pg_url)
 
 
-def test_definition_change_and_full_refresh_recompute_everything(
-    pg_url: str, job_schema: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_version_bump_and_full_refresh_recompute_everything(pg_url: str, job_schema: str) -> None:
     run(pg_url)
     execute(pg_url, "update py_features_stat set tj_mean = -1 where unique_id = 'N2'")
-    monkeypatch.setattr(config, "SEASON_LENGTH", config.SEASON_LENGTH + 1)
-    bumped = run(pg_url)
+    # A lottery var the families do not read changes nothing...
+    assert run(pg_url, dbt_vars="{season_length: 8}").series_computed == 0
+    # ...their version numbers, bumped as an author does when the arithmetic changes, do.
+    bumped = run(pg_url, families=[replace(STAT, version=2), replace(HIST, version=2)])
     assert bumped.computed_per_family == {"tj_stat": BUNDLED_SERIES, "tj_hist": BUNDLED_SERIES}
     # Same values as before, so only the two rows that were tampered with are rewritten.
-    assert bumped.rows_written == {job_io.STAT_TABLE: 2, job_io.HIST_TABLE: 0}
+    assert bumped.rows_written == {tables.STAT_TABLE: 2, tables.HIST_TABLE: 0}
     assert_tables_match_direct_calls(pg_url)
-    assert run(pg_url).series_computed == 0
+    assert run(pg_url, families=[replace(STAT, version=2), replace(HIST, version=2)]).series_computed == 0
     refreshed = run(pg_url, full_refresh=True)
     assert refreshed.series_computed == BUNDLED_SERIES
     assert_tables_match_direct_calls(pg_url)
@@ -301,7 +304,7 @@ def test_warn_records_the_failure_and_leaves_that_family_null(pg_url: str, job_s
 
 def test_raise_stops_the_run_and_marks_it_failed(pg_url: str, job_schema: str) -> None:
     target = float(staging_series(pg_url)[("bingo5", "N3")]["y"].sum())
-    with pytest.raises(jobs.SeriesFailure, match="bingo5/N3") as info:
+    with pytest.raises(job.SeriesFailure, match="bingo5/N3") as info:
         run(pg_url, families=[fragile(target)], on_error="raise")
     assert info.value.family == "tj_fragile"
     status = execute(pg_url, "select status, error like '%synthetic failure%' from py_job_runs")
@@ -348,8 +351,8 @@ def test_local_cluster_gives_the_same_tables(
     copy_staging(pg_url, loaded_schema, in_process)
     run(pg_url)
     expected = [
-        table(pg_url, job_io.STAT_TABLE, tj_stat_outputs(), ["loto", "unique_id"]),
-        table(pg_url, job_io.HIST_TABLE, tj_hist_outputs(), ["loto", "unique_id", "ds"]),
+        table(pg_url, tables.STAT_TABLE, tj_stat_outputs(), ["loto", "unique_id"]),
+        table(pg_url, tables.HIST_TABLE, tj_hist_outputs(), ["loto", "unique_id", "ds"]),
     ]
 
     on_cluster = fresh_schema("job_dask")
@@ -376,8 +379,8 @@ def test_local_cluster_gives_the_same_tables(
     assert result.scheduler.startswith("client:tcp://") and result.series_computed == BUNDLED_SERIES
     assert result.device == "cpu"
     got = [
-        table(pg_url, job_io.STAT_TABLE, tj_stat_outputs(), ["loto", "unique_id"]),
-        table(pg_url, job_io.HIST_TABLE, tj_hist_outputs(), ["loto", "unique_id", "ds"]),
+        table(pg_url, tables.STAT_TABLE, tj_stat_outputs(), ["loto", "unique_id"]),
+        table(pg_url, tables.HIST_TABLE, tj_hist_outputs(), ["loto", "unique_id", "ds"]),
     ]
     for want, have in zip(expected, got, strict=True):
         pd.testing.assert_frame_equal(have, want, check_exact=True)
@@ -386,9 +389,14 @@ def test_local_cluster_gives_the_same_tables(
 def test_gpu_path_sends_whole_batches_and_falls_back_to_cpu(
     pg_url: str, job_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(jobs, "resolve_device", lambda requested, **kwargs: "gpu")
+    monkeypatch.setattr(job_run, "resolve_device", lambda requested, **kwargs: "gpu")
     batched = Family(
-        "tj_stat", "stat", tj_stat, outputs=tj_stat_outputs, min_length=3, gpu=f"{__name__}:tj_stat_batch"
+        "tj_stat",
+        "stat",
+        tj_stat,
+        outputs=tuple(tj_stat_outputs()),
+        min_length=3,
+        gpu=f"{__name__}:tj_stat_batch",
     )
     GPU_CALLS.clear()
     result = run(pg_url, families=[batched, HIST], batch_size=8, device="gpu")
@@ -396,7 +404,12 @@ def test_gpu_path_sends_whole_batches_and_falls_back_to_cpu(
     assert result.device_per_family == {"tj_stat": "gpu", "tj_hist": "cpu"}
     assert_tables_match_direct_calls(pg_url)
     broken = Family(
-        "tj_stat", "stat", tj_stat, outputs=tj_stat_outputs, min_length=3, gpu=f"{__name__}:tj_broken_batch"
+        "tj_stat",
+        "stat",
+        tj_stat,
+        outputs=tuple(tj_stat_outputs()),
+        min_length=3,
+        gpu=f"{__name__}:tj_broken_batch",
     )
     fallback = run(pg_url, families=[broken, HIST], device="gpu", full_refresh=True)
     assert fallback.device_per_family["tj_stat"] == "cpu" and not fallback.errors
@@ -412,7 +425,7 @@ def test_gpu_on_a_cpu_machine_is_one_clear_error(
     from python_jobs.cli import build_parser
 
     args = build_parser().parse_args(["features", "--device", "gpu", "--no-progress"])
-    assert jobs.main(args) == 2
+    assert job.main(args) == 2
     err = capsys.readouterr().err
     assert "no GPU is usable" in err and "Traceback" not in err
     assert execute(pg_url, "select to_regclass('py_job_runs')") == [(None,)]  # nothing was started
@@ -425,9 +438,9 @@ def test_transient_database_errors_are_retried(
     pg_url: str, job_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = {"write": 0, "read": 0}
-    real_write, real_read = job_io.write_batch, job_io.read_series
+    real_write, real_read = writing.write_batch, reading.read_series
 
-    def flaky_write(conn: psycopg.Connection, batch: job_io.BatchWrite) -> dict[str, int]:
+    def flaky_write(conn: psycopg.Connection, batch: writing.BatchWrite) -> dict[str, int]:
         calls["write"] += 1
         if calls["write"] == 1:
             # Half-way through the transaction, as when the server goes away mid-batch.
@@ -435,14 +448,14 @@ def test_transient_database_errors_are_retried(
             raise psycopg.OperationalError("server closed the connection unexpectedly")
         return real_write(conn, batch)
 
-    def flaky_read(conn: psycopg.Connection, keys: list[tuple[str, str]]) -> list[job_io.SeriesData]:
+    def flaky_read(conn: psycopg.Connection, keys: list[tuple[str, str]]) -> list[reading.SeriesData]:
         calls["read"] += 1
         if calls["read"] == 2:
             raise psycopg.errors.SerializationFailure("could not serialize access")
         return real_read(conn, keys)
 
-    monkeypatch.setattr(job_io, "write_batch", flaky_write)
-    monkeypatch.setattr(job_io, "read_series", flaky_read)
+    monkeypatch.setattr(writing, "write_batch", flaky_write)
+    monkeypatch.setattr(reading, "read_series", flaky_read)
     result = run(pg_url)
     assert result.status == "success"
     batches = math.ceil(BUNDLED_SERIES / 4)
@@ -472,12 +485,12 @@ def test_real_families_equal_their_functions(pg_url: str, job_schema: str) -> No
     by_name = {fam.name: fam for fam in registry.families(names=names)}
     for name in ("spectral", "autocorrelation"):
         fam = by_name[name]
-        got = table(pg_url, job_io.STAT_TABLE, fam.outputs(), ["loto", "unique_id"])
+        got = table(pg_url, tables.STAT_TABLE, fam.output_names(), ["loto", "unique_id"])
         pd.testing.assert_frame_equal(got, expected_stat(pg_url, fam), check_exact=False, rtol=1e-12, atol=0)
     rolling = by_name["rolling"]
-    got = table(pg_url, job_io.HIST_TABLE, rolling.outputs(), ["loto", "unique_id", "ds"])
+    got = table(pg_url, tables.HIST_TABLE, rolling.output_names(), ["loto", "unique_id", "ds"])
     pd.testing.assert_frame_equal(got, expected_hist(pg_url, rolling), check_exact=False, rtol=1e-12, atol=0)
-    assert got[rolling.outputs()].notna().to_numpy().sum() > 0.9 * got[rolling.outputs()].size
+    assert got[rolling.output_names()].notna().to_numpy().sum() > 0.9 * got[rolling.output_names()].size
 
     # A new draw appends one row per grown series; the rows kept are what a full run gives.
     execute(
@@ -487,43 +500,141 @@ def test_real_families_equal_their_functions(pg_url: str, job_schema: str) -> No
         "where loto = 'bingo5' and ds = date '2024-07-03'",
     )
     grown = run(pg_url, families=names, batch_size=6)
-    assert grown.series_computed == 8 and grown.rows_written[job_io.HIST_TABLE] == 8
-    got = table(pg_url, job_io.HIST_TABLE, rolling.outputs(), ["loto", "unique_id", "ds"])
+    assert grown.series_computed == 8 and grown.rows_written[tables.HIST_TABLE] == 8
+    got = table(pg_url, tables.HIST_TABLE, rolling.output_names(), ["loto", "unique_id", "ds"])
     pd.testing.assert_frame_equal(got, expected_hist(pg_url, rolling), check_exact=False, rtol=1e-12, atol=0)
 
 
-@pytest.mark.dbt
-def test_dbt_hook_and_job_create_the_same_tables(pg_url: str, fresh_schema: Callable[[str], str]) -> None:
-    from python_jobs import dbt
+def _keep_series(url: str, keep: list[tuple[str, str]]) -> None:
+    """Only these series in the test's staging copy (families that cost seconds per series)."""
+    execute(
+        url,
+        "delete from stg_lottery__draws "
+        "where (loto, unique_id) not in (select * from unnest(%s::text[], %s::text[]))",
+        ([k[0] for k in keep], [k[1] for k in keep]),
+    )
+
+
+def test_an_isolation_forest_setting_recomputes_its_series(pg_url: str, job_schema: str) -> None:
+    from python_jobs.features import registry
+    from python_jobs.features.anomaly import anomaly
+
+    _keep_series(pg_url, [("bingo5", "N1"), ("bingo5", "N2")])
+    first = run(pg_url, families=["anomaly"])
+    assert first.computed_per_family == {"anomaly": 2}
+    assert run(pg_url, families=["anomaly"]).series_computed == 0
+    columns = ["hist_y_iforest_score"]
+    with registry.override("anomaly", n_estimators=8):
+        changed = run(pg_url, families=["anomaly"])
+        assert changed.computed_per_family == {"anomaly": 2}
+        assert changed.rows_written[tables.HIST_TABLE] > 0
+        got = table(pg_url, tables.HIST_TABLE, columns, ["loto", "unique_id", "ds"])
+        for (loto, uid), group in staging_series(pg_url).items():
+            want = anomaly(group["y"].to_numpy(), n_estimators=8)["hist_y_iforest_score"]
+            mine = got[(got.loto == loto) & (got.unique_id == uid)]["hist_y_iforest_score"].to_numpy()
+            np.testing.assert_allclose(mine, want, rtol=0, atol=1e-12, equal_nan=True)
+        assert run(pg_url, families=["anomaly"]).series_computed == 0
+    # Back to the declared setting: the scores of the declared forest again.
+    assert run(pg_url, families=["anomaly"]).computed_per_family == {"anomaly": 2}
+
+
+def test_vars_change_the_job_columns_as_they_change_the_macro(
+    pg_url: str, job_schema: str, capsys: pytest.CaptureFixture
+) -> None:
+    from python_jobs.cli import main
+    from python_jobs.features import registry
+    from python_jobs.features.rolling import rolling
+    from python_jobs.tests.test_feature_names import render_macro
+
+    _keep_series(pg_url, [("bingo5", "N1"), ("loto6", "B1")])
+    assert main(["features", "--families", "rolling", "--no-progress", "--vars", "{windows: [5, 10]}"]) == 0
+    capsys.readouterr()
+    stored = [
+        row[0]
+        for row in execute(
+            pg_url,
+            "select column_name from information_schema.columns where table_schema = %s "
+            "and table_name = 'py_features_hist' and column_name like 'hist_%%' order by ordinal_position",
+            (job_schema,),
+        )
+    ]
+    expected = [f"hist_y_roll_{stat}_w{w}" for stat in ("median", "q25", "q75") for w in (5, 10)]
+    assert stored == expected
+    macro = render_macro("py_hist_columns", {"windows": [5, 10]})
+    assert [col for col in macro if col.startswith("hist_y_roll_")] == expected
+    got = table(pg_url, tables.HIST_TABLE, expected, ["loto", "unique_id", "ds"])
+    want = pd.concat(
+        [
+            pd.DataFrame(rolling(group["y"].to_numpy(), (5, 10)))[expected]
+            for _, group in sorted(staging_series(pg_url).items())
+        ],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(got[expected], want, check_exact=False, rtol=1e-12)
+    # The same vars again: nothing to do; the project's windows: another version, recomputed.
+    assert main(["features", "--families", "rolling", "--no-progress", "--vars", "{windows: [5, 10]}"]) == 0
+    assert "0 computed, 2 unchanged" in capsys.readouterr().out
+    assert run(pg_url, families=["rolling"]).computed_per_family == {"rolling": 2}
+    assert registry.family("rolling").output_names()[0] == "hist_y_roll_median_w3"
+
+
+def test_a_killed_run_is_marked_failed_by_the_next_one(pg_url: str, job_schema: str) -> None:
+    run(pg_url)
+    # What a job killed mid-run leaves behind: its row still 'running', never finished.
+    execute(
+        pg_url,
+        "insert into py_job_runs (run_id, started_at, status, device, scheduler) "
+        "values ('killed', now() - interval '1 hour', 'running', 'cpu', 'sync')",
+    )
+    result = run(pg_url)
+    rows = dict(execute(pg_url, "select run_id, status from py_job_runs"))
+    assert rows["killed"] == "failed" and rows[result.run_id] == "success"
+    error, finished = execute(
+        pg_url, "select error, finished_at is not null from py_job_runs where run_id = 'killed'"
+    )[0]
+    assert "interrupted" in error and finished
+    assert list(rows.values()).count("running") == 0
+
+
+def test_the_lock_and_connections_are_released_when_a_run_fails(pg_url: str, job_schema: str) -> None:
+    target = float(staging_series(pg_url)[("bingo5", "N3")]["y"].sum())
+    with pytest.raises(job.SeriesFailure):
+        run(pg_url, families=[fragile(target)], on_error="raise")
+    key = f"loto_features.py_job.{job_schema}"
+    # The reader held the job's session lock: it is free again only if that connection closed.
+    with db.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("select pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)).fetchone()[0]
+        conn.execute("select pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+
+
+def test_the_job_creates_its_tables_from_one_definition(
+    pg_url: str, fresh_schema: Callable[[str], str]
+) -> None:
     from python_jobs.features import registry
 
-    def shape(schema: str) -> tuple[set, set]:
-        columns = execute(
-            pg_url,
-            "select table_name, column_name, data_type, is_nullable, column_default "
-            "from information_schema.columns where table_schema = %s and table_name = any(%s)",
-            (schema, list(job_io.JOB_TABLES)),
-        )
-        keys = execute(
-            pg_url,
-            "select tc.table_name, kcu.column_name, kcu.ordinal_position "
-            "from information_schema.table_constraints as tc "
-            "join information_schema.key_column_usage as kcu using (constraint_schema, constraint_name) "
-            "where tc.table_schema = %s and tc.constraint_type = 'PRIMARY KEY'",
-            (schema,),
-        )
-        return set(columns), set(keys)
-
-    by_hook = fresh_schema("job_hook")
-    # A hook runs with any dbt command that executes nodes; the smallest seed is enough.
-    dbt.run(["seed", "--select", "loto_spec"], url=pg_url, quiet=True)
-    by_job = fresh_schema("job_ddl")
-    with job_io.connect(pg_url) as conn:
-        job_io.ensure_tables(conn, registry.output_columns("stat"), registry.output_columns("hist"))
-    hook_columns, hook_keys = shape(by_hook)
-    job_columns, job_keys = shape(by_job)
-    assert {row[0] for row in hook_columns} == set(job_io.JOB_TABLES)
-    assert hook_columns == job_columns
-    assert hook_keys == job_keys
-    features = {row[1] for row in hook_columns if row[0] in (job_io.STAT_TABLE, job_io.HIST_TABLE)}
-    assert set(registry.output_columns("stat")) | set(registry.output_columns("hist")) < features
+    schema = fresh_schema("job_ddl")
+    with session.connect(pg_url) as conn:
+        tables.ensure_tables(conn, registry.output_columns("stat"), registry.output_columns("hist"))
+    found = execute(
+        pg_url,
+        "select table_name, column_name, data_type from information_schema.columns where table_schema = %s",
+        (schema,),
+    )
+    by_table: dict[str, dict[str, str]] = {}
+    for name, column, kind in found:
+        by_table.setdefault(name, {})[column] = kind
+    assert set(by_table) == set(tables.JOB_TABLES)
+    for name, (columns, _) in tables.TABLES.items():
+        assert set(by_table[name]) >= {col for col, _ in columns}
+    features = {**by_table[tables.STAT_TABLE], **by_table[tables.HIST_TABLE]}
+    for col in registry.output_columns("stat") + registry.output_columns("hist"):
+        assert features[col] == "double precision"
+    keys = execute(
+        pg_url,
+        "select tc.table_name, string_agg(kcu.column_name, ',' order by kcu.ordinal_position) "
+        "from information_schema.table_constraints as tc "
+        "join information_schema.key_column_usage as kcu using (constraint_schema, constraint_name) "
+        "where tc.table_schema = %s and tc.constraint_type = 'PRIMARY KEY' group by tc.table_name",
+        (schema,),
+    )
+    assert dict(keys) == {name: ",".join(key) for name, (_, key) in tables.TABLES.items()}
