@@ -40,7 +40,7 @@ from python_jobs.features._common import as_series
 from python_jobs.features.registry import param, register
 
 
-def embed(y: np.ndarray, dims: int) -> np.ndarray:
+def delay_embedding(y: np.ndarray, dims: int) -> np.ndarray:
     """Delay embedding: row ``j`` is ``y[j : j + dims]`` (vector of row ``t = j + dims - 1``)."""
     if len(y) < dims:
         return np.empty((0, dims))
@@ -92,7 +92,7 @@ def anomaly(
     n_estimators = param("anomaly", "n_estimators", n_estimators)
     random_state = param("anomaly", "random_state", random_state)
     out = np.full(len(arr), np.nan)
-    vectors = embed(arr, dims)
+    vectors = delay_embedding(arr, dims)
     finite = np.isfinite(vectors).all(axis=1)
     starts = block_starts(len(vectors), min_train, max(2, refit_growth))
     stops = [*starts[1:], len(vectors)] if starts else []
