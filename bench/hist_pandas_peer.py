@@ -112,7 +112,7 @@ def compute(
     Notes
     -----
     Reference: pandas ``groupby(...).shift / diff / cummax / cummin / rolling(w).mean / std /
-    min / max / median / quantile`` (linear interpolation), as in the contract's table.
+    min / max / median / quantile`` (linear interpolation), as the features_hist YAML defines them.
     """
     draws = draws.sort_values([*KEYS, "ds"]).reset_index(drop=True)
     keys = [draws["loto"], draws["unique_id"]]

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from python_jobs import config, log
+from python_jobs import config, definitions, log
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
@@ -48,7 +48,15 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    import os
+
+    from python_jobs import definitions
     from python_jobs.pipeline import demo
+
+    if args.vars:
+        # Every stage reads the overrides from here: dbt as --vars, the job through definitions.
+        definitions.load(args.vars)  # refuse bad vars before anything runs
+        os.environ[definitions.VARS_ENV] = args.vars
 
     return demo(device=args.device, quiet_dbt=args.quiet)
 
@@ -141,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the whole pipeline on the bundled data, with a summary")
     p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
     p.add_argument("--quiet", action="store_true", help="less dbt output")
+    p.add_argument("--vars", default=None, metavar="YAML", help="dbt vars for dbt and the job alike")
     p.set_defaults(fn=_cmd_demo)
 
     p = sub.add_parser("features", help="the Python feature job (make gpu-features)")
@@ -176,6 +185,6 @@ def main(argv: list[str] | None = None) -> int:
     log.configure(args.log_level)
     try:
         return int(args.fn(args) or 0)
-    except config.ConfigError as exc:
+    except (config.ConfigError, definitions.DefinitionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
