@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import sys
@@ -334,13 +335,18 @@ def _finish(run: _Run, started: float, error: str | None = None) -> None:
 
 
 def _close(run: _Run) -> None:
-    """Bars, executor, writer and reader, on success and failure alike."""
-    for bar in run.bars.values():
-        bar.close()
-    if run.executor is not None:
-        run.executor.close()
-    run.writes.close()
-    run.reader.close()
+    """Bars, executor, writer and reader, on success and failure alike.
+
+    Every one is closed even when closing another raises (the reader holds the job's lock).
+    """
+    with contextlib.ExitStack() as stack:
+        # Callbacks run last-in first-out: the reader is closed last, whatever happens before.
+        stack.callback(run.reader.close)
+        stack.callback(run.writes.close)
+        if run.executor is not None:
+            stack.callback(run.executor.close)
+        for bar in run.bars.values():
+            stack.callback(bar.close)
 
 
 def _assemble(
@@ -355,31 +361,55 @@ def _assemble(
     """Turn a batch's family results into the rows of one write."""
     stat_names = [n for n in job.items[0].families if by_name[n].kind == "stat"]
     hist_names = [n for n in job.items[0].families if by_name[n].kind == "hist"]
-    stat_values = np.hstack([results[n].values for n in stat_names]) if stat_names else None
-    hist_values = None
     cutoffs = [item.cutoff for item in job.items]
-    if hist_names:
-        full = np.hstack([results[n].values for n in hist_names])
-        keep = (
-            np.concatenate(
-                [
-                    s.ds > np.datetime64(c, "D") if c is not None else np.ones(len(s), dtype=bool)
-                    for s, c in zip(job.series, cutoffs, strict=True)
-                ]
-            )
-            if job.series
-            else np.zeros(0, dtype=bool)
-        )
-        hist_values = full[keep]
-    state = []
     errors = []
+    if on_error == "warn":
+        errors = [
+            (job.series[i].loto, job.series[i].unique_id, name, message[:2000])
+            for name, res in results.items()
+            for i, message in res.errors
+        ]
+    return BatchWrite(
+        run_id=run_id,
+        series=job.series,
+        cutoffs=cutoffs,
+        stat_columns=[c for n in stat_names for c in outputs[n]],
+        stat_values=np.hstack([results[n].values for n in stat_names]) if stat_names else None,
+        hist_columns=[c for n in hist_names for c in outputs[n]],
+        hist_values=_new_hist_rows(job, results, hist_names, cutoffs) if hist_names else None,
+        state=_state_rows(job, results, versions),
+        errors=errors,
+    )
+
+
+def _new_hist_rows(
+    job: InFlight, results: dict[str, FamilyBatchResult], names: list[str], cutoffs: list
+) -> np.ndarray:
+    """The per-draw values of the batch, without the rows at or before each series' cutoff."""
+    full = np.hstack([results[n].values for n in names])
+    if not job.series:
+        return full[np.zeros(0, dtype=bool)]
+    keep = np.concatenate(
+        [
+            s.ds > np.datetime64(c, "D") if c is not None else np.ones(len(s), dtype=bool)
+            for s, c in zip(job.series, cutoffs, strict=True)
+        ]
+    )
+    return full[keep]
+
+
+def _state_rows(
+    job: InFlight, results: dict[str, FamilyBatchResult], versions: dict[str, str]
+) -> list[tuple]:
+    """One ``py_job_state`` row per (series, family) of the batch."""
+    rows = []
     for name, res in results.items():
         failed = {i for i, _ in res.errors}
         for i, item in enumerate(job.items):
             info = item.info
             ok = i not in failed
             # A failed (series, family) keeps no checksum, so the next run tries it again.
-            state.append(
+            rows.append(
                 (
                     info.loto,
                     info.unique_id,
@@ -391,22 +421,7 @@ def _assemble(
                     "ok" if ok else "error",
                 )
             )
-        if on_error == "warn":
-            errors.extend(
-                (job.series[i].loto, job.series[i].unique_id, name, message[:2000])
-                for i, message in res.errors
-            )
-    return BatchWrite(
-        run_id=run_id,
-        series=job.series,
-        cutoffs=cutoffs,
-        stat_columns=[c for n in stat_names for c in outputs[n]],
-        stat_values=stat_values,
-        hist_columns=[c for n in hist_names for c in outputs[n]],
-        hist_values=hist_values,
-        state=state,
-        errors=errors,
-    )
+    return rows
 
 
 def _record_end(session: Session, result: JobResult, error: str | None = None) -> None:
