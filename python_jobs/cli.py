@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from python_jobs import config, log
+from python_jobs import config, log, settings
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
@@ -38,11 +38,16 @@ def _cmd_db(args: argparse.Namespace) -> int:
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from python_jobs.ingest import IngestError, ingest_file
 
-    try:
-        result = ingest_file(args.loto, Path(args.file), skip_bad_rows=args.skip_bad_rows)
-    except IngestError as exc:
-        print(exc.report(), file=sys.stderr)
-        return 2
+    from python_jobs import runs
+
+    with runs.record("ingest", what=f"{args.loto} {Path(args.file).name}") as stage:
+        try:
+            result = ingest_file(args.loto, Path(args.file), skip_bad_rows=args.skip_bad_rows)
+        except IngestError as exc:
+            stage.fail(exc.report())
+            print(exc.report(), file=sys.stderr)
+            return 2
+        stage.rows = result.rows_loaded
     print(result.summary())
     return 0
 
@@ -54,9 +59,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
+    from python_jobs import runs
     from python_jobs.jobs import main as jobs_main
 
-    return jobs_main(args)
+    with runs.record("python feature job", what="features") as stage:
+        code = jobs_main(args)
+        if code:
+            stage.fail(f"exit code {code}")
+    return code
 
 
 def _cmd_holidays(args: argparse.Namespace) -> int:
@@ -97,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Lottery time-series features: ingestion, the Python feature job, the pipeline.",
     )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")
+    settings.add_config_option(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("profile", help="render profiles.yml from profiles.yml.template and DATABASE_URL")
@@ -143,10 +154,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="the benchmarks (make bench); writes bench/results/latest.json")
     p.add_argument("--only", action="append", default=None, help="run one benchmark (repeatable)")
     p.set_defaults(fn=_cmd_bench)
+
+    from python_jobs import health, report, runs
+
+    settings.add_parser(sub)
+    health.add_parser(sub)
+    runs.add_parser(sub)
+    report.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Settings first: the parser's defaults come from them, and bad settings stop here.
+    code = settings.configure_from_argv(sys.argv[1:] if argv is None else argv)
+    if code:
+        return code
     parser = build_parser()
     args = parser.parse_args(argv)
     log.configure(args.log_level)
