@@ -36,9 +36,8 @@ def _cmd_db(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from python_jobs.ingest import IngestError, ingest_file
-
     from python_jobs import runs
+    from python_jobs.ingest import IngestError, ingest_file
 
     with runs.record("ingest", what=f"{args.loto} {Path(args.file).name}") as stage:
         try:

@@ -36,8 +36,8 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
         help=(
             "where the families run: a Dask scheduler address tcp://host:port; 'local' (a LocalCluster, "
             "one worker per core), 'local-cuda' (dask-cuda, one worker per GPU), 'sync' (in-process). "
-            "Default (dask.scheduler_address, $DASK_SCHEDULER_ADDRESS, or auto): in-process for small jobs and on the GPU, "
-            "else a LocalCluster"
+            "Default (dask.scheduler_address, $DASK_SCHEDULER_ADDRESS, or auto): in-process for small "
+            "jobs and on the GPU, else a LocalCluster"
         ),
     )
     parser.add_argument(
@@ -67,7 +67,8 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
         default=runtime.errors.mode,
         help=(
             "when a family fails on a series: stop (raise), record it in py_job_errors and go on with "
-            "that family's columns NULL for the series (warn), or go on silently (ignore); default: errors.mode"
+            "that family's columns NULL for the series (warn), or go on silently (ignore); "
+            "default: errors.mode"
         ),
     )
     parser.add_argument(

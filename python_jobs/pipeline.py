@@ -94,8 +94,7 @@ def demo(*, device: str = "auto", quiet_dbt: bool = False) -> int:
     timer.run("dbt build marts", lambda: dbt.run(rest, url=url, quiet=quiet_dbt))
     print_summary(timer, table_rows(url))
     print(f"\nlineage site: `make docs`, then open {config.REPO_ROOT / 'target' / 'static_index.html'}")
-    print(
-        f"feature report: `python -m python_jobs report --loto loto6` writes {config.REPO_ROOT / 'reports'}/loto6.html"
-    )
+    report_path = config.REPO_ROOT / "reports" / "loto6.html"
+    print(f"feature report: `python -m python_jobs report --loto loto6` writes {report_path}")
     print("run history: `python -m python_jobs runs`; health: `python -m python_jobs health`")
     return 0

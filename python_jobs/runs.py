@@ -17,6 +17,7 @@ and a warning says so, since the stage's own error is what the user needs to see
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -81,11 +82,9 @@ class Stage:
 
 def ensure_table(conn: psycopg.Connection) -> None:
     """Create ``loto_runs`` in the target schema if it is missing."""
-    try:
+    # Two processes creating it at the same moment: the other one won, which is fine.
+    with contextlib.suppress(psycopg.errors.UniqueViolation):
         conn.execute(sql.SQL(_DDL).format(table=db.qualified(RUNS_TABLE)))
-    except psycopg.errors.UniqueViolation:
-        # Two processes created it at the same moment: the other one won, which is fine.
-        pass
 
 
 def _write(stage: Stage, seconds: float, started_at: datetime, url: str | None) -> None:
