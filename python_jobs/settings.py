@@ -354,6 +354,7 @@ def get() -> Settings:
 def use(path: str | Path | None) -> Settings:
     """Select the override file for this process and the processes it starts, and validate it."""
     if path:
+        load(path)  # a bad file is refused before it becomes the process's settings
         os.environ[CONFIG_ENV] = str(Path(path).resolve())
     return get()
 
