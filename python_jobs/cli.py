@@ -171,4 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     log.configure(args.log_level)
-    return int(args.fn(args) or 0)
+    from python_jobs.db import DatabaseError
+
+    try:
+        return int(args.fn(args) or 0)
+    except DatabaseError as exc:
+        # A down or unreachable server is a message, not a traceback (password masked).
+        print(f"error: {settings.mask_url(str(exc))}", file=sys.stderr)
+        return 2
