@@ -61,6 +61,7 @@ def _cmd_features(args: argparse.Namespace) -> int:
     from python_jobs import runs
     from python_jobs.jobs import main as jobs_main
 
+    settings.apply_gpu_memory_limit()
     with runs.record("python feature job", what="features") as stage:
         code = jobs_main(args)
         if code:

@@ -18,6 +18,8 @@ True
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import os
 import re
@@ -401,3 +403,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``settings`` on the command line."""
     parser = sub.add_parser("settings", help="print the settings in force as JSON (passwords masked)")
     parser.set_defaults(fn=_cmd_settings)
+
+
+def apply_gpu_memory_limit(current: Settings | None = None) -> float | None:
+    """Cap CuPy's memory pool at ``gpu.memory_limit_gb`` in this process; the cap applied, if any.
+
+    Does nothing (and imports nothing) where no limit is set or CuPy is not installed, so a CPU
+    machine never imports it.
+    """
+    limit = (current or get()).gpu.memory_limit_gb
+    if limit is None or importlib.util.find_spec("cupy") is None:
+        return None
+    cupy = importlib.import_module("cupy")
+    cupy.get_default_memory_pool().set_limit(size=int(limit * 2**30))
+    return limit

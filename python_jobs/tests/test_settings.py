@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import psycopg
@@ -245,3 +247,15 @@ def test_mask_url():
     assert settings.mask_url("x postgresql://u:p%40ss@h/d y") == "x postgresql://u:***@h/d y"
     assert settings.mask_url("postgresql://u@h/d") == "postgresql://u@h/d"
     assert settings.mask_url("rediss://:tok@cache:6380/0") == "rediss://:***@cache:6380/0"
+
+
+def test_gpu_memory_limit_caps_the_cupy_pool(monkeypatch: pytest.MonkeyPatch):
+    limits = []
+    pool = types.SimpleNamespace(set_limit=lambda size: limits.append(size))
+    fake = types.ModuleType("cupy")
+    fake.__spec__ = importlib.machinery.ModuleSpec("cupy", loader=None)
+    fake.get_default_memory_pool = lambda: pool
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    assert settings.apply_gpu_memory_limit(settings.load(env={})) is None  # no limit: untouched
+    assert settings.apply_gpu_memory_limit(settings.load(env={"LOTO_GPU_MEMORY_LIMIT_GB": "1.5"})) == 1.5
+    assert limits == [int(1.5 * 2**30)]
