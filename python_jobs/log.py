@@ -38,6 +38,22 @@ class _TeeLogger:
     log = debug = info = warn = warning = error = critical = exception = fatal = msg
 
 
+_handlers: dict[str, logging.Handler] = {}
+
+
+def _file_handler(conf: settings.LoggingSettings) -> logging.Handler | None:
+    # One handler per file for the whole process: two would rotate the same file under each other.
+    if conf.file is None:
+        return None
+    key = str(conf.file.resolve())
+    if key not in _handlers:
+        conf.file.parent.mkdir(parents=True, exist_ok=True)
+        _handlers[key] = logging.handlers.RotatingFileHandler(
+            conf.file, maxBytes=conf.max_bytes, backupCount=conf.backup_count, encoding="utf-8"
+        )
+    return _handlers[key]
+
+
 def configure(level: str | None = None) -> None:
     global _configured
     # An explicit level (--log-level) reconfigures: modules imported earlier configured defaults.
@@ -54,13 +70,7 @@ def configure(level: str | None = None) -> None:
         if conf.format == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
-    handler = None
-    if conf.file is not None:
-        conf.file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(
-            conf.file, maxBytes=conf.max_bytes, backupCount=conf.backup_count, encoding="utf-8"
-        )
-    tee = _TeeLogger(handler)
+    tee = _TeeLogger(_file_handler(conf))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
