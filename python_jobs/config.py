@@ -50,8 +50,10 @@ STAGING_MODEL = "stg_lottery__draws"
 
 
 def target_schema() -> str:
-    """Schema every table of the project lives in (``DBT_SCHEMA``, default ``public``)."""
-    return os.environ.get("DBT_SCHEMA", "public")
+    """Schema every table of the project lives in (settings ``database.dbt_schema``: ``DBT_SCHEMA``)."""
+    from python_jobs import settings
+
+    return settings.get().database.dbt_schema
 
 
 def numba_cache_dir() -> Path:
