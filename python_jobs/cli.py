@@ -20,11 +20,12 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 def _cmd_db(args: argparse.Namespace) -> int:
     from python_jobs import db
 
+    # The URL is shown with its password masked: output may end up in logs others read.
     if args.action == "start":
         url = db.database_url()
-        print(url)
+        print(settings.mask_url(url))
     elif args.action == "url":
-        print(db.database_url())
+        print(settings.mask_url(db.database_url()))
     elif args.action == "stop":
         if not db.is_embedded():
             print("DATABASE_URL is set: nothing embedded to stop")
