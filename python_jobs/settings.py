@@ -41,6 +41,7 @@ _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
 # user:password@ in any URL-looking text: the password is replaced before anything is shown.
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)(?P<password>[^\s@/]+)@")
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NULLS = ("", "null", "~")
 
 
 class SettingsError(ValueError):
@@ -232,18 +233,12 @@ def _interpolate(value: Any, env: Mapping[str, str], key: str) -> Any:
             raise SettingsError(f"setting {key}: environment variable {name} is not set and has no default")
         return default
 
-    whole = _INTERPOLATION.fullmatch(value)
     text = _INTERPOLATION.sub(replace, value)
-    if whole is None:
-        return text
-    if text == "":
+    # A value that is one ${...} and comes out empty or null is unset; anything else stays text,
+    # which validation turns into the field's type ("3" into 3) or refuses by name.
+    if _INTERPOLATION.fullmatch(value) and text.strip() in _NULLS:
         return None
-    # One ${...}: read the result as a YAML scalar, so numbers, booleans and null keep their type.
-    try:
-        parsed = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    return parsed if isinstance(parsed, (int, float, bool)) or parsed is None else text
+    return text
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
