@@ -57,9 +57,12 @@ test: install
 bench: install
 	$(PY) -m python_jobs bench
 
+# The lineage site (one static file), and the generated parts of docs/ brought up to date.
 docs: profile
 	$(DBT) docs generate --static
-	@echo "lineage site: $(CURDIR)/target/static_index.html"
+	$(PY) -m python_jobs.apidoc
+	@echo "lineage site: $(CURDIR)/target/static_index.html (opens without a server)"
+	@echo "feature report: $(PY) -m python_jobs report --loto loto6 writes $(CURDIR)/reports/loto6.html"
 
 db-start: install
 	@$(PY) -m python_jobs db start

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from python_jobs import config, definitions, log
+from python_jobs import config, definitions, log, settings
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
@@ -20,11 +20,12 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 def _cmd_db(args: argparse.Namespace) -> int:
     from python_jobs import db
 
+    # The URL is shown with its password masked: output may end up in logs others read.
     if args.action == "start":
         url = db.database_url()
-        print(url)
+        print(settings.mask_url(url))
     elif args.action == "url":
-        print(db.database_url())
+        print(settings.mask_url(db.database_url()))
     elif args.action == "stop":
         if not db.is_embedded():
             print("DATABASE_URL is set: nothing embedded to stop")
@@ -36,13 +37,17 @@ def _cmd_db(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
+    from python_jobs import runs
     from python_jobs.ingest import IngestError, ingest_file
 
-    try:
-        result = ingest_file(args.loto, Path(args.file), skip_bad_rows=args.skip_bad_rows)
-    except IngestError as exc:
-        print(exc.report(), file=sys.stderr)
-        return 2
+    with runs.record("ingest", what=f"{args.loto} {Path(args.file).name}") as stage:
+        try:
+            result = ingest_file(args.loto, Path(args.file), skip_bad_rows=args.skip_bad_rows)
+        except IngestError as exc:
+            stage.fail(exc.report())
+            print(exc.report(), file=sys.stderr)
+            return 2
+        stage.rows = result.rows_loaded
     print(result.summary())
     return 0
 
@@ -62,9 +67,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
+    from python_jobs import runs
     from python_jobs.job import main as job_main
 
-    return job_main(args)
+    settings.apply_gpu_memory_limit()
+    with runs.record("python feature job", what="features") as stage:
+        code = job_main(args)
+        if code:
+            stage.fail(f"exit code {code}")
+    return code
 
 
 def _cmd_generate_macros(args: argparse.Namespace) -> int:
@@ -123,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Lottery time-series features: ingestion, the Python feature job, the pipeline.",
     )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")
+    settings.add_config_option(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("profile", help="render profiles.yml from profiles.yml.template and DATABASE_URL")
@@ -176,15 +188,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="the benchmarks (make bench); writes bench/results/latest.json")
     p.add_argument("--only", action="append", default=None, help="run one benchmark (repeatable)")
     p.set_defaults(fn=_cmd_bench)
+
+    from python_jobs import health, report, runs
+
+    settings.add_parser(sub)
+    health.add_parser(sub)
+    runs.add_parser(sub)
+    report.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Settings first: the parser's defaults come from them, and bad settings stop here.
+    code = settings.configure_from_argv(sys.argv[1:] if argv is None else argv)
+    if code:
+        return code
     parser = build_parser()
     args = parser.parse_args(argv)
     log.configure(args.log_level)
+    from python_jobs.db import DatabaseError
+
     try:
         return int(args.fn(args) or 0)
     except (config.ConfigError, definitions.DefinitionError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {settings.mask_url(str(exc))}", file=sys.stderr)
+        return 2
+    except DatabaseError as exc:
+        # A down or unreachable server is a message, not a traceback (password masked).
+        print(f"error: {settings.mask_url(str(exc))}", file=sys.stderr)
         return 2

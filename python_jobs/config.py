@@ -42,14 +42,22 @@ class ConfigError(ValueError):
 
 
 def target_schema() -> str:
-    """Schema every table of the project lives in (``DBT_SCHEMA``, default ``public``).
+    """Schema every table of the project lives in (settings ``database.dbt_schema``, from
+    ``DBT_SCHEMA``; default ``public``).
 
     Raises
     ------
     ConfigError
-        ``DBT_SCHEMA`` is not a plain lower-case identifier (``^[a-z_][a-z0-9_]{0,62}$``).
+        The name is not a plain lower-case identifier (``^[a-z_][a-z0-9_]{0,62}$``).
     """
-    schema = os.environ.get("DBT_SCHEMA") or "public"
+    from python_jobs import settings
+
+    return check_schema_name(settings.get().database.dbt_schema)
+
+
+def check_schema_name(schema: str) -> str:
+    """``schema`` (``public`` when empty) if it is a usable schema name, else :class:`ConfigError`."""
+    schema = schema or "public"
     if not SCHEMA_PATTERN.match(schema):
         raise ConfigError(
             f"DBT_SCHEMA={schema!r} is not a usable schema name: use lower-case letters, digits and "

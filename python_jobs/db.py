@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from python_jobs import config
+from python_jobs import config, settings
 from python_jobs.log import get_logger
 
 log = get_logger(__name__)
@@ -54,14 +54,14 @@ def _embedded_server():
 
 def database_url() -> str:
     """The URL every command uses: ``DATABASE_URL``, or the embedded server's (started if needed)."""
-    url = os.environ.get("DATABASE_URL")
+    url = settings.secret(settings.get().database.url)
     if url:
         return url
     return _embedded_server().get_uri()
 
 
 def is_embedded() -> bool:
-    return not os.environ.get("DATABASE_URL")
+    return settings.get().database.url is None
 
 
 def stop_embedded() -> bool:
@@ -87,8 +87,10 @@ def connection_params(url: str | None = None) -> dict[str, str]:
     }
 
 
-def connect(url: str | None = None, *, autocommit: bool = False, attempts: int = 5) -> psycopg.Connection:
-    """Open a connection, retrying transient failures with exponential backoff."""
+def connect(
+    url: str | None = None, *, autocommit: bool = False, attempts: int | None = None
+) -> psycopg.Connection:
+    """Open a connection, retrying transient failures (``errors.retry_attempts`` by default)."""
     target = url or database_url()
     return retry(
         lambda: psycopg.connect(target, autocommit=autocommit, application_name="loto_features"),
@@ -97,8 +99,16 @@ def connect(url: str | None = None, *, autocommit: bool = False, attempts: int =
     )
 
 
-def retry(fn: Callable[[], T], *, attempts: int = 5, base_delay: float = 0.2, what: str = "db") -> T:
-    """Call ``fn`` until it succeeds, retrying the errors in ``TRANSIENT_ERRORS``."""
+def retry(
+    fn: Callable[[], T], *, attempts: int | None = None, base_delay: float | None = None, what: str = "db"
+) -> T:
+    """Call ``fn`` until it succeeds, retrying the errors in ``TRANSIENT_ERRORS``.
+
+    ``attempts`` and ``base_delay`` default to the settings' ``errors.retry_attempts`` and
+    ``errors.retry_delay_s``; the delay doubles after each failure.
+    """
+    attempts = attempts or settings.get().errors.retry_attempts
+    base_delay = settings.get().errors.retry_delay_s if base_delay is None else base_delay
     for attempt in range(1, attempts + 1):
         try:
             return fn()

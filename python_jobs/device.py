@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 from collections.abc import Callable
 from typing import Literal
 
+from python_jobs import settings
 from python_jobs.log import get_logger
 
 log = get_logger(__name__)
@@ -74,7 +74,7 @@ def resolve_device(
     DeviceError
         For an unknown name, or ``gpu`` where there is no CuPy with a CUDA device.
     """
-    choice = (requested or os.environ.get("DEVICE") or "auto").strip().lower()
+    choice = (requested or settings.get().gpu.device).strip().lower()
     if choice not in REQUESTS:
         raise DeviceError(f"unknown device {choice!r}: use one of {', '.join(REQUESTS)} (DEVICE or --device)")
     if choice == "cpu":

@@ -7,9 +7,10 @@ feature families or Dask.
 from __future__ import annotations
 
 import argparse
-import os
 
-# Series per batch; python_jobs.job uses the same constant.
+from python_jobs import settings
+
+# Series per batch when no settings are loaded; the settings' batch.series_per_batch wins.
 DEFAULT_BATCH_SIZE = 64
 
 
@@ -21,29 +22,30 @@ def _positive_int(text: str) -> int:
 
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
+    runtime = settings.get()
     parser.add_argument(
         "--device",
         choices=["auto", "cpu", "gpu"],
-        default=os.environ.get("DEVICE", "auto"),
-        help="gpu needs CuPy and a CUDA device; auto picks it when present (default: $DEVICE or auto)",
+        default=runtime.gpu.device,
+        help="gpu needs CuPy and a CUDA device; auto picks it when present (default: gpu.device, $DEVICE)",
     )
     parser.add_argument(
         "--scheduler",
-        default=os.environ.get("DASK_SCHEDULER_ADDRESS") or None,
+        default=runtime.dask.scheduler_address,
         metavar="ADDRESS",
         help=(
             "where the families run: a Dask scheduler address tcp://host:port; 'local' (a LocalCluster, "
             "one worker per core), 'local-cuda' (dask-cuda, one worker per GPU), 'sync' (in-process). "
-            "Default ($DASK_SCHEDULER_ADDRESS or auto): in-process for small jobs and on the GPU, "
-            "else a LocalCluster"
+            "Default (dask.scheduler_address, $DASK_SCHEDULER_ADDRESS, or auto): in-process for small "
+            "jobs and on the GPU, else a LocalCluster"
         ),
     )
     parser.add_argument(
         "--workers",
         type=_positive_int,
-        default=None,
+        default=runtime.dask.workers,
         metavar="N",
-        help="worker processes of a local cluster (default: one per core)",
+        help="worker processes of a local cluster (default: dask.workers, else one per core)",
     )
     parser.add_argument(
         "--families",
@@ -55,17 +57,18 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size",
         type=_positive_int,
-        default=DEFAULT_BATCH_SIZE,
+        default=runtime.batch.series_per_batch,
         metavar="N",
-        help=f"series per batch: one task per family, one upsert per table (default {DEFAULT_BATCH_SIZE})",
+        help="series per batch: one task per family, one upsert per table (default: batch.series_per_batch)",
     )
     parser.add_argument(
         "--on-error",
         choices=["raise", "warn", "ignore"],
-        default="warn",
+        default=runtime.errors.mode,
         help=(
             "when a family fails on a series: stop (raise), record it in py_job_errors and go on with "
-            "that family's columns NULL for the series (warn, default), or go on silently (ignore)"
+            "that family's columns NULL for the series (warn), or go on silently (ignore); "
+            "default: errors.mode"
         ),
     )
     parser.add_argument(

@@ -1,35 +1,86 @@
-"""Structured logging: key=value lines on a terminal, JSON lines with ``LOG_FORMAT=json``."""
+"""Structured logging: key=value lines on a terminal, JSON lines with ``logging.format: json``.
+
+Level, format and an optional rotated log file come from the settings (``logging.*``);
+URLs in any message have their passwords masked before they are written.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
+import logging.handlers
 import sys
+from typing import Any
 
 import structlog
+
+from python_jobs import settings
 
 _configured = False
 
 
+def _mask_secrets(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: settings.mask_url(value) if isinstance(value, str) else value for key, value in event.items()
+    }
+
+
+class _TeeLogger:
+    """Writes each rendered line to stderr and, when configured, to a rotated file."""
+
+    def __init__(self, handler: logging.Handler | None):
+        self._handler = handler
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+        if self._handler is not None:
+            self._handler.emit(logging.makeLogRecord({"msg": message, "levelno": logging.INFO}))
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+_handlers: dict[str, logging.Handler] = {}
+
+
+def _file_handler(conf: settings.LoggingSettings) -> logging.Handler | None:
+    # One handler per file for the whole process: two would rotate the same file under each other.
+    if conf.file is None:
+        return None
+    key = str(conf.file.resolve())
+    if key not in _handlers:
+        conf.file.parent.mkdir(parents=True, exist_ok=True)
+        _handlers[key] = logging.handlers.RotatingFileHandler(
+            conf.file, maxBytes=conf.max_bytes, backupCount=conf.backup_count, encoding="utf-8"
+        )
+    return _handlers[key]
+
+
 def configure(level: str | None = None) -> None:
     global _configured
-    if _configured:
+    # An explicit level (--log-level) reconfigures: modules imported earlier configured defaults.
+    if _configured and level is None:
         return
-    level_name = (level or os.environ.get("LOG_LEVEL", "INFO")).upper()
+    try:
+        conf = settings.get().logging
+    except settings.SettingsError:
+        # The command line reports bad settings itself; logging must not fail before it can.
+        conf = settings.LoggingSettings()
+    level_name = (level or conf.level).upper()
     renderer = (
         structlog.processors.JSONRenderer()
-        if os.environ.get("LOG_FORMAT", "").lower() == "json"
+        if conf.format == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    tee = _TeeLogger(_file_handler(conf))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _mask_secrets,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level_name, logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=lambda *args: tee,
         cache_logger_on_first_use=True,
     )
     _configured = True

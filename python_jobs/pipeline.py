@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from psycopg import sql
 
-from python_jobs import config, db, dbt
+from python_jobs import config, db, dbt, runs
 from python_jobs.log import get_logger
 
 log = get_logger(__name__)
@@ -32,7 +32,8 @@ class StageTimer:
     def run(self, name: str, fn: Callable[[], object]) -> object:
         log.info("stage.start", stage=name)
         start = time.perf_counter()
-        result = fn()
+        with runs.record(name, what="demo"):
+            result = fn()
         seconds = time.perf_counter() - start
         self.stages.append((name, seconds))
         log.info("stage.done", stage=name, seconds=round(seconds, 2))
@@ -92,4 +93,8 @@ def demo(*, device: str = "auto", quiet_dbt: bool = False) -> int:
     rest = ["build", "--exclude", "resource_type:seed", "staging"]
     timer.run("dbt build marts", lambda: dbt.run(rest, url=url, quiet=quiet_dbt))
     print_summary(timer, table_rows(url))
+    print(f"\nlineage site: `make docs`, then open {config.REPO_ROOT / 'target' / 'static_index.html'}")
+    report_path = config.REPO_ROOT / "reports" / "loto6.html"
+    print(f"feature report: `python -m python_jobs report --loto loto6` writes {report_path}")
+    print("run history: `python -m python_jobs runs`; health: `python -m python_jobs health`")
     return 0

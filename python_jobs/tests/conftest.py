@@ -86,3 +86,22 @@ def loaded_schema(pg_url: str) -> Iterator[str]:
     load_bundled(pg_url, schema)
     yield schema
     _drop_schema(pg_url, schema)
+
+
+@pytest.fixture(scope="session")
+def demo_schema(pg_url: str) -> Iterator[str]:
+    """A schema built by the whole pipeline (``make demo``'s steps) on the bundled data."""
+    from python_jobs.pipeline import demo
+
+    schema = _new_schema_name("demo")
+    previous = os.environ.get("DBT_SCHEMA")
+    os.environ["DBT_SCHEMA"] = schema
+    try:
+        demo(device="cpu", quiet_dbt=True)
+    finally:
+        if previous is None:
+            os.environ.pop("DBT_SCHEMA", None)
+        else:
+            os.environ["DBT_SCHEMA"] = previous
+    yield schema
+    _drop_schema(pg_url, schema)

@@ -1,0 +1,5 @@
+"""The feature report: ``python -m python_jobs report --loto loto6`` writes ``reports/loto6.html``."""
+
+from python_jobs.report.cli import add_parser
+
+__all__ = ["add_parser"]

