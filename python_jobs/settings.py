@@ -75,7 +75,7 @@ class _Section(BaseModel):
 
 class DatabaseSettings(_Section):
     url: SecretStr | None = Field(None, description="postgresql:// URL; empty: the embedded server")
-    dbt_schema: str = Field("public", description="schema of every table of the project")
+    dbt_schema: str | None = Field("public", description="schema of all tables; empty: public")
 
     @field_validator("url")
     @classmethod
@@ -84,9 +84,9 @@ class DatabaseSettings(_Section):
 
     @field_validator("dbt_schema")
     @classmethod
-    def _schema(cls, value: str) -> str:
+    def _schema(cls, value: str | None) -> str:
         try:
-            return check_schema_name(value)
+            return check_schema_name(value or "")
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
 
