@@ -7,6 +7,13 @@ called directly. ``stability``, ``lumpiness`` and ``hurst`` are re-implemented h
 same arithmetic because tsfeatures loops in Python (``hurst`` is O(n^2) Python: 40 ms for
 1,000 rows, 170 ms for 2,000); the tests hold them equal to the tsfeatures functions.
 
+Every value is computed on the mean-std scaled series ``(y - mean(y)) / std(y, ddof=1)``,
+as ``tsfeatures.tsfeatures(panel, freq=season_length)`` does with its default
+``scale=True`` (following R's ``tsfeatures``). The scale-free features (strengths, entropy,
+Hurst, crossing points, flat spots) are unchanged by it; ``linearity`` and ``curvature``
+are in units of the series' standard deviation, ``spikiness``, ``stability`` and
+``lumpiness`` in its powers, so series of different ranges compare.
+
 No GPU implementation: the job runs this family on the CPU whatever the device.
 """
 
@@ -109,6 +116,11 @@ def hurst(x: np.ndarray) -> float:
     return float(np.linalg.lstsq(design, log_rs, rcond=-1)[0][0])
 
 
+def scale(x: np.ndarray) -> np.ndarray:
+    """``tsfeatures.utils.scalets``: ``(x - mean) / std(ddof=1)``, the same operations in the same order."""
+    return (x - x.mean()) / x.std(ddof=1)
+
+
 def stl(y, freq: int | None = None) -> dict[str, float]:
     """tsfeatures' STL-based and shape features of ``y``.
 
@@ -126,13 +138,15 @@ def stl(y, freq: int | None = None) -> dict[str, float]:
         (``seasonal_strength``), ``stat_linearity``, ``stat_curvature``, ``stat_spikiness``
         (``spike``), ``stat_stability``, ``stat_lumpiness``, ``stat_entropy_tsfeatures``
         (``entropy``), ``stat_hurst_exponent`` (``hurst``), ``stat_crossing_points``,
-        ``stat_flat_spots``. All NaN for a series shorter than two seasonal periods (where
+        ``stat_flat_spots``, of the scaled series (module docstring). All NaN for a series
+        shorter than two seasonal periods (where
         tsfeatures returns placeholder zeros), holding a non-finite value, or constant (the
         strengths are 0/0 and tsfeatures returns rounding noise).
 
     Notes
     -----
-    Reference: the PyPI ``tsfeatures`` package (Nixtla), a port of R's ``tsfeatures``
+    Reference: ``tsfeatures.tsfeatures(panel, freq=freq)`` with its defaults, from the PyPI
+    ``tsfeatures`` package (Nixtla), a port of R's ``tsfeatures``
     (R. J. Hyndman et al.); STL by statsmodels with ``seasonal=13`` as tsfeatures calls it.
     Wang, Smith & Hyndman, "Characteristic-based clustering for time series data", Data Min.
     Knowl. Disc. 13 (2006), DOI 10.1007/s10618-005-0039-x.
@@ -143,6 +157,7 @@ def stl(y, freq: int | None = None) -> dict[str, float]:
     if not usable(arr, 2 * max(period, 2)) or is_constant(arr):
         return nan_dict(names)
     with quiet():
+        arr = scale(arr)
         values = dict(tsfeatures.stl_features(arr, period))
         values["stability"] = stability(arr, period)
         values["lumpiness"] = lumpiness(arr, period)
