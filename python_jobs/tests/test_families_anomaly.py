@@ -7,8 +7,10 @@ import pytest
 from sklearn.ensemble import IsolationForest
 
 from python_jobs import config
-from python_jobs.features.anomaly import anomaly, anomaly_outputs
-from python_jobs.tests.family_data import real_series
+from python_jobs.features import anomaly as anomaly_module
+from python_jobs.features.anomaly import anomaly, anomaly_outputs, embed, fit_forest, score_forest
+from python_jobs.gpu.anomaly import anomaly_batch, anomaly_batch_xp
+from python_jobs.tests.family_data import real_series, requires_gpu
 
 NAME = "hist_y_iforest_score"
 
@@ -83,3 +85,56 @@ def test_schedule_follows_config(monkeypatch):
     y = real_series()["bingo5:N8"]
     np.testing.assert_allclose(anomaly(y)[NAME], reference(y), rtol=0, atol=1e-12, equal_nan=True)
     assert np.isnan(anomaly(y)[NAME][: 64 + config.IFOREST_EMBED - 1]).all()
+
+
+@pytest.mark.parametrize("n_train", [2, 5, 128, 300, 512, 2000])
+def test_grown_trees_are_scikit_learns_trees(n_train):
+    vectors = embed(real_series()["loto6:N4"], config.IFOREST_EMBED)[:n_train]
+    model = IsolationForest(
+        n_estimators=config.IFOREST_N_ESTIMATORS, random_state=config.IFOREST_RANDOM_STATE
+    ).fit(vectors)
+    forest, plan = fit_forest(vectors)
+    assert plan.max_samples == model.max_samples_
+    for tree, estimator in zip(forest, model.estimators_, strict=True):
+        ref = estimator.tree_
+        count = ref.node_count
+        assert np.isnan(tree[count:]).all() and np.isfinite(tree[:count]).all()
+        # scikit-learn numbers nodes in the order it creates them, depth first, as here.
+        np.testing.assert_array_equal(tree[:count, anomaly_module.LEFT], ref.children_left)
+        np.testing.assert_array_equal(tree[:count, anomaly_module.RIGHT], ref.children_right)
+        inner = ref.children_left >= 0
+        np.testing.assert_array_equal(tree[:count, anomaly_module.FEATURE][inner], ref.feature[inner])
+        np.testing.assert_array_equal(tree[:count, anomaly_module.THRESHOLD][inner], ref.threshold[inner])
+        sklearn_path = (
+            ref.compute_node_depths() + anomaly_module.average_path_length(ref.n_node_samples) - 1.0
+        )
+        np.testing.assert_allclose(tree[:count, anomaly_module.PATH], sklearn_path, rtol=0, atol=1e-12)
+    probe = embed(real_series()["bingo5:N1"], config.IFOREST_EMBED)
+    np.testing.assert_allclose(score_forest(forest, plan, probe), -model.score_samples(probe), atol=1e-12)
+
+
+def test_scores_fractional_values_as_float32_like_scikit_learn():
+    # scikit-learn casts to float32 before comparing with the thresholds; so does the kernel.
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(700, config.IFOREST_EMBED)) * 1e3
+    model = IsolationForest(
+        n_estimators=config.IFOREST_N_ESTIMATORS, random_state=config.IFOREST_RANDOM_STATE
+    ).fit(vectors[:400])
+    forest, plan = fit_forest(vectors[:400])
+    np.testing.assert_allclose(
+        score_forest(forest, plan, vectors[400:]), -model.score_samples(vectors[400:]), rtol=0, atol=1e-12
+    )
+
+
+GPU_BATCH = [*real_series().values(), np.array([]), np.arange(2.0), np.full(300, 3.0)]
+
+
+def test_gpu_array_code_through_numpy_equals_cpu():
+    for got, y in zip(anomaly_batch_xp(np, GPU_BATCH), GPU_BATCH, strict=True):
+        np.testing.assert_allclose(got[NAME], anomaly(y)[NAME], rtol=0, atol=1e-9, equal_nan=True)
+
+
+@requires_gpu
+def test_gpu_equals_cpu():
+    for got, y in zip(anomaly_batch(GPU_BATCH), GPU_BATCH, strict=True):
+        np.testing.assert_allclose(got[NAME], anomaly(y)[NAME], rtol=0, atol=1e-6, equal_nan=True)
