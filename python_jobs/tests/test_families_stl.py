@@ -11,6 +11,7 @@ import pytest
 from python_jobs import config
 from python_jobs.features import stl as stl_module
 from python_jobs.features._numba import import_cached
+from python_jobs.features._stl_numba import decompose, stl_operators
 from python_jobs.features.stl import STL_KEYS, stl, stl_outputs
 from python_jobs.tests.family_data import assert_stats_equal, real_series
 
@@ -24,7 +25,7 @@ def tsfeatures_reference(y: np.ndarray, freq: int) -> dict[str, float]:
     values: dict = {}
     for name in FUNCTIONS:
         values.update(getattr(tsfeatures, name)(scaled, freq))
-    return {out: float(values[key]) for out, key in STL_KEYS.items()}
+    return {out: float(values.get(key, math.nan)) for out, key in STL_KEYS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +96,28 @@ def test_undefined_inputs_give_nan(y):
     got = stl(y)
     assert list(got) == stl_outputs()
     assert all(math.isnan(v) for v in got.values())
+
+
+@pytest.mark.parametrize("period", [2, 7, 12])
+def test_numba_stl_equals_statsmodels(period):
+    from statsmodels.tsa.seasonal import STL
+
+    for y in (real_series()["loto6:B1"], real_series()["bingo5:N5"][:101]):
+        scaled = tsfeatures.utils.scalets(y)
+        fit = STL(scaled, period, stl_module.STL_SEASONAL).fit()
+        trend, seasonal = decompose(scaled, period, stl_module.STL_SEASONAL)
+        np.testing.assert_allclose(trend, fit.trend, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(seasonal, fit.seasonal, rtol=0, atol=1e-12)
+
+
+def test_stl_operators_reproduce_the_decomposition():
+    y = tsfeatures.utils.scalets(real_series()["bingo5:N1"])
+    trend_ops, season_ops = stl_operators(len(y), config.SEASON_LENGTH)
+    trend, seasonal = decompose(y, config.SEASON_LENGTH)
+    np.testing.assert_allclose(trend_ops @ y, trend, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(season_ops @ y, seasonal, rtol=0, atol=1e-12)
+
+
+def test_season_length_one_follows_tsfeatures():
+    y = real_series()["bingo5:N8"]
+    assert_stats_equal(stl(y, freq=1), tsfeatures_reference(y, 1), rtol=1e-9, atol=1e-12)
