@@ -231,7 +231,9 @@ def tsfresh_xp(xp: ModuleType, x) -> dict:
         out["cid_ce__normalize_True"] = xp.where(std == 0, 0.0, xp.sqrt((steps * steps).sum(axis=1)))
         for lag in (1, 2):
             if 2 * lag >= n:  # tsfresh: 0 when the series is too short for the lag
-                out[f"c3__lag_{lag}"] = out[f"time_reversal_asymmetry_statistic__lag_{lag}"] = xp.zeros(len(x))
+                out[f"c3__lag_{lag}"] = out[f"time_reversal_asymmetry_statistic__lag_{lag}"] = xp.zeros(
+                    len(x)
+                )
                 continue
             head = _lagged(x, lag, 0)
             one, two = _lagged(x, lag, lag), _lagged(x, lag, 2 * lag)
@@ -296,4 +298,3 @@ def tsfresh_subset_batch_xp(xp: ModuleType, ys: list[np.ndarray]) -> list[dict[s
 def tsfresh_subset_batch(ys: list[np.ndarray]) -> list[dict[str, float]]:
     """GPU counterpart of the ``tsfresh_subset`` family (CuPy)."""
     return tsfresh_subset_batch_xp(cupy(), ys)
-
