@@ -191,3 +191,89 @@ def stl_operators(n: int, period: int, seasonal: int = 13) -> tuple[np.ndarray, 
     trend_ops.setflags(write=False)
     season_ops.setflags(write=False)
     return trend_ops, season_ops
+
+
+@njit(cache=True, nogil=True)
+def _record(y_len, n, len_, xs, nleft, nright, fallback, index, weights, row):  # pragma: no cover
+    # One LOESS output as a weighted sum: the weights _est leaves in its buffer, or a copy
+    # of input ``fallback`` where _est has no positive weight (statsmodels keeps y there).
+    buffer = np.zeros(y_len)
+    value = _est(np.zeros(y_len), n, len_, xs, nleft, nright, buffer)
+    index[row, :] = 0
+    weights[row, :] = 0.0
+    if np.isnan(value):
+        index[row, 0] = fallback
+        weights[row, 0] = 1.0
+        return
+    for j in range(nleft - 1, nright):
+        index[row, j - nleft + 1] = j
+        weights[row, j - nleft + 1] = buffer[j]
+
+
+@njit(cache=True, nogil=True)
+def _smoother_table(n, len_, index, weights):  # pragma: no cover
+    # _ess (every jump 1) as a table: output i = sum_k weights[i, k] * y[index[i, k]].
+    if len_ >= n:
+        for i in range(n):
+            _record(n, n, len_, i + 1, 1, n, i, index, weights, i)
+        return
+    nsh = (len_ + 2) // 2
+    nleft = 1
+    nright = len_
+    for i in range(n):
+        if (i + 1) > nsh and nright != n:
+            nleft = nleft + 1
+            nright = nright + 1
+        _record(n, n, len_, i + 1, nleft, nright, i, index, weights, i)
+
+
+@njit(cache=True, nogil=True)
+def _cycle_table(n, period, ns, index, weights):  # pragma: no cover
+    # _ss as a table over y (length n) for its n + 2 period outputs, the cycle-subseries
+    # smooths extended one period at each end.
+    for j in range(period):
+        k = (n - (j + 1)) // period + 1
+        width = min(ns, k)
+        rows_index = np.zeros((k + 2, width), dtype=np.int64)
+        rows_weights = np.zeros((k + 2, width))
+        _smoother_table(k, ns, rows_index[1 : k + 1], rows_weights[1 : k + 1])
+        _record(k, k, ns, 0, 1, width, -1, rows_index, rows_weights, 0)
+        if rows_weights[0, 0] == 1.0 and rows_index[0, 0] == -1:
+            rows_index[0] = rows_index[1]
+            rows_weights[0] = rows_weights[1]
+        _record(k, k, ns, k + 1, max(1, k - ns + 1), k, -1, rows_index, rows_weights, k + 1)
+        if rows_weights[k + 1, 0] == 1.0 and rows_index[k + 1, 0] == -1:
+            rows_index[k + 1] = rows_index[k]
+            rows_weights[k + 1] = rows_weights[k]
+        for m in range(k + 2):
+            out = m * period + j
+            for c in range(width):
+                index[out, c] = rows_index[m, c] * period + j
+                weights[out, c] = rows_weights[m, c]
+
+
+@lru_cache(maxsize=8)
+def stl_tables(n: int, period: int, seasonal: int = 13) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The decomposition's LOESS smoothers as ``(index, weights)`` gather tables for length ``n``.
+
+    ``cycle`` maps ``y`` (n) to the cycle-subseries smooth (n + 2 period), ``low_pass`` and
+    ``trend`` map n values to n. Output ``i`` of a smoother is
+    ``sum_k weights[i, k] * input[index[i, k]]``: :func:`decompose` with the weights computed
+    once, which is what lets a batch of series share them (``python_jobs.gpu.stl``).
+    """
+    trend_len, low_pass = windows(period, seasonal)
+    kmax = (n - 1) // period + 1
+    tables = {}
+    cycle_index = np.zeros((n + 2 * period, min(seasonal, kmax)), dtype=np.int64)
+    cycle_weights = np.zeros(cycle_index.shape)
+    _cycle_table(n, period, seasonal, cycle_index, cycle_weights)
+    tables["cycle"] = (cycle_index, cycle_weights)
+    for name, width in (("low_pass", low_pass), ("trend", trend_len)):
+        index = np.zeros((n, min(width, n)), dtype=np.int64)
+        weights = np.zeros(index.shape)
+        _smoother_table(n, width, index, weights)
+        tables[name] = (index, weights)
+    for index, weights in tables.values():
+        index.setflags(write=False)
+        weights.setflags(write=False)
+    return tables
