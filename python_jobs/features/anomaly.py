@@ -438,6 +438,7 @@ def anomaly(y) -> dict[str, np.ndarray]:
     kind="hist",
     outputs=anomaly_outputs,
     cost="high",
+    gpu="python_jobs.gpu.anomaly:anomaly_batch",
     reference="sklearn.ensemble.IsolationForest.score_samples (negated)",
 )
 def anomaly_family(y: np.ndarray) -> dict[str, np.ndarray]:

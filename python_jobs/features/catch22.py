@@ -80,6 +80,7 @@ def catch22(y) -> dict[str, float]:
     kind="stat",
     outputs=catch22_outputs,
     cost="low",
+    gpu="python_jobs.gpu.catch22:catch22_batch",
     reference="pycatch22.catch22_all",
     min_length=MIN_LENGTH,
 )

@@ -131,6 +131,7 @@ def entropy(y) -> dict[str, float]:
     kind="stat",
     outputs=entropy_outputs,
     cost="medium",
+    gpu="python_jobs.gpu.entropy:entropy_batch",
     reference="antropy",
     min_length=MIN_LENGTH,
 )

@@ -240,6 +240,7 @@ def stl(y, freq: int | None = None) -> dict[str, float]:
     kind="stat",
     outputs=stl_outputs,
     cost="high",
+    gpu="python_jobs.gpu.stl:stl_batch",
     reference="tsfeatures stl_features, stability, lumpiness, entropy, hurst, crossing_points, flat_spots",
     min_length=min_length(),
 )

@@ -243,6 +243,7 @@ def tsfresh_subset(y) -> dict[str, float]:
     kind="stat",
     outputs=tsfresh_outputs,
     cost="medium",
+    gpu="python_jobs.gpu.tsfresh_subset:tsfresh_subset_batch",
     reference="tsfresh.extract_features with tsfresh_subset.SETTINGS",
 )
 def tsfresh_subset_family(y: np.ndarray) -> dict[str, float]:
