@@ -91,3 +91,13 @@ def test_gpu_equals_the_cpu_family(name):
     family = _family(name)
     for got, y in zip(family.gpu_fn()(BATCH), BATCH, strict=True):
         _assert_close(got, family.fn(y), rtol=1e-6)
+
+
+def test_the_gpu_bench_checks_every_column_through_numpy():
+    # `make bench DEVICE=gpu` runs bench.families_gpu with CuPy; its comparison, run here with
+    # the same array code on NumPy over a small synthetic panel, finds every value equal.
+    from bench.families_gpu import compare_devices
+
+    result = compare_devices(4, 300, through_numpy=True)
+    assert [row["family"] for row in result["families"]] == [fam.name for fam in registry.families()]
+    assert result["parity"], [row for row in result["families"] if row["values_over_tolerance"]]
