@@ -1,17 +1,14 @@
-"""statsmodels' STL (non-robust), ported line by line to numba.
+"""statsmodels' STL (non-robust), ported to numba.
 
 ``statsmodels.tsa.seasonal.STL(x, period, seasonal)`` with its other defaults (degree-1
-LOESS everywhere, every jump 1, trend and low-pass windows from the period) and
-``fit()`` with its non-robust defaults (5 inner iterations, no outer ones) is a port of
-Cleveland et al.'s Fortran ``stl``; this module is the same port with the same operations in
-the same order, compiled with numba so that the family does not pay statsmodels' per-call
-cost (and with the tricube weights computed by multiplication rather than ``pow``, which
-was most of statsmodels' run time). The tests hold trend and seasonal equal to statsmodels'
-within 1e-12.
-
-Non-robust STL is linear in ``x`` (the LOESS weights depend on positions only), which the GPU
-path uses: :func:`stl_operators` returns the matrices ``T`` and ``S`` with
-``trend = T @ x`` and ``seasonal = S @ x`` for one length and period.
+LOESS everywhere, every jump 1, trend and low-pass windows from the period) and ``fit()``
+with its non-robust defaults (5 inner iterations, no outer ones) is a port of Cleveland et
+al.'s Fortran ``stl``. Without robustness weights every LOESS weight depends on positions
+only, so :func:`stl_tables` runs statsmodels' ``_est`` once per output position (same
+operations, in the same order, except the tricube weights computed by multiplication rather
+than ``pow``) and keeps the final weights; :func:`decompose` then runs the five passes as
+weighted sums in ``_est``'s own order. The tests hold trend and seasonal equal to
+statsmodels' within 1e-12; the tables are what the GPU path (``python_jobs.gpu.stl``) batches.
 
 Reference: R. B. Cleveland, W. S. Cleveland, J. E. McRae, I. Terpenning, "STL: A
 Seasonal-Trend Decomposition Procedure Based on Loess", J. Official Statistics 6 (1990).
@@ -84,30 +81,6 @@ def _est(y, n, len_, xs, nleft, nright, w):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
-def _ess(y, n, len_, ys, res):  # pragma: no cover
-    # Every jump is 1, so statsmodels' interpolation branches are never taken.
-    if n < 2:
-        ys[0] = y[0]
-        return
-    if len_ >= n:
-        for i in range(n):
-            ys[i] = _est(y, n, len_, i + 1, 1, n, res)
-            if np.isnan(ys[i]):
-                ys[i] = y[i]
-        return
-    nsh = (len_ + 2) // 2
-    nleft = 1
-    nright = len_
-    for i in range(n):
-        if (i + 1) > nsh and nright != n:
-            nleft = nleft + 1
-            nright = nright + 1
-        ys[i] = _est(y, n, len_, i + 1, nleft, nright, res)
-        if np.isnan(ys[i]):
-            ys[i] = y[i]
-
-
-@njit(cache=True, nogil=True)
 def _ma(x, n, len_, ave):  # pragma: no cover
     newn = n - len_ + 1
     flen = float(len_)
@@ -122,75 +95,50 @@ def _ma(x, n, len_, ave):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
-def _ss(work, n, period, ns, season_buffer):  # pragma: no cover
-    y = work[0]
-    season = work[1]
-    work1 = work[2]
-    work2 = work[3]
-    for j in range(period):
-        k = (n - (j + 1)) // period + 1
-        for i in range(k):
-            work1[i] = y[i * period + j]
-        _ess(work1, k, ns, work2[1:], season_buffer)
-        nright = min(ns, k)
-        work2[0] = _est(work1, k, ns, 0, 1, nright, season_buffer)
-        if np.isnan(work2[0]):
-            work2[0] = work2[1]
-        nleft = max(1, k - ns + 1)
-        work2[k + 1] = _est(work1, k, ns, k + 1, nleft, k, season_buffer)
-        if np.isnan(work2[k + 1]):
-            work2[k + 1] = work2[k]
-        for m in range(k + 2):
-            season[m * period + j] = work2[m]
+def _apply(index, weights, values, out):  # pragma: no cover
+    # sum_k weights[i, k] * values[index[i, k]], k ascending: _est's own final sum, term by term
+    for i in range(index.shape[0]):
+        total = 0.0
+        for k in range(index.shape[1]):
+            total = total + weights[i, k] * values[index[i, k]]
+        out[i] = total
 
 
 @njit(cache=True, nogil=True)
-def stl_decompose(y, period, seasonal, trend_len, low_pass):  # pragma: no cover
-    """``(trend, seasonal)`` of statsmodels ``STL(y, period, seasonal).fit()`` (non-robust)."""
+def _decompose_tables(y, period, cycle_i, cycle_w, low_i, low_w, trend_i, trend_w):  # pragma: no cover
     n = y.shape[0]
+    size = n + 2 * period
     trend = np.zeros(n)
     season = np.zeros(n)
-    work = np.zeros((7, n + 2 * period))
+    detrended = np.empty(n)
+    cycle = np.empty(size)
+    work_a = np.empty(size)
+    work_b = np.empty(size)
+    low = np.empty(n)
     for _ in range(INNER_ITERATIONS):
         for i in range(n):
-            work[0, i] = y[i] - trend[i]
-        _ss(work, n, period, seasonal, season)
-        # statsmodels' _fts: three moving averages of the cycle-subseries smooth.
-        size = n + 2 * period
-        _ma(work[1], size, period, work[2])
-        _ma(work[2], size - period + 1, period, work[0])
-        _ma(work[0], size - 2 * period + 2, 3, work[2])
-        _ess(work[2], n, low_pass, work[0], work[4])
+            detrended[i] = y[i] - trend[i]
+        _apply(cycle_i, cycle_w, detrended, cycle)
+        _ma(cycle, size, period, work_a)
+        _ma(work_a, size - period + 1, period, work_b)
+        _ma(work_b, size - 2 * period + 2, 3, work_a)
+        _apply(low_i, low_w, work_a, low)
         for i in range(n):
-            season[i] = work[1, period + i] - work[0, i]
-            work[0, i] = y[i] - season[i]
-        _ess(work[0], n, trend_len, trend, work[2])
+            season[i] = cycle[period + i] - low[i]
+            detrended[i] = y[i] - season[i]
+        _apply(trend_i, trend_w, detrended, trend)
     return trend, season
 
 
 def decompose(y: np.ndarray, period: int, seasonal: int = 13) -> tuple[np.ndarray, np.ndarray]:
-    """``(trend, seasonal)`` as statsmodels' ``STL(y, period, seasonal).fit()`` returns them."""
-    trend_len, low_pass = windows(period, seasonal)
-    return stl_decompose(np.ascontiguousarray(y, dtype=np.float64), period, seasonal, trend_len, low_pass)
+    """``(trend, seasonal)`` as statsmodels' ``STL(y, period, seasonal).fit()`` returns them.
 
-
-@lru_cache(maxsize=8)
-def stl_operators(n: int, period: int, seasonal: int = 13) -> tuple[np.ndarray, np.ndarray]:
-    """``(T, S)``, ``(n, n)`` matrices with ``trend = T @ y`` and ``seasonal = S @ y``.
-
-    Built column by column from the decomposition of the unit vectors (non-robust STL is
-    linear); read-only, cached per (length, period).
+    Uses the smoothers' weight tables (:func:`stl_tables`, computed once per length and
+    period), so each of the five passes is a few weighted sums per point.
     """
-    trend_ops = np.empty((n, n))
-    season_ops = np.empty((n, n))
-    unit = np.zeros(n)
-    for col in range(n):
-        unit[col] = 1.0
-        trend_ops[:, col], season_ops[:, col] = decompose(unit, period, seasonal)
-        unit[col] = 0.0
-    trend_ops.setflags(write=False)
-    season_ops.setflags(write=False)
-    return trend_ops, season_ops
+    arr = np.ascontiguousarray(y, dtype=np.float64)
+    tables = stl_tables(len(arr), period, seasonal)
+    return _decompose_tables(arr, period, *tables["cycle"], *tables["low_pass"], *tables["trend"])
 
 
 @njit(cache=True, nogil=True)
@@ -252,7 +200,7 @@ def _cycle_table(n, period, ns, index, weights):  # pragma: no cover
                 weights[out, c] = rows_weights[m, c]
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=32)
 def stl_tables(n: int, period: int, seasonal: int = 13) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The decomposition's LOESS smoothers as ``(index, weights)`` gather tables for length ``n``.
 

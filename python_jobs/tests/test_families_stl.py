@@ -11,7 +11,7 @@ import pytest
 from python_jobs import config
 from python_jobs.features import stl as stl_module
 from python_jobs.features._numba import import_cached
-from python_jobs.features._stl_numba import decompose, stl_operators
+from python_jobs.features._stl_numba import decompose
 from python_jobs.features.stl import STL_KEYS, stl, stl_outputs
 from python_jobs.tests.family_data import assert_stats_equal, real_series
 
@@ -108,14 +108,6 @@ def test_numba_stl_equals_statsmodels(period):
         trend, seasonal = decompose(scaled, period, stl_module.STL_SEASONAL)
         np.testing.assert_allclose(trend, fit.trend, rtol=0, atol=1e-12)
         np.testing.assert_allclose(seasonal, fit.seasonal, rtol=0, atol=1e-12)
-
-
-def test_stl_operators_reproduce_the_decomposition():
-    y = tsfeatures.utils.scalets(real_series()["bingo5:N1"])
-    trend_ops, season_ops = stl_operators(len(y), config.SEASON_LENGTH)
-    trend, seasonal = decompose(y, config.SEASON_LENGTH)
-    np.testing.assert_allclose(trend_ops @ y, trend, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(season_ops @ y, seasonal, rtol=0, atol=1e-12)
 
 
 def test_season_length_one_follows_tsfeatures():
