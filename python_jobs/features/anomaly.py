@@ -311,29 +311,54 @@ def denominator(plan: ForestPlan) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _score(forest, x, scale, out):  # pragma: no cover
-    # Tree by tree (one tree's table stays in cache), adding to each row's sum in tree
-    # order, as scikit-learn does.
+def _score(children, feature, threshold, path, x, scale, out):  # pragma: no cover
+    # Tree by tree (one tree's arrays stay in cache), adding to each row's sum in tree order,
+    # as scikit-learn does. ``children[t, 2 node + side]``, side 1 for "greater": the step
+    # to the next node is an index computation, not a branch.
     total = np.zeros(x.shape[0])
-    for tree in range(forest.shape[0]):
-        table = forest[tree]
+    for tree in range(children.shape[0]):
         for row in range(x.shape[0]):
             node = 0
-            while table[node, LEFT] >= 0:
-                if x[row, int(table[node, FEATURE])] <= table[node, THRESHOLD]:
-                    node = int(table[node, LEFT])
-                else:
-                    node = int(table[node, RIGHT])
-            total[row] += table[node, PATH]
+            while children[tree, 2 * node] >= 0:
+                greater = x[row, feature[tree, node]] > threshold[tree, node]
+                node = children[tree, 2 * node + greater]
+            total[row] += path[tree, node]
     for row in range(x.shape[0]):
         out[row] = 2.0 ** (-(total[row] / scale))
+
+
+@njit(cache=True, nogil=True)
+def _typed(forest, children, feature, threshold, path):  # pragma: no cover
+    # The float node table as typed arrays for _score (unused rows: never reached).
+    for tree in range(forest.shape[0]):
+        for node in range(forest.shape[1]):
+            if np.isnan(forest[tree, node, LEFT]):
+                children[tree, 2 * node] = -1
+                continue
+            children[tree, 2 * node] = int(forest[tree, node, LEFT])
+            children[tree, 2 * node + 1] = int(forest[tree, node, RIGHT])
+            feature[tree, node] = max(0, int(forest[tree, node, FEATURE]))
+            threshold[tree, node] = forest[tree, node, THRESHOLD]
+            path[tree, node] = forest[tree, node, PATH]
+
+
+def _kernel_arrays(forest: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    trees, nodes, _ = forest.shape
+    arrays = (
+        np.empty((trees, 2 * nodes), dtype=np.int64),
+        np.zeros((trees, nodes), dtype=np.int64),
+        np.zeros((trees, nodes)),
+        np.zeros((trees, nodes)),
+    )
+    _typed(forest, *arrays)
+    return arrays
 
 
 def score_forest(forest: np.ndarray, plan: ForestPlan, vectors: np.ndarray) -> np.ndarray:
     """``-score_samples(vectors)`` of the forest (CPU, numba)."""
     x = np.ascontiguousarray(vectors, dtype=np.float32).astype(np.float64)
     out = np.empty(len(x))
-    _score(forest, x, denominator(plan), out)
+    _score(*_kernel_arrays(forest), x, denominator(plan), out)
     return out
 
 
