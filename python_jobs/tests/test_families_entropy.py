@@ -61,7 +61,7 @@ def test_a_measure_undefined_for_a_valid_series_is_nan_not_an_error():
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_app_entropy_counts_equal_antropys_kd_trees(seed):
+def test_template_match_counts_equal_antropys(seed):
     # Real draws, fractional noise and heavy ties (values 1..3), where matches at the
     # tolerance boundary are most common.
     from python_jobs.features.entropy import app_entropy
