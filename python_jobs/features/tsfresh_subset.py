@@ -9,8 +9,9 @@ DataFrame reshaping and process pool, which cost far more than the features), ex
 that loop in Python over every value and are computed here with the same arithmetic
 (:data:`_FAST`): ``longest_strike_above_mean`` and ``longest_strike_below_mean`` (run lengths)
 and ``benford_correlation`` for integer-valued series (first digits by integer division
-rather than one string formatting per value; other series use tsfresh's function). The tests
-hold all three equal to tsfresh.
+rather than one string formatting per value; other series use tsfresh's function), and
+``linear_trend``'s slope and r-value without the p-value and standard errors scipy also
+computes. The tests hold all four equal to tsfresh.
 
 Column names: tsfresh names a feature ``<kind>__<calculator>[__<param>_<value>...]`` with the
 parameters sorted by name and string values in double quotes. The column is
@@ -164,7 +165,24 @@ def benford_correlation(x: np.ndarray) -> float:
     return np.corrcoef(benford_distribution, data_distribution)[0, 1]
 
 
+def linear_trend(x: np.ndarray, param: list[dict]) -> list[tuple[str, float]]:
+    """tsfresh's ``linear_trend`` for ``slope`` and ``rvalue``: scipy ``linregress``' own formulas.
+
+    tsfresh calls ``scipy.stats.linregress(range(len(x)), x)``, which also computes a p-value
+    and standard errors (a Student t distribution per call) that these two attributes do not use.
+    """
+    t = np.arange(len(x))
+    ssxm, ssxym, _, ssym = np.cov(t, x, bias=1).flat
+    if ssxm == 0.0 or ssym == 0.0:
+        r = math.nan if ssxym == 0 else 0.0
+    else:
+        r = float(np.clip(ssxym / np.sqrt(ssxm * ssym), -1.0, 1.0))
+    attrs = {"slope": ssxym / ssxm, "rvalue": r}
+    return [(f'attr_"{config["attr"]}"', attrs[config["attr"]]) for config in param]
+
+
 # Calculators computed here rather than by tsfresh (module docstring); tests hold them equal.
+_FAST_COMBINERS = {"linear_trend": linear_trend}
 _FAST = {
     "longest_strike_above_mean": longest_strike_above_mean,
     "longest_strike_below_mean": longest_strike_below_mean,
@@ -178,14 +196,14 @@ def _calculate(arr: np.ndarray) -> Iterator[tuple[str, float]]:
         if calculator in _FAST:
             yield f"{KIND}__{calculator}", _safe_call(_FAST[calculator], arr, {})
             continue
-        func = getattr(feature_calculators, calculator)
+        func = _FAST_COMBINERS.get(calculator) or getattr(feature_calculators, calculator)
         if getattr(func, "input", None) == "pd.Series":
             # As tsfresh hands these calculators the column itself (default RangeIndex here).
             series = pd.Series(arr) if series is None else series
             x = series
         else:
             x = arr
-        if getattr(func, "fctype", None) == "combiner":
+        if calculator in _FAST_COMBINERS or getattr(func, "fctype", None) == "combiner":
             try:
                 pairs = list(func(x, param=params))
             except (ArithmeticError, ValueError, IndexError, np.linalg.LinAlgError):

@@ -94,3 +94,10 @@ def test_fast_calculators_equal_tsfresh(seed):
             want = getattr(feature_calculators, name)(y)
             got = fast(y)
             assert (math.isnan(want) and math.isnan(got)) or got == pytest.approx(want, rel=1e-12), name
+        for name, fast in module._FAST_COMBINERS.items():
+            params = SETTINGS[name]
+            with np.errstate(all="ignore"):
+                want_pairs = list(getattr(feature_calculators, name)(y, param=params))
+            for (key, got), (want_key, want) in zip(fast(y, params), want_pairs, strict=True):
+                assert key == want_key
+                assert (math.isnan(want) and math.isnan(got)) or got == pytest.approx(want, rel=1e-12), key
