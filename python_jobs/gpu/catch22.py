@@ -73,7 +73,8 @@ def _autocorrelations(xp: ModuleType, z):
 
 def _first_index(xp: ModuleType, mask, default: int):
     found = mask.any(axis=1)
-    return xp.where(found, xp.argmax(mask, axis=1), default)
+    # argmax over int8, not bool: the first True, on NumPy and CuPy alike
+    return xp.where(found, xp.argmax(mask.astype(xp.int8), axis=1), default)
 
 
 def _first_crossing_1e(xp: ModuleType, acf, n: int):
@@ -91,7 +92,7 @@ def _first_minimum(xp: ModuleType, acf, n: int):
     middle = acf[:, 1 : n - 1]
     local = (middle < acf[:, : n - 2]) & (middle < acf[:, 2:n])
     # the first local minimum at lags 1 .. n - 2, else n
-    return xp.where(local.any(axis=1), xp.argmax(local, axis=1) + 1, n)
+    return xp.where(local.any(axis=1), xp.argmax(local.astype(xp.int8), axis=1) + 1, n)
 
 
 def _local_mean_residuals(z, train: int):
