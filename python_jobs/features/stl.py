@@ -1,8 +1,10 @@
 """STL decomposition and related shape features of the PyPI ``tsfeatures`` package.
 
 ``stat_trend_strength``, ``stat_seasonality_strength``, ``stat_linearity``, ``stat_curvature``,
-``stat_spikiness`` are ``tsfeatures.stl_features``' values, ``stat_entropy_tsfeatures`` and
-``stat_crossing_points`` come from the tsfeatures functions of the same name, called directly.
+``stat_spikiness`` are ``tsfeatures.stl_features``' values and ``stat_crossing_points`` comes
+from the tsfeatures function of the same name, called directly; ``stat_entropy_tsfeatures``
+(tsfeatures' ``entropy``: antropy's normalised spectral entropy) from the entropy family's
+:func:`python_jobs.features.entropy.spectral_entropy`.
 The rest is re-implemented here with the same arithmetic, because the package's versions pay
 for Python loops or per-call overhead far above their arithmetic:
 
@@ -39,6 +41,7 @@ from python_jobs import config
 from python_jobs.features._common import as_series, finite_or_nan, is_constant, nan_dict, quiet, usable
 from python_jobs.features._numba import import_cached, njit
 from python_jobs.features._stl_numba import decompose
+from python_jobs.features.entropy import spectral_entropy
 from python_jobs.features.registry import register
 
 # tsfeatures imports antropy, which compiles at import: cache it first.
@@ -228,7 +231,7 @@ def stl(y, freq: int | None = None) -> dict[str, float]:
             values = dict(tsfeatures.stl_features(arr, period))
         values["stability"] = stability(arr, period)
         values["lumpiness"] = lumpiness(arr, period)
-        values.update(tsfeatures.entropy(arr, period))
+        values["entropy"] = spectral_entropy(arr)  # tsfeatures.entropy is antropy's, normalised
         values["hurst"] = hurst(arr)
         values.update(tsfeatures.crossing_points(arr, period))
         values["flat_spots"] = flat_spots(arr)

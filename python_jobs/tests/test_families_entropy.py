@@ -73,3 +73,12 @@ def test_template_match_counts_equal_antropys(seed):
         rng.integers(1, 4, 257) * 1.0,
     ):
         assert app_entropy(y) == pytest.approx(antropy.app_entropy(y), rel=1e-12, abs=1e-15)
+
+
+def test_spectral_entropy_equals_antropy_for_odd_and_even_lengths():
+    from python_jobs.features.entropy import spectral_entropy
+
+    rng = np.random.default_rng(5)
+    for y in (real_series()["loto6:B1"], real_series()["bingo5:N5"][:374], rng.normal(size=101)):
+        want = antropy.spectral_entropy(y, sf=1, method="fft", normalize=True)
+        assert spectral_entropy(y) == pytest.approx(want, rel=1e-12)
