@@ -125,7 +125,7 @@ def _petrosian(xp: ModuleType, x):
     n = x.shape[1]
     sign = xp.signbit(xp.diff(x, axis=1))
     crossings = (sign[:, 1:] != sign[:, :-1]).sum(axis=1)
-    return np.log10(n) / (np.log10(n) + xp.log10(n / (n + 0.4 * crossings)))
+    return math.log10(n) / (math.log10(n) + xp.log10(n / (n + 0.4 * crossings)))
 
 
 def _katz(xp: ModuleType, x):
@@ -179,7 +179,7 @@ def _dfa(xp: ModuleType, x):
     walk = xp.cumsum(x - x.mean(axis=1, keepdims=True), axis=1)
     sizes = _dfa_sizes(n)
     fluctuations = []
-    for size in sizes:
+    for size in (int(s) for s in sizes):
         segments = walk[:, : n - n % size].reshape(x.shape[0], n // size, size)
         t = xp.arange(size, dtype=xp.float64)[None, None, :]
         slope, intercept = _regression_slope(xp, t, segments)

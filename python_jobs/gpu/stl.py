@@ -127,8 +127,11 @@ def stl_xp(xp: ModuleType, values, period: int | None = None) -> dict:
         x = x / values.std(axis=1, ddof=1, keepdims=True)
         out = _shape(xp, x, *decompose_xp(xp, x, freq))
         segments, enough = _segments(xp, x, freq)
-        out["stability"] = xp.where(enough, _variance(xp, segments.mean(axis=2)), 0.0)
-        out["lumpiness"] = xp.where(enough, _variance(xp, _variance(xp, segments, axis=2)), 0.0)
+        if enough:
+            out["stability"] = _variance(xp, segments.mean(axis=2))
+            out["lumpiness"] = _variance(xp, _variance(xp, segments, axis=2))
+        else:  # tsfeatures: 0 below two windows
+            out["stability"] = out["lumpiness"] = xp.zeros(x.shape[0])
         out["entropy"] = _spectral_entropy(xp, x)
         out["hurst"] = _hurst(xp, x)
         out["crossing_points"] = _crossing_points(xp, x)

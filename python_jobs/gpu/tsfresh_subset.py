@@ -39,22 +39,27 @@ def _zero_fperr(xp: ModuleType, a):
 
 
 def _moments(xp: ModuleType, x) -> dict:
-    n = np.float64(x.shape[1])  # a NumPy scalar: 0/0 is NaN with a warning, not an exception
+    # pandas' skew and kurt (bias-corrected), with its zeroing of sums below 1e-14; the
+    # coefficients are Python floats so that nothing mixes NumPy scalars into CuPy arithmetic.
+    n = x.shape[1]
     mean = x.sum(axis=1) / n
     adjusted = x - mean[:, None]
     squared = adjusted**2
-    m2 = squared.sum(axis=1)
+    m2 = _zero_fperr(xp, squared.sum(axis=1))
     m3 = _zero_fperr(xp, (squared * adjusted).sum(axis=1))
     m4 = _zero_fperr(xp, (squared**2).sum(axis=1))
-    m2 = _zero_fperr(xp, m2)
+    nan = xp.full(x.shape[0], np.nan)
     with np.errstate(all="ignore"):
-        skew = (n * (n - 1) ** 0.5 / (n - 2)) * (m3 / m2**1.5)
-        numerator = _zero_fperr(xp, n * (n + 1) * (n - 1) * m4)
-        denominator = _zero_fperr(xp, (n - 2) * (n - 3) * m2**2)
-        kurt = numerator / denominator - 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))
-    # pandas: NaN for a constant series, and below 3 (skew) or 4 (kurtosis) values
-    skew = xp.where(m2 == 0, np.nan, skew) if n >= 3 else xp.full(x.shape[0], np.nan)
-    kurt = xp.where(denominator == 0, np.nan, kurt) if n >= 4 else xp.full(x.shape[0], np.nan)
+        skew = nan
+        if n >= 3:
+            skew = (n * (n - 1) ** 0.5 / (n - 2)) * (m3 / m2**1.5)
+            skew = xp.where(m2 == 0, np.nan, skew)  # pandas: NaN for a constant series
+        kurt = nan
+        if n >= 4:
+            numerator = _zero_fperr(xp, n * (n + 1) * (n - 1) * m4)
+            denominator = _zero_fperr(xp, (n - 2) * (n - 3) * m2**2)
+            kurt = numerator / denominator - 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))
+            kurt = xp.where(denominator == 0, np.nan, kurt)
     return {"skewness": skew, "kurtosis": kurt}
 
 
