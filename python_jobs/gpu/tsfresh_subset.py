@@ -72,7 +72,7 @@ def _longest_run(xp: ModuleType, mask):
     positions = xp.arange(n + 1)[None, :]
     for _ in range(int(np.ceil(np.log2(n + 1))) + 1):
         width = (lo + hi + 1) // 2
-        ends = xp.minimum(positions, n)
+        ends = xp.broadcast_to(xp.minimum(positions, n), (count, n + 1))
         starts = ends - width[:, None]
         valid = starts >= 0
         window = xp.take_along_axis(cumulative, ends, axis=1) - xp.take_along_axis(
