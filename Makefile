@@ -9,7 +9,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export DO_NOT_TRACK := 1
 DEVICE ?= auto
 
-.PHONY: install demo test gpu-features bench docs profile lint format db-start db-stop clean dbt-build pytest
+.PHONY: install demo test test-gpu gpu-features bench docs profile lint format db-start db-stop clean dbt-build pytest
 
 install: $(VENV)/.installed
 
@@ -56,6 +56,12 @@ test: install
 
 bench: install
 	$(PY) -m python_jobs bench
+	@if [ "$(DEVICE)" = "gpu" ]; then $(PY) -m bench.families_gpu; fi
+
+# The GPU tests alone (CuPy against the CPU families, 1e-6); they skip without a CUDA device.
+test-gpu: install
+	@$(PY) -c "from python_jobs.gpu import gpu_available as a; import sys; print('no CUDA device or CuPy here: the gpu tests will be skipped') if not a() else None"
+	$(PY) -m pytest -m gpu -rs python_jobs/tests
 
 # The lineage site (one static file), and the generated parts of docs/ brought up to date.
 docs: profile

@@ -111,7 +111,7 @@ def bench_families(
         on_gpu = device == "gpu" and fam.gpu is not None
         start = time.perf_counter()
         if on_gpu:
-            fam.gpu_fn()(ys[:2])
+            fam.gpu_fn()(ys[:2], **fam.resolved())
         else:
             fam.compute(ys[0])
         warmup = time.perf_counter() - start

@@ -1,7 +1,8 @@
 """The 22 catch22 features: ``stat_c22_{name}``.
 
-No GPU implementation (catch22 is C code per series): the job runs this family on the CPU
-whatever the device.
+GPU: :mod:`python_jobs.gpu.catch22` computes five of the features batched on the device and
+the other seventeen with pycatch22's single-feature functions on the host (its docstring says
+which and why); the values are the same.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def catch22(y) -> dict[str, float]:
     outputs=catch22_outputs(),
     libraries=("pycatch22",),
     cost="low",
+    gpu="python_jobs.gpu.catch22:catch22_batch",
     reference="pycatch22.catch22_all",
     min_length=MIN_LENGTH,
 )

@@ -1,23 +1,46 @@
 """STL decomposition and related shape features of the PyPI ``tsfeatures`` package.
 
 ``stat_trend_strength``, ``stat_seasonality_strength``, ``stat_linearity``, ``stat_curvature``,
-``stat_spikiness`` come from ``tsfeatures.stl_features`` and ``stat_entropy_tsfeatures``,
-``stat_crossing_points``, ``stat_flat_spots`` from the functions of the same name, all
-called directly. ``stability``, ``lumpiness`` and ``hurst`` are re-implemented here with the
-same arithmetic because tsfeatures loops in Python (``hurst`` is O(n^2) Python: 40 ms for
-1,000 rows, 170 ms for 2,000); the tests hold them equal to the tsfeatures functions.
+``stat_spikiness`` are ``tsfeatures.stl_features``' values and ``stat_crossing_points`` comes
+from the tsfeatures function of the same name, called directly; ``stat_entropy_tsfeatures``
+(tsfeatures' ``entropy``: antropy's normalised spectral entropy) from the entropy family's
+:func:`python_jobs.features.entropy.spectral_entropy`.
+The rest is re-implemented here with the same arithmetic, because the package's versions pay
+for Python loops or per-call overhead far above their arithmetic:
 
-No GPU implementation: the job runs this family on the CPU whatever the device.
+- ``stl_features``: statsmodels' STL is replaced by the numba port in
+  :mod:`python_jobs.features._stl_numba` (equal within 1e-12, ~5x faster), followed by the
+  package's own formulas (:func:`stl_shape`), the quadratic fit through statsmodels' ``OLS``
+  pseudo-inverse, computed once per length;
+- ``stability``, ``lumpiness``, ``hurst`` (O(n^2) Python in tsfeatures: 40 ms for 1,000 rows)
+  and ``flat_spots`` (a Python ``groupby`` over every row).
+
+The tests hold every value equal to ``tsfeatures.tsfeatures()``.
+
+Every value is computed on the mean-std scaled series ``(y - mean(y)) / std(y, ddof=1)``,
+as ``tsfeatures.tsfeatures(panel, freq=season_length)`` does with its default
+``scale=True`` (following R's ``tsfeatures``). The scale-free features (strengths, entropy,
+Hurst, crossing points, flat spots) are unchanged by it; ``linearity`` and ``curvature``
+are in units of the series' standard deviation, ``spikiness``, ``stability`` and
+``lumpiness`` in its powers, so series of different ranges compare.
+
+GPU: :mod:`python_jobs.gpu.stl` computes every output for a batch of series on the device.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
+import pandas as pd
+from statsmodels.api import add_constant
+from statsmodels.tools.tools import pinv_extended
 
 from python_jobs.features._common import as_series, finite_or_nan, is_constant, nan_dict, quiet, usable
 from python_jobs.features._numba import import_cached, njit
+from python_jobs.features._stl_numba import decompose
+from python_jobs.features.entropy import spectral_entropy
 from python_jobs.features.registry import definition, param, register
 
 # tsfeatures imports antropy, which compiles at import: cache it first.
@@ -38,6 +61,10 @@ STL_KEYS = {
     "stat_crossing_points": "crossing_points",
     "stat_flat_spots": "flat_spots",
 }
+
+
+# tsfeatures' STL call: STL(x, period, seasonal=13) with statsmodels' other defaults.
+STL_SEASONAL = 13
 
 
 def stl_outputs() -> list[str]:
@@ -108,6 +135,58 @@ def hurst(x: np.ndarray) -> float:
     return float(np.linalg.lstsq(design, log_rs, rcond=-1)[0][0])
 
 
+@lru_cache(maxsize=8)
+def quadratic_fit(n: int) -> np.ndarray:
+    """The ``(3, n)`` pseudo-inverse statsmodels' ``OLS(trend, add_constant(poly(t, 2))).fit()`` uses."""
+    design = add_constant(tsfeatures.utils.poly(np.arange(n) + 1, 2))
+    pinv = pinv_extended(design)[0]
+    pinv.setflags(write=False)
+    return pinv
+
+
+def stl_shape(x: np.ndarray, trend: np.ndarray, seasonal: np.ndarray) -> dict[str, float]:
+    """``tsfeatures.stl_features``' trend, seasonal_strength, spike, linearity and curvature.
+
+    The package's formulas, given the STL trend and seasonal components of ``x`` (period > 1).
+    """
+    remainder = x - seasonal - trend
+    n = len(x)
+    eps = np.finfo(float).eps
+    varx = np.nanvar(x, ddof=1)
+    vare = np.nanvar(remainder, ddof=1)
+    vardeseason = np.nanvar(x - seasonal, ddof=1)
+    flat = varx < eps or vardeseason / varx < 1e-10
+    strength = 0.0 if flat else max(0, min(1, 1 - vare / vardeseason))
+    var_season_remainder = np.nanvar(remainder + seasonal, ddof=1)
+    if varx < eps or var_season_remainder < eps:
+        season = 0.0
+    else:
+        season = max(0, min(1, 1 - vare / var_season_remainder))
+    squared = (remainder - np.nanmean(remainder)) ** 2
+    spike = np.nanvar((vare * (n - 1) - squared) / (n - 2), ddof=1)
+    coefs = np.dot(quadratic_fit(n), trend)
+    return {
+        "trend": strength,
+        "seasonal_strength": season,
+        "spike": spike,
+        "linearity": coefs[1],
+        "curvature": -coefs[2],
+    }
+
+
+def flat_spots(x: np.ndarray) -> float:
+    """``tsfeatures.flat_spots``: the longest run of one decile bin (``pd.cut`` into 10 bins)."""
+    codes = np.asarray(pd.cut(x, bins=10, include_lowest=True, labels=False))
+    change = np.flatnonzero(np.diff(codes) != 0)
+    bounds = np.concatenate(([-1], change, [len(codes) - 1]))
+    return float(np.diff(bounds).max())
+
+
+def scale(x: np.ndarray) -> np.ndarray:
+    """``tsfeatures.utils.scalets``: ``(x - mean) / std(ddof=1)``, the same operations in the same order."""
+    return (x - x.mean()) / x.std(ddof=1)
+
+
 def stl(y, freq: int | None = None) -> dict[str, float]:
     """tsfeatures' STL-based and shape features of ``y``.
 
@@ -125,13 +204,15 @@ def stl(y, freq: int | None = None) -> dict[str, float]:
         (``seasonal_strength``), ``stat_linearity``, ``stat_curvature``, ``stat_spikiness``
         (``spike``), ``stat_stability``, ``stat_lumpiness``, ``stat_entropy_tsfeatures``
         (``entropy``), ``stat_hurst_exponent`` (``hurst``), ``stat_crossing_points``,
-        ``stat_flat_spots``. All NaN for a series shorter than two seasonal periods (where
+        ``stat_flat_spots``, of the scaled series (module docstring). All NaN for a series
+        shorter than two seasonal periods (where
         tsfeatures returns placeholder zeros), holding a non-finite value, or constant (the
         strengths are 0/0 and tsfeatures returns rounding noise).
 
     Notes
     -----
-    Reference: the PyPI ``tsfeatures`` package (Nixtla), a port of R's ``tsfeatures``
+    Reference: ``tsfeatures.tsfeatures(panel, freq=freq)`` with its defaults, from the PyPI
+    ``tsfeatures`` package (Nixtla), a port of R's ``tsfeatures``
     (R. J. Hyndman et al.); STL by statsmodels with ``seasonal=13`` as tsfeatures calls it.
     Wang, Smith & Hyndman, "Characteristic-based clustering for time series data", Data Min.
     Knowl. Disc. 13 (2006), DOI 10.1007/s10618-005-0039-x.
@@ -142,13 +223,17 @@ def stl(y, freq: int | None = None) -> dict[str, float]:
     if not usable(arr, min_length(period)) or is_constant(arr):
         return nan_dict(names)
     with quiet():
-        values = dict(tsfeatures.stl_features(arr, period))
+        arr = scale(arr)
+        if period > 1:
+            values = stl_shape(arr, *decompose(arr, period, STL_SEASONAL))
+        else:  # no seasonal period: tsfeatures fits a super smoother instead of STL
+            values = dict(tsfeatures.stl_features(arr, period))
         values["stability"] = stability(arr, period)
         values["lumpiness"] = lumpiness(arr, period)
-        values.update(tsfeatures.entropy(arr, period))
+        values["entropy"] = spectral_entropy(arr)  # tsfeatures.entropy is antropy's, normalised
         values["hurst"] = hurst(arr)
         values.update(tsfeatures.crossing_points(arr, period))
-        values.update(tsfeatures.flat_spots(arr, period))
+        values["flat_spots"] = flat_spots(arr)
     return {name: finite_or_nan(values.get(key)) for name, key in STL_KEYS.items()}
 
 
@@ -157,8 +242,11 @@ def stl(y, freq: int | None = None) -> dict[str, float]:
     kind="stat",
     outputs=list(STL_KEYS),
     params={"freq": definition("season_length")},
+    # 2: every value is of the scaled series (mean 0, std 1), as tsfeatures() computes them.
+    version=2,
     libraries=("tsfeatures", "statsmodels", "antropy"),
     cost="high",
+    gpu="python_jobs.gpu.stl:stl_batch",
     reference="tsfeatures stl_features, stability, lumpiness, entropy, hurst, crossing_points, flat_spots",
     min_length=lambda params: min_length(params["freq"]),
 )

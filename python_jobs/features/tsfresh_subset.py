@@ -5,7 +5,13 @@
 (counts, locations, re-occurrence, non-linearity, peaks, binned entropy, quantiles, trend).
 The calculators are called directly, one series at a time, exactly as
 ``tsfresh.extract_features(df, default_fc_parameters=SETTINGS, ...)`` calls them (minus the
-DataFrame reshaping and process pool, which cost far more than the features).
+DataFrame reshaping and process pool, which cost far more than the features), except three
+that loop in Python over every value and are computed here with the same arithmetic
+(:data:`_FAST`): ``longest_strike_above_mean`` and ``longest_strike_below_mean`` (run lengths)
+and ``benford_correlation`` for integer-valued series (first digits by integer division
+rather than one string formatting per value; other series use tsfresh's function), and
+``linear_trend``'s slope and r-value without the p-value and standard errors scipy also
+computes. The tests hold all four equal to tsfresh.
 
 Column names: tsfresh names a feature ``<kind>__<calculator>[__<param>_<value>...]`` with the
 parameters sorted by name and string values in double quotes. The column is
@@ -18,7 +24,8 @@ identifier limit (checked at import), so there is no truncation rule; this is wh
 ``percentage_of_reoccurring_datapoints_to_all_datapoints`` (68 characters as a column) is
 not in the subset.
 
-No GPU implementation: the job runs this family on the CPU whatever the device.
+GPU: :mod:`python_jobs.gpu.tsfresh_subset` computes every output for a batch of series on the
+device.
 """
 
 from __future__ import annotations
@@ -116,17 +123,87 @@ def _check_names() -> None:
 _check_names()
 
 
+def longest_run(mask: np.ndarray) -> int:
+    """The longest run of True in ``mask`` (0 if none): tsfresh's ``_get_length_sequences_where``' max."""
+    if not mask.any():
+        return 0
+    padded = np.concatenate(([False], mask, [False]))
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return int((edges[1::2] - edges[::2]).max())
+
+
+def longest_strike_above_mean(x: np.ndarray) -> int:
+    return longest_run(x > np.mean(x)) if x.size > 0 else 0
+
+
+def longest_strike_below_mean(x: np.ndarray) -> int:
+    return longest_run(x < np.mean(x)) if x.size > 0 else 0
+
+
+# Exact integers below this are first-digit-able by integer division in int64.
+_EXACT_INTEGER = 2.0**53
+
+
+def first_digits(x: np.ndarray) -> np.ndarray | None:
+    """First significant digit of each ``|x|`` (0 for 0), or None unless every value is an integer."""
+    values = np.abs(np.nan_to_num(x))
+    if not (np.all(values == np.floor(values)) and np.all(values < _EXACT_INTEGER)):
+        return None
+    digits = values.astype(np.int64)
+    while (digits >= 10).any():
+        digits = np.where(digits >= 10, digits // 10, digits)
+    return digits
+
+
+def benford_correlation(x: np.ndarray) -> float:
+    """tsfresh's ``benford_correlation``, with integer first digits computed without strings."""
+    digits = first_digits(np.asarray(x))
+    if digits is None:
+        return feature_calculators.benford_correlation(x)
+    benford_distribution = np.array([np.log10(1 + 1 / n) for n in range(1, 10)])
+    data_distribution = np.array([(digits == n).mean() for n in range(1, 10)])
+    return np.corrcoef(benford_distribution, data_distribution)[0, 1]
+
+
+def linear_trend(x: np.ndarray, param: list[dict]) -> list[tuple[str, float]]:
+    """tsfresh's ``linear_trend`` for ``slope`` and ``rvalue``: scipy ``linregress``' own formulas.
+
+    tsfresh calls ``scipy.stats.linregress(range(len(x)), x)``, which also computes a p-value
+    and standard errors (a Student t distribution per call) that these two attributes do not use.
+    """
+    t = np.arange(len(x))
+    ssxm, ssxym, _, ssym = np.cov(t, x, bias=1).flat
+    if ssxm == 0.0 or ssym == 0.0:
+        r = math.nan if ssxym == 0 else 0.0
+    else:
+        r = float(np.clip(ssxym / np.sqrt(ssxm * ssym), -1.0, 1.0))
+    attrs = {"slope": ssxym / ssxm, "rvalue": r}
+    return [(f'attr_"{config["attr"]}"', attrs[config["attr"]]) for config in param]
+
+
+# Calculators computed here rather than by tsfresh (module docstring); tests hold them equal.
+_FAST_COMBINERS = {"linear_trend": linear_trend}
+_FAST = {
+    "longest_strike_above_mean": longest_strike_above_mean,
+    "longest_strike_below_mean": longest_strike_below_mean,
+    "benford_correlation": benford_correlation,
+}
+
+
 def _calculate(arr: np.ndarray, settings: dict[str, list[dict] | None]) -> Iterator[tuple[str, float]]:
     series = None
     for calculator, params in settings.items():
-        func = getattr(feature_calculators, calculator)
+        if calculator in _FAST:
+            yield f"{KIND}__{calculator}", _safe_call(_FAST[calculator], arr, {})
+            continue
+        func = _FAST_COMBINERS.get(calculator) or getattr(feature_calculators, calculator)
         if getattr(func, "input", None) == "pd.Series":
             # As tsfresh hands these calculators the column itself (default RangeIndex here).
             series = pd.Series(arr) if series is None else series
             x = series
         else:
             x = arr
-        if getattr(func, "fctype", None) == "combiner":
+        if calculator in _FAST_COMBINERS or getattr(func, "fctype", None) == "combiner":
             try:
                 pairs = list(func(x, param=params))
             except (ArithmeticError, ValueError, IndexError, np.linalg.LinAlgError):
@@ -190,6 +267,7 @@ def tsfresh_subset(y, settings: dict[str, list[dict] | None] | None = None) -> d
     params={"settings": SETTINGS},
     libraries=("tsfresh",),
     cost="medium",
+    gpu="python_jobs.gpu.tsfresh_subset:tsfresh_subset_batch",
     reference="tsfresh.extract_features with tsfresh_subset.SETTINGS",
 )
 def tsfresh_subset_family(y: np.ndarray, *, settings: dict[str, list[dict] | None]) -> dict[str, float]:

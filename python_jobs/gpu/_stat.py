@@ -18,20 +18,22 @@ def run_stat_batch(
     compute: Callable[[ModuleType, object], dict],
     *,
     min_length: int,
-    bytes_per_row: int,
+    bytes_per_row: int | Callable[[int], int],
     skip_constant: bool = True,
 ) -> list[dict[str, float]]:
     """``compute(xp, values)`` on each group of equal-length usable series.
 
     A series shorter than ``min_length``, with a non-finite value, or (with
     ``skip_constant``) constant gets NaN for every name, as the CPU families do.
-    ``bytes_per_row`` is the device memory one row of one series needs at peak.
+    ``bytes_per_row`` is the device memory one row of one series needs at peak, or a function
+    of the series length giving it (for quadratic-memory families).
     """
     results: list[dict[str, float]] = [dict.fromkeys(names, math.nan) for _ in ys]
     usable = [pos for pos, y in enumerate(ys) if _usable(y, min_length, skip_constant)]
     for n, indices in batching.groups_by_length([ys[pos] for pos in usable]):
         group = [usable[i] for i in indices]
-        for chunk in batching.chunks(group, bytes_per_row * n, batching.chunk_budget(xp)):
+        per_row = bytes_per_row(n) if callable(bytes_per_row) else bytes_per_row
+        for chunk in batching.chunks(group, per_row * n, batching.chunk_budget(xp)):
             values = compute(xp, batching.stack(xp, ys, chunk))
             host = {name: batching.to_host(xp, values[name]) for name in names}
             for row, pos in enumerate(chunk):

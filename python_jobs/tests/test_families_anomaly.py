@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from sklearn.ensemble import IsolationForest
 
+from python_jobs.features import anomaly as anomaly_module
 from python_jobs.features import registry
-from python_jobs.features.anomaly import anomaly
-from python_jobs.tests.family_data import real_series
+from python_jobs.features.anomaly import anomaly, delay_embedding, fit_forest, score_forest
+from python_jobs.gpu.anomaly import anomaly_batch, anomaly_batch_xp
+from python_jobs.tests.family_data import real_series, requires_gpu
 
 NAME = "hist_y_iforest_score"
 
@@ -91,3 +93,56 @@ def test_schedule_follows_the_declared_parameters():
         assert np.isnan(anomaly(y)[NAME][: 64 + params()["embed"] - 1]).all()
     # Outside the block the declared values are back.
     assert params()["min_train"] == 128
+
+
+@pytest.mark.parametrize("n_train", [2, 5, 128, 300, 512, 2000])
+def test_grown_trees_are_scikit_learns_trees(n_train):
+    vectors = delay_embedding(real_series()["loto6:N4"], params()["embed"])[:n_train]
+    model = IsolationForest(n_estimators=params()["n_estimators"], random_state=params()["random_state"]).fit(
+        vectors
+    )
+    forest, plan = fit_forest(vectors, params()["n_estimators"], params()["random_state"])
+    assert plan.max_samples == model.max_samples_
+    for tree, estimator in zip(forest, model.estimators_, strict=True):
+        ref = estimator.tree_
+        count = ref.node_count
+        assert np.isnan(tree[count:]).all() and np.isfinite(tree[:count]).all()
+        # scikit-learn numbers nodes in the order it creates them, depth first, as here.
+        np.testing.assert_array_equal(tree[:count, anomaly_module.LEFT], ref.children_left)
+        np.testing.assert_array_equal(tree[:count, anomaly_module.RIGHT], ref.children_right)
+        inner = ref.children_left >= 0
+        np.testing.assert_array_equal(tree[:count, anomaly_module.FEATURE][inner], ref.feature[inner])
+        np.testing.assert_array_equal(tree[:count, anomaly_module.THRESHOLD][inner], ref.threshold[inner])
+        sklearn_path = (
+            ref.compute_node_depths() + anomaly_module.average_path_length(ref.n_node_samples) - 1.0
+        )
+        np.testing.assert_allclose(tree[:count, anomaly_module.PATH], sklearn_path, rtol=0, atol=1e-12)
+    probe = delay_embedding(real_series()["bingo5:N1"], params()["embed"])
+    np.testing.assert_allclose(score_forest(forest, plan, probe), -model.score_samples(probe), atol=1e-12)
+
+
+def test_scores_fractional_values_as_float32_like_scikit_learn():
+    # scikit-learn casts to float32 before comparing with the thresholds; so does the kernel.
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(700, params()["embed"])) * 1e3
+    model = IsolationForest(n_estimators=params()["n_estimators"], random_state=params()["random_state"]).fit(
+        vectors[:400]
+    )
+    forest, plan = fit_forest(vectors[:400], params()["n_estimators"], params()["random_state"])
+    np.testing.assert_allclose(
+        score_forest(forest, plan, vectors[400:]), -model.score_samples(vectors[400:]), rtol=0, atol=1e-12
+    )
+
+
+GPU_BATCH = [*real_series().values(), np.array([]), np.arange(2.0), np.full(300, 3.0)]
+
+
+def test_gpu_array_code_through_numpy_equals_cpu():
+    for got, y in zip(anomaly_batch_xp(np, GPU_BATCH), GPU_BATCH, strict=True):
+        np.testing.assert_allclose(got[NAME], anomaly(y)[NAME], rtol=0, atol=1e-9, equal_nan=True)
+
+
+@requires_gpu
+def test_gpu_equals_cpu():
+    for got, y in zip(anomaly_batch(GPU_BATCH), GPU_BATCH, strict=True):
+        np.testing.assert_allclose(got[NAME], anomaly(y)[NAME], rtol=0, atol=1e-6, equal_nan=True)

@@ -58,3 +58,27 @@ def test_a_measure_undefined_for_a_valid_series_is_nan_not_an_error():
     got = entropy(y)
     assert math.isnan(got["stat_ent_sample"])
     assert math.isfinite(got["stat_ent_perm"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_template_match_counts_equal_antropys(seed):
+    # Real draws, fractional noise and heavy ties (values 1..3), where matches at the
+    # tolerance boundary are most common.
+    from python_jobs.features.entropy import app_entropy
+
+    rng = np.random.default_rng(seed)
+    for y in (
+        real_series()["loto6:N4"][: 400 + 97 * seed],
+        rng.normal(size=300),
+        rng.integers(1, 4, 257) * 1.0,
+    ):
+        assert app_entropy(y) == pytest.approx(antropy.app_entropy(y), rel=1e-12, abs=1e-15)
+
+
+def test_spectral_entropy_equals_antropy_for_odd_and_even_lengths():
+    from python_jobs.features.entropy import spectral_entropy
+
+    rng = np.random.default_rng(5)
+    for y in (real_series()["loto6:B1"], real_series()["bingo5:N5"][:374], rng.normal(size=101)):
+        want = antropy.spectral_entropy(y, sf=1, method="fft", normalize=True)
+        assert spectral_entropy(y) == pytest.approx(want, rel=1e-12)

@@ -73,3 +73,31 @@ def test_short_and_constant_series_do_not_raise(y):
 
 def test_nan_input_gives_nan():
     assert all(math.isnan(v) for v in tsfresh_subset(np.r_[np.arange(20.0), np.nan]).values())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fast_calculators_equal_tsfresh(seed):
+    from tsfresh.feature_extraction import feature_calculators
+
+    from python_jobs.features import tsfresh_subset as module
+
+    rng = np.random.default_rng(seed)
+    cases = [
+        real_series()["loto6:N1"],
+        rng.integers(0, 10**6, 500).astype(float) * (-1) ** seed,
+        rng.normal(size=300) * 100,  # not integers: tsfresh's own benford path
+        np.array([0.0, 0.0, 10.0, 100.0, 7.0]),
+        np.full(20, 3.0),
+    ]
+    for y in cases:
+        for name, fast in module._FAST.items():
+            want = getattr(feature_calculators, name)(y)
+            got = fast(y)
+            assert (math.isnan(want) and math.isnan(got)) or got == pytest.approx(want, rel=1e-12), name
+        for name, fast in module._FAST_COMBINERS.items():
+            params = SETTINGS[name]
+            with np.errstate(all="ignore"):
+                want_pairs = list(getattr(feature_calculators, name)(y, param=params))
+            for (key, got), (want_key, want) in zip(fast(y, params), want_pairs, strict=True):
+                assert key == want_key
+                assert (math.isnan(want) and math.isnan(got)) or got == pytest.approx(want, rel=1e-12), key
