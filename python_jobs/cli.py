@@ -8,6 +8,10 @@ from pathlib import Path
 
 from python_jobs import config, log
 
+# Bad input (a file, a setting) and an unreachable database: the user must act, and the
+# message says how. No traceback is shown for either.
+EXIT_BAD_INPUT = 2
+
 
 def _cmd_profile(args: argparse.Namespace) -> int:
     from python_jobs import dbt
@@ -19,19 +23,21 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
 def _cmd_db(args: argparse.Namespace) -> int:
     from python_jobs import db
+    from python_jobs.redact import mask_url
 
-    if args.action == "start":
-        url = db.database_url()
-        print(url)
-    elif args.action == "url":
-        print(db.database_url())
+    if args.action in ("start", "url"):
+        # The password never reaches a terminal or a log: the URL is shown masked.
+        print(mask_url(db.database_url()))
     elif args.action == "stop":
         if not db.is_embedded():
             print("DATABASE_URL is set: nothing embedded to stop")
-        elif db.stop_embedded():
-            print("embedded PostgreSQL stopped")
-        else:
-            print("embedded PostgreSQL was not running")
+            return 0
+        try:
+            stopped = db.stop_embedded()
+        except db.DatabaseError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
     return 0
 
 
@@ -42,7 +48,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         result = ingest_file(args.loto, Path(args.file), skip_bad_rows=args.skip_bad_rows)
     except IngestError as exc:
         print(exc.report(), file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     print(result.summary())
     return 0
 
@@ -146,8 +152,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors that carry a message for the user (imported here: the CLI starts fast)."""
+    from python_jobs.db import DatabaseError
+    from python_jobs.dbt import DbtError
+    from python_jobs.identifiers import InvalidIdentifier
+    from python_jobs.ingest import FileLevelError, IngestError
+
+    return (DatabaseError, DbtError, InvalidIdentifier, IngestError, FileLevelError)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     log.configure(args.log_level)
-    return int(args.fn(args) or 0)
+    try:
+        return int(args.fn(args) or 0)
+    except _expected_errors() as exc:
+        from python_jobs.redact import redact
+
+        print(f"error: {redact(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT

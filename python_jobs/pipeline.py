@@ -16,7 +16,9 @@ log = get_logger(__name__)
 SUMMARY_TABLES = (
     config.RAW_DRAWS_TABLE,
     config.RAW_REJECTS_TABLE,
+    "raw_lottery_prizes",
     config.STAGING_MODEL,
+    "stg_lottery__prizes",
     "py_features_stat",
     "py_features_hist",
     "features_hist",
@@ -71,19 +73,39 @@ def run_features_job(url: str, device: str = "auto") -> None:
     run_job(url=url, device=device)
 
 
-def demo(*, device: str = "auto", quiet_dbt: bool = False) -> int:
-    """Load the bundled data, build everything, print rows per table and seconds per stage."""
+def lotteries_with_rows(url: str) -> set[str]:
+    """Lotteries that already have draws in the raw table."""
+    with db.connect(url) as conn:
+        if not db.table_exists(conn, config.RAW_DRAWS_TABLE):
+            return set()
+        rows = conn.execute(
+            sql.SQL("select distinct loto from {}").format(db.qualified(config.RAW_DRAWS_TABLE))
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
+def load_bundled(url: str) -> None:
+    """Ingest each bundled file whose lottery has no rows yet.
+
+    A lottery already in the raw table is left alone: the user may have corrected a bundled
+    draw or loaded newer results, and re-loading the shipped file would revert that.
+    """
     from python_jobs.ingest import ingest_file
 
+    present = lotteries_with_rows(url)
+    for loto, path in config.BUNDLED_FILES:
+        if loto in present:
+            log.info("ingest.skipped", loto=loto, file=path.name, reason="the lottery already has rows")
+            continue
+        result = ingest_file(loto, path, url=url)
+        log.info("ingest.done", loto=loto, file=path.name, rows=result.rows_loaded)
+
+
+def demo(*, device: str = "auto", quiet_dbt: bool = False) -> int:
+    """Load the bundled data, build everything, print rows per table and seconds per stage."""
     timer = StageTimer()
     url = str(timer.run("database", db.database_url))
-
-    def load_bundled() -> None:
-        for loto, path in config.BUNDLED_FILES:
-            result = ingest_file(loto, path, url=url)
-            log.info("ingest.done", loto=loto, file=path.name, rows=result.rows_loaded)
-
-    timer.run("ingest", load_bundled)
+    timer.run("ingest", lambda: load_bundled(url))
     # Seeds and staging first: the Python job reads stg_lottery__draws...
     first = ["build", "--select", "resource_type:seed", "staging"]
     timer.run("dbt build seeds+staging", lambda: dbt.run(first, url=url, quiet=quiet_dbt))
