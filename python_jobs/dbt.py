@@ -31,6 +31,7 @@ def render_profile(url: str | None = None, *, path: Path | None = None) -> Path:
     The password is not written: the profile reads ``LOTO_PGPASSWORD`` when dbt runs
     (:func:`dbt_env` sets it). The file is still created readable by its owner only.
     """
+    validate_schema(config.target_schema())  # the profile reads DBT_SCHEMA when dbt runs
     template = (config.REPO_ROOT / "profiles.yml.template").read_text(encoding="utf-8")
     params = db.connection_params(url)
     target = path or config.REPO_ROOT / "profiles.yml"

@@ -12,7 +12,6 @@ from python_jobs import config, db
 from python_jobs.ingest import IngestError, ingest_file
 from python_jobs.pipeline import load_bundled
 from python_jobs.tests.ingest_files import (
-    BINGO5,
     LOTO6,
     bingo5_lines,
     loto6_draws,
