@@ -9,6 +9,7 @@ file checksum, line and reason). Draws and their prize tables load in the same t
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -254,18 +255,39 @@ class _Counts:
     problems: list[Problem] = field(default_factory=list)
 
 
-def _load(conn: psycopg.Connection, parsed: ParsedFile, *, skip_bad_rows: bool, sha256: str) -> _Counts:
-    """Every step of one load, inside the caller's transaction."""
-    source_file = parsed.path.name
-    ensure_tables(conn)
-    checks.create_staging(conn, load_specs().values())
+class _Phases:
+    """Seconds per step of a load, logged at debug level (where a slow load spends its time)."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self.last, 3)
+        self.last = now
+
+
+def _stage_file(conn: psycopg.Connection, parsed: ParsedFile) -> None:
+    """Stream the file's chunks into the temporary tables."""
     try:
         for chunk in parsed.chunks():
             _stage_chunk(conn, chunk)
     except FileLevelError as exc:
         raise IngestError(parsed.path, parsed.loto, [Problem(exc.line, None, exc.message)]) from None
+
+
+def _load(conn: psycopg.Connection, parsed: ParsedFile, *, skip_bad_rows: bool, sha256: str) -> _Counts:
+    """Every step of one load, inside the caller's transaction."""
+    source_file = parsed.path.name
+    phases = _Phases()
+    ensure_tables(conn)
+    checks.create_staging(conn, load_specs().values())
+    _stage_file(conn, parsed)
+    phases.done("parse_and_copy")
     checks.find_file_problems(conn, skip_bad_rows=skip_bad_rows)
     problems, total = _problems(conn)
+    phases.done("file_checks")
     if total and not skip_bad_rows:
         raise IngestError(
             parsed.path,
@@ -280,7 +302,10 @@ def _load(conn: psycopg.Connection, parsed: ParsedFile, *, skip_bad_rows: bool, 
     counts = _Counts(rejected=total, problems=problems)
     counts.inserted, counts.updated = _upsert(conn, source_file)
     counts.prizes_inserted, counts.prizes_updated = _upsert_prizes(conn, source_file)
+    phases.done("merge")
     broken = checks.stored_draw_problems(conn, db.qualified(config.RAW_DRAWS_TABLE))
+    phases.done("stored_checks")
+    log.debug("ingest.phases", file=source_file, **phases.seconds)
     if broken:
         raise IngestError(
             parsed.path,

@@ -8,6 +8,7 @@ rows belong to another lottery is refused line by line rather than loaded under 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date
 
@@ -32,6 +33,7 @@ from python_jobs.ingest.values import (
 LONG_REQUIRED = ("unique_id", "ds", "y")
 LONG_OPTIONAL = ("loto", "num", "co")
 DRAW_COLUMNS = ["loto", "unique_id", "ds", "y", "num", "co", "line"]
+_UID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
 def long_header(header: list[str]) -> list[str]:
@@ -53,9 +55,20 @@ def long_header(header: list[str]) -> list[str]:
     return names
 
 
+def _plain(values: list[str], extra: str = "") -> bool:
+    """Whether no value needs normalising: ASCII without spaces, quotes (or ``extra``)."""
+    joined = "\x1f".join(values)
+    return joined.isascii() and not any(char in joined for char in ' \t\r\n"' + extra)
+
+
 def _normalize_column(values: pd.Series) -> pd.Series:
     """NFKC and trimming, applied per element only where a value is not plain ASCII."""
-    values = values.fillna("").astype(str).str.strip()
+    # The common case (plain ASCII fields) is checked in one pass over the joined column:
+    # per-element string methods would cost more than the rest of the parse.
+    values = values.fillna("").astype(object)
+    if _plain(values.tolist()):
+        return values
+    values = values.astype(str).str.strip()
     exotic = ~values.map(str.isascii)
     if exotic.any():
         values = values.where(~exotic, values[exotic].map(normalize))
@@ -124,14 +137,20 @@ def _check_dates(frame: pd.DataFrame, flags: _Flags, spec: LotoSpec | None, loto
 
 
 def _check_y(frame: pd.DataFrame, flags: _Flags) -> pd.Series:
-    y_text = frame["y"].str.replace(",", "", regex=False)
+    y_text = frame["y"]
+    if not _plain(y_text.tolist(), ","):
+        y_text = y_text.astype(str).str.replace(",", "", regex=False)
     numeric = pd.to_numeric(y_text.where((y_text != "") & (y_text.str.len() <= 40), None), errors="coerce")
     y_value = numeric.astype(float)
     y_bad = y_value.isna() | ~np.isfinite(y_value)
     flags.add(y_bad, lambda bad: "unparseable number y=" + bad["y"].str.slice(0, 40).map(repr))
     too_big = ~y_bad & (y_value.abs() >= float(Y_ABS_LIMIT))
     flags.add(too_big, lambda bad: "y=" + bad["y"] + " is too large (|y| must be below 1e15)")
-    too_fine = ~y_bad & y_text.str.contains(rf"\.\d{{{Y_MAX_DECIMALS + 1},}}", regex=True)
+    fine_re = rf"\.\d{{{Y_MAX_DECIMALS + 1},}}"
+    if re.search(fine_re, "\x1f".join(y_text.tolist())):
+        too_fine = ~y_bad & y_text.astype(str).str.contains(fine_re, regex=True)
+    else:
+        too_fine = pd.Series(False, index=y_text.index)
     flags.add(too_fine, f"y has more than {Y_MAX_DECIMALS} decimals")
     frame["y"] = y_text
     return y_value.where(~(y_bad | too_big | too_fine))
@@ -222,7 +241,6 @@ def parse_long_chunk(
             frame[name] = ""
     for name in ("loto", "unique_id", "ds", "y", "num", "co"):
         frame[name] = _normalize_column(frame[name])
-    raw = frame[names].agg(",".join, axis=1) if len(frame) else pd.Series(dtype=object)
     flags = _Flags(frame)
     spec = get_spec(loto)
     _check_names(frame, flags, loto)
@@ -232,10 +250,12 @@ def parse_long_chunk(
     if spec is not None:
         _check_positions(frame, flags, spec, y_value)
     bad = flags.reasons != ""
+    fields_of = dict(good_rows) if bad.any() else {}
     for index in frame.index[bad]:
         shown = frame.at[index, "ds_date"]
         draw_date = shown.isoformat() if isinstance(shown, date) else (frame.at[index, "ds"][:40] or None)
-        problems.append(Problem(int(frame.at[index, "line"]), draw_date, flags.reasons[index], raw[index]))
+        line = int(frame.at[index, "line"])
+        problems.append(Problem(line, draw_date, flags.reasons[index], ",".join(fields_of[line])))
     good = frame[~bad]
     out = pd.DataFrame(
         {

@@ -137,7 +137,8 @@ class ParsedFile:
             for fields in reader:
                 start = previous + 1 + skipped
                 previous = reader.line_num
-                if any(value.strip() for value in fields):
+                # The first field decides for almost every line; blank lines are rare.
+                if fields and (fields[0].strip() or any(value.strip() for value in fields)):
                     yield start, fields
         except csv.Error as exc:
             raise FileLevelError(f"unreadable CSV: {exc}", line=reader.line_num + skipped) from None
