@@ -34,6 +34,9 @@ REMARK_HEADERS = {
     "発売額",
     "セット球",
     "メモ",
+    "発売期間",
+    "販売期間",
+    "出典",
     "note",
     "notes",
     "memo",
@@ -52,7 +55,8 @@ BONUS_PATTERNS = (
 )
 WINNERS_WORDS = ("口数", "当せん口数", "当選口数", "当せん数", "当選数", "当せん者数", "当選者数")
 PRIZE_WORDS = ("賞金", "賞金額", "当せん金額", "当選金額", "当せん金", "当選金", "金額")
-_TIER_NUMBER = re.compile(r"^(\d+)等(.+)$")
+_TIER_NUMBER = re.compile(r"^(\d+|[一二三四五六七八九])等(.+)$")
+_KANJI_DIGITS = {kanji: str(value) for value, kanji in enumerate("一二三四五六七八九", start=1)}
 # A trailing remark such as "(円)", "(口)" or "(曜日)" does not change what a column holds.
 _REMARK = re.compile(r"\([^)]*\)$")
 
@@ -87,7 +91,7 @@ def _tier_of(name: str, spec: LotoSpec) -> tuple[str, str] | None:
     """(tier label, 'winners'|'prize') of a prize header, or None."""
     match = _TIER_NUMBER.match(name)
     if match:
-        label, rest = match.group(1), match.group(2)
+        label, rest = _KANJI_DIGITS.get(match.group(1), match.group(1)), match.group(2)
     else:
         named = {ja.replace("・", ""): str(tier) for tier, (_, ja) in spec.tiers.items()}
         bare = re.sub(r"[()・]", "", name)

@@ -157,11 +157,11 @@ def _stage_chunk(conn: psycopg.Connection, chunk: Chunk) -> None:
     _copy_frame(conn, "_ingest_draws", chunk.draws, ["loto", "unique_id", "ds", "y", "num", "co", "line"])
     _copy_frame(conn, "_ingest_prizes", chunk.prizes, ["loto", "ds", "tier", "winners", "prize", "line"])
     if chunk.problems:
-        with conn.cursor() as cur:
-            cur.executemany(
-                "insert into _ingest_problems (line, draw_date, reason, raw_line) values (%s, %s, %s, %s)",
-                [(p.line or 0, p.draw_date, p.reason, p.raw) for p in chunk.problems],
-            )
+        with conn.cursor().copy(
+            "copy _ingest_problems (line, draw_date, reason, raw_line) from stdin"
+        ) as copy:
+            for problem in chunk.problems:
+                copy.write_row((problem.line or 0, problem.draw_date, problem.reason, problem.raw))
 
 
 def _problems(conn: psycopg.Connection) -> tuple[list[Problem], int]:
