@@ -80,7 +80,20 @@ def _run(code_or_args: list[str], env: dict) -> subprocess.CompletedProcess:
     )
 
 
-def test_password_appears_nowhere(pg_url, password_url, tmp_path):
+@pytest.fixture
+def kept_profile():
+    """The repository's profiles.yml as it was before the test (the test renders its own)."""
+    path = config.REPO_ROOT / "profiles.yml"
+    before = path.read_bytes() if path.exists() else None
+    yield path
+    if before is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_bytes(before)
+        path.chmod(0o600)
+
+
+def test_password_appears_nowhere(pg_url, password_url, tmp_path, kept_profile):
     schema = f"t_pw_{uuid.uuid4().hex[:8]}"
     logs, target = tmp_path / "logs", tmp_path / "target"
     env = {
@@ -123,7 +136,7 @@ def test_password_appears_nowhere(pg_url, password_url, tmp_path):
         ]
         assert "****" in runs[0].stdout and ROLE in runs[0].stdout
         texts = [proc.stdout + proc.stderr for proc in runs]
-        profile = config.REPO_ROOT / "profiles.yml"
+        profile = kept_profile
         texts.append(profile.read_text(encoding="utf-8"))
         assert stat.S_IMODE(profile.stat().st_mode) == 0o600
         files = [path for folder in (logs, target) for path in folder.rglob("*") if path.is_file()]
