@@ -94,13 +94,10 @@ def _wrapped_list_start(text: str, start: int) -> int:
         position = _skip(text, position + 1)
         value_start = position
         value, position = _decode(text, position)
+        # Notes, metadata objects and lists of scalars ride along; only lists of objects
+        # can be the draws.
         if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
             candidates.append((str(key), value_start))
-        elif isinstance(value, list | dict) and value:
-            raise FileLevelError(
-                f"key {str(key)[:40]!r} holds a {type(value).__name__} that is not a list of draw objects",
-                line=_line_of(text, value_start),
-            )
     if len(candidates) != 1:
         found = ", ".join(repr(key[:40]) for key, _ in candidates) or "none"
         raise FileLevelError(

@@ -147,6 +147,9 @@ class ParsedFile:
         decode_problems: list[Problem] = []
         records = self._records(decode_problems)
         header_line, header = next(records, (0, []))
+        # A trailing delimiter on the header line is common: empty last names are not columns.
+        while header and not header[-1].strip():
+            header.pop()
         if not header:
             raise FileLevelError("the file is empty")
         header_problems = [

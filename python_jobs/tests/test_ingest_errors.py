@@ -102,7 +102,7 @@ CASES = {
         "loto6",
         lambda t: write_lines(t, ['{"note": "x", "draws": [1, 2]}'], "odd.json"),
         None,
-        "not a list of draw objects",
+        "exactly one list of draw objects",
     ),
 }
 

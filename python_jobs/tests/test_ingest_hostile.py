@@ -187,7 +187,8 @@ def test_readme_says_what_the_demo_loads():
 
 def test_wrapped_json_loads_and_nested_json_is_refused(pg_url, schema, tmp_path):
     wrapped = tmp_path / "wrapped.json"
-    wrapped.write_text(json.dumps({"note": "from the site", "draws": loto6_draws()[:20]}, ensure_ascii=False))
+    document = {"note": "from the site", "meta": {"rows": 20}, "tags": ["a"], "draws": loto6_draws()[:20]}
+    wrapped.write_text(json.dumps(document, ensure_ascii=False))
     assert ingest_file("loto6", wrapped, url=pg_url).rows_inserted == 20 * 7
     two = tmp_path / "two.json"
     two.write_text(json.dumps({"a": loto6_draws()[:2], "b": loto6_draws()[2:4]}, ensure_ascii=False))
@@ -196,3 +197,9 @@ def test_wrapped_json_loads_and_nested_json_is_refused(pg_url, schema, tmp_path)
     deep.write_text("[" * 100_000 + "]" * 100_000)
     assert "nested too deeply" in refused(deep, "loto6", pg_url).report()
     assert db.table_exists(db.connect(pg_url), config.RAW_DRAWS_TABLE)
+
+
+def test_trailing_delimiters_are_not_columns(pg_url, schema, tmp_path):
+    lines = [line + "," for line in bingo5_lines()]
+    result = ingest_file("bingo5", write_lines(tmp_path, lines), url=pg_url)
+    assert result.rows_inserted == 375 * 8
