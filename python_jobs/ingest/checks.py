@@ -36,7 +36,8 @@ create temporary table _ingest_positions (
 ) on commit drop;
 """
 
-# Second and later copies of a (loto, unique_id, ds), and draw numbers given two dates.
+# Second and later copies of a (loto, unique_id, ds), and a lottery's draw number given two
+# dates.
 FILE_DUPLICATES = """
 insert into _ingest_problems (line, draw_date, reason, raw_line, kind)
 select line, ds::text,
@@ -62,7 +63,8 @@ from (
            first_value(line) over numbered as first_line,
            first_value(ds) over numbered as first_ds
     from _ingest_draws
-    where num is not null
+    -- a series of the user's own may number its rows per series: only lotteries number draws
+    where num is not null and loto in (select loto from _ingest_specs)
     window numbered as (partition by loto, num order by line)
 ) as numbered
 where ds <> first_ds

@@ -203,3 +203,17 @@ def test_trailing_delimiters_are_not_columns(pg_url, schema, tmp_path):
     lines = [line + "," for line in bingo5_lines()]
     result = ingest_file("bingo5", write_lines(tmp_path, lines), url=pg_url)
     assert result.rows_inserted == 375 * 8
+
+
+def test_own_series_may_number_rows_per_series(pg_url, schema, tmp_path):
+    lines = [
+        "unique_id,ds,y,num",
+        "a,2020-01-01,1,1",
+        "a,2020-01-02,2,2",
+        "b,2021-05-01,3,1",
+        "b,2021-05-02,4,2",
+    ]
+    assert ingest_file("my_panel", write_lines(tmp_path, lines, "panel.csv"), url=pg_url).rows_inserted == 4
+    lines = ["unique_id,ds,y,num", "a,2020-01-03,1,3", "a,2020-01-03,2,3"]
+    error = refused(write_lines(tmp_path, lines, "twice.csv"), "my_panel", pg_url)
+    assert [p.line for p in error.problems] == [3] and "duplicate draw" in error.problems[0].reason
