@@ -12,12 +12,30 @@ import re
 from dataclasses import dataclass, field
 
 from python_jobs.ingest.problems import FileLevelError
-from python_jobs.ingest.spec import LotoSpec
+from python_jobs.ingest.spec import LotoSpec, load_specs
 from python_jobs.ingest.values import normalize_header
 
-DATE_HEADERS = {"抽選日", "抽せん日", "抽籤日", "日付", "開催日", "date", "ds", "draw_date"}
-NUM_HEADERS = {"開催回", "回号", "回別", "回", "抽選回", "抽せん回", "draw", "num", "draw_number"}
-CARRY_HEADERS = {"キャリーオーバー", "キャリーオーバー額", "carryover", "co"}
+DATE_HEADERS = {
+    "抽選日",
+    "抽せん日",
+    "抽籤日",
+    "抽選日付",
+    "抽せん日付",
+    "日付",
+    "開催日",
+    "date",
+    "ds",
+    "draw_date",
+}
+NUM_HEADERS = {"開催回", "回号", "回別", "回", "回数", "抽選回", "抽せん回", "draw", "num", "draw_number"}
+CARRY_HEADERS = {
+    "キャリーオーバー",
+    "キャリーオーバー額",
+    "キャリーオーバー金額",
+    "キャリー",
+    "carryover",
+    "co",
+}
 # One cell holding every main number ("07 10 12 17 23 28 34") or, for Numbers, the digits.
 MAIN_CELL_HEADERS = {"当せん番号", "当選番号", "抽せん数字", "抽選数字", "当せん数字", "当選数字", "本数字"}
 BONUS_CELL_HEADERS = {"ボーナス数字", "ボーナス", "bonus数字", "bonus", "b数字"}
@@ -29,9 +47,16 @@ REMARK_HEADERS = {
     "販売実績",
     "販売実績額",
     "販売額",
+    "販売金額",
+    "販売口数",
     "売上",
     "売上額",
+    "売上金額",
     "発売額",
+    "発売金額",
+    "合計",
+    "奇数",
+    "偶数",
     "セット球",
     "メモ",
     "発売期間",
@@ -93,7 +118,12 @@ def _tier_of(name: str, spec: LotoSpec) -> tuple[str, str] | None:
     if match:
         label, rest = _KANJI_DIGITS.get(match.group(1), match.group(1)), match.group(2)
     else:
-        named = {ja.replace("・", ""): str(tier) for tier, (_, ja) in spec.tiers.items()}
+        # Named tiers of other lotteries are recognised too, so that a column of a tier this
+        # lottery lacks (ミニ in a Numbers4 file) is named as such rather than unknown.
+        named = {
+            ja.replace("・", ""): ja for other in load_specs().values() for _, ja in other.tiers.values()
+        }
+        named.update({ja.replace("・", ""): str(tier) for tier, (_, ja) in spec.tiers.items()})
         bare = re.sub(r"[()・]", "", name)
         head = next((ja for ja in sorted(named, key=len, reverse=True) if bare.startswith(ja)), None)
         if head is None:
@@ -213,8 +243,8 @@ def _assemble(roles: dict[tuple[str, object], list[str]], spec: LotoSpec, keys: 
     for (role, detail), found in roles.items():
         if role not in ("winners", "prize"):
             continue
-        tier = int(str(detail))
-        if tier not in spec.tiers:
+        tier = int(str(detail)) if str(detail).isdigit() else None
+        if tier is None or tier not in spec.tiers:
             layout.unknown_tier_keys[found[0]] = str(detail)
         elif role == "winners":
             layout.winners_keys[tier] = found[0]
