@@ -12,7 +12,7 @@ a stream: memory does not grow with the file.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from python_jobs.ingest.problems import FileLevelError
@@ -32,7 +32,6 @@ class EncodingVerdict:
     utf8_lines: int
     cp932_lines: int
     undecodable_lines: int
-    bad_lines: dict[int, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:

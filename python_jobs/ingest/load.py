@@ -9,6 +9,8 @@ file checksum, line and reason). Draws and their prize tables load in the same t
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,8 @@ log = get_logger(__name__)
 RAW_PRIZES_TABLE = "raw_lottery_prizes"
 # How many bad lines a report lists; the rest are counted.
 REPORT_LIMIT = 200
+# Parsed chunks waiting for COPY while the next one is parsed.
+PARSE_AHEAD = 1
 # A rejects row is keyed by its reason: bounded so the key fits a btree index row.
 REASON_KEEP = 500
 
@@ -268,13 +272,45 @@ class _Phases:
         self.last = now
 
 
-def _stage_file(conn: psycopg.Connection, parsed: ParsedFile) -> None:
-    """Stream the file's chunks into the temporary tables."""
+_DONE = object()
+
+
+def _parse_ahead(parsed: ParsedFile, chunks: queue.Queue, stop: threading.Event) -> None:
+    """Producer: parse chunks while the previous one is copied (the server works meanwhile)."""
     try:
         for chunk in parsed.chunks():
-            _stage_chunk(conn, chunk)
-    except FileLevelError as exc:
-        raise IngestError(parsed.path, parsed.loto, [Problem(exc.line, None, exc.message)]) from None
+            while not stop.is_set():
+                try:
+                    chunks.put(chunk, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+        chunks.put(_DONE)
+    except BaseException as exc:  # handed to the consumer, which raises it in its own thread
+        chunks.put(exc)
+
+
+def _stage_file(conn: psycopg.Connection, parsed: ParsedFile) -> None:
+    """Stream the file's chunks into the temporary tables, parsing one chunk ahead.
+
+    At most ``PARSE_AHEAD`` parsed chunks wait at any time, so memory stays bounded.
+    """
+    chunks: queue.Queue = queue.Queue(maxsize=PARSE_AHEAD)
+    stop = threading.Event()
+    producer = threading.Thread(target=_parse_ahead, args=(parsed, chunks, stop), daemon=True)
+    producer.start()
+    try:
+        while (item := chunks.get()) is not _DONE:
+            if isinstance(item, FileLevelError):
+                raise IngestError(parsed.path, parsed.loto, [Problem(item.line, None, item.message)])
+            if isinstance(item, BaseException):
+                raise item
+            _stage_chunk(conn, item)
+    finally:
+        stop.set()
+        producer.join()
 
 
 def _load(conn: psycopg.Connection, parsed: ParsedFile, *, skip_bad_rows: bool, sha256: str) -> _Counts:
