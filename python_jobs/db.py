@@ -42,6 +42,12 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
 # too many connections, serialization failures and deadlocks.
 TRANSIENT_SQLSTATE_CLASSES = ("08",)
 TRANSIENT_SQLSTATES = {"57P01", "57P02", "57P03", "53300", "40001", "40P01"}
+PERMANENT_CONNECT_ERRORS = (
+    "password authentication failed",
+    "does not exist",
+    "no pg_hba.conf entry",
+    "invalid ",
+)
 WHAT_TO_DO = (
     "Check that the server at DATABASE_URL is up and reachable (or unset DATABASE_URL to use "
     "the embedded one: `make db-start`)."
@@ -191,9 +197,10 @@ def is_transient(exc: BaseException) -> bool:
         return False
     sqlstate = getattr(exc, "sqlstate", None)
     if sqlstate is None:
-        # No answer from the server: the connection failed or dropped, except a refused login.
+        # No answer from the server: the connection failed or dropped, unless the login was
+        # refused or the URL itself is wrong (those fail the same way on every attempt).
         text = str(exc).lower()
-        return "password authentication failed" not in text and "does not exist" not in text
+        return not any(marker in text for marker in PERMANENT_CONNECT_ERRORS)
     return sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES or sqlstate in TRANSIENT_SQLSTATES
 
 
@@ -205,7 +212,12 @@ def retry(fn: Callable[[], T], *, attempts: int = 5, base_delay: float = 0.2, wh
         except psycopg.Error as exc:
             message = redact(str(exc).strip())
             if not is_transient(exc):
-                raise DatabaseError(f"{what} failed: {message}") from None
+                hint = (
+                    " Check DATABASE_URL (user, password, host, port, database name)."
+                    if what == "connect"
+                    else ""
+                )
+                raise DatabaseError(f"{what} failed: {message}.{hint}") from None
             if attempt == attempts:
                 raise DatabaseError(
                     f"{what} failed after {attempts} attempts: {message}. {WHAT_TO_DO}"

@@ -176,8 +176,9 @@ def _refuse_duplicates(keys: list[str]) -> None:
         seen.setdefault(name, key)
     if repeated:
         raise FileLevelError(
-            "duplicated header: " + ", ".join(repr(name) for name in repeated) + " appear more than once; "
-            "each column must appear once"
+            "duplicated header: "
+            + ", ".join(repr(name) for name in repeated)
+            + " (each column must appear once)"
         )
 
 

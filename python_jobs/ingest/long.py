@@ -42,7 +42,8 @@ def long_header(header: list[str]) -> list[str]:
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise FileLevelError(
-            f"duplicated header: {', '.join(map(repr, repeated))} appear more than once in the long format",
+            f"duplicated header: {', '.join(map(repr, repeated))} "
+            "(each column of the long format must appear once)",
             line=1,
         )
     unknown = [name for name in names if name not in LONG_REQUIRED + LONG_OPTIONAL]

@@ -166,7 +166,7 @@ class ParsedFile:
             chunks = self._long_chunks(header, records, decode_problems)
         else:
             self.layout = "wide-csv"
-            chunks = self._wide_chunks(header, records, decode_problems)
+            chunks = self._wide_chunks(header, header_line, records, decode_problems)
         any_rows = False
         for chunk in chunks:
             any_rows = True
@@ -200,9 +200,14 @@ class ParsedFile:
         if decode_problems:
             yield Chunk(_draw_frame([]), _prize_frame([]), list(decode_problems))
 
-    def _wide_chunks(self, header: list[str], records, decode_problems: list[Problem]) -> Iterator[Chunk]:
+    def _wide_chunks(
+        self, header: list[str], header_line: int, records, decode_problems: list[Problem]
+    ) -> Iterator[Chunk]:
         spec = _known_spec(self.loto, layout="wide CSV")
-        layout = wide_layout(header, spec)
+        try:
+            layout = wide_layout(header, spec)
+        except FileLevelError as exc:
+            raise FileLevelError(exc.message, line=header_line) from None
         date_index = header.index(layout.date_key)
         for batch in self._batches(records, len(header)):
             draws: list = []
