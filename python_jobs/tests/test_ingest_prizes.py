@@ -194,3 +194,25 @@ def test_stg_lottery__prizes_on_the_bundled_data(pg_url, loaded_schema):
             )
         ).fetchone()[0]
     assert bingo5 == 0
+
+
+@pytest.mark.dbt
+def test_stg_prize_tests_catch_bad_rows(pg_url, schema):
+    """The grain, tier and amount tests of stg_lottery__prizes fail on rows that break them."""
+    from python_jobs import dbt
+
+    ingest_file("loto6", LOTO6, url=pg_url)
+    with db.connect(pg_url) as conn:
+        conn.execute(
+            sql.SQL(
+                "insert into {} (loto, ds, tier, winners, prize) values "
+                "('loto6', '2000-10-05', 9, 1, 100), ('loto6', '2000-10-09', 1, -1, 100)"
+            ).format(db.qualified(RAW_PRIZES_TABLE))
+        )
+    select = ["--select", "loto_prize_tiers", "stg_lottery__prizes"]
+    assert dbt.run(["build", "--quiet", *select], url=pg_url, check=False) != 0
+    with db.connect(pg_url) as conn:
+        conn.execute(
+            sql.SQL("delete from {} where tier = 9 or winners < 0").format(db.qualified(RAW_PRIZES_TABLE))
+        )
+    assert dbt.run(["build", "--quiet", *select], url=pg_url, check=False) == 0
