@@ -160,7 +160,8 @@ def classify(key: str, spec: LotoSpec) -> tuple[str, str | int | None]:
             match = pattern.match(base)
             if match:
                 return role, int(match.group(1))
-    tier = _tier_of(base, spec)
+    # "1等賞金(円)" carries a remark; "1等(口数)" puts the word itself in parentheses.
+    tier = _tier_of(base, spec) or _tier_of(name.replace("(", "").replace(")", ""), spec)
     if tier is not None:
         return f"{tier[1]}", tier[0]
     return "unknown", None

@@ -8,6 +8,7 @@ database over the staged rows, so memory does not grow with the file.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from python_jobs.ingest.headers import WideLayout
@@ -26,6 +27,7 @@ from python_jobs.ingest.values import (
 
 NOBODY_WON = {"該当なし", "該当者なし", "なし"}
 _SPLIT = re.compile(r"[\s,、・/]+")
+_PARENTHESISED = re.compile(r"\(([^)]*)\)")
 
 DrawRow = tuple[str, str, str, str, int | None, int | None, int]
 PrizeRow = tuple[str, str, int, int | None, int | None, int]
@@ -43,8 +45,6 @@ class WideLine:
 
 def _cell_numbers(text: object, *, digits: bool) -> list[str]:
     """The numbers of one cell: "07 10 12" -> ["07", "10", "12"]; Numbers digits "123" -> 1, 2, 3."""
-    import unicodedata
-
     value = unicodedata.normalize("NFKC", str(text or "")).strip()
     parts = [part for part in _SPLIT.split(value) if part]
     if digits and len(parts) == 1 and parts[0].isdigit():
@@ -56,8 +56,13 @@ def _positions(
     fields: dict, layout: WideLayout, spec: LotoSpec, reasons: list[str]
 ) -> list[tuple[str, object]]:
     positions: list[tuple[str, object]] = []
+    in_cell_bonus: list[str] = []
     if layout.main_cell_key is not None:
-        cell = _cell_numbers(fields.get(layout.main_cell_key), digits=spec.allow_repeats)
+        # "02 08 10 13 27 30 (39)": some sites print the bonus in parentheses in the same cell.
+        text = unicodedata.normalize("NFKC", str(fields.get(layout.main_cell_key) or ""))
+        for group in _PARENTHESISED.findall(text):
+            in_cell_bonus += _cell_numbers(group, digits=False)
+        cell = _cell_numbers(_PARENTHESISED.sub(" ", text), digits=spec.allow_repeats)
         if len(cell) != spec.main_count:
             shown = normalize(fields.get(layout.main_cell_key))[:60]
             reasons.append(
@@ -75,6 +80,15 @@ def _positions(
             positions += [(f"B{i}", value) for i, value in enumerate(cell, start=1)]
     else:
         positions += [(uid, fields.get(key)) for uid, key in layout.bonus_keys]
+    if in_cell_bonus:
+        if layout.bonus_cell_key is not None or layout.bonus_keys:
+            reasons.append("bonus numbers both in parentheses and in a bonus column")
+        elif len(in_cell_bonus) > spec.bonus_count:
+            reasons.append(
+                f"{len(in_cell_bonus)} bonus numbers in parentheses, {spec.loto} draws {spec.bonus_count}"
+            )
+        else:
+            positions += [(f"B{i}", value) for i, value in enumerate(in_cell_bonus, start=1)]
     return positions
 
 

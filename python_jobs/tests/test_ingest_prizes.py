@@ -143,6 +143,15 @@ def test_loto7_one_cell_numbers_and_numbers3_named_tiers(pg_url, schema, tmp_pat
     prizes = loaded_prizes(pg_url)
     assert prizes[["tier", "winners"]].values.tolist() == [[1, 0], [6, 12345]]
     assert pd.isna(prizes["prize"].iloc[0]) and prizes["prize"].iloc[1] == 1000
+    # The bonus in parentheses in the same cell (full-width), tier words in parentheses.
+    text = (
+        "回別,抽せん日,本数字,1等(口数),1等(賞金)\n第2回,2013/4/12,01 02 03 04 05 06 07 （08）（09）,1,100\n"
+    )
+    path.write_text(text, encoding="utf-8")
+    ingest_file("loto7", path, url=pg_url)
+    second = raw_rows(pg_url, "loto7")
+    second = second[second["num"] == 2].set_index("unique_id")["y"].astype(int).to_dict()
+    assert second == {**{f"N{k}": k for k in range(1, 8)}, "B1": 8, "B2": 9}
     lines = [
         "回号,抽せん日,当せん番号,ストレート口数,ストレート当せん金額,ボックス口数,ボックス当せん金額,ミニ口数,ミニ当せん金額"
     ]
