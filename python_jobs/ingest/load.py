@@ -313,7 +313,14 @@ def _stage_file(conn: psycopg.Connection, parsed: ParsedFile) -> None:
         producer.join()
 
 
-def _load(conn: psycopg.Connection, parsed: ParsedFile, *, skip_bad_rows: bool, sha256: str) -> _Counts:
+def _load(
+    conn: psycopg.Connection,
+    parsed: ParsedFile,
+    *,
+    skip_bad_rows: bool,
+    sha256: str,
+    prizes_only: bool = False,
+) -> _Counts:
     """Every step of one load, inside the caller's transaction."""
     source_file = parsed.path.name
     phases = _Phases()
@@ -336,10 +343,11 @@ def _load(conn: psycopg.Connection, parsed: ParsedFile, *, skip_bad_rows: bool, 
     if total:
         checks.drop_bad_lines(conn)
     counts = _Counts(rejected=total, problems=problems)
-    counts.inserted, counts.updated = _upsert(conn, source_file)
+    if not prizes_only:
+        counts.inserted, counts.updated = _upsert(conn, source_file)
     counts.prizes_inserted, counts.prizes_updated = _upsert_prizes(conn, source_file)
     phases.done("merge")
-    broken = checks.stored_draw_problems(conn, db.qualified(config.RAW_DRAWS_TABLE))
+    broken = [] if prizes_only else checks.stored_draw_problems(conn, db.qualified(config.RAW_DRAWS_TABLE))
     phases.done("stored_checks")
     log.debug("ingest.phases", file=source_file, **phases.seconds)
     if broken:
@@ -372,7 +380,12 @@ def _load(conn: psycopg.Connection, parsed: ParsedFile, *, skip_bad_rows: bool, 
 
 
 def ingest_file(
-    loto: str, path: Path, *, skip_bad_rows: bool = False, url: str | None = None
+    loto: str,
+    path: Path,
+    *,
+    skip_bad_rows: bool = False,
+    url: str | None = None,
+    prizes_only: bool = False,
 ) -> IngestResult:
     """Load one results file into the raw tables (draws and prizes), all or nothing.
 
@@ -386,6 +399,10 @@ def ingest_file(
         Load the good rows and write the bad ones to the rejects table instead of failing.
     url
         Database URL; default ``DATABASE_URL`` or the embedded server.
+    prizes_only
+        Check the whole file as usual but merge only its prize tables, leaving the stored
+        draws as they are (the demo uses it to add the prizes of a bundled file to draws that
+        were loaded, and perhaps corrected, before prize tables were kept).
 
     Raises
     ------
@@ -409,7 +426,7 @@ def ingest_file(
     def load() -> _Counts:
         parsed.lines_read = 0
         with db.transaction(url) as conn:
-            return _load(conn, parsed, skip_bad_rows=skip_bad_rows, sha256=sha256)
+            return _load(conn, parsed, skip_bad_rows=skip_bad_rows, sha256=sha256, prizes_only=prizes_only)
 
     # The whole load is one transaction: a retry after a dropped connection starts it over.
     counts = db.retry(load, attempts=3, what=f"ingest {path.name}")
