@@ -225,3 +225,16 @@ def test_stg_prize_tests_catch_bad_rows(pg_url, schema):
             sql.SQL("delete from {} where tier = 9 or winners < 0").format(db.qualified(RAW_PRIZES_TABLE))
         )
     assert dbt.run(["build", "--quiet", *select], url=pg_url, check=False) == 0
+
+
+@pytest.mark.dbt
+def test_stg_prizes_empty_when_no_raw_prize_table(pg_url, schema):
+    """Draws written without the ingest command (no prize table): the model builds, empty."""
+    from python_jobs import dbt
+
+    with db.connect(pg_url) as conn:
+        conn.execute(sql.SQL("create table {} (loto text)").format(db.qualified("raw_lottery_draws")))
+    assert (
+        dbt.run(["build", "--quiet", "--select", "loto_prize_tiers", "stg_lottery__prizes"], url=pg_url) == 0
+    )
+    assert loaded_prizes(pg_url, "stg_lottery__prizes").empty
