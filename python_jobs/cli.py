@@ -8,6 +8,10 @@ from pathlib import Path
 
 from python_jobs import config, definitions, log, settings
 
+# Bad input (a file, a setting) and an unreachable database: the user must act, and the
+# message says how. No traceback is shown for either.
+EXIT_BAD_INPUT = 2
+
 
 def _cmd_profile(args: argparse.Namespace) -> int:
     from python_jobs import dbt
@@ -19,20 +23,21 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
 def _cmd_db(args: argparse.Namespace) -> int:
     from python_jobs import db
+    from python_jobs.redact import mask_url
 
-    # The URL is shown with its password masked: output may end up in logs others read.
-    if args.action == "start":
-        url = db.database_url()
-        print(settings.mask_url(url))
-    elif args.action == "url":
-        print(settings.mask_url(db.database_url()))
+    if args.action in ("start", "url"):
+        # The password never reaches a terminal or a log: the URL is shown masked.
+        print(mask_url(db.database_url()))
     elif args.action == "stop":
         if not db.is_embedded():
             print("DATABASE_URL is set: nothing embedded to stop")
-        elif db.stop_embedded():
-            print("embedded PostgreSQL stopped")
-        else:
-            print("embedded PostgreSQL was not running")
+            return 0
+        try:
+            stopped = db.stop_embedded()
+        except db.DatabaseError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
     return 0
 
 
@@ -46,7 +51,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         except IngestError as exc:
             stage.fail(exc.report())
             print(exc.report(), file=sys.stderr)
-            return 2
+            return EXIT_BAD_INPUT
         stage.rows = result.rows_loaded
     print(result.summary())
     return 0
@@ -198,6 +203,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors that carry a message for the user (imported here: the CLI starts fast)."""
+    from python_jobs.db import DatabaseError
+    from python_jobs.dbt import DbtError
+    from python_jobs.identifiers import InvalidIdentifier
+    from python_jobs.ingest import FileLevelError, IngestError
+
+    return (
+        DatabaseError,
+        DbtError,
+        InvalidIdentifier,
+        IngestError,
+        FileLevelError,
+        config.ConfigError,
+        definitions.DefinitionError,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     # Settings first: the parser's defaults come from them, and bad settings stop here.
     code = settings.configure_from_argv(sys.argv[1:] if argv is None else argv)
@@ -206,14 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     log.configure(args.log_level)
-    from python_jobs.db import DatabaseError
-
     try:
         return int(args.fn(args) or 0)
-    except (config.ConfigError, definitions.DefinitionError) as exc:
-        print(f"error: {settings.mask_url(str(exc))}", file=sys.stderr)
-        return 2
-    except DatabaseError as exc:
-        # A down or unreachable server is a message, not a traceback (password masked).
-        print(f"error: {settings.mask_url(str(exc))}", file=sys.stderr)
-        return 2
+    except _expected_errors() as exc:
+        from python_jobs.redact import redact
+
+        print(f"error: {redact(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT

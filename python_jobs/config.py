@@ -9,7 +9,6 @@ registration (:mod:`python_jobs.features.registry`).
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -32,11 +31,6 @@ INGEST_RUNS_TABLE = "raw_ingest_runs"
 STAGING_MODEL = "stg_lottery__draws"
 
 
-# A schema name the project accepts: a plain lower-case PostgreSQL identifier (63 bytes at
-# most), so it never needs quoting and dbt and the job name the same schema.
-SCHEMA_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-
 class ConfigError(ValueError):
     """A setting from the environment has a value the project cannot use."""
 
@@ -56,14 +50,11 @@ def target_schema() -> str:
 
 
 def check_schema_name(schema: str) -> str:
-    """``schema`` (``public`` when empty) if it is a usable schema name, else :class:`ConfigError`."""
-    schema = schema or "public"
-    if not SCHEMA_PATTERN.match(schema):
-        raise ConfigError(
-            f"DBT_SCHEMA={schema!r} is not a usable schema name: use lower-case letters, digits and "
-            "underscores, starting with a letter or underscore, at most 63 characters"
-        )
-    return schema
+    """``schema`` (``public`` when empty) if it is a usable schema name, else :class:`ConfigError`
+    (:func:`python_jobs.identifiers.validate_schema` holds the rule)."""
+    from python_jobs.identifiers import validate_schema
+
+    return validate_schema(schema or "public")
 
 
 def numba_cache_dir() -> Path:

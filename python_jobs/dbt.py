@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from python_jobs import config, db, definitions
+from python_jobs.identifiers import validate_schema
 from python_jobs.log import get_logger
 
 log = get_logger(__name__)
@@ -18,16 +19,30 @@ class DbtError(RuntimeError):
     pass
 
 
+def _template_value(value: str) -> str:
+    """A value for a Jinja single-quoted string inside a YAML double-quoted scalar."""
+    jinja = value.replace("\\", "\\\\").replace("'", "\\'")
+    return jinja.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def render_profile(url: str | None = None, *, path: Path | None = None) -> Path:
-    """Write ``profiles.yml`` from ``profiles.yml.template`` and the database URL."""
+    """Write ``profiles.yml`` from ``profiles.yml.template`` and the database URL.
+
+    The password is not written: the profile reads ``LOTO_PGPASSWORD`` when dbt runs
+    (:func:`dbt_env` sets it). The file is still created readable by its owner only.
+    """
+    validate_schema(config.target_schema())  # the profile reads DBT_SCHEMA when dbt runs
     template = (config.REPO_ROOT / "profiles.yml.template").read_text(encoding="utf-8")
     params = db.connection_params(url)
     target = path or config.REPO_ROOT / "profiles.yml"
     rendered = string.Template(template).substitute(
-        {key: value.replace("'", "''") for key, value in params.items()}
+        {key: _template_value(value) for key, value in params.items() if key != "password"}
     )
     if not target.exists() or target.read_text(encoding="utf-8") != rendered:
-        target.write_text(rendered, encoding="utf-8")
+        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(rendered)
+    target.chmod(0o600)
     return target
 
 
@@ -42,7 +57,7 @@ def dbt_env(url: str | None = None) -> dict[str, str]:
             "LOTO_PGUSER": params["user"],
             "LOTO_PGPASSWORD": params["password"],
             "LOTO_PGDATABASE": params["dbname"],
-            "DBT_SCHEMA": config.target_schema(),
+            "DBT_SCHEMA": validate_schema(config.target_schema()),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
             # A test runs only when all its parents are built: the pipeline builds staging
             # before the Python job and the marts after it, and a parity test that reads both

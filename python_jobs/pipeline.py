@@ -16,7 +16,9 @@ log = get_logger(__name__)
 SUMMARY_TABLES = (
     config.RAW_DRAWS_TABLE,
     config.RAW_REJECTS_TABLE,
+    "raw_lottery_prizes",
     config.STAGING_MODEL,
+    "stg_lottery__prizes",
     "py_features_stat",
     "py_features_hist",
     "features_hist",
@@ -72,19 +74,43 @@ def run_features_job(url: str, device: str = "auto") -> None:
     run_job(url=url, device=device)
 
 
-def demo(*, device: str = "auto", quiet_dbt: bool = False) -> int:
-    """Load the bundled data, build everything, print rows per table and seconds per stage."""
+def lotteries_with_rows(url: str, table: str = config.RAW_DRAWS_TABLE) -> set[str]:
+    """Lotteries that already have rows in a raw table."""
+    with db.connect(url) as conn:
+        if not db.table_exists(conn, table):
+            return set()
+        rows = conn.execute(sql.SQL("select distinct loto from {}").format(db.qualified(table))).fetchall()
+    return {row[0] for row in rows}
+
+
+def load_bundled(url: str) -> None:
+    """Ingest each bundled file whose lottery has no rows yet.
+
+    A lottery already in the raw table keeps its draws: the user may have corrected a bundled
+    draw or loaded newer results, and re-loading the shipped file would revert that. Only its
+    prize tables are added, when it has none yet (draws loaded before prizes were kept).
+    """
     from python_jobs.ingest import ingest_file
+    from python_jobs.ingest.load import RAW_PRIZES_TABLE
 
-    timer = StageTimer()
-    url = str(timer.run("database", db.database_url))
-
-    def load_bundled() -> None:
-        for loto, path in config.BUNDLED_FILES:
+    with_draws = lotteries_with_rows(url)
+    with_prizes = lotteries_with_rows(url, RAW_PRIZES_TABLE)
+    for loto, path in config.BUNDLED_FILES:
+        if loto not in with_draws:
             result = ingest_file(loto, path, url=url)
             log.info("ingest.done", loto=loto, file=path.name, rows=result.rows_loaded)
+        elif loto not in with_prizes:
+            result = ingest_file(loto, path, url=url, prizes_only=True)
+            log.info("ingest.prizes", loto=loto, file=path.name, rows=result.prizes_inserted)
+        else:
+            log.info("ingest.skipped", loto=loto, file=path.name, reason="the lottery already has rows")
 
-    timer.run("ingest", load_bundled)
+
+def demo(*, device: str = "auto", quiet_dbt: bool = False) -> int:
+    """Load the bundled data, build everything, print rows per table and seconds per stage."""
+    timer = StageTimer()
+    url = str(timer.run("database", db.database_url))
+    timer.run("ingest", lambda: load_bundled(url))
     # Seeds and staging first: the Python job reads stg_lottery__draws...
     first = ["build", "--select", "resource_type:seed", "staging"]
     timer.run("dbt build seeds+staging", lambda: dbt.run(first, url=url, quiet=quiet_dbt))

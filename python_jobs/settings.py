@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from python_jobs.config import ConfigError, check_schema_name
+from python_jobs.redact import redact
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "default_config.yaml"
 #: Environment variable naming the override file (what ``--config`` sets for child processes).
@@ -41,7 +42,6 @@ CONFIG_ENV = "LOTO_CONFIG"
 
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
 # user:password@ in any URL-looking text: the password is replaced before anything is shown.
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)(?P<password>[^\s@/]+)@")
 _NULLS = ("", "null", "~")
 
 
@@ -50,8 +50,8 @@ class SettingsError(ConfigError):
 
 
 def mask_url(text: str) -> str:
-    """``text`` with the password of every ``scheme://user:password@`` replaced by ``***``."""
-    return _URL_PASSWORD.sub(lambda match: f"{match['head']}***@", text)
+    """``text`` with the password of every ``scheme://user:password@`` masked (:func:`redact`)."""
+    return redact(text)
 
 
 def _check_url(value: SecretStr | None, schemes: tuple[str, ...], what: str) -> SecretStr | None:

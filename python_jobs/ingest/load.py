@@ -1,14 +1,17 @@
-"""Loading parsed records: COPY into a temporary table, one set-based upsert, one transaction.
+"""Loading a results file: stream it into temporary tables, check, merge, all in one transaction.
 
 All or nothing: a file with a bad row loads nothing unless ``skip_bad_rows`` is set, in which
 case the good rows load and the bad ones go to the rejects table with their reasons. Loading
 the same file twice changes nothing (the upsert skips identical rows, the rejects are keyed by
-file checksum, line and reason).
+file checksum, line and reason). Draws and their prize tables load in the same transaction.
 """
 
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,10 +19,21 @@ import psycopg
 from psycopg import sql
 
 from python_jobs import config, db
-from python_jobs.ingest.parse import FileLevelError, ParseResult, Problem, parse_file
+from python_jobs.ingest import checks
+from python_jobs.ingest.parse import Chunk, ParsedFile, parse_file
+from python_jobs.ingest.problems import FileLevelError, Problem
+from python_jobs.ingest.spec import load_specs
 from python_jobs.log import get_logger
 
 log = get_logger(__name__)
+
+RAW_PRIZES_TABLE = "raw_lottery_prizes"
+# How many bad lines a report lists; the rest are counted.
+REPORT_LIMIT = 200
+# Parsed chunks waiting for COPY while the next one is parsed.
+PARSE_AHEAD = 1
+# A rejects row is keyed by its reason: bounded so the key fits a btree index row.
+REASON_KEEP = 500
 
 DDL = """
 create table if not exists {draws} (
@@ -32,6 +46,16 @@ create table if not exists {draws} (
     source_file text,
     loaded_at timestamptz not null default now(),
     primary key (loto, unique_id, ds)
+);
+create table if not exists {prizes} (
+    loto text not null,
+    ds date not null,
+    tier integer not null,
+    winners bigint,
+    prize bigint,
+    source_file text,
+    loaded_at timestamptz not null default now(),
+    primary key (loto, ds, tier)
 );
 create table if not exists {rejects} (
     loto text not null,
@@ -62,20 +86,21 @@ create table if not exists {runs} (
 class IngestError(RuntimeError):
     """A file that cannot be loaded as it is. Nothing was written."""
 
-    def __init__(self, path: Path, loto: str, problems: list[Problem], hint: str = ""):
+    def __init__(
+        self, path: Path, loto: str, problems: list[Problem], hint: str = "", total: int | None = None
+    ):
         self.path = path
         self.loto = loto
         self.problems = problems
         self.hint = hint
+        self.total = len(problems) if total is None else total
         super().__init__(self.report())
 
-    def report(self, limit: int = 200) -> str:
-        lines = [f"ingest of {self.path} as {self.loto} failed: nothing was loaded."]
-        shown = self.problems[:limit]
-        for problem in shown:
-            lines.append(f"  {problem}")
-        if len(self.problems) > limit:
-            lines.append(f"  ... and {len(self.problems) - limit} more bad rows")
+    def report(self, limit: int = REPORT_LIMIT) -> str:
+        lines = [f"ingest of {self.path} as {self.loto!r} failed: nothing was loaded."]
+        lines += [f"  {problem}" for problem in self.problems[:limit]]
+        if self.total > min(limit, len(self.problems)):
+            lines.append(f"  ... and {self.total - min(limit, len(self.problems))} more bad lines")
         if self.hint:
             lines.append(self.hint)
         return "\n".join(lines)
@@ -90,6 +115,8 @@ class IngestResult:
     rows_inserted: int
     rows_updated: int
     rows_rejected: int
+    prizes_inserted: int = 0
+    prizes_updated: int = 0
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -102,6 +129,8 @@ class IngestResult:
             f"{self.rows_inserted} rows inserted, {self.rows_updated} updated, "
             f"{self.rows_rejected} bad lines rejected"
         )
+        if self.prizes_inserted or self.prizes_updated:
+            text += f"; prize rows: {self.prizes_inserted} inserted, {self.prizes_updated} updated"
         if self.rows_rejected:
             text += f" (see {config.target_schema()}.{config.RAW_REJECTS_TABLE})"
         return text
@@ -111,34 +140,55 @@ def ensure_tables(conn: psycopg.Connection) -> None:
     conn.execute(
         sql.SQL(DDL).format(
             draws=db.qualified(config.RAW_DRAWS_TABLE),
+            prizes=db.qualified(RAW_PRIZES_TABLE),
             rejects=db.qualified(config.RAW_REJECTS_TABLE),
             runs=db.qualified(config.INGEST_RUNS_TABLE),
         )
     )
 
 
-def _copy_records(conn: psycopg.Connection, parsed: ParseResult, source_file: str) -> None:
-    conn.execute(
-        "create temporary table _ingest_draws "
-        "(loto text, unique_id text, ds date, y numeric, num integer, co bigint, source_file text) "
-        "on commit drop"
+def _copy_frame(conn: psycopg.Connection, table: str, frame, columns: list[str]) -> None:
+    if frame.empty:
+        return
+    statement = sql.SQL("copy {} ({}) from stdin with (format csv)").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
-    frame = parsed.to_frame().assign(source_file=source_file)
-    with conn.cursor().copy(
-        "copy _ingest_draws (loto, unique_id, ds, y, num, co, source_file) from stdin with (format csv)"
-    ) as copy:
-        for start in range(0, len(frame), 200_000):
-            copy.write(frame.iloc[start : start + 200_000].to_csv(index=False, header=False))
+    with conn.cursor().copy(statement) as copy:
+        copy.write(frame[columns].to_csv(index=False, header=False))
 
 
-def _upsert(conn: psycopg.Connection) -> tuple[int, int]:
-    """Merge the temporary table into the raw table. Returns (inserted, updated)."""
+def _stage_chunk(conn: psycopg.Connection, chunk: Chunk) -> None:
+    _copy_frame(conn, "_ingest_draws", chunk.draws, ["loto", "unique_id", "ds", "y", "num", "co", "line"])
+    _copy_frame(conn, "_ingest_prizes", chunk.prizes, ["loto", "ds", "tier", "winners", "prize", "line"])
+    if chunk.problems:
+        with conn.cursor().copy(
+            "copy _ingest_problems (line, draw_date, reason, raw_line) from stdin"
+        ) as copy:
+            for problem in chunk.problems:
+                copy.write_row((problem.line or 0, problem.draw_date, problem.reason, problem.raw))
+
+
+def _problems(conn: psycopg.Connection) -> tuple[list[Problem], int]:
+    """The first bad lines (one entry per line, reasons joined) and how many lines are bad."""
+    total = conn.execute("select count(distinct line) from _ingest_problems").fetchone()
+    rows = conn.execute(
+        "select line, min(draw_date), string_agg(reason, '; ' order by reason), max(raw_line) "
+        "from _ingest_problems group by line order by line limit %s",
+        (REPORT_LIMIT,),
+    ).fetchall()
+    return [Problem(line or None, ds, reason, raw or "") for line, ds, reason, raw in rows], int(
+        total[0] if total else 0
+    )
+
+
+def _upsert(conn: psycopg.Connection, source_file: str) -> tuple[int, int]:
+    """Merge the staged draws into the raw table. Returns (inserted, updated)."""
     row = conn.execute(
         sql.SQL(
             """
             with merged as (
                 insert into {draws} as target (loto, unique_id, ds, y, num, co, source_file)
-                select loto, unique_id, ds, y, num, co, source_file from _ingest_draws
+                select loto, unique_id, ds, y, num, co, %(source)s from _ingest_draws
                 on conflict (loto, unique_id, ds) do update
                     set y = excluded.y,
                         num = excluded.num,
@@ -151,31 +201,193 @@ def _upsert(conn: psycopg.Connection) -> tuple[int, int]:
             )
             select count(*) filter (where inserted), count(*) filter (where not inserted) from merged
             """
-        ).format(draws=db.qualified(config.RAW_DRAWS_TABLE))
+        ).format(draws=db.qualified(config.RAW_DRAWS_TABLE)),
+        {"source": source_file},
     ).fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
-def _write_rejects(
-    conn: psycopg.Connection, loto: str, source_file: str, sha256: str, problems: list[Problem]
-) -> None:
-    if not problems:
-        return
-    with conn.cursor() as cur:
-        cur.executemany(
-            sql.SQL(
-                "insert into {rejects} "
-                "(loto, source_file, file_sha256, line_no, draw_date, reason, raw_line) "
-                "values (%s, %s, %s, %s, %s, %s, %s) on conflict do nothing"
-            ).format(rejects=db.qualified(config.RAW_REJECTS_TABLE)),
-            [(loto, source_file, sha256, p.line or 0, p.draw_date, p.reason, p.raw[:2000]) for p in problems],
+def _upsert_prizes(conn: psycopg.Connection, source_file: str) -> tuple[int, int]:
+    row = conn.execute(
+        sql.SQL(
+            """
+            with merged as (
+                insert into {prizes} as target (loto, ds, tier, winners, prize, source_file)
+                select loto, ds, tier, winners, prize, %(source)s from _ingest_prizes
+                on conflict (loto, ds, tier) do update
+                    set winners = excluded.winners,
+                        prize = excluded.prize,
+                        source_file = excluded.source_file,
+                        loaded_at = now()
+                    where (target.winners, target.prize) is distinct from (excluded.winners, excluded.prize)
+                returning (xmax = 0) as inserted
+            )
+            select count(*) filter (where inserted), count(*) filter (where not inserted) from merged
+            """
+        ).format(prizes=db.qualified(RAW_PRIZES_TABLE)),
+        {"source": source_file},
+    ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def _write_rejects(conn: psycopg.Connection, loto: str, source_file: str, sha256: str) -> None:
+    conn.execute(
+        sql.SQL(
+            "insert into {rejects} (loto, source_file, file_sha256, line_no, draw_date, reason, raw_line) "
+            "select %s, %s, %s, line, min(draw_date), left(string_agg(reason, '; ' order by reason), %s), "
+            "max(raw_line) from _ingest_problems group by line on conflict do nothing"
+        ).format(rejects=db.qualified(config.RAW_REJECTS_TABLE)),
+        (loto, source_file, sha256, REASON_KEEP),
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class _Counts:
+    inserted: int = 0
+    updated: int = 0
+    prizes_inserted: int = 0
+    prizes_updated: int = 0
+    rejected: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+
+class _Phases:
+    """Seconds per step of a load, logged at debug level (where a slow load spends its time)."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self.last, 3)
+        self.last = now
+
+
+_DONE = object()
+
+
+def _parse_ahead(parsed: ParsedFile, chunks: queue.Queue, stop: threading.Event) -> None:
+    """Producer: parse chunks while the previous one is copied (the server works meanwhile)."""
+    try:
+        for chunk in parsed.chunks():
+            while not stop.is_set():
+                try:
+                    chunks.put(chunk, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+        chunks.put(_DONE)
+    except BaseException as exc:  # handed to the consumer, which raises it in its own thread
+        chunks.put(exc)
+
+
+def _stage_file(conn: psycopg.Connection, parsed: ParsedFile) -> None:
+    """Stream the file's chunks into the temporary tables, parsing one chunk ahead.
+
+    At most ``PARSE_AHEAD`` parsed chunks wait at any time, so memory stays bounded.
+    """
+    chunks: queue.Queue = queue.Queue(maxsize=PARSE_AHEAD)
+    stop = threading.Event()
+    producer = threading.Thread(target=_parse_ahead, args=(parsed, chunks, stop), daemon=True)
+    producer.start()
+    try:
+        while (item := chunks.get()) is not _DONE:
+            if isinstance(item, FileLevelError):
+                raise IngestError(parsed.path, parsed.loto, [Problem(item.line, None, item.message)])
+            if isinstance(item, BaseException):
+                raise item
+            _stage_chunk(conn, item)
+    finally:
+        stop.set()
+        producer.join()
+
+
+def _load(
+    conn: psycopg.Connection,
+    parsed: ParsedFile,
+    *,
+    skip_bad_rows: bool,
+    sha256: str,
+    prizes_only: bool = False,
+) -> _Counts:
+    """Every step of one load, inside the caller's transaction."""
+    source_file = parsed.path.name
+    phases = _Phases()
+    ensure_tables(conn)
+    checks.create_staging(conn, load_specs().values())
+    _stage_file(conn, parsed)
+    phases.done("parse_and_copy")
+    checks.find_file_problems(conn, skip_bad_rows=skip_bad_rows)
+    problems, total = _problems(conn)
+    phases.done("file_checks")
+    if total and not skip_bad_rows:
+        raise IngestError(
+            parsed.path,
+            parsed.loto,
+            problems,
+            hint="Fix these lines, or rerun with --skip-bad-rows to load the good rows and keep "
+            f"the bad ones in {config.RAW_REJECTS_TABLE}.",
+            total=total,
         )
+    if total:
+        checks.drop_bad_lines(conn)
+    counts = _Counts(rejected=total, problems=problems)
+    if not prizes_only:
+        counts.inserted, counts.updated = _upsert(conn, source_file)
+    counts.prizes_inserted, counts.prizes_updated = _upsert_prizes(conn, source_file)
+    phases.done("merge")
+    broken = [] if prizes_only else checks.stored_draw_problems(conn, db.qualified(config.RAW_DRAWS_TABLE))
+    phases.done("stored_checks")
+    log.debug("ingest.phases", file=source_file, **phases.seconds)
+    if broken:
+        raise IngestError(
+            parsed.path,
+            parsed.loto,
+            broken,
+            hint="The file would leave these draws inconsistent with the rows already stored; "
+            "load the whole draw (every position) or correct the stored rows first.",
+        )
+    if skip_bad_rows and total:
+        _write_rejects(conn, parsed.loto, source_file, sha256)
+    conn.execute(
+        sql.SQL(
+            "insert into {runs} (loto, source_file, file_sha256, layout, rows_read, rows_inserted, "
+            "rows_updated, rows_rejected) values (%s, %s, %s, %s, %s, %s, %s, %s)"
+        ).format(runs=db.qualified(config.INGEST_RUNS_TABLE)),
+        (
+            parsed.loto,
+            source_file,
+            sha256,
+            parsed.layout,
+            parsed.lines_read,
+            counts.inserted,
+            counts.updated,
+            total,
+        ),
+    )
+    return counts
 
 
 def ingest_file(
-    loto: str, path: Path, *, skip_bad_rows: bool = False, url: str | None = None
+    loto: str,
+    path: Path,
+    *,
+    skip_bad_rows: bool = False,
+    url: str | None = None,
+    prizes_only: bool = False,
 ) -> IngestResult:
-    """Load one results file into the raw table, all or nothing.
+    """Load one results file into the raw tables (draws and prizes), all or nothing.
 
     Parameters
     ----------
@@ -187,71 +399,56 @@ def ingest_file(
         Load the good rows and write the bad ones to the rejects table instead of failing.
     url
         Database URL; default ``DATABASE_URL`` or the embedded server.
+    prizes_only
+        Check the whole file as usual but merge only its prize tables, leaving the stored
+        draws as they are (the demo uses it to add the prizes of a bundled file to draws that
+        were loaded, and perhaps corrected, before prize tables were kept).
 
     Raises
     ------
     IngestError
-        The file, or a row of it, is bad (and ``skip_bad_rows`` is not set). Nothing is written.
+        The file, or a line of it, is bad (and ``skip_bad_rows`` is not set), or the merge
+        would leave a stored draw breaking its lottery's rules. Nothing is written.
+    db.DatabaseError
+        The database is unreachable or refused the load; nothing is written.
     """
     path = Path(path)
     try:
         parsed = parse_file(path, loto)
+        sha256 = _sha256(path)
     except FileLevelError as exc:
-        raise IngestError(path, loto, [Problem(None, None, str(exc))]) from exc
-    if parsed.problems and not skip_bad_rows:
+        raise IngestError(path, loto, [Problem(exc.line, None, exc.message)]) from None
+    except OSError as exc:
         raise IngestError(
-            path,
-            loto,
-            parsed.problems,
-            hint="Fix these lines, or rerun with --skip-bad-rows to load the good rows and keep "
-            f"the bad ones in {config.RAW_REJECTS_TABLE}.",
-        )
-    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
-    source_file = path.name
+            path, loto, [Problem(None, None, f"cannot read the file: {exc.strerror}")]
+        ) from None
 
-    def load() -> tuple[int, int]:
+    def load() -> _Counts:
+        parsed.lines_read = 0
         with db.transaction(url) as conn:
-            ensure_tables(conn)
-            _copy_records(conn, parsed, source_file)
-            inserted, updated = _upsert(conn)
-            _write_rejects(conn, loto, source_file, sha256, parsed.problems if skip_bad_rows else [])
-            conn.execute(
-                sql.SQL(
-                    "insert into {runs} (loto, source_file, file_sha256, layout, rows_read, rows_inserted, "
-                    "rows_updated, rows_rejected) values (%s, %s, %s, %s, %s, %s, %s, %s)"
-                ).format(runs=db.qualified(config.INGEST_RUNS_TABLE)),
-                (
-                    loto,
-                    source_file,
-                    sha256,
-                    parsed.layout,
-                    parsed.lines_read,
-                    inserted,
-                    updated,
-                    len(parsed.problems),
-                ),
-            )
-            return inserted, updated
+            return _load(conn, parsed, skip_bad_rows=skip_bad_rows, sha256=sha256, prizes_only=prizes_only)
 
     # The whole load is one transaction: a retry after a dropped connection starts it over.
-    inserted, updated = db.retry(load, attempts=3, what=f"ingest {path.name}")
-    result = IngestResult(
-        path=path,
-        loto=loto,
-        layout=parsed.layout,
-        rows_read=parsed.lines_read,
-        rows_inserted=inserted,
-        rows_updated=updated,
-        rows_rejected=len(parsed.problems),
-        problems=parsed.problems,
-    )
+    counts = db.retry(load, attempts=3, what=f"ingest {path.name}")
     log.info(
         "ingest.loaded",
         file=path.name,
         loto=loto,
         layout=parsed.layout,
-        inserted=inserted,
-        updated=updated,
-        rejected=len(parsed.problems),
+        inserted=counts.inserted,
+        updated=counts.updated,
+        prizes=counts.prizes_inserted + counts.prizes_updated,
+        rejected=counts.rejected,
     )
-    return result
+    return IngestResult(
+        path=path,
+        loto=loto,
+        layout=parsed.layout,
+        rows_read=parsed.lines_read,
+        rows_inserted=counts.inserted,
+        rows_updated=counts.updated,
+        rows_rejected=counts.rejected,
+        prizes_inserted=counts.prizes_inserted,
+        prizes_updated=counts.prizes_updated,
+        problems=counts.problems,
+    )
