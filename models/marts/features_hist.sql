@@ -72,6 +72,22 @@ draw_domain as (
     select * from {{ ref('int_hist__draw_domain') }}
 ),
 
+value_gaps as (
+    select * from {{ ref('int_hist__value_gaps') }}
+),
+
+draw_prizes as (
+    select * from {{ ref('int_hist__draw_prizes') }}
+),
+
+prize_correlation as (
+    select * from {{ ref('int_hist__prize_correlation') }}
+),
+
+position_gap_expected as (
+    select * from {{ ref('int_hist__position_gap_expected') }}
+),
+
 py_hist as not materialized (
     -- Read where it is joined (twice in an incremental run) rather than copied once.
     select * from {{ source('python_jobs', 'py_features_hist') }}
@@ -452,6 +468,14 @@ final as (
         draw_domain.hist_draw_same_last_digit,
         row_stats.co::bigint as hist_co,
         row_stats.co_corr as hist_y_co_corr_w{{ fixed_window }},
+        draw_prizes.hist_draw_prize1_winners,
+        draw_prizes.hist_draw_prize1_payout,
+        draw_prizes.hist_draw_payout_total,
+        prize_correlation.hist_y_prize1_corr_w30,
+        value_gaps.hist_y_gap_mean,
+        value_gaps.hist_y_gap_std,
+        draw_domain.hist_y_gap / value_gaps.hist_y_gap_mean as hist_y_overdue_ratio,
+        position_gap_expected.hist_y_gap_expected,
         {%- for column in py_hist_columns() %}
             py_hist.{{ column }}{% if not loop.last %},{% endif %}
         {%- endfor %}
@@ -461,6 +485,24 @@ final as (
             row_stats.loto = draw_domain.loto
             and row_stats.ds = draw_domain.ds
             and row_stats.y = draw_domain.y
+    left join value_gaps
+        on
+            row_stats.loto = value_gaps.loto
+            and row_stats.ds = value_gaps.ds
+            and row_stats.y = value_gaps.y
+    left join draw_prizes
+        on
+            row_stats.loto = draw_prizes.loto
+            and row_stats.ds = draw_prizes.ds
+    left join prize_correlation
+        on
+            row_stats.loto = prize_correlation.loto
+            and row_stats.unique_id = prize_correlation.unique_id
+            and row_stats.ds = prize_correlation.ds
+    left join position_gap_expected
+        on
+            row_stats.loto = position_gap_expected.loto
+            and row_stats.unique_id = position_gap_expected.unique_id
     left join py_hist
         on
             row_stats.loto = py_hist.loto

@@ -20,6 +20,10 @@ draw_gaps as (
     select * from {{ ref('int_stat__draw_gaps_aggregated') }}
 ),
 
+prizes as (
+    select * from {{ ref('int_stat__prizes_aggregated') }}
+),
+
 py_stat as (
     select * from {{ source('python_jobs', 'py_features_stat') }}
 ),
@@ -56,6 +60,10 @@ final as (
         positions.range_min as stat_loto_number_range_min,
         positions.range_max as stat_loto_number_range_max,
         lottery_draws.draw_count_total as stat_loto_draw_count_total,
+        prizes.stat_prize1_hit_share,
+        prizes.stat_prize1_payout_mean,
+        prizes.stat_prize1_payout_median,
+        prizes.stat_y_prize1_corr,
         {%- for column in py_stat_columns() %}
             py_stat.{{ column }}{% if not loop.last %},{% endif %}
         {%- endfor %}
@@ -70,6 +78,10 @@ final as (
         on
             moments.loto = positions.loto
             and moments.unique_id = positions.unique_id
+    left join prizes
+        on
+            moments.loto = prizes.loto
+            and moments.unique_id = prizes.unique_id
     left join py_stat
         on
             moments.loto = py_stat.loto

@@ -205,7 +205,8 @@ def test_columns_are_the_contract_and_documented(reference_build):
     assert {f"hist_y_lag{k}" for k in DEFS.lags} <= set(sql_columns)
     assert {f"hist_y_freq_w{n}" for n in DEFS.freq_windows} <= set(sql_columns)
     per_window = 7  # mean, std, min, max, iqr, zscore, dev_mean
-    fixed = 2 + 2 + 2 + 1 + 1 + 4 + 2  # outlier flags, drawdown/up, slope, autocorr, gap, streak, draw, co
+    # outlier flags, drawdown/up, slope, autocorr, gap, streak, draw, co, prizes, gap regularity
+    fixed = 2 + 2 + 2 + 1 + 1 + 4 + 2 + 4 + 4
     expected = len(DEFS.lags) + per_window * len(DEFS.windows) + len(DEFS.diffs) + len(DEFS.pct_changes)
     assert len(sql_columns) == expected + len(DEFS.freq_windows) + fixed
 

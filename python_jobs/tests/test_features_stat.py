@@ -37,6 +37,13 @@ SQL_COLUMNS = [
     "stat_loto_number_range_max",
     "stat_loto_draw_count_total",
 ]
+# Prize statistics, checked against their own reference in test_features_prizes.py.
+PRIZE_COLUMNS = [
+    "stat_prize1_hit_share",
+    "stat_prize1_payout_mean",
+    "stat_prize1_payout_median",
+    "stat_y_prize1_corr",
+]
 
 
 def _read(url: str, schema: str, query: str) -> pd.DataFrame:
@@ -83,8 +90,9 @@ def built(pg_url: str, loaded_schema: str) -> Iterator[tuple[pd.DataFrame, pd.Da
 
 def test_columns_are_the_contract_and_documented(built):
     stat, _ = built
-    assert list(stat.columns[: len(SQL_COLUMNS)]) == SQL_COLUMNS
-    python_columns = list(stat.columns[len(SQL_COLUMNS) :])
+    leading = SQL_COLUMNS + PRIZE_COLUMNS
+    assert list(stat.columns[: len(leading)]) == leading
+    python_columns = list(stat.columns[len(leading) :])
     assert python_columns and all(column.startswith("stat_") for column in python_columns)
     models = yaml.safe_load((config.REPO_ROOT / "models/marts/_marts__features_futr_stat.yml").read_text())
     documented = next(model for model in models["models"] if model["name"] == "features_stat")
