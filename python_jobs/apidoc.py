@@ -141,14 +141,14 @@ def families_block() -> str:
     from python_jobs.features import registry
 
     families = registry.families()
-    python_columns = {column for family in families for column in family.outputs()}
+    python_columns = {column for family in families for column in family.output_names()}
     lines = [BLOCK_START, "", "### Computed in SQL (dbt models)", ""]
     for mart, columns in _mart_columns().items():
         sql_columns = [column for column in columns if column not in python_columns]
         lines += [f"**{mart}** ({len(sql_columns)} columns): {_names(sql_columns)}", ""]
     lines += ["### Computed by the Python feature job", ""]
     for family in families:
-        outputs = family.outputs()
+        outputs = family.output_names()
         table = "py_features_hist" if family.kind == "hist" else "py_features_stat"
         mart = "features_hist" if family.kind == "hist" else "features_stat"
         where = "CPU and GPU" if family.gpu else "CPU"
