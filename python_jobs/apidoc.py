@@ -157,7 +157,7 @@ def families_block() -> str:
             "",
             f"- computed on: {where}; cost class: {family.cost}; table: {table}, joined into {mart}",
             f"- reference: {family.reference or 'see the module docstring'}",
-            f"- minimum series length: {family.min_length}",
+            f"- minimum series length: {family.min_rows()}",
             f"- columns ({len(outputs)}): {_names(outputs)}",
             "",
         ]
