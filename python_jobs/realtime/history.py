@@ -94,10 +94,7 @@ class SeriesHistory:
         with np.errstate(divide="ignore", invalid="ignore"):
             rho = np.minimum(1.0, cov / (self.stds[: last + 1] * std))
         # stumpy's conventions: constant vs constant is a perfect match, constant vs not 0.5.
-        if self.constant[j]:
-            rho = np.where(constant, 1.0, 0.5)
-        else:
-            rho = np.where(constant, 0.5, rho)
+        rho = np.where(constant, 1.0, 0.5) if self.constant[j] else np.where(constant, 0.5, rho)
         squared = abs(2 * m * (1.0 - rho.max()))
         return 0.0 if squared < P_NORM_THRESHOLD else math.sqrt(squared)
 
