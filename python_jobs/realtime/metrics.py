@@ -37,6 +37,8 @@ class ServiceMetrics:
         self.reconnects = Counter("realtime_feed_reconnects", "WebSocket reconnections", registry=r)
         self.predictions = Counter("realtime_predictions", "Predictions published", registry=r)
 
-    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
-        """Serve ``/metrics`` on ``addr:port`` (loopback by default) in a background thread."""
-        start_http_server(port, addr=addr, registry=self.registry)
+    def serve(self, port: int, addr: str = "127.0.0.1") -> int:
+        """Serve ``/metrics`` on ``addr:port`` (loopback by default; port 0 picks a free one)
+        in a background thread; return the port."""
+        server, _ = start_http_server(port, addr=addr, registry=self.registry)
+        return int(server.server_address[1])
