@@ -143,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="the benchmarks (make bench); writes bench/results/latest.json")
     p.add_argument("--only", action="append", default=None, help="run one benchmark (repeatable)")
     p.set_defaults(fn=_cmd_bench)
+    __import__("python_jobs.realtime.cli", fromlist=["add_parsers"]).add_parsers(sub)
     return parser
 
 

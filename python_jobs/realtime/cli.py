@@ -79,6 +79,8 @@ def build_service(args: argparse.Namespace, feed_url: str, metrics: Any = None):
     except ValueError as exc:
         raise CommandError(f"REDIS_URL is not a Redis URL: {exc}") from None
     engine = RealTimeFeatureEngine(history_features=args.history_features)
+    # Load the compiled kernel now, not on the first message.
+    RealTimeFeatureEngine(history_features=False).update_many(["warm-up"], [0.0], [1.0])
     store = RealTimeFeatureStore(engine.names, engine.layout.version, client, ttl=args.ttl)
     store.where = where
     if args.warm_start == "redis":

