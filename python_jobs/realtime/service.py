@@ -109,14 +109,13 @@ class FeatureService:
             self.handle(batch)
 
     async def run(self, duration: float | None = None) -> None:
-        """Run until ``duration`` seconds pass (or forever), then drain what was received."""
-        tasks = [asyncio.ensure_future(self.processor.run()), asyncio.ensure_future(self.consume())]
+        """Run until ``duration`` seconds pass or the intake stops, then drain what was received."""
+        reader = asyncio.ensure_future(self.processor.run())
+        tasks = [reader, asyncio.ensure_future(self.consume())]
         if self.predictor is not None:
             tasks.append(asyncio.ensure_future(self.predictor.run()))
         try:
-            await asyncio.wait_for(asyncio.gather(*tasks), timeout=duration)
-        except TimeoutError:
-            pass
+            await asyncio.wait({reader}, timeout=duration)
         finally:
             self.processor.stop()
             for task in tasks:
