@@ -35,13 +35,18 @@ async def _feed(args: argparse.Namespace) -> None:
     from python_jobs.realtime.feed import CsvFeed, load_ticks, messages
 
     ticks = load_ticks(Path(args.file), args.symbol)
-    feed = CsvFeed(messages(ticks, args.symbols, args.loop), args.rate, wait_for_client=not args.no_wait)
+    feed = CsvFeed(
+        messages(ticks, args.symbols, args.loop),
+        args.rate,
+        wait_for_client=not args.no_wait,
+        duration=args.duration,
+    )
     print(
         f"feed: {len(ticks):,} rows x {args.symbols} symbol(s) at {args.rate:,.0f} msg/s on "
         f"ws://{args.host}:{args.port}",
         flush=True,
     )
-    await feed.serve(args.host, args.port, args.duration)
+    await feed.serve(args.host, args.port)
     print(f"feed: sent {feed.sent:,} messages")
 
 
@@ -275,7 +280,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--symbol", default="EURUSD", help="symbol when the file has no symbol column")
     p.add_argument("--symbols", type=int, default=1, help="play the file as this many symbols")
     p.add_argument("--loop", action="store_true", help="restart the file at its end")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds of playing")
     p.add_argument("--no-wait", action="store_true", help="start playing before a client connects")
     p.set_defaults(fn=_cmd_feed)
 

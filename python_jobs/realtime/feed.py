@@ -74,11 +74,17 @@ class CsvFeed:
     """Serves :func:`messages` at ``rate`` per second to every connected client."""
 
     def __init__(
-        self, source: Iterator[dict[str, Any]], rate: float, *, wait_for_client: bool = True
+        self,
+        source: Iterator[dict[str, Any]],
+        rate: float,
+        *,
+        wait_for_client: bool = True,
+        duration: float | None = None,
     ) -> None:
         self.source = source
         self.rate = rate
         self.wait_for_client = wait_for_client
+        self.duration = duration
         self.clients: set[Any] = set()
         self.sent = 0
         self.finished = asyncio.Event()
@@ -100,14 +106,18 @@ class CsvFeed:
                 self.clients.discard(socket)
 
     async def play(self) -> None:
-        """Send every message on schedule; then set :attr:`finished`."""
+        """Send every message on schedule (for :attr:`duration` seconds at most, counted from the
+        first client); then set :attr:`finished`."""
         if self.wait_for_client:
             await self._client_seen.wait()
         start = time.perf_counter()
         pending: list[dict[str, Any]] = []
         exhausted = False
         while not exhausted:
-            due = int((time.perf_counter() - start) * self.rate) - self.sent
+            elapsed = time.perf_counter() - start
+            if self.duration is not None and elapsed >= self.duration:
+                break
+            due = int(elapsed * self.rate) - self.sent
             while len(pending) < due:
                 item = next(self.source, None)
                 if item is None:
@@ -122,13 +132,7 @@ class CsvFeed:
             await asyncio.sleep(0.001)
         self.finished.set()
 
-    async def serve(
-        self, host: str = LOOPBACK, port: int = DEFAULT_PORT, duration: float | None = None
-    ) -> None:
-        """Listen on ``host:port`` and play the feed (for ``duration`` seconds at most)."""
+    async def serve(self, host: str = LOOPBACK, port: int = DEFAULT_PORT) -> None:
+        """Listen on ``host:port`` and play the feed; close the connections when it ends."""
         async with websockets.serve(self._handler, host, port, max_size=2**24, compression=None):
-            player = asyncio.ensure_future(self.play())
-            try:
-                await asyncio.wait_for(asyncio.shield(player), timeout=duration)
-            except TimeoutError:
-                player.cancel()
+            await self.play()
