@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections import deque
 from typing import Any
@@ -110,6 +111,10 @@ class FeatureService:
 
     async def run(self, duration: float | None = None) -> None:
         """Run until ``duration`` seconds pass or the intake stops, then drain what was received."""
+        # What exists now (modules, the engine's arrays) lives as long as the service: out of
+        # the collector's sight, a full collection no longer walks it between two messages.
+        gc.collect()
+        gc.freeze()
         reader = asyncio.ensure_future(self.processor.run())
         tasks = [reader, asyncio.ensure_future(self.consume())]
         if self.predictor is not None:
