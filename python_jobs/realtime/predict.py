@@ -182,12 +182,12 @@ def features_from_files() -> pd.DataFrame:
 
 
 def train(
-    features: pd.DataFrame, path: Path = MODEL_PATH, version: str = ""
+    features: pd.DataFrame, path: Path = MODEL_PATH, version: str = "", folds: int = FOLDS
 ) -> tuple[dict[str, Any], Backtest]:
-    """Backtest walk-forward, fit on every row, save ``{model, columns, ...}`` to ``path``."""
+    """Backtest walk-forward (``folds`` folds), fit on every row, save ``{model, columns, ...}``."""
     frame = training_frame(features)
     columns = model_columns([c for c in frame.columns if c.startswith("hist_")])
-    backtest = walk_forward(frame, columns)
+    backtest = walk_forward(frame, columns, folds)
     model = _ensemble().fit(frame[columns].fillna(0.0).to_numpy(), frame["z_next"])
     bundle = {
         "model": model,

@@ -66,7 +66,7 @@ def test_predictions_reach_the_redis_stream(bingo5_features, tmp_path, monkeypat
     monkeypatch.setattr(config, "LOCAL_DIR", tmp_path)
     monkeypatch.setattr(config, "REDIS_DB_PATH", tmp_path / "redis.db")
     bundle, _ = predict.train(
-        bingo5_features[bingo5_features.unique_id.isin(["N1", "N2"])], tmp_path / "m.pkl"
+        bingo5_features[bingo5_features.unique_id.isin(["N1", "N2"])], tmp_path / "m.pkl", folds=1
     )
     engine = RealTimeFeatureEngine(history_features=False)
     values = bingo5_features[bingo5_features.unique_id == "N4"]["y"].to_numpy()[:60]
