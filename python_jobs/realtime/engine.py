@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -31,7 +32,7 @@ from python_jobs.realtime.history import SeriesHistory
 from python_jobs.realtime.indicators import STATE_SIZE
 from python_jobs.realtime.layout import BOOLEAN_COLUMNS, FeatureLayout, layout
 
-Timestamp = str | dt.date | dt.datetime | int | float
+Timestamp = str | dt.date | dt.datetime | np.datetime64 | int | float
 
 
 class OrderError(ValueError):
@@ -47,9 +48,11 @@ def to_epoch(ts: Timestamp) -> float:
 
     Naive datetimes and strings without an offset are taken as UTC.
     """
-    if isinstance(ts, bool):
+    if isinstance(ts, (bool, np.bool_)):
         raise TypeError("a timestamp cannot be a boolean")
-    if isinstance(ts, (int, float)):
+    if isinstance(ts, np.datetime64):
+        ts = ts.astype("datetime64[us]").item()
+    if isinstance(ts, numbers.Real):
         value = float(ts)
         if not math.isfinite(value):
             raise ValueError(f"timestamp {ts!r} is not finite")

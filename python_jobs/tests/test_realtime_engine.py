@@ -191,3 +191,22 @@ def test_definitions_come_from_the_dbt_vars():
     for i, y in enumerate([1.0, 2.0, 4.0, 8.0]):
         features = engine.update("k", i, y)
     assert features["hist_y_roll_mean_w4"] == 3.75 and features["hist_y_lag2"] == 2.0
+
+
+def test_every_timestamp_form_is_the_same_instant():
+    forms = [
+        "2024-01-02",
+        "2024-01-02T09:00:00+09:00",
+        "2024-01-02T00:00:00Z",
+        dt.date(2024, 1, 2),
+        dt.datetime(2024, 1, 2),
+        pd.Timestamp("2024-01-02"),
+        np.datetime64("2024-01-02"),
+        1704153600,
+        np.int64(1704153600),
+        1704153600.0,
+    ]
+    assert {to_epoch(form) for form in forms} == {1704153600.0}
+    for bad in (True, "yesterday", math.inf, None):
+        with pytest.raises((TypeError, ValueError)):
+            to_epoch(bad)
