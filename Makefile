@@ -10,6 +10,7 @@ export DO_NOT_TRACK := 1
 DEVICE ?= auto
 
 .PHONY: install demo test test-gpu gpu-features bench docs profile lint format db-start db-stop clean dbt-build pytest
+.PHONY: realtime-demo
 
 install: $(VENV)/.installed
 
@@ -57,6 +58,11 @@ test: install
 bench: install
 	$(PY) -m python_jobs bench
 	@if [ "$(DEVICE)" = "gpu" ]; then $(PY) -m bench.families_gpu; fi
+
+# The online half for a few seconds: a WebSocket feed of the bundled EUR/USD bars, the service,
+# an embedded Redis (or REDIS_URL); prints latencies, counters and a sample of the Redis keys.
+realtime-demo: install
+	$(PY) -m python_jobs realtime demo --seconds 5 --rate 1000 --symbols 10
 
 # The GPU tests alone (CuPy against the CPU families, 1e-6); they skip without a CUDA device.
 test-gpu: install

@@ -8,6 +8,8 @@
 2. The Python job's families on the CPU (and the GPU where one is present): seconds and
    series per second per family.
 3. `dbt build` of everything on the bundled real data.
+4. The online service: message to Redis latency, sustained rate and memory, against a
+   talipp-based baseline (bench/realtime.py).
 
 Sizes come from the environment: BENCH_SERIES, BENCH_ROWS (1000 each), BENCH_REPEATS (3),
 BENCH_FAMILY_SERIES (1000). Results go to bench/results/latest.json.
@@ -162,6 +164,10 @@ def print_table(results: dict) -> None:
                 print(f"  {device}: {rows}")
         if "gpu_speedup_whole_job" in families:
             print(f"  GPU/CPU speed-up, whole job: {families['gpu_speedup_whole_job']}x (bar >= 3x)")
+    if results.get("realtime"):
+        from bench.realtime import print_realtime
+
+        print_realtime(results["realtime"])
     bundled = results.get("bundled")
     if bundled:
         print(f"\ndbt build on the bundled data: {bundled['dbt_build_seconds']:.2f} s (bar: well under 60 s)")
@@ -169,7 +175,7 @@ def print_table(results: dict) -> None:
 
 def main(only: list[str] | None = None) -> int:
     url = db.database_url()
-    sections = only or ["hist", "families", "bundled"]
+    sections = only or ["hist", "families", "bundled", "realtime"]
     results: dict = {
         "machine": {
             "python": sys.version.split()[0],
@@ -194,6 +200,10 @@ def main(only: list[str] | None = None) -> int:
             )
         if "bundled" in sections:
             results["bundled"] = bench_bundled_build(url)
+        if "realtime" in sections:
+            from bench.realtime import bench_realtime
+
+            results["realtime"] = bench_realtime()
     finally:
         if previous_schema is None:
             os.environ.pop("DBT_SCHEMA", None)

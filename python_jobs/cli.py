@@ -200,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_parser(sub)
     runs.add_parser(sub)
     report.add_parser(sub)
+    from python_jobs.realtime import cli as realtime_cli
+
+    realtime_cli.add_parsers(sub)
     return parser
 
 

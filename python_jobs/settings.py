@@ -54,13 +54,15 @@ def mask_url(text: str) -> str:
     return redact(text)
 
 
-def _check_url(value: SecretStr | None, schemes: tuple[str, ...], what: str) -> SecretStr | None:
+def _check_url(value: SecretStr | None, schemes: tuple[str, ...], what: str, env: str) -> SecretStr | None:
     if value is None or not value.get_secret_value().strip():
         return None
     url = value.get_secret_value().strip()
     parts = urlsplit(url)
     if parts.scheme not in schemes:
-        raise ValueError(f"must be a {what} URL starting with {' or '.join(s + '://' for s in schemes)}")
+        raise ValueError(
+            f"must be a {what} URL ({env}) starting with {' or '.join(s + '://' for s in schemes)}"
+        )
     if parts.scheme.startswith(("postgres", "redis", "rediss")) and not (
         parts.netloc or "host=" in parts.query
     ):
@@ -80,7 +82,7 @@ class DatabaseSettings(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, value: SecretStr | None) -> SecretStr | None:
-        return _check_url(value, ("postgresql", "postgres"), "PostgreSQL")
+        return _check_url(value, ("postgresql", "postgres"), "PostgreSQL", "DATABASE_URL")
 
     @field_validator("dbt_schema")
     @classmethod
@@ -99,7 +101,7 @@ class RedisSettings(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, value: SecretStr | None) -> SecretStr | None:
-        return _check_url(value, ("redis", "rediss", "unix"), "Redis")
+        return _check_url(value, ("redis", "rediss", "unix"), "Redis", "REDIS_URL")
 
 
 class OnlineSettings(_Section):

@@ -349,6 +349,25 @@ def _kernel_arrays(forest: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return arrays
 
 
+class ForestScorer:
+    """One fitted forest, ready to score vectors one at a time (the online engine's use).
+
+    The typed node arrays are built once, so a single vector costs one tree walk, not the
+    conversion of the forest.
+    """
+
+    def __init__(self, forest: np.ndarray, plan: ForestPlan) -> None:
+        self.arrays = _kernel_arrays(forest)
+        self.scale = denominator(plan)
+        self._out = np.empty(1)
+
+    def score(self, vector: np.ndarray) -> float:
+        """``-score_samples`` of one vector (higher = more anomalous)."""
+        x = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(1, -1), dtype=np.float64)
+        _score(*self.arrays, x, self.scale, self._out)
+        return float(self._out[0])
+
+
 def score_forest(forest: np.ndarray, plan: ForestPlan, vectors: np.ndarray) -> np.ndarray:
     """``-score_samples(vectors)`` of the forest (CPU, numba)."""
     x = np.ascontiguousarray(vectors, dtype=np.float32).astype(np.float64)

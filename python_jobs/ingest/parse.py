@@ -83,6 +83,12 @@ class ParsedFile:
         else:
             yield from self._csv_chunks()
 
+    def to_frame(self) -> pd.DataFrame:
+        """Every good draw row in one frame (text-typed, as for COPY): for small files only,
+        such as the bundled ones that tests and model training read without a database."""
+        frames = [chunk.draws for chunk in self.chunks()]
+        return pd.concat(frames, ignore_index=True) if frames else _draw_frame([])
+
     # --- JSON ----------------------------------------------------------------------------
 
     def _json_chunks(self) -> Iterator[Chunk]:

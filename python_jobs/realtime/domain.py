@@ -1,0 +1,95 @@
+"""Lottery-domain columns of a whole draw, kept incrementally per lottery.
+
+The definitions of ``int_hist__draw_domain`` (joined into ``features_hist``): draws are
+counted per lottery in date order; "y appeared" means y is among the draw's main numbers
+(positions ``N1..Nk``), counted with multiplicity where a lottery repeats digits.
+
+- ``hist_y_gap``: draws since y last appeared, before this draw (NULL if never);
+- ``hist_y_freq_w{n}``: appearances of y in the previous ``n`` draws (this one excluded);
+- ``hist_y_streak``: consecutive draws, ending with this one, in which y appeared;
+- ``hist_draw_sum``, ``_odd_count``, ``_consecutive_pairs``, ``_same_last_digit``: of this
+  draw's main numbers (NULL for a draw without main numbers).
+
+State per lottery: the draw count, per value its last appearance and current run, and the
+main-number counts of the last ``max(freq_windows)`` draws (a bounded deque).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping
+
+MAIN_POSITION = re.compile(r"N[0-9]+")
+
+DRAW_COLUMNS = (
+    "hist_draw_sum",
+    "hist_draw_odd_count",
+    "hist_draw_consecutive_pairs",
+    "hist_draw_same_last_digit",
+)
+
+
+def domain_columns(freq_windows: Iterable[int]) -> tuple[str, ...]:
+    """The lottery-domain column names in the mart's order."""
+    return ("hist_y_gap", *(f"hist_y_freq_w{n}" for n in freq_windows), "hist_y_streak", *DRAW_COLUMNS)
+
+
+def draw_statistics(main: list[float]) -> dict[str, float | None]:
+    """Sum, odd count, adjacent pairs differing by 1, numbers sharing a last digit."""
+    if not main:
+        return dict.fromkeys(DRAW_COLUMNS)
+    numbers = sorted(main)
+    digits = Counter(abs(int(number)) % 10 for number in numbers)
+    return {
+        "hist_draw_sum": float(sum(numbers)),
+        "hist_draw_odd_count": float(sum(1 for number in numbers if int(number) % 2 != 0)),
+        "hist_draw_consecutive_pairs": float(
+            sum(1 for low, high in itertools.pairwise(numbers) if high - low == 1)
+        ),
+        "hist_draw_same_last_digit": float(sum(count for count in digits.values() if count > 1)),
+    }
+
+
+class LotteryDomain:
+    """Incremental gap, frequency and streak state of one lottery.
+
+    Parameters
+    ----------
+    freq_windows : tuple of int
+        ``n`` of ``hist_y_freq_w{n}`` (dbt var ``freq_windows``).
+    """
+
+    def __init__(self, freq_windows: tuple[int, ...]) -> None:
+        self.freq_windows = freq_windows
+        self.draws = 0
+        self.last_seen: dict[float, int] = {}
+        self.run_length: dict[float, int] = {}
+        self.recent: deque[Counter] = deque(maxlen=max(freq_windows))
+
+    def update(self, positions: Mapping[str, float]) -> dict[str, dict[str, float | None]]:
+        """Add one draw (``unique_id -> y``); return the domain columns of each position."""
+        d = self.draws
+        main = Counter(y for uid, y in positions.items() if MAIN_POSITION.fullmatch(uid))
+        shared = draw_statistics(list(main.elements()))
+        out: dict[str, dict[str, float | None]] = {}
+        for uid, y in positions.items():
+            last = self.last_seen.get(y)
+            features: dict[str, float | None] = {"hist_y_gap": None if last is None else float(d - last)}
+            for n in self.freq_windows:
+                window = itertools.islice(reversed(self.recent), n)
+                features[f"hist_y_freq_w{n}"] = float(sum(counts[y] for counts in window))
+            if main[y] > 0:
+                before = self.run_length.get(y, 0) if last == d - 1 else 0
+                features["hist_y_streak"] = float(before + 1)
+            else:
+                features["hist_y_streak"] = 0.0
+            features.update(shared)
+            out[uid] = features
+        for y in main:
+            self.run_length[y] = (self.run_length.get(y, 0) if self.last_seen.get(y) == d - 1 else 0) + 1
+            self.last_seen[y] = d
+        self.recent.append(main)
+        self.draws += 1
+        return out

@@ -1,0 +1,210 @@
+"""The engine's compiled update: one pass over a batch of points, every series' state in arrays.
+
+All series share preallocated arrays indexed by a slot number (one row per series), so a batch
+of points for many symbols is one call with no Python per feature:
+
+- ``ring[s]``: the last ``history`` values (circular; ``head[s]`` is the newest);
+- ``count[s]``, ``run_max[s]``, ``run_min[s]``: rows so far and the expanding extremes;
+- ``sorted_buf[s]``: for every state window ``w`` its last ``w`` values, sorted
+  (:mod:`python_jobs.realtime.ordstat`);
+- ``ind_state[s]``: the indicators' recurrences (:mod:`python_jobs.realtime.indicators`).
+
+The per-window sums are taken afresh over the ring (O(w), w bounded by the definitions), not
+kept as running sums, so no rounding drift accumulates over a long stream. They are sums of
+``y - c`` with ``c`` the newest value: for integer-valued series (every lottery) they are exact
+integers, so the n-scaled centred sums ``n S2 - S1^2`` are the same integers that
+``features_hist.sql`` computes from its exact prefix sums (both are invariant under the shift)
+and only the final ratios round, in the same operations; for prices the shift keeps the
+centred sums free of cancellation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from python_jobs.features._numba import njit
+from python_jobs.realtime.indicators import indicators_step
+from python_jobs.realtime.ordstat import sorted_insert, sorted_quantile, sorted_remove
+
+N_WINDOW_STATS = 10
+N_FIXED = 6
+OUTLIER_Z = 3.0
+OUTLIER_IQR = 1.5
+
+
+@njit(cache=True, nogil=True)
+def _back(ring: np.ndarray, head: int, k: int) -> float:  # pragma: no cover
+    return ring[(head - k) % ring.shape[0]]
+
+
+@njit(cache=True, nogil=True)
+def _window_sums(ring, head, w, shift):  # pragma: no cover
+    """Sum of y, and of x = y - shift, x^2 and j x (j = 0 oldest .. w - 1 newest) over w rows."""
+    total = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    sj = 0.0
+    for k in range(w):
+        value = _back(ring, head, k)
+        x = value - shift
+        total += value
+        s1 += x
+        s2 += x * x
+        sj += (w - 1 - k) * x
+    return total, s1, s2, sj
+
+
+@njit(cache=True, nogil=True)
+def _autocorr1(ring, head, w, shift) -> float:  # pragma: no cover
+    """Pearson correlation of the w - 1 pairs (y_t, y_t-1) inside the last w rows."""
+    n = w - 1
+    lead = 0.0
+    lead_sq = 0.0
+    lag = 0.0
+    lag_sq = 0.0
+    cross = 0.0
+    for k in range(n):
+        a = _back(ring, head, k) - shift
+        b = _back(ring, head, k + 1) - shift
+        lead += a
+        lead_sq += a * a
+        lag += b
+        lag_sq += b * b
+        cross += a * b
+    var_lead = n * lead_sq - lead * lead
+    var_lag = n * lag_sq - lag * lag
+    if var_lead > 0 and var_lag > 0:
+        return (n * cross - lead * lag) / math.sqrt(var_lead * var_lag)
+    return np.nan
+
+
+@njit(cache=True, nogil=True)
+def _push(s, y, ring, head, count, run_max, run_min, sorted_buf, windows, starts) -> int:  # pragma: no cover
+    """Append ``y`` to series ``s``: ring, count, expanding extremes, sorted windows."""
+    size = ring.shape[1]
+    n = count[s] + 1
+    head[s] = (head[s] + 1) % size
+    ring[s, head[s]] = y
+    count[s] = n
+    if n == 1 or y > run_max[s]:
+        run_max[s] = y
+    if n == 1 or y < run_min[s]:
+        run_min[s] = y
+    row = sorted_buf[s]
+    for a in range(windows.shape[0]):
+        w = windows[a]
+        if n > w:
+            sorted_remove(row, starts[a], w, _back(ring[s], head[s], w))
+            sorted_insert(row, starts[a], w - 1, y)
+        else:
+            sorted_insert(row, starts[a], n - 1, y)
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _window_block(out_row, mean, var_n, row, start, w, n, y, slot, n_out) -> None:  # pragma: no cover
+    """The ten per-window statistics of one output window (NaN until ``w`` rows exist)."""
+    if n < w:
+        for stat in range(N_WINDOW_STATS):
+            out_row[stat * n_out + slot] = np.nan
+        return
+    std = math.sqrt(var_n / (w * (w - 1)))
+    q25 = sorted_quantile(row, start, w, 0.25)
+    q75 = sorted_quantile(row, start, w, 0.75)
+    stats = (
+        mean,
+        std,
+        row[start],
+        row[start + w - 1],
+        sorted_quantile(row, start, w, 0.5),
+        q25,
+        q75,
+        q75 - q25,
+        (y - mean) / std if var_n > 0 else np.nan,
+        y - mean,
+    )
+    for stat in range(N_WINDOW_STATS):
+        out_row[stat * n_out + slot] = stats[stat]
+
+
+@njit(cache=True, nogil=True)
+def update_batch(
+    slots, values, ring, head, count, run_max, run_min, sorted_buf, ind_state,
+    lags, diffs, pcts, windows, window_slot, fixed_index, out,
+) -> None:  # pragma: no cover  # fmt: skip
+    """Apply ``values[i]`` to series ``slots[i]`` in order and write its features to ``out[i]``.
+
+    Output columns: lags, then ``N_WINDOW_STATS`` blocks of one column per output window,
+    diffs, pct changes, the six fixed-window columns, the eight indicators
+    (:class:`python_jobs.realtime.layout.FeatureLayout` names them).
+    """
+    n_out = 0
+    for a in range(windows.shape[0]):
+        if window_slot[a] >= 0:
+            n_out += 1
+    starts = np.zeros(windows.shape[0], dtype=np.int64)
+    for a in range(1, windows.shape[0]):
+        starts[a] = starts[a - 1] + windows[a - 1]
+    n_lags = lags.shape[0]
+    base_windows = n_lags
+    base_diffs = base_windows + N_WINDOW_STATS * n_out
+    base_pcts = base_diffs + diffs.shape[0]
+    base_fixed = base_pcts + pcts.shape[0]
+    base_ind = base_fixed + N_FIXED
+    for i in range(slots.shape[0]):
+        s = slots[i]
+        y = values[i]
+        n = _push(s, y, ring, head, count, run_max, run_min, sorted_buf, windows, starts)
+        series = ring[s]
+        h = head[s]
+        row = sorted_buf[s]
+        out_row = out[i]
+        for j in range(n_lags):
+            out_row[j] = _back(series, h, lags[j]) if lags[j] < n else np.nan
+        fixed_mean = np.nan
+        fixed_var = 0.0
+        fixed_sj = 0.0
+        fixed_s1 = 0.0
+        for a in range(windows.shape[0]):
+            w = windows[a]
+            mean = np.nan
+            var_n = 0.0
+            if n >= w:
+                total, s1, s2, sj = _window_sums(series, h, w, y)
+                mean = total / w
+                var_n = w * s2 - s1 * s1
+                if a == fixed_index:
+                    fixed_mean = mean
+                    fixed_var = var_n
+                    fixed_sj = sj
+                    fixed_s1 = s1
+            if window_slot[a] >= 0:
+                _window_block(
+                    out_row[base_windows:], mean, var_n, row, starts[a], w, n, y, window_slot[a], n_out
+                )
+        for j in range(diffs.shape[0]):
+            out_row[base_diffs + j] = y - _back(series, h, diffs[j]) if diffs[j] < n else np.nan
+        for j in range(pcts.shape[0]):
+            previous = _back(series, h, pcts[j]) if pcts[j] < n else np.nan
+            out_row[base_pcts + j] = (y - previous) / previous if previous != 0 else np.nan
+        w = windows[fixed_index]
+        for j in range(N_FIXED):
+            out_row[base_fixed + j] = np.nan
+        if n >= w:
+            if fixed_var > 0:
+                std = math.sqrt(fixed_var / (w * (w - 1)))
+                out_row[base_fixed] = 1.0 if abs((y - fixed_mean) / std) > OUTLIER_Z else 0.0
+            start = starts[fixed_index]
+            q25 = sorted_quantile(row, start, w, 0.25)
+            q75 = sorted_quantile(row, start, w, 0.75)
+            spread = OUTLIER_IQR * (q75 - q25)
+            out_row[base_fixed + 1] = 1.0 if (y < q25 - spread or y > q75 + spread) else 0.0
+            # Least squares on the row index: w sum(j x) - sum(j) sum(x) over w^2 (w^2 - 1) / 12.
+            numerator = w * fixed_sj - (w * (w - 1) // 2) * fixed_s1
+            out_row[base_fixed + 4] = numerator / (w * w * (w * w - 1) // 12)
+            out_row[base_fixed + 5] = _autocorr1(series, h, w, y)
+        out_row[base_fixed + 2] = y / run_max[s] - 1 if run_max[s] != 0 else np.nan
+        out_row[base_fixed + 3] = y / run_min[s] - 1 if run_min[s] != 0 else np.nan
+        indicators_step(series, h, n, y, ind_state[s], out_row, base_ind)

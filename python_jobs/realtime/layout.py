@@ -1,0 +1,104 @@
+"""The online feature vector: which columns, in which order, from the feature definitions.
+
+The names are those of ``features_hist`` (``models/marts/features_hist.sql``), generated from
+the same dbt vars (``python_jobs.definitions``), so the online and offline columns cannot
+drift apart; the market indicators follow (:mod:`python_jobs.realtime.indicators`).
+
+The 30-row window of the outlier, trend and autocorrelation columns is fixed by the mart
+(``fixed_window`` in ``features_hist.sql``); it is not a dbt var, so it is declared here once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from python_jobs import definitions
+from python_jobs.realtime.indicators import INDICATOR_NAMES
+
+FIXED_WINDOW = 30
+# Per-window statistics in the kernel's output order (block ``stat`` holds one column per window).
+WINDOW_STATS = ("mean", "std", "min", "max", "median", "q25", "q75", "iqr", "zscore", "dev_mean")
+# Columns whose values are booleans in the mart (0/1/NaN in the kernel's float output).
+BOOLEAN_COLUMNS = (f"hist_y_is_outlier_z_w{FIXED_WINDOW}", f"hist_y_is_outlier_iqr_w{FIXED_WINDOW}")
+FIXED_COLUMNS = (
+    *BOOLEAN_COLUMNS,
+    "hist_y_drawdown",
+    "hist_y_drawup",
+    f"hist_y_trend_slope_w{FIXED_WINDOW}",
+    f"hist_y_roll_autocorr1_w{FIXED_WINDOW}",
+)
+
+
+def _window_column(stat: str, w: int) -> str:
+    if stat in ("zscore", "dev_mean"):
+        return f"hist_y_{stat}_w{w}"
+    return f"hist_y_roll_{stat}_w{w}"
+
+
+@dataclass(frozen=True)
+class FeatureLayout:
+    """Column order of the engine's output vector for one set of feature definitions.
+
+    Attributes
+    ----------
+    defs : FeatureDefinitions
+        Lags, windows, diffs and pct changes (dbt vars).
+    """
+
+    defs: definitions.FeatureDefinitions
+
+    @cached_property
+    def state_windows(self) -> tuple[int, ...]:
+        """Windows the engine keeps sorted: the output windows and the fixed 30-row one."""
+        return tuple(sorted({*self.defs.windows, FIXED_WINDOW}))
+
+    @cached_property
+    def history(self) -> int:
+        """Values kept per series: enough for every lag, window and indicator."""
+        longest = max(*self.state_windows, *self.defs.lags, *self.defs.diffs, *self.defs.pct_changes, 27)
+        return longest + 1
+
+    @cached_property
+    def names(self) -> tuple[str, ...]:
+        """Every output column: lags, per-window blocks, diffs, pct changes, fixed, indicators."""
+        out = [f"hist_y_lag{k}" for k in self.defs.lags]
+        for stat in WINDOW_STATS:
+            out.extend(_window_column(stat, w) for w in self.defs.windows)
+        out.extend(f"hist_y_diff{k}" for k in self.defs.diffs)
+        out.extend(f"hist_y_pct_change{k}" for k in self.defs.pct_changes)
+        out.extend(FIXED_COLUMNS)
+        out.extend(INDICATOR_NAMES)
+        return tuple(out)
+
+    @cached_property
+    def hist_names(self) -> tuple[str, ...]:
+        """The columns shared with ``features_hist`` (all but the market indicators)."""
+        return tuple(name for name in self.names if name.startswith("hist_"))
+
+    @cached_property
+    def kernel_arrays(self) -> dict[str, np.ndarray]:
+        """Integer arrays the kernel reads: lags, state windows, output slot of each window."""
+        slot = {w: i for i, w in enumerate(self.defs.windows)}
+        return {
+            "lags": np.asarray(self.defs.lags, dtype=np.int64),
+            "diffs": np.asarray(self.defs.diffs, dtype=np.int64),
+            "pcts": np.asarray(self.defs.pct_changes, dtype=np.int64),
+            "windows": np.asarray(self.state_windows, dtype=np.int64),
+            "window_slot": np.asarray([slot.get(w, -1) for w in self.state_windows], dtype=np.int64),
+            "fixed_index": np.int64(self.state_windows.index(FIXED_WINDOW)),
+        }
+
+    @cached_property
+    def version(self) -> str:
+        """Short hash of the definitions and column names: part of every Redis key."""
+        text = repr((sorted(self.defs.as_vars().items()), self.names))
+        return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def layout(overrides=None) -> FeatureLayout:
+    """The layout of the current definitions (``dbt_project.yml`` vars, then ``overrides``)."""
+    return FeatureLayout(definitions.load(overrides))

@@ -1,0 +1,44 @@
+"""Prometheus metrics of the online service, served over HTTP by ``prometheus_client``.
+
+One registry per service (so tests and benchmarks can run several): messages received and
+accepted, drops by reason, the message-to-Redis latency histogram, queue depth, Redis errors,
+the store's buffer fill and the updates dropped from a full buffer, predictions published.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+# Seconds: 50 us to 1 s, dense around the 2 ms and 10 ms marks.
+LATENCY_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1.0)
+
+
+class ServiceMetrics:
+    """The service's counters, gauges and histogram in their own registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.messages = Counter("realtime_messages", "Messages received from the feed", registry=r)
+        self.accepted = Counter("realtime_messages_accepted", "Messages turned into features", registry=r)
+        self.drops = Counter("realtime_drops", "Messages dropped, by reason", ["reason"], registry=r)
+        self.latency = Histogram(
+            "realtime_latency_seconds",
+            "From message received to its features in Redis",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge("realtime_queue_depth", "Messages waiting in the intake queue", registry=r)
+        self.redis_errors = Counter("realtime_redis_errors", "Failed writes to Redis", registry=r)
+        self.buffer_fill = Gauge("realtime_buffer_fill", "Updates waiting for Redis", registry=r)
+        self.buffer_dropped = Gauge(
+            "realtime_buffer_dropped", "Updates dropped because the Redis buffer was full", registry=r
+        )
+        self.reconnects = Counter("realtime_feed_reconnects", "WebSocket reconnections", registry=r)
+        self.predictions = Counter("realtime_predictions", "Predictions published", registry=r)
+
+    def serve(self, port: int, addr: str = "127.0.0.1") -> int:
+        """Serve ``/metrics`` on ``addr:port`` (loopback by default; port 0 picks a free one)
+        in a background thread; return the port."""
+        server, _ = start_http_server(port, addr=addr, registry=self.registry)
+        return int(server.server_address[1])
