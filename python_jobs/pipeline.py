@@ -85,11 +85,11 @@ def demo(*, device: str = "auto", quiet_dbt: bool = False) -> int:
 
     timer.run("ingest", load_bundled)
     # Seeds and staging first: the Python job reads stg_lottery__draws...
-    first = ["build", "--select", "resource_type:seed", "staging"]
+    first = ["build", "--selector", "before_python_job"]
     timer.run("dbt build seeds+staging", lambda: dbt.run(first, url=url, quiet=quiet_dbt))
     timer.run("python feature job", lambda: run_features_job(url, device))
     # ...and the marts join what it wrote.
-    rest = ["build", "--exclude", "resource_type:seed", "staging"]
+    rest = ["build", "--selector", "after_python_job"]
     timer.run("dbt build marts", lambda: dbt.run(rest, url=url, quiet=quiet_dbt))
     print_summary(timer, table_rows(url))
     return 0

@@ -74,7 +74,7 @@ draw_domain as (
 
 py_hist as not materialized (
     -- Read where it is joined (twice in an incremental run) rather than copied once.
-    select * from {{ source('python_jobs', 'py_features_hist') }}
+    select * from {{ ref('stg_python__features_hist') }}
 ),
 
 {% if is_incremental() %}

@@ -21,7 +21,7 @@ draw_gaps as (
 ),
 
 py_stat as (
-    select * from {{ source('python_jobs', 'py_features_stat') }}
+    select * from {{ ref('stg_python__features_stat') }}
 ),
 
 lottery_draws as (
