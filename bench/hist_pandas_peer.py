@@ -109,7 +109,7 @@ def compute(
     Notes
     -----
     Reference: pandas ``groupby(...).shift / diff / cummax / cummin / rolling(w).mean / std /
-    min / max / median / quantile`` (linear interpolation), as in the contract's table.
+    min / max / median / quantile`` (linear interpolation), as documented for features_hist.
     """
     draws = draws.sort_values([*KEYS, "ds"]).reset_index(drop=True)
     keys = [draws["loto"], draws["unique_id"]]

@@ -21,7 +21,7 @@
 --     after the arrays are guesses, so merge joins (which would sort a million wide rows)
 --     are switched off for this model: the joins are hash joins.
 --
--- Incremental (contract section 4): a run recomputes the rows newer than the stored ones and
+-- Incremental: a run recomputes the rows newer than the stored ones and
 -- the rows whose Python-job values changed since they were merged (the job may run after this
 -- model), from a lookback of var('incremental_lookback_rows') earlier rows per series; the
 -- expanding max/min come from every earlier row. Only those rows are merged.
@@ -50,7 +50,7 @@
 {%- set diffs = hist_int_var('diffs', [1]) | list -%}
 {%- set pct_changes = hist_int_var('pct_changes', [1]) | list -%}
 {%- set lookback = hist_int_var('incremental_lookback_rows', 160) -%}
-{#- The contract fixes the 30-row window of the outlier, trend, autocorrelation and carry-over columns. -#}
+{#- The outlier, trend, autocorrelation and carry-over columns are defined on a fixed 30-row window (their names say w30). -#}
 {%- set fixed_window = 30 -%}
 {%- set moment_windows = (windows + [fixed_window]) | unique | sort -%}
 {%- set fetched_lags = (lags + diffs + pct_changes) | unique | sort -%}

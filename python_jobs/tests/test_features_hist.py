@@ -185,14 +185,14 @@ def test_sql_columns_match_reference_on_real_data(reference_build, reference):
     pd.testing.assert_frame_equal(carried, job_values.loc[mart.index].astype(float), check_exact=True)
 
 
-def test_columns_are_the_contract_and_documented(reference_build):
+def test_columns_are_the_defined_ones_and_documented(reference_build):
     mart, _, job_values = reference_build
     columns = [*KEYS, *mart.columns]
     models = yaml.safe_load((config.REPO_ROOT / "models/marts/_marts__features_hist.yml").read_text())
     documented = next(model for model in models["models"] if model["name"] == "features_hist")
     assert [column["name"] for column in documented["columns"]] == columns
     assert all(column.get("description") for column in documented["columns"])
-    # The SQL columns named by the contract, in its order, then the Python job's.
+    # The SQL columns in their documented order, then the Python job's.
     sql_columns = [column for column in mart.columns if column not in job_values.columns]
     assert list(mart.columns[len(sql_columns) :]) == list(job_values.columns)
     for w in config.WINDOWS:

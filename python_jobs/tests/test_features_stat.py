@@ -81,7 +81,7 @@ def built(pg_url: str, loaded_schema: str) -> Iterator[tuple[pd.DataFrame, pd.Da
     yield stat, draws
 
 
-def test_columns_are_the_contract_and_documented(built):
+def test_columns_are_the_defined_ones_and_documented(built):
     stat, _ = built
     assert list(stat.columns[: len(SQL_COLUMNS)]) == SQL_COLUMNS
     python_columns = list(stat.columns[len(SQL_COLUMNS) :])
