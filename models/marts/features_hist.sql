@@ -21,11 +21,15 @@
 --     after the arrays are guesses, so merge joins (which would sort a million wide rows)
 --     are switched off for this model: the joins are hash joins.
 --
--- Incremental: a run recomputes the rows newer than the stored ones and
--- the rows whose Python-job values changed since they were merged (the job may run after this
--- model), from a lookback of var('incremental_lookback_rows') earlier rows per series; the
--- expanding max/min come from every earlier row. Only those rows are merged.
--- int_hist__draw_domain is rebuilt in full on every run.
+-- Incremental: a run finds, per series, the first row whose stored values are out of date
+-- (a new or deleted draw, a draw whose date moved, a corrected y or carry-over, a lottery-level
+-- count or draw-level column that a corrected draw of the lottery changed, or Python-job
+-- values that changed since the row was merged: the job may run after this model) and
+-- recomputes that row and every later one of the series, from a lookback of
+-- var('incremental_lookback_rows') earlier rows; the expanding max/min come from every earlier
+-- row. Only those rows are merged, and the post-hook deletes the rows of draws that are no
+-- longer staged. The marts then equal a full refresh. int_hist__draw_domain is rebuilt in
+-- full on every run.
 -- The materialization is set here rather than for the marts folder: the other marts are
 -- whole-history tables. The table is unlogged: writing its ~100 columns through the WAL
 -- doubles the cost of a build, and it holds nothing that is not derived. After a crash
@@ -42,6 +46,7 @@
             "set local jit = off",
             "set local enable_mergejoin = off",
         ],
+        post_hook=["{{ features_hist_delete_unstaged_rows() }}"],
     )
 }}
 
@@ -55,8 +60,22 @@
 {%- set moment_windows = (windows + [fixed_window]) | unique | sort -%}
 {%- set fetched_lags = (lags + diffs + pct_changes) | unique | sort -%}
 {%- set block_sizes = rolling_extreme_block_sizes(windows) -%}
+{#- The lottery-level columns of int_hist__draw_domain, in the order of the mart. -#}
+{%- set domain_columns = ['hist_y_gap'] -%}
+{%- for n in hist_int_var('freq_windows', [10]) -%}
+    {%- do domain_columns.append('hist_y_freq_w' ~ n) -%}
+{%- endfor -%}
+{%- do domain_columns.extend([
+    'hist_y_streak', 'hist_draw_sum', 'hist_draw_odd_count', 'hist_draw_consecutive_pairs',
+    'hist_draw_same_last_digit',
+]) -%}
+{#- An incremental run reads y as each stored row was built from the shortest lag. -#}
+{%- set check_lag = lags | min -%}
 {%- if windows | min < 2 -%}
     {{ exceptions.raise_compiler_error("features_hist: every window needs at least 2 rows (std), got " ~ windows) }}
+{%- endif -%}
+{%- if lags | length == 0 -%}
+    {{ exceptions.raise_compiler_error("features_hist: var('lags') needs at least one lag") }}
 {%- endif -%}
 {%- if lookback < [windows | max, fetched_lags | max, fixed_window] | max -%}
     {{ exceptions.raise_compiler_error("features_hist: incremental_lookback_rows (" ~ lookback ~ ") is shorter than the longest window or lag") }}
@@ -80,59 +99,92 @@ py_hist as not materialized (
 {% if is_incremental() %}
 
     stored_rows as (
-        -- Each stored row, and whether its Python-job values differ from py_features_hist now
-        -- (the job ran, or ran again, after the row was merged). Narrow before grouping.
+        -- The stored rows, narrowed to what the checks below read, with y as each row was
+        -- built: lag k of the row k rows later (the last k rows of a series have none and are
+        -- always recomputed).
         select
             merged.loto,
             merged.unique_id,
             merged.ds,
-            (
-                {%- for column in py_hist_columns() %}
-                    {% if not loop.first %}or {% endif %}merged.{{ column }} is distinct from py_hist.{{ column }}
-                {%- endfor %}
-            ) as is_stale
+            merged.hist_co,
+            {%- for column in domain_columns %}
+                merged.{{ column }},
+            {%- endfor %}
+            {%- for column in py_hist_columns() %}
+                merged.{{ column }},
+            {%- endfor %}
+            lead(merged.hist_y_lag{{ check_lag }}, {{ check_lag }}) over (
+                {{ hist_series_order('merged') }}
+            ) as y_as_built
         from {{ this }} as merged
-        left join py_hist
-            on
-                merged.loto = py_hist.loto
-                and merged.unique_id = py_hist.unique_id
-                and merged.ds = py_hist.ds
-        offset 0  -- noqa: AM09
     ),
 
-    stored_series as (
-        -- Per series: the newest stored row, and the first stale one.
+    row_changes as (
+        -- Every key stored or staged, and whether its stored row is out of date: the draw was
+        -- deleted or moved, or is new; its y or carry-over was corrected; a lottery-level
+        -- count or draw-level column changed (a draw of the lottery was corrected); or the
+        -- Python job's values changed since the row was merged (the job may run after this
+        -- model).
         select
-            stored_rows.loto,
-            stored_rows.unique_id,
-            max(stored_rows.ds) as stored_until_ds,
-            min(stored_rows.ds) filter (where stored_rows.is_stale) as stale_from_ds
+            coalesce(stored_rows.loto, draws.loto) as loto,
+            coalesce(stored_rows.unique_id, draws.unique_id) as unique_id,
+            coalesce(stored_rows.ds, draws.ds) as ds,
+            (
+                stored_rows.loto is null
+                or draws.loto is null
+                or stored_rows.y_as_built is distinct from draws.y::double precision
+                or stored_rows.hist_co is distinct from draws.co
+                {%- for column in domain_columns %}
+                    or stored_rows.{{ column }} is distinct from draw_domain.{{ column }}
+                {%- endfor %}
+                {%- for column in py_hist_columns() %}
+                    or stored_rows.{{ column }} is distinct from py_hist.{{ column }}
+                {%- endfor %}
+            ) as is_changed
         from stored_rows
+        full outer join draws
+            on
+                stored_rows.loto = draws.loto
+                and stored_rows.unique_id = draws.unique_id
+                and stored_rows.ds = draws.ds
+        left join draw_domain
+            on
+                draws.loto = draw_domain.loto
+                and draws.ds = draw_domain.ds
+                and draws.y::double precision = draw_domain.y
+        left join py_hist
+            on
+                draws.loto = py_hist.loto
+                and draws.unique_id = py_hist.unique_id
+                and draws.ds = py_hist.ds
+    ),
+
+    series_changes as (
+        -- Per series, the first changed row: it and every later row are recomputed.
+        select
+            row_changes.loto,
+            row_changes.unique_id,
+            min(row_changes.ds) as changed_from_ds
+        from row_changes
+        where row_changes.is_changed
         group by
-            stored_rows.loto,
-            stored_rows.unique_id
+            row_changes.loto,
+            row_changes.unique_id
     ),
 
     flagged_draws as (
-        -- The rows to (re)compute: those after the newest stored one, and from the first stale
-        -- one on. They are the last rows of their series.
         select
             draws.loto,
             draws.unique_id,
             draws.ds,
             draws.y,
             draws.co,
-            coalesce(
-                stored_series.stored_until_ds is null
-                or draws.ds > stored_series.stored_until_ds
-                or draws.ds >= stored_series.stale_from_ds,
-                false
-            ) as is_emitted
+            coalesce(draws.ds >= series_changes.changed_from_ds, false) as is_emitted
         from draws
-        left join stored_series
+        left join series_changes
             on
-                draws.loto = stored_series.loto
-                and draws.unique_id = stored_series.unique_id
+                draws.loto = series_changes.loto
+                and draws.unique_id = series_changes.unique_id
     ),
 
     positioned_draws as (
@@ -441,15 +493,9 @@ final as (
         row_stats.y / nullif(row_stats.running_min, 0) - 1 as hist_y_drawup,
         row_stats.trend_slope as hist_y_trend_slope_w{{ fixed_window }},
         row_stats.autocorr1 as hist_y_roll_autocorr1_w{{ fixed_window }},
-        draw_domain.hist_y_gap,
-        {%- for n in var('freq_windows') %}
-            draw_domain.hist_y_freq_w{{ n }},
+        {%- for column in domain_columns %}
+            draw_domain.{{ column }},
         {%- endfor %}
-        draw_domain.hist_y_streak,
-        draw_domain.hist_draw_sum,
-        draw_domain.hist_draw_odd_count,
-        draw_domain.hist_draw_consecutive_pairs,
-        draw_domain.hist_draw_same_last_digit,
         row_stats.co::bigint as hist_co,
         row_stats.co_corr as hist_y_co_corr_w{{ fixed_window }},
         {%- for column in py_hist_columns() %}

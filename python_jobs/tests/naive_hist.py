@@ -52,8 +52,9 @@ def series_features(
 
     Notes
     -----
-    Reference: the pandas definitions documented in the features_hist YAML (``shift``, ``rolling(w).mean/std/min/max``
-    with ``ddof=1``, ``diff``) evaluated window by window with NumPy; the slope is
+    Reference: the pandas definitions documented in the features_hist YAML (``shift``,
+    ``rolling(w).mean/std/min/max`` with ``ddof=1``, ``diff``) evaluated window by window with
+    NumPy; the slope is
     ``numpy.polyfit(range(30), window, 1)``; the autocorrelation is pandas
     ``Series.autocorr(1)`` of the 30-row window (the 29 pairs inside it).
     """

@@ -21,6 +21,7 @@ import yaml
 from psycopg import sql
 
 from python_jobs import config, db, dbt
+from python_jobs.features import registry
 from python_jobs.ingest import ingest_file
 from python_jobs.tests import naive_hist
 
@@ -30,7 +31,7 @@ RELATIVE_TOLERANCE = 1e-9
 # Values that are exactly 0 in SQL (exact integer sums) come out as 1e-17 from NumPy's floats.
 ABSOLUTE_TOLERANCE = 1e-12
 KEYS = ["loto", "unique_id", "ds"]
-HIST_MODELS = ["int_hist__draw_domain", "features_hist"]
+HIST_MODELS = ["stg_python__features_hist", "int_hist__draw_domain", "features_hist"]
 QUARTILE_COLUMN = re.compile(r"hist_y_roll_(median|q25|q75)_w(\d+)")
 
 
@@ -85,12 +86,8 @@ def _write_python_job_values(url: str, schema: str) -> pd.DataFrame:
     must carry through unchanged. Point in time, like the job: a row uses earlier rows only.
     """
     draws = _draws(url, schema).sort_values(KEYS).reset_index(drop=True)
-    columns = _read(
-        url,
-        schema,
-        "select column_name from information_schema.columns where table_schema = current_schema() "
-        "and table_name = 'py_features_hist' and column_name like 'hist_%' order by ordinal_position",
-    )["column_name"].tolist()
+    columns = registry.output_columns("hist")
+    _create_python_job_table(url, schema, columns)
     y = draws["y"].astype(float)
     grouped = y.groupby([draws["loto"], draws["unique_id"]], sort=False)
     values = draws[KEYS].copy()
@@ -115,6 +112,20 @@ def _write_python_job_values(url: str, schema: str) -> pd.DataFrame:
             copy.write(buffer.getvalue())
         conn.commit()
     return values.set_index(KEYS)
+
+
+def _create_python_job_table(url: str, schema: str, columns: list[str]) -> None:
+    """The job's per-row table, as the job creates it, where no run has made it yet."""
+    feature_columns = sql.SQL(", ").join(
+        sql.SQL("{} double precision").format(sql.Identifier(column)) for column in columns
+    )
+    _execute(
+        url,
+        sql.SQL(
+            "create table if not exists {} (loto text not null, unique_id text not null, ds date not null, "
+            "computed_at timestamptz, {}, primary key (loto, unique_id, ds))"
+        ).format(db.qualified("py_features_hist", schema), feature_columns),
+    )
 
 
 def _assert_close(got: pd.DataFrame, want: pd.DataFrame, *, rtol: float, atol: float) -> None:
