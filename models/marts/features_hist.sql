@@ -55,7 +55,7 @@
 {%- set diffs = hist_int_var('diffs', [1]) | list -%}
 {%- set pct_changes = hist_int_var('pct_changes', [1]) | list -%}
 {%- set lookback = hist_int_var('incremental_lookback_rows', 160) -%}
-{#- The outlier, trend, autocorrelation and carry-over columns are defined on a fixed 30-row window (their names say w30). -#}
+{#- The outlier, trend, autocorrelation and carry-over columns use a fixed 30-row window (named w30). -#}
 {%- set fixed_window = 30 -%}
 {%- set moment_windows = (windows + [fixed_window]) | unique | sort -%}
 {%- set fetched_lags = (lags + diffs + pct_changes) | unique | sort -%}
@@ -69,6 +69,16 @@
     'hist_y_streak', 'hist_draw_sum', 'hist_draw_odd_count', 'hist_draw_consecutive_pairs',
     'hist_draw_same_last_digit',
 ]) -%}
+{#- The per-row values folded into series_arrays.row_values, one named slot each, numbered from 1
+    in this order: every read says which value it takes (row_values[i][slot.y_sum]). -#}
+{%- set row_slots = [
+    'y', 'y_sum', 'y_sq_sum', 'index_y_sum', 'lag_cross_sum', 'running_max', 'running_min',
+    'co', 'co_sum', 'co_y_sum', 'co_var_n', 'ds_days',
+] -%}
+{%- set slot = {} -%}
+{%- for name in row_slots -%}
+    {%- do slot.update({name: loop.index}) -%}
+{%- endfor -%}
 {#- An incremental run reads y as each stored row was built from the shortest lag. -#}
 {%- set check_lag = lags | min -%}
 {%- if windows | min < 2 -%}
@@ -284,6 +294,7 @@ series_prefix as (
         series_running.running_min,
         series_running.co_var_n,
         coalesce(series_running.co::double precision, 'NaN') as co,
+        (series_running.ds - date '1970-01-01')::double precision as ds_days,
         sum(series_running.y) over running as y_sum,
         sum(series_running.y * series_running.y) over running as y_sq_sum,
         sum(series_running.row_index * series_running.y) over running as index_y_sum,
@@ -303,20 +314,11 @@ series_arrays as (
         series_prefix.unique_id,
         count(*)::integer as n_rows,
         (count(*) filter (where not series_prefix.is_emitted))::integer as n_rows_kept,
-        array_fill(0::double precision, array[1, 12], array[0, 1]) || array_agg(
+        array_fill(0::double precision, array[1, {{ row_slots | length }}], array[0, 1]) || array_agg(
             array[
-                series_prefix.y,
-                series_prefix.y_sum,
-                series_prefix.y_sq_sum,
-                series_prefix.index_y_sum,
-                series_prefix.lag_cross_sum,
-                series_prefix.running_max,
-                series_prefix.running_min,
-                series_prefix.co,
-                series_prefix.co_sum,
-                series_prefix.co_y_sum,
-                series_prefix.co_var_n,
-                series_prefix.ds - date '1970-01-01'
+                {%- for name in row_slots %}
+                    series_prefix.{{ name }}{% if not loop.last %},{% endif %}
+                {%- endfor %}
             ] order by series_prefix.row_index
         ) as row_values,
         array_agg(series_prefix.y order by series_prefix.row_index) as y_values
@@ -367,20 +369,20 @@ row_windows as (
         series.loto,
         series.unique_id,
         series_row.i,
-        date '1970-01-01' + series.row_values[series_row.i][12]::integer as ds,
-        nullif(series.row_values[series_row.i][8], 'NaN') as co,
-        series.row_values[series_row.i][1] as y,
-        series.row_values[series_row.i][6] as running_max,
-        series.row_values[series_row.i][7] as running_min,
-        series.row_values[series_row.i][11] as co_var_n,
-        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window, 9) }} as co_sum,
-        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window, 10) }} as co_y_sum,
+        date '1970-01-01' + series.row_values[series_row.i][{{ slot.ds_days }}]::integer as ds,
+        nullif(series.row_values[series_row.i][{{ slot.co }}], 'NaN') as co,
+        series.row_values[series_row.i][{{ slot.y }}] as y,
+        series.row_values[series_row.i][{{ slot.running_max }}] as running_max,
+        series.row_values[series_row.i][{{ slot.running_min }}] as running_min,
+        series.row_values[series_row.i][{{ slot.co_var_n }}] as co_var_n,
+        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window, slot.co_sum) }} as co_sum,
+        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window, slot.co_y_sum) }} as co_y_sum,
         {%- for k in fetched_lags %}
             series.y_values[series_row.i - {{ k }}] as y_lag{{ k }},
         {%- endfor %}
         {%- for w in moment_windows %}
-            {{ array_window_sum('series.row_values', 'series_row.i', w, 2) }} as y_sum_w{{ w }},
-            {{ array_window_sum('series.row_values', 'series_row.i', w, 3) }} as y_sq_sum_w{{ w }},
+            {{ array_window_sum('series.row_values', 'series_row.i', w, slot.y_sum) }} as y_sum_w{{ w }},
+            {{ array_window_sum('series.row_values', 'series_row.i', w, slot.y_sq_sum) }} as y_sq_sum_w{{ w }},
         {%- endfor %}
         {%- for w in windows %}
             {{ array_rolling_extreme('greatest', 'series.y_max_block', 'series.y_values', 'series_row.i', w) }}
@@ -389,14 +391,14 @@ row_windows as (
                 as y_min_w{{ w }},
         {%- endfor %}
         -- Slope: sum of index * y over the window.
-        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window, 4) }} as index_y_sum,
+        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window, slot.index_y_sum) }} as index_y_sum,
         -- Autocorrelation: the pairs (y_t, y_t-1) with both rows in the window, t = the last
         -- window - 1 rows; "lead" is y_t, "lag" y_t-1.
-        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window - 1, 2) }} as lead_sum,
-        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window - 1, 3) }} as lead_sq_sum,
-        {{ array_window_sum('series.row_values', 'series_row.i - 1', fixed_window - 1, 2) }} as lag_sum,
-        {{ array_window_sum('series.row_values', 'series_row.i - 1', fixed_window - 1, 3) }} as lag_sq_sum,
-        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window - 1, 5) }} as cross_sum
+        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window - 1, slot.y_sum) }} as lead_sum,
+        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window - 1, slot.y_sq_sum) }} as lead_sq_sum,
+        {{ array_window_sum('series.row_values', 'series_row.i - 1', fixed_window - 1, slot.y_sum) }} as lag_sum,
+        {{ array_window_sum('series.row_values', 'series_row.i - 1', fixed_window - 1, slot.y_sq_sum) }} as lag_sq_sum,
+        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window - 1, slot.lag_cross_sum) }} as cross_sum
     from {{ previous.relation }} as series
     cross join
         lateral generate_series(series.n_rows_kept + 1, series.n_rows) as series_row (i)
