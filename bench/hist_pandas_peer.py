@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from psycopg import sql
 
-from python_jobs import config, db
+from python_jobs import config, db, definitions
 
 PEER_TABLE = "hist_pandas_peer"
 KEYS = ["loto", "unique_id"]
@@ -98,19 +98,27 @@ def lottery_counts(draws: pd.DataFrame, freq_windows: Sequence[int]) -> pd.DataF
 def compute(
     draws: pd.DataFrame,
     *,
-    lags: Sequence[int] = config.LAGS,
-    windows: Sequence[int] = config.WINDOWS,
-    diffs: Sequence[int] = config.DIFFS,
-    pct_changes: Sequence[int] = config.PCT_CHANGES,
-    freq_windows: Sequence[int] = config.FREQ_WINDOWS,
+    lags: Sequence[int] | None = None,
+    windows: Sequence[int] | None = None,
+    diffs: Sequence[int] | None = None,
+    pct_changes: Sequence[int] | None = None,
+    freq_windows: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """The columns of features_hist (the SQL ones, and the rolling median and quartiles).
+
+    Definitions not given are those of ``dbt_project.yml``.
 
     Notes
     -----
     Reference: pandas ``groupby(...).shift / diff / cummax / cummin / rolling(w).mean / std /
     min / max / median / quantile`` (linear interpolation), as documented for features_hist.
     """
+    defs = definitions.load()
+    lags = tuple(lags or defs.lags)
+    windows = tuple(windows or defs.windows)
+    diffs = tuple(diffs or defs.diffs)
+    pct_changes = tuple(pct_changes or defs.pct_changes)
+    freq_windows = tuple(freq_windows or defs.freq_windows)
     draws = draws.sort_values([*KEYS, "ds"]).reset_index(drop=True)
     keys = [draws["loto"], draws["unique_id"]]
     y = draws["y"].astype("float64")

@@ -242,6 +242,54 @@ def test_pandas_peer_computes_the_same_columns(reference_build, reference, monke
     _assert_close(peer[quartiles], job_values.loc[peer.index, quartiles], rtol=1e-12, atol=0)
 
 
+def test_polars_peer_computes_the_same_columns(reference_build, reference, monkeypatch):
+    """The benchmark's polars round trip computes what the mart holds, and writes it back."""
+    monkeypatch.syspath_prepend(str(config.REPO_ROOT))
+    import polars as pl
+
+    from bench import hist_polars_peer
+
+    mart, draws, job_values = reference_build
+    frame = pl.from_pandas(
+        draws.assign(ds=pd.to_datetime(draws["ds"]), y=draws["y"].astype(float), co=draws["co"].astype(float))
+    )
+    peer = hist_polars_peer.compute(frame).to_pandas().set_index(KEYS)
+    peer.index = peer.index.set_levels(peer.index.levels[2].date, level=2)
+    peer = peer.sort_index()
+    want = reference
+    quartiles = [column for column in job_values.columns if QUARTILE_COLUMN.fullmatch(column)]
+    assert set(peer.columns) == set(want.columns) | set(quartiles)
+    # The SQL columns in the mart's order, then the Python job's quartiles.
+    assert list(peer.columns) == [column for column in mart.columns if column in peer.columns]
+    _assert_close(peer[list(want.columns)], want, rtol=1e-6, atol=1e-6)
+    _assert_close(peer[quartiles], job_values.loc[peer.index, quartiles], rtol=1e-12, atol=0)
+
+
+def test_polars_peer_round_trip_writes_its_columns(pg_url, fresh_schema, monkeypatch):
+    """COPY out, compute, COPY back: the written table holds every row and column it computed."""
+    monkeypatch.syspath_prepend(str(config.REPO_ROOT))
+    from bench import hist_polars_peer
+
+    schema = fresh_schema("hist_polars")
+    draws = _edge_draws()
+    with db.connect(pg_url) as conn:
+        conn.execute(
+            sql.SQL("create table {} (loto text, unique_id text, ds date, y numeric, co bigint)").format(
+                db.qualified("draws", schema)
+            )
+        )
+        with conn.cursor().copy(sql.SQL("copy {} from stdin").format(db.qualified("draws", schema))) as copy:
+            for loto, unique_id, ds, y, co in draws.itertuples(index=False):
+                copy.write_row((loto, unique_id, ds, int(y), None if pd.isna(co) else int(co)))
+        conn.commit()
+    assert hist_polars_peer.run_peer(pg_url, schema, "draws") > 0
+    computed = hist_polars_peer.compute(hist_polars_peer.read_draws(pg_url, schema, "draws"))
+    written = _read(pg_url, schema, "select * from hist_polars_peer")
+    assert list(written.columns) == computed.columns and len(written) == len(draws)
+    for column in ("hist_y_roll_mean_w30", "hist_y_is_outlier_iqr_w30", "hist_y_gap", "hist_co"):
+        assert written[column].notna().sum() == computed[column].is_not_null().sum(), column
+
+
 def test_incremental_runs_equal_full_refresh_and_nothing_looks_ahead(pg_url, fresh_schema):
     schema = fresh_schema("hist_incr")
     first_cut, second_cut = dt.date(2023, 6, 30), dt.date(2024, 3, 31)
