@@ -218,7 +218,7 @@ def compute(
         pl.col("unique_id").cast(pl.String),
         pl.col("ds").cast(pl.Date),
         pl.col("y").cast(pl.Float64),
-        pl.col("co").cast(pl.Float64),
+        pl.col("co").cast(pl.Float64).fill_nan(None),
     ).sort(*SERIES, "ds")
     # Helper columns first: a window expression cannot nest inside another.
     frame = frame.with_columns(
