@@ -19,9 +19,6 @@ from psycopg import sql
 
 from python_jobs import config, db, definitions
 
-# The feature definitions of dbt_project.yml (python_jobs/definitions.py).
-DEFS = definitions.load()
-
 PEER_TABLE = "hist_pandas_peer"
 KEYS = ["loto", "unique_id"]
 FIXED_WINDOW = 30
@@ -101,19 +98,27 @@ def lottery_counts(draws: pd.DataFrame, freq_windows: Sequence[int]) -> pd.DataF
 def compute(
     draws: pd.DataFrame,
     *,
-    lags: Sequence[int] = DEFS.lags,
-    windows: Sequence[int] = DEFS.windows,
-    diffs: Sequence[int] = DEFS.diffs,
-    pct_changes: Sequence[int] = DEFS.pct_changes,
-    freq_windows: Sequence[int] = DEFS.freq_windows,
+    lags: Sequence[int] | None = None,
+    windows: Sequence[int] | None = None,
+    diffs: Sequence[int] | None = None,
+    pct_changes: Sequence[int] | None = None,
+    freq_windows: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """The columns of features_hist (the SQL ones, and the rolling median and quartiles).
+
+    Definitions not given are those of ``dbt_project.yml``.
 
     Notes
     -----
     Reference: pandas ``groupby(...).shift / diff / cummax / cummin / rolling(w).mean / std /
-    min / max / median / quantile`` (linear interpolation), as the features_hist YAML defines them.
+    min / max / median / quantile`` (linear interpolation), as documented for features_hist.
     """
+    defs = definitions.load()
+    lags = tuple(lags or defs.lags)
+    windows = tuple(windows or defs.windows)
+    diffs = tuple(diffs or defs.diffs)
+    pct_changes = tuple(pct_changes or defs.pct_changes)
+    freq_windows = tuple(freq_windows or defs.freq_windows)
     draws = draws.sort_values([*KEYS, "ds"]).reset_index(drop=True)
     keys = [draws["loto"], draws["unique_id"]]
     y = draws["y"].astype("float64")

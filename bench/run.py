@@ -2,9 +2,10 @@
 
 1. features_hist on a 1,000 series x 1,000 draws panel (loaded through `ingest` as long
    format): the project's path (`dbt run` of the hist models plus the Python job they offload
-   the rolling order statistics to) against a pandas round trip computing the same columns
-   (read from PostgreSQL, compute, COPY back). Alternated, ``BENCH_REPEATS`` times; the ratio
-   quoted is the median of the per-pair ratios.
+   the rolling order statistics to, from a built staging table) against a pandas and a polars
+   round trip computing the same columns (COPY out, compute, fast write back). Alternated,
+   ``BENCH_REPEATS`` times; the ratio quoted is the median of the per-repeat ratios to the
+   faster peer of that repeat.
 2. The Python job's families on the CPU (and the GPU where one is present): seconds and
    series per second per family.
 3. `dbt build` of everything on the bundled real data.
@@ -32,7 +33,9 @@ from python_jobs.log import get_logger
 
 log = get_logger("bench")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-HIST_SELECTOR = ["--select", "+features_hist", "--exclude", "staging"]
+# The hist models after the job: its staging view (re-read now that the job has written its
+# table), the lottery counts and the mart; stg_lottery__draws is built once, before.
+HIST_SELECTOR = ["--select", "stg_python__features_hist", "int_hist__draw_domain", "features_hist"]
 
 
 def _env_int(name: str, default: int) -> int:
@@ -55,7 +58,7 @@ def _model_seconds(target_path: Path) -> dict[str, float]:
 
 
 def bench_hist(url: str, n_series: int, n_rows: int, repeats: int) -> dict:
-    from bench.hist_pandas_peer import run_peer
+    from bench import hist_pandas_peer, hist_polars_peer
     from bench.panel import load_panel
     from python_jobs.job import run_job
 
@@ -63,16 +66,16 @@ def bench_hist(url: str, n_series: int, n_rows: int, repeats: int) -> dict:
     os.environ["DBT_SCHEMA"] = schema
     _reset_schema(url, schema)
     ingest_seconds = load_panel(url, n_series, n_rows)
-    dbt.run(["seed", "--quiet"], url=url)
-    dbt.run(["build", "--quiet", "--select", "staging"], url=url)
+    dbt.run(["build", "--quiet", "--selector", "before_python_job"], url=url)
     target_path = Path(os.environ.get("DBT_TARGET_PATH", config.REPO_ROOT / "target"))
 
-    project, peer, offload, sql_part, per_model = [], [], [], [], []
+    project, pandas_peer, polars_peer, offload, sql_part, per_model = [], [], [], [], [], []
     for repeat in range(repeats):
         # Each repeat writes every row again, as the first build of a panel does.
         with db.connect(url, autocommit=True) as conn:
-            conn.execute(sql.SQL("truncate {}").format(db.qualified("py_features_hist")))
-            conn.execute(sql.SQL("truncate {}").format(db.qualified("py_job_state")))
+            for table in ("py_features_hist", "py_job_state"):
+                if db.table_exists(conn, table):
+                    conn.execute(sql.SQL("truncate {}").format(db.qualified(table)))
         start = time.perf_counter()
         run_job(url=url, device="cpu", families=["rolling"], full_refresh=True, progress=False)
         job_seconds = time.perf_counter() - start
@@ -83,15 +86,17 @@ def bench_hist(url: str, n_series: int, n_rows: int, repeats: int) -> dict:
         project.append(job_seconds + dbt_seconds)
         offload.append(job_seconds)
         sql_part.append(dbt_seconds)
-        peer.append(run_peer(url, schema))
+        pandas_peer.append(hist_pandas_peer.run_peer(url, schema))
+        polars_peer.append(hist_polars_peer.run_peer(url, schema))
         log.info(
             "bench.hist",
             repeat=repeat + 1,
             project_s=round(project[-1], 2),
-            peer_s=round(peer[-1], 2),
-            ratio=round(project[-1] / peer[-1], 3),
+            pandas_s=round(pandas_peer[-1], 2),
+            polars_s=round(polars_peer[-1], 2),
         )
-    ratios = [p / q for p, q in zip(project, peer, strict=True)]
+    faster = [min(a, b) for a, b in zip(pandas_peer, polars_peer, strict=True)]
+    ratios = [p / q for p, q in zip(project, faster, strict=True)]
     models = {name: statistics.median(run[name] for run in per_model) for name in per_model[0]}
     return {
         "panel": f"{n_series} series x {n_rows} draws",
@@ -100,11 +105,12 @@ def bench_hist(url: str, n_series: int, n_rows: int, repeats: int) -> dict:
         "project_seconds_median": round(statistics.median(project), 2),
         "project_offload_job_seconds_median": round(statistics.median(offload), 2),
         "project_dbt_run_seconds_median": round(statistics.median(sql_part), 2),
-        "pandas_round_trip_seconds_median": round(statistics.median(peer), 2),
-        "ratio_project_over_pandas_median": round(statistics.median(ratios), 3),
+        "pandas_round_trip_seconds_median": round(statistics.median(pandas_peer), 2),
+        "polars_round_trip_seconds_median": round(statistics.median(polars_peer), 2),
+        "ratio_project_over_faster_peer_median": round(statistics.median(ratios), 3),
         "ratios": [round(r, 3) for r in ratios],
         "model_seconds_median": models,
-        "bar": "ratio <= 1.0 (next target 0.5)",
+        "bar": "ratio <= 1.0 (target 0.5)",
     }
 
 
@@ -145,9 +151,9 @@ def print_table(results: dict) -> None:
         print(f"    offloaded rolling job        {hist['project_offload_job_seconds_median']:8.2f} s")
         print(f"    dbt run of hist models       {hist['project_dbt_run_seconds_median']:8.2f} s")
         print(f"  pandas round trip              {hist['pandas_round_trip_seconds_median']:8.2f} s")
-        print(
-            f"  ratio project / pandas         {hist['ratio_project_over_pandas_median']:8.3f}   (bar <= 1.0)"
-        )
+        print(f"  polars round trip              {hist['polars_round_trip_seconds_median']:8.2f} s")
+        ratio = hist["ratio_project_over_faster_peer_median"]
+        print(f"  ratio project / faster peer    {ratio:8.3f}   (bar <= 1.0, target 0.5)")
         for name, seconds in hist["model_seconds_median"].items():
             print(f"    {name:<40} {seconds:8.2f} s")
     families = results.get("families")

@@ -112,11 +112,11 @@ def demo(*, device: str = "auto", quiet_dbt: bool = False) -> int:
     url = str(timer.run("database", db.database_url))
     timer.run("ingest", lambda: load_bundled(url))
     # Seeds and staging first: the Python job reads stg_lottery__draws...
-    first = ["build", "--select", "resource_type:seed", "staging"]
+    first = ["build", "--selector", "before_python_job"]
     timer.run("dbt build seeds+staging", lambda: dbt.run(first, url=url, quiet=quiet_dbt))
     timer.run("python feature job", lambda: run_features_job(url, device))
     # ...and the marts join what it wrote.
-    rest = ["build", "--exclude", "resource_type:seed", "staging"]
+    rest = ["build", "--selector", "after_python_job"]
     timer.run("dbt build marts", lambda: dbt.run(rest, url=url, quiet=quiet_dbt))
     print_summary(timer, table_rows(url))
     print(f"\nlineage site: `make docs`, then open {config.REPO_ROOT / 'target' / 'static_index.html'}")

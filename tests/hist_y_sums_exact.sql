@@ -1,5 +1,5 @@
 -- features_hist computes its windows from prefix sums in double precision, exact while every
--- sum stays below 2^53 and y is integer-valued (the contract's data). A row here names a
+-- sum stays below 2^53 and y is integer-valued (every lottery's numbers). A row here names a
 -- series for which that no longer holds: a non-integer y, or prefix sums of y^2, index * y
 -- or carry-over * y that could pass 2^53.
 with

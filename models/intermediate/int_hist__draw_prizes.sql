@@ -14,7 +14,7 @@ final as (
     select
         prizes.loto,
         prizes.ds,
-        sum(prizes.winners) filter (where prizes.tier::text = '1') as hist_draw_prize1_winners,
+        (sum(prizes.winners) filter (where prizes.tier::text = '1'))::bigint as hist_draw_prize1_winners,
         coalesce(
             sum(prizes.winners * coalesce(prizes.prize, 0)) filter (where prizes.tier::text = '1'), 0
         )::double precision as hist_draw_prize1_payout,

@@ -21,11 +21,15 @@
 --     after the arrays are guesses, so merge joins (which would sort a million wide rows)
 --     are switched off for this model: the joins are hash joins.
 --
--- Incremental (contract section 4): a run recomputes the rows newer than the stored ones and
--- the rows whose Python-job values changed since they were merged (the job may run after this
--- model), from a lookback of var('incremental_lookback_rows') earlier rows per series; the
--- expanding max/min come from every earlier row. Only those rows are merged.
--- int_hist__draw_domain is rebuilt in full on every run.
+-- Incremental: a run finds, per series, the first row whose stored values are out of date
+-- (a new or deleted draw, a draw whose date moved, a corrected y or carry-over, a lottery-level
+-- count or draw-level column that a corrected draw of the lottery changed, or Python-job
+-- values that changed since the row was merged: the job may run after this model) and
+-- recomputes that row and every later one of the series, from a lookback of
+-- var('incremental_lookback_rows') earlier rows; the expanding max/min come from every earlier
+-- row. Only those rows are merged, and the post-hook deletes the rows of draws that are no
+-- longer staged. The marts then equal a full refresh. int_hist__draw_domain is rebuilt in
+-- full on every run.
 -- The materialization is set here rather than for the marts folder: the other marts are
 -- whole-history tables. The table is unlogged: writing its ~100 columns through the WAL
 -- doubles the cost of a build, and it holds nothing that is not derived. After a crash
@@ -42,6 +46,7 @@
             "set local jit = off",
             "set local enable_mergejoin = off",
         ],
+        post_hook=["{{ features_hist_delete_unstaged_rows() }}"],
     )
 }}
 
@@ -50,13 +55,37 @@
 {%- set diffs = hist_int_var('diffs', [1]) | list -%}
 {%- set pct_changes = hist_int_var('pct_changes', [1]) | list -%}
 {%- set lookback = hist_int_var('incremental_lookback_rows', 160) -%}
-{#- The contract fixes the 30-row window of the outlier, trend, autocorrelation and carry-over columns. -#}
+{#- The outlier, trend, autocorrelation and carry-over columns use a fixed 30-row window (named w30). -#}
 {%- set fixed_window = 30 -%}
 {%- set moment_windows = (windows + [fixed_window]) | unique | sort -%}
 {%- set fetched_lags = (lags + diffs + pct_changes) | unique | sort -%}
 {%- set block_sizes = rolling_extreme_block_sizes(windows) -%}
+{#- The lottery-level columns of int_hist__draw_domain, in the order of the mart. -#}
+{%- set domain_columns = ['hist_y_gap'] -%}
+{%- for n in hist_int_var('freq_windows', [10]) -%}
+    {%- do domain_columns.append('hist_y_freq_w' ~ n) -%}
+{%- endfor -%}
+{%- do domain_columns.extend([
+    'hist_y_streak', 'hist_draw_sum', 'hist_draw_odd_count', 'hist_draw_consecutive_pairs',
+    'hist_draw_same_last_digit',
+]) -%}
+{#- The per-row values folded into series_arrays.row_values, one named slot each, numbered from 1
+    in this order: every read says which value it takes (row_values[i][slot.y_sum]). -#}
+{%- set row_slots = [
+    'y', 'y_sum', 'y_sq_sum', 'index_y_sum', 'lag_cross_sum', 'running_max', 'running_min',
+    'co', 'co_sum', 'co_y_sum', 'co_var_n', 'ds_days',
+] -%}
+{%- set slot = {} -%}
+{%- for name in row_slots -%}
+    {%- do slot.update({name: loop.index}) -%}
+{%- endfor -%}
+{#- An incremental run reads y as each stored row was built from the shortest lag. -#}
+{%- set check_lag = lags | min -%}
 {%- if windows | min < 2 -%}
     {{ exceptions.raise_compiler_error("features_hist: every window needs at least 2 rows (std), got " ~ windows) }}
+{%- endif -%}
+{%- if lags | length == 0 -%}
+    {{ exceptions.raise_compiler_error("features_hist: var('lags') needs at least one lag") }}
 {%- endif -%}
 {%- if lookback < [windows | max, fetched_lags | max, fixed_window] | max -%}
     {{ exceptions.raise_compiler_error("features_hist: incremental_lookback_rows (" ~ lookback ~ ") is shorter than the longest window or lag") }}
@@ -90,65 +119,98 @@ position_gap_expected as (
 
 py_hist as not materialized (
     -- Read where it is joined (twice in an incremental run) rather than copied once.
-    select * from {{ source('python_jobs', 'py_features_hist') }}
+    select * from {{ ref('stg_python__features_hist') }}
 ),
 
 {% if is_incremental() %}
 
     stored_rows as (
-        -- Each stored row, and whether its Python-job values differ from py_features_hist now
-        -- (the job ran, or ran again, after the row was merged). Narrow before grouping.
+        -- The stored rows, narrowed to what the checks below read, with y as each row was
+        -- built: lag k of the row k rows later (the last k rows of a series have none and are
+        -- always recomputed).
         select
             merged.loto,
             merged.unique_id,
             merged.ds,
-            (
-                {%- for column in py_hist_columns() %}
-                    {% if not loop.first %}or {% endif %}merged.{{ column }} is distinct from py_hist.{{ column }}
-                {%- endfor %}
-            ) as is_stale
+            merged.hist_co,
+            {%- for column in domain_columns %}
+                merged.{{ column }},
+            {%- endfor %}
+            {%- for column in py_hist_columns() %}
+                merged.{{ column }},
+            {%- endfor %}
+            lead(merged.hist_y_lag{{ check_lag }}, {{ check_lag }}) over (
+                {{ hist_series_order('merged') }}
+            ) as y_as_built
         from {{ this }} as merged
-        left join py_hist
-            on
-                merged.loto = py_hist.loto
-                and merged.unique_id = py_hist.unique_id
-                and merged.ds = py_hist.ds
-        offset 0  -- noqa: AM09
     ),
 
-    stored_series as (
-        -- Per series: the newest stored row, and the first stale one.
+    row_changes as (
+        -- Every key stored or staged, and whether its stored row is out of date: the draw was
+        -- deleted or moved, or is new; its y or carry-over was corrected; a lottery-level
+        -- count or draw-level column changed (a draw of the lottery was corrected); or the
+        -- Python job's values changed since the row was merged (the job may run after this
+        -- model).
         select
-            stored_rows.loto,
-            stored_rows.unique_id,
-            max(stored_rows.ds) as stored_until_ds,
-            min(stored_rows.ds) filter (where stored_rows.is_stale) as stale_from_ds
+            coalesce(stored_rows.loto, draws.loto) as loto,
+            coalesce(stored_rows.unique_id, draws.unique_id) as unique_id,
+            coalesce(stored_rows.ds, draws.ds) as ds,
+            (
+                stored_rows.loto is null
+                or draws.loto is null
+                or stored_rows.y_as_built is distinct from draws.y::double precision
+                or stored_rows.hist_co is distinct from draws.co
+                {%- for column in domain_columns %}
+                    or stored_rows.{{ column }} is distinct from draw_domain.{{ column }}
+                {%- endfor %}
+                {%- for column in py_hist_columns() %}
+                    or stored_rows.{{ column }} is distinct from py_hist.{{ column }}
+                {%- endfor %}
+            ) as is_changed
         from stored_rows
+        full outer join draws
+            on
+                stored_rows.loto = draws.loto
+                and stored_rows.unique_id = draws.unique_id
+                and stored_rows.ds = draws.ds
+        left join draw_domain
+            on
+                draws.loto = draw_domain.loto
+                and draws.ds = draw_domain.ds
+                and draws.y::double precision = draw_domain.y
+        left join py_hist
+            on
+                draws.loto = py_hist.loto
+                and draws.unique_id = py_hist.unique_id
+                and draws.ds = py_hist.ds
+    ),
+
+    series_changes as (
+        -- Per series, the first changed row: it and every later row are recomputed.
+        select
+            row_changes.loto,
+            row_changes.unique_id,
+            min(row_changes.ds) as changed_from_ds
+        from row_changes
+        where row_changes.is_changed
         group by
-            stored_rows.loto,
-            stored_rows.unique_id
+            row_changes.loto,
+            row_changes.unique_id
     ),
 
     flagged_draws as (
-        -- The rows to (re)compute: those after the newest stored one, and from the first stale
-        -- one on. They are the last rows of their series.
         select
             draws.loto,
             draws.unique_id,
             draws.ds,
             draws.y,
             draws.co,
-            coalesce(
-                stored_series.stored_until_ds is null
-                or draws.ds > stored_series.stored_until_ds
-                or draws.ds >= stored_series.stale_from_ds,
-                false
-            ) as is_emitted
+            coalesce(draws.ds >= series_changes.changed_from_ds, false) as is_emitted
         from draws
-        left join stored_series
+        left join series_changes
             on
-                draws.loto = stored_series.loto
-                and draws.unique_id = stored_series.unique_id
+                draws.loto = series_changes.loto
+                and draws.unique_id = series_changes.unique_id
     ),
 
     positioned_draws as (
@@ -248,6 +310,7 @@ series_prefix as (
         series_running.running_min,
         series_running.co_var_n,
         coalesce(series_running.co::double precision, 'NaN') as co,
+        (series_running.ds - date '1970-01-01')::double precision as ds_days,
         sum(series_running.y) over running as y_sum,
         sum(series_running.y * series_running.y) over running as y_sq_sum,
         sum(series_running.row_index * series_running.y) over running as index_y_sum,
@@ -267,20 +330,11 @@ series_arrays as (
         series_prefix.unique_id,
         count(*)::integer as n_rows,
         (count(*) filter (where not series_prefix.is_emitted))::integer as n_rows_kept,
-        array_fill(0::double precision, array[1, 12], array[0, 1]) || array_agg(
+        array_fill(0::double precision, array[1, {{ row_slots | length }}], array[0, 1]) || array_agg(
             array[
-                series_prefix.y,
-                series_prefix.y_sum,
-                series_prefix.y_sq_sum,
-                series_prefix.index_y_sum,
-                series_prefix.lag_cross_sum,
-                series_prefix.running_max,
-                series_prefix.running_min,
-                series_prefix.co,
-                series_prefix.co_sum,
-                series_prefix.co_y_sum,
-                series_prefix.co_var_n,
-                series_prefix.ds - date '1970-01-01'
+                {%- for name in row_slots %}
+                    series_prefix.{{ name }}{% if not loop.last %},{% endif %}
+                {%- endfor %}
             ] order by series_prefix.row_index
         ) as row_values,
         array_agg(series_prefix.y order by series_prefix.row_index) as y_values
@@ -331,20 +385,20 @@ row_windows as (
         series.loto,
         series.unique_id,
         series_row.i,
-        date '1970-01-01' + series.row_values[series_row.i][12]::integer as ds,
-        nullif(series.row_values[series_row.i][8], 'NaN') as co,
-        series.row_values[series_row.i][1] as y,
-        series.row_values[series_row.i][6] as running_max,
-        series.row_values[series_row.i][7] as running_min,
-        series.row_values[series_row.i][11] as co_var_n,
-        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window, 9) }} as co_sum,
-        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window, 10) }} as co_y_sum,
+        date '1970-01-01' + series.row_values[series_row.i][{{ slot.ds_days }}]::integer as ds,
+        nullif(series.row_values[series_row.i][{{ slot.co }}], 'NaN') as co,
+        series.row_values[series_row.i][{{ slot.y }}] as y,
+        series.row_values[series_row.i][{{ slot.running_max }}] as running_max,
+        series.row_values[series_row.i][{{ slot.running_min }}] as running_min,
+        series.row_values[series_row.i][{{ slot.co_var_n }}] as co_var_n,
+        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window, slot.co_sum) }} as co_sum,
+        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window, slot.co_y_sum) }} as co_y_sum,
         {%- for k in fetched_lags %}
             series.y_values[series_row.i - {{ k }}] as y_lag{{ k }},
         {%- endfor %}
         {%- for w in moment_windows %}
-            {{ array_window_sum('series.row_values', 'series_row.i', w, 2) }} as y_sum_w{{ w }},
-            {{ array_window_sum('series.row_values', 'series_row.i', w, 3) }} as y_sq_sum_w{{ w }},
+            {{ array_window_sum('series.row_values', 'series_row.i', w, slot.y_sum) }} as y_sum_w{{ w }},
+            {{ array_window_sum('series.row_values', 'series_row.i', w, slot.y_sq_sum) }} as y_sq_sum_w{{ w }},
         {%- endfor %}
         {%- for w in windows %}
             {{ array_rolling_extreme('greatest', 'series.y_max_block', 'series.y_values', 'series_row.i', w) }}
@@ -353,14 +407,14 @@ row_windows as (
                 as y_min_w{{ w }},
         {%- endfor %}
         -- Slope: sum of index * y over the window.
-        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window, 4) }} as index_y_sum,
+        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window, slot.index_y_sum) }} as index_y_sum,
         -- Autocorrelation: the pairs (y_t, y_t-1) with both rows in the window, t = the last
         -- window - 1 rows; "lead" is y_t, "lag" y_t-1.
-        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window - 1, 2) }} as lead_sum,
-        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window - 1, 3) }} as lead_sq_sum,
-        {{ array_window_sum('series.row_values', 'series_row.i - 1', fixed_window - 1, 2) }} as lag_sum,
-        {{ array_window_sum('series.row_values', 'series_row.i - 1', fixed_window - 1, 3) }} as lag_sq_sum,
-        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window - 1, 5) }} as cross_sum
+        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window - 1, slot.y_sum) }} as lead_sum,
+        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window - 1, slot.y_sq_sum) }} as lead_sq_sum,
+        {{ array_window_sum('series.row_values', 'series_row.i - 1', fixed_window - 1, slot.y_sum) }} as lag_sum,
+        {{ array_window_sum('series.row_values', 'series_row.i - 1', fixed_window - 1, slot.y_sq_sum) }} as lag_sq_sum,
+        {{ array_window_sum('series.row_values', 'series_row.i', fixed_window - 1, slot.lag_cross_sum) }} as cross_sum
     from {{ previous.relation }} as series
     cross join
         lateral generate_series(series.n_rows_kept + 1, series.n_rows) as series_row (i)
@@ -457,15 +511,9 @@ final as (
         row_stats.y / nullif(row_stats.running_min, 0) - 1 as hist_y_drawup,
         row_stats.trend_slope as hist_y_trend_slope_w{{ fixed_window }},
         row_stats.autocorr1 as hist_y_roll_autocorr1_w{{ fixed_window }},
-        draw_domain.hist_y_gap,
-        {%- for n in var('freq_windows') %}
-            draw_domain.hist_y_freq_w{{ n }},
+        {%- for column in domain_columns %}
+            draw_domain.{{ column }},
         {%- endfor %}
-        draw_domain.hist_y_streak,
-        draw_domain.hist_draw_sum,
-        draw_domain.hist_draw_odd_count,
-        draw_domain.hist_draw_consecutive_pairs,
-        draw_domain.hist_draw_same_last_digit,
         row_stats.co::bigint as hist_co,
         row_stats.co_corr as hist_y_co_corr_w{{ fixed_window }},
         draw_prizes.hist_draw_prize1_winners,

@@ -25,7 +25,7 @@ prizes as (
 ),
 
 py_stat as (
-    select * from {{ source('python_jobs', 'py_features_stat') }}
+    select * from {{ ref('stg_python__features_stat') }}
 ),
 
 lottery_draws as (

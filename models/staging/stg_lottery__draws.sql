@@ -1,4 +1,4 @@
--- One row per (loto, unique_id, ds): the contract's long format. Draw numbers missing from
+-- One row per (loto, unique_id, ds): the draws in long format. Draw numbers missing from
 -- the source become the 1-based rank of the draw date within its lottery.
 {{
     config(

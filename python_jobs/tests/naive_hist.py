@@ -55,8 +55,9 @@ def series_features(
 
     Notes
     -----
-    Reference: the pandas definitions of the features_hist YAML (``shift``, ``rolling(w).mean/std/min/max``
-    with ``ddof=1``, ``diff``) evaluated window by window with NumPy; the slope is
+    Reference: the pandas definitions documented in the features_hist YAML (``shift``,
+    ``rolling(w).mean/std/min/max`` with ``ddof=1``, ``diff``) evaluated window by window with
+    NumPy; the slope is
     ``numpy.polyfit(range(30), window, 1)``; the autocorrelation is pandas
     ``Series.autocorr(1)`` of the 30-row window (the 29 pairs inside it).
     """
@@ -131,10 +132,9 @@ def lottery_features(draws: pd.DataFrame, *, freq_windows: Sequence[int] = DEFS.
 
     Notes
     -----
-    Reference: the column definitions of the features_hist YAML, walked draw by draw. A draw's
-    main numbers are the values at positions N1..Nk (a multiset: numbers3/4 may repeat a
-    digit); gap, frequency and streak look at the draws of the same lottery before (and for
-    the streak, ending with) this one.
+    Reference: the documented definitions, walked draw by draw. A draw's main numbers are the values
+    at positions N1..Nk (a multiset: numbers3/4 may repeat a digit); gap, frequency and streak
+    look at the draws of the same lottery before (and for the streak, ending with) this one.
     """
     rows = []
     for loto, lottery in draws.groupby("loto", sort=False):

@@ -84,19 +84,19 @@ def _assert_calendar_matches(futr: pd.DataFrame) -> None:
             assert mismatches == 0, f"{column}: {mismatches} rows differ from pandas/holidays"
 
 
-def test_columns_are_the_contract_and_documented(built):
+def test_columns_are_the_defined_ones_and_documented(built):
     _, futr, _ = built
-    contract = [
+    expected = [
         "loto",
         "unique_id",
         "ds",
         "is_future",
         *naive.calendar_features([dt.date(2024, 1, 1)]).columns,
     ]
-    assert list(futr.columns) == contract
+    assert list(futr.columns) == expected
     models = yaml.safe_load((config.REPO_ROOT / "models/marts/_marts__features_futr_stat.yml").read_text())
     documented = next(model for model in models["models"] if model["name"] == "features_futr")
-    assert [column["name"] for column in documented["columns"]] == contract
+    assert [column["name"] for column in documented["columns"]] == expected
     project = yaml.safe_load((config.REPO_ROOT / "dbt_project.yml").read_text())
     assert tuple(project["vars"]["fourier_periods"]) == naive.FOURIER_PERIODS
     assert tuple(project["vars"]["fourier_orders"]) == naive.FOURIER_ORDERS

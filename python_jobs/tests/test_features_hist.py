@@ -21,6 +21,7 @@ import yaml
 from psycopg import sql
 
 from python_jobs import config, db, dbt, definitions
+from python_jobs.features import registry
 from python_jobs.ingest import ingest_file
 from python_jobs.tests import naive_hist
 
@@ -33,7 +34,7 @@ RELATIVE_TOLERANCE = 1e-9
 # Values that are exactly 0 in SQL (exact integer sums) come out as 1e-17 from NumPy's floats.
 ABSOLUTE_TOLERANCE = 1e-12
 KEYS = ["loto", "unique_id", "ds"]
-HIST_MODELS = ["int_hist__draw_domain", "features_hist"]
+HIST_MODELS = ["stg_python__features_hist", "int_hist__draw_domain", "features_hist"]
 QUARTILE_COLUMN = re.compile(r"hist_y_roll_(median|q25|q75)_w(\d+)")
 
 
@@ -88,12 +89,8 @@ def _write_python_job_values(url: str, schema: str) -> pd.DataFrame:
     must carry through unchanged. Point in time, like the job: a row uses earlier rows only.
     """
     draws = _draws(url, schema).sort_values(KEYS).reset_index(drop=True)
-    columns = _read(
-        url,
-        schema,
-        "select column_name from information_schema.columns where table_schema = current_schema() "
-        "and table_name = 'py_features_hist' and column_name like 'hist_%' order by ordinal_position",
-    )["column_name"].tolist()
+    columns = registry.output_columns("hist")
+    _create_python_job_table(url, schema, columns)
     y = draws["y"].astype(float)
     grouped = y.groupby([draws["loto"], draws["unique_id"]], sort=False)
     values = draws[KEYS].copy()
@@ -118,6 +115,20 @@ def _write_python_job_values(url: str, schema: str) -> pd.DataFrame:
             copy.write(buffer.getvalue())
         conn.commit()
     return values.set_index(KEYS)
+
+
+def _create_python_job_table(url: str, schema: str, columns: list[str]) -> None:
+    """The job's per-row table, as the job creates it, where no run has made it yet."""
+    feature_columns = sql.SQL(", ").join(
+        sql.SQL("{} double precision").format(sql.Identifier(column)) for column in columns
+    )
+    _execute(
+        url,
+        sql.SQL(
+            "create table if not exists {} (loto text not null, unique_id text not null, ds date not null, "
+            "computed_at timestamptz, {}, primary key (loto, unique_id, ds))"
+        ).format(db.qualified("py_features_hist", schema), feature_columns),
+    )
 
 
 def _assert_close(got: pd.DataFrame, want: pd.DataFrame, *, rtol: float, atol: float) -> None:
@@ -188,14 +199,14 @@ def test_sql_columns_match_reference_on_real_data(reference_build, reference):
     pd.testing.assert_frame_equal(carried, job_values.loc[mart.index].astype(float), check_exact=True)
 
 
-def test_columns_are_the_contract_and_documented(reference_build):
+def test_columns_are_the_defined_ones_and_documented(reference_build):
     mart, _, job_values = reference_build
     columns = [*KEYS, *mart.columns]
     models = yaml.safe_load((config.REPO_ROOT / "models/marts/_marts__features_hist.yml").read_text())
     documented = next(model for model in models["models"] if model["name"] == "features_hist")
     assert [column["name"] for column in documented["columns"]] == columns
     assert all(column.get("description") for column in documented["columns"])
-    # The SQL columns named by the contract, in its order, then the Python job's.
+    # The SQL columns in their documented order, then the Python job's.
     sql_columns = [column for column in mart.columns if column not in job_values.columns]
     assert list(mart.columns[len(sql_columns) :]) == list(job_values.columns)
     for w in DEFS.windows:
@@ -231,6 +242,60 @@ def test_pandas_peer_computes_the_same_columns(reference_build, reference, monke
         _assert_close(peer.loc[keep, [column]], want.loc[keep, [column]], rtol=1e-6, atol=1e-6)
     quartiles = [column for column in job_values.columns if QUARTILE_COLUMN.fullmatch(column)]
     _assert_close(peer[quartiles], job_values.loc[peer.index, quartiles], rtol=1e-12, atol=0)
+
+
+def test_polars_peer_computes_the_same_columns(reference_build, reference, monkeypatch):
+    """The benchmark's polars round trip computes what the mart holds, and writes it back."""
+    monkeypatch.syspath_prepend(str(config.REPO_ROOT))
+    import polars as pl
+
+    from bench import hist_polars_peer
+
+    mart, draws, job_values = reference_build
+    frame = pl.DataFrame(
+        {
+            "loto": draws["loto"].tolist(),
+            "unique_id": draws["unique_id"].tolist(),
+            "ds": draws["ds"].tolist(),
+            "y": draws["y"].astype(float).to_numpy(),
+            "co": draws["co"].astype(float).to_numpy(),
+        }
+    )
+    computed = hist_polars_peer.compute(frame)
+    peer = pd.DataFrame({name: computed[name].to_list() for name in computed.columns}).set_index(KEYS)
+    peer = peer.sort_index()
+    want = reference
+    quartiles = [column for column in job_values.columns if QUARTILE_COLUMN.fullmatch(column)]
+    assert set(peer.columns) == set(want.columns) | set(quartiles)
+    # The SQL columns in the mart's order, then the Python job's quartiles.
+    assert list(peer.columns) == [column for column in mart.columns if column in peer.columns]
+    _assert_close(peer[list(want.columns)], want, rtol=1e-6, atol=1e-6)
+    _assert_close(peer[quartiles], job_values.loc[peer.index, quartiles], rtol=1e-12, atol=0)
+
+
+def test_polars_peer_round_trip_writes_its_columns(pg_url, fresh_schema, monkeypatch):
+    """COPY out, compute, COPY back: the written table holds every row and column it computed."""
+    monkeypatch.syspath_prepend(str(config.REPO_ROOT))
+    from bench import hist_polars_peer
+
+    schema = fresh_schema("hist_polars")
+    draws = _edge_draws()
+    with db.connect(pg_url) as conn:
+        conn.execute(
+            sql.SQL("create table {} (loto text, unique_id text, ds date, y numeric, co bigint)").format(
+                db.qualified("draws", schema)
+            )
+        )
+        with conn.cursor().copy(sql.SQL("copy {} from stdin").format(db.qualified("draws", schema))) as copy:
+            for loto, unique_id, ds, y, co in draws.itertuples(index=False):
+                copy.write_row((loto, unique_id, ds, int(y), None if pd.isna(co) else int(co)))
+        conn.commit()
+    assert hist_polars_peer.run_peer(pg_url, schema, "draws") > 0
+    computed = hist_polars_peer.compute(hist_polars_peer.read_draws(pg_url, schema, "draws"))
+    written = _read(pg_url, schema, "select * from hist_polars_peer")
+    assert list(written.columns) == computed.columns and len(written) == len(draws)
+    for column in ("hist_y_roll_mean_w30", "hist_y_is_outlier_iqr_w30", "hist_y_gap", "hist_co"):
+        assert written[column].notna().sum() == computed[column].is_not_null().sum(), column
 
 
 def test_incremental_runs_equal_full_refresh_and_nothing_looks_ahead(pg_url, fresh_schema):

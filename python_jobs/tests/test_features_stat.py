@@ -88,7 +88,7 @@ def built(pg_url: str, loaded_schema: str) -> Iterator[tuple[pd.DataFrame, pd.Da
     yield stat, draws
 
 
-def test_columns_are_the_contract_and_documented(built):
+def test_columns_are_the_defined_ones_and_documented(built):
     stat, _ = built
     leading = SQL_COLUMNS + PRIZE_COLUMNS
     assert list(stat.columns[: len(leading)]) == leading
