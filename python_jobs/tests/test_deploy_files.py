@@ -76,11 +76,11 @@ def test_compose_services_and_ports():
     assert "5432:5432" in services["postgres"]["ports"]
     assert services["redis"]["image"].startswith("redis:7")
     assert "6379:6379" in services["redis"]["ports"]
-    # The online service publishes the ports the settings give it.
+    # The online service publishes its metrics port and reads the feed on the settings' port.
     online = settings.load(env=_compose_env("online")).online
-    assert {f"{online.port}:{online.port}", f"{online.metrics_port}:{online.metrics_port}"} == set(
-        services["online"]["ports"]
-    )
+    assert {f"{online.metrics_port}:{online.metrics_port}"} == set(services["online"]["ports"])
+    assert f"ws://feed:{online.port}" in services["online"]["command"]
+    assert str(online.port) in services["feed"]["command"]
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)

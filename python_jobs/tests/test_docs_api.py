@@ -41,7 +41,7 @@ def test_families_block_lists_every_column_once():
     block = guide.split(apidoc.BLOCK_START)[1].split(apidoc.BLOCK_END)[0]
     named = re.findall(r"`((?:hist|stat|futr)_\w+|is_future)`", block)
     marts = {column for columns in apidoc._mart_columns().values() for column in columns}
-    python = {column for family in registry.families() for column in family.outputs()}
+    python = {column for family in registry.families() for column in family.output_names()}
     # Every mart column and every Python output is named, and none twice.
     assert set(named) == marts | python
     assert len(named) == len(set(named))

@@ -34,7 +34,16 @@ RELATIVE_TOLERANCE = 1e-9
 # Values that are exactly 0 in SQL (exact integer sums) come out as 1e-17 from NumPy's floats.
 ABSOLUTE_TOLERANCE = 1e-12
 KEYS = ["loto", "unique_id", "ds"]
-HIST_MODELS = ["stg_python__features_hist", "int_hist__draw_domain", "features_hist"]
+HIST_MODELS = [
+    "stg_lottery__prizes",
+    "stg_python__features_hist",
+    "int_hist__draw_domain",
+    "int_hist__value_gaps",
+    "int_hist__draw_prizes",
+    "int_hist__prize_correlation",
+    "int_hist__position_gap_expected",
+    "features_hist",
+]
 QUARTILE_COLUMN = re.compile(r"hist_y_roll_(median|q25|q75)_w(\d+)")
 
 
@@ -74,7 +83,8 @@ def _ingest_bundled(url: str, cut: dt.date | None = None) -> None:
 
 
 def _run_staging(url: str) -> None:
-    dbt.run(["run", "--quiet", "--select", "stg_lottery__draws"], url=url)
+    # The positions seed gives hist_y_gap_expected its number ranges.
+    dbt.run(["build", "--quiet", "--select", "loto_positions", "stg_lottery__draws"], url=url)
 
 
 def _build(url: str, *extra: str, command: str = "run") -> None:

@@ -37,7 +37,7 @@ def _read(url: str, schema: str, query: str, params: tuple = ()) -> pd.DataFrame
 @pytest.fixture(scope="module")
 def built_mart(pg_url: str) -> Iterator[tuple[str, pd.DataFrame]]:
     """(schema, features_hist) of the bundled data: staging, the job's hist families, the hist models."""
-    from python_jobs.jobs import run_job
+    from python_jobs.job import run_job
 
     schema = f"t_realtime_{uuid.uuid4().hex[:8]}"
     with pytest.MonkeyPatch.context() as patch:
@@ -47,7 +47,7 @@ def built_mart(pg_url: str) -> Iterator[tuple[str, pd.DataFrame]]:
             run_job(
                 url=pg_url, device="cpu", families=HIST_FAMILIES, scheduler="sync", progress=False, quiet=True
             )
-            dbt.run(["run", "--quiet", "--select", "int_hist__draw_domain", "features_hist"], url=pg_url)
+            dbt.run(["run", "--quiet", "--select", "+features_hist"], url=pg_url)
             mart = _read(pg_url, schema, "select * from features_hist order by loto, unique_id, ds")
             yield schema, mart.set_index(KEYS)
         finally:
