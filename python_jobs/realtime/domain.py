@@ -8,18 +8,27 @@ counted per lottery in date order; "y appeared" means y is among the draw's main
 - ``hist_y_freq_w{n}``: appearances of y in the previous ``n`` draws (this one excluded);
 - ``hist_y_streak``: consecutive draws, ending with this one, in which y appeared;
 - ``hist_draw_sum``, ``_odd_count``, ``_consecutive_pairs``, ``_same_last_digit``: of this
-  draw's main numbers (NULL for a draw without main numbers).
+  draw's main numbers (NULL for a draw without main numbers);
+- ``hist_y_gap_mean``, ``hist_y_gap_std`` (ddof 1), ``hist_y_overdue_ratio``: of y's completed
+  gaps before this draw (``int_hist__value_gaps``), from exact integer running sums;
+- ``hist_y_gap_expected``: the size of the position's number range over the main positions
+  sharing it (``int_hist__position_gap_expected``, from ``seeds/loto_positions.csv``).
 
-State per lottery: the draw count, per value its last appearance and current run, and the
-main-number counts of the last ``max(freq_windows)`` draws (a bounded deque).
+State per lottery: the draw count, per value its last appearance, current run and gap sums, and
+the main-number counts of the last ``max(freq_windows)`` draws (a bounded deque).
 """
 
 from __future__ import annotations
 
+import csv
 import itertools
+import math
 import re
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
+
+from python_jobs import config
 
 MAIN_POSITION = re.compile(r"N[0-9]+")
 
@@ -31,9 +40,45 @@ DRAW_COLUMNS = (
 )
 
 
+GAP_COLUMNS = ("hist_y_gap_mean", "hist_y_gap_std", "hist_y_overdue_ratio", "hist_y_gap_expected")
+
+
 def domain_columns(freq_windows: Iterable[int]) -> tuple[str, ...]:
     """The lottery-domain column names in the mart's order."""
-    return ("hist_y_gap", *(f"hist_y_freq_w{n}" for n in freq_windows), "hist_y_streak", *DRAW_COLUMNS)
+    return (
+        "hist_y_gap",
+        *(f"hist_y_freq_w{n}" for n in freq_windows),
+        "hist_y_streak",
+        *DRAW_COLUMNS,
+        *GAP_COLUMNS,
+    )
+
+
+@lru_cache(maxsize=1)
+def expected_gaps() -> dict[tuple[str, str], float]:
+    """``(loto, unique_id) -> hist_y_gap_expected`` from the positions seed."""
+    with open(config.SEEDS_DIR / "loto_positions.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    sharing = Counter(
+        (row["loto"], row["range_min"], row["range_max"]) for row in rows if row["category"] == "main"
+    )
+    out = {}
+    for row in rows:
+        count = sharing.get((row["loto"], row["range_min"], row["range_max"]))
+        if count:
+            out[(row["loto"], row["unique_id"])] = (int(row["range_max"]) - int(row["range_min"]) + 1) / count
+    return out
+
+
+def gap_statistics(count: int, total: int, squares: int, gap: float | None) -> dict[str, float | None]:
+    """Mean, std (ddof 1) and overdue ratio from the completed gaps' count, sum and square sum.
+
+    The same arithmetic as the SQL: exact integer sums, then one division (and a square root).
+    """
+    mean = total / count if count >= 1 else None
+    std = math.sqrt(max(count * squares - total * total, 0) / (count * (count - 1))) if count >= 2 else None
+    ratio = gap / mean if gap is not None and mean is not None else None
+    return {"hist_y_gap_mean": mean, "hist_y_gap_std": std, "hist_y_overdue_ratio": ratio}
 
 
 def draw_statistics(main: list[float]) -> dict[str, float | None]:
@@ -61,8 +106,11 @@ class LotteryDomain:
         ``n`` of ``hist_y_freq_w{n}`` (dbt var ``freq_windows``).
     """
 
-    def __init__(self, freq_windows: tuple[int, ...]) -> None:
+    def __init__(self, freq_windows: tuple[int, ...], loto: str = "") -> None:
         self.freq_windows = freq_windows
+        self.loto = loto
+        # per value: count, sum and square sum of its completed gaps
+        self.gaps: dict[float, tuple[int, int, int]] = {}
         self.draws = 0
         self.last_seen: dict[float, int] = {}
         self.run_length: dict[float, int] = {}
@@ -86,8 +134,15 @@ class LotteryDomain:
             else:
                 features["hist_y_streak"] = 0.0
             features.update(shared)
+            features.update(gap_statistics(*self.gaps.get(y, (0, 0, 0)), features["hist_y_gap"]))
+            features["hist_y_gap_expected"] = expected_gaps().get((self.loto, uid))
             out[uid] = features
         for y in main:
+            previous = self.last_seen.get(y)
+            if previous is not None:
+                count, total, squares = self.gaps.get(y, (0, 0, 0))
+                gap = d - previous
+                self.gaps[y] = (count + 1, total + gap, squares + gap * gap)
             self.run_length[y] = (self.run_length.get(y, 0) if self.last_seen.get(y) == d - 1 else 0) + 1
             self.last_seen[y] = d
         self.recent.append(main)

@@ -274,7 +274,7 @@ class RealTimeFeatureEngine:
                 raise OrderError(f"{loto}:{uid}", stamp, last)
         domain = self._domains.get(loto)
         if domain is None:
-            domain = self._domains[loto] = LotteryDomain(self.layout.defs.freq_windows)
+            domain = self._domains[loto] = LotteryDomain(self.layout.defs.freq_windows, loto)
         counts = domain.update(positions)
         out = {}
         for uid, y in positions.items():
