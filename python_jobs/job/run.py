@@ -22,7 +22,7 @@ import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,14 @@ from python_jobs.job.errors import JobError, JobIOError, SeriesFailure
 from python_jobs.job.executors import estimated_seconds, is_remote, make_executor
 from python_jobs.job.planning import Planned, batches, plan_run, select_families
 from python_jobs.job.reading import SeriesData
-from python_jobs.job.reporting import JobResult, ProgressLog, SeriesError, log_done, progress_bars
+from python_jobs.job.reporting import (
+    JobResult,
+    ProgressLog,
+    SeriesError,
+    log_done,
+    phase_seconds,
+    progress_bars,
+)
 from python_jobs.job.session import Session
 from python_jobs.job.writing import BatchWrite, WriteQueue
 from python_jobs.jobs_args import DEFAULT_BATCH_SIZE
@@ -77,6 +84,16 @@ class _Run:
 
     def __post_init__(self) -> None:
         self.outputs = {fam.name: fam.output_names() for fam in self.fams}
+
+    @contextlib.contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Add the wall seconds of the block to ``phase`` of the result."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            phases = self.result.seconds_per_phase
+            phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - start
 
 
 def run_job(
@@ -137,6 +154,7 @@ def run_job(
     schema = config.target_schema()  # a bad DBT_SCHEMA fails here, before any connection
     defs = definitions.load(dbt_vars)
     resolved, fams, executor = _setup(device, families, scheduler, n_workers, defs)
+    setup_seconds = time.perf_counter() - started
     target = url or db.database_url()
     run = _Run(
         url=target,
@@ -150,17 +168,22 @@ def run_job(
         batch_size=batch_size,
         executor=executor,
     )
+    run.result.seconds_per_phase["setup"] = setup_seconds
     run.result.feature_version = hashlib.sha256(
         json.dumps(run.versions, sort_keys=True).encode()
     ).hexdigest()[:16]
     log.info("job.start", run_id=run.result.run_id, device=resolved, families=len(fams), schema=schema)
     try:
-        _prepare_tables(run)
-        _plan(run, full_refresh)
-        _start(run, scheduler, n_workers, progress)
+        with run.timed("tables"):
+            _prepare_tables(run)
+        with run.timed("plan"):
+            _plan(run, full_refresh)
+        with run.timed("setup"):
+            _start(run, scheduler, n_workers, progress)
         _compute_and_write(run)
         run.result.status = "success"
-        _finish(run, started)
+        with run.timed("finish"):
+            _finish(run, started)
     except BaseException as exc:
         run.result.status = "failed"
         _finish(run, started, error=f"{type(exc).__name__}: {exc}")
@@ -219,6 +242,7 @@ def _new_result(device: str, fams: list[Family]) -> JobResult:
         rows_written={tables.STAT_TABLE: 0, tables.HIST_TABLE: 0},
         seconds_per_family=dict.fromkeys(names, 0.0),
         device_per_family={name: "-" for name in names},
+        seconds_per_phase=phase_seconds(),
     )
 
 
@@ -283,12 +307,15 @@ def _compute_and_write(run: _Run) -> None:
     computed: set[tuple[str, str]] = set()
     for items in batches(run.planned, run.batch_size):
         keys = [(item.info.loto, item.info.unique_id) for item in items]
-        series = run.reader.run(lambda conn, keys=keys: reading.read_series(conn, keys), "read batch")
-        shipped = run.executor.scatter(SeriesBatch(series))
-        futures = {
-            name: run.executor.submit(compute_family, by_name[name], shipped, run.device, run.on_error)
-            for name in items[0].families
-        }
+        with run.timed("read"):
+            series = run.reader.run(lambda conn, keys=keys: reading.read_series(conn, keys), "read batch")
+        # In-process, submit is the computation itself; on a cluster, the hand-over.
+        with run.timed("compute"):
+            shipped = run.executor.scatter(SeriesBatch(series))
+            futures = {
+                name: run.executor.submit(compute_family, by_name[name], shipped, run.device, run.on_error)
+                for name in items[0].families
+            }
         in_flight.append(InFlight(items, series, futures))
         while len(in_flight) >= run.executor.max_in_flight:
             _collect(run, in_flight.popleft(), computed, ticker)
@@ -296,12 +323,15 @@ def _compute_and_write(run: _Run) -> None:
         _collect(run, in_flight.popleft(), computed, ticker)
     run.writes.drain()
     run.result.series_computed = len(computed)
+    run.result.seconds_per_phase["write"] = run.writes.busy_seconds
+    run.result.seconds_per_phase["write_wait"] = run.writes.wait_seconds
 
 
 def _collect(run: _Run, job: InFlight, computed: set[tuple[str, str]], ticker: ProgressLog) -> None:
     """A batch's family results into the counters, then its write queued."""
     result = run.result
-    results = {name: fut.result() for name, fut in job.futures.items()}
+    with run.timed("compute"):
+        results = {name: fut.result() for name, fut in job.futures.items()}
     for name, res in results.items():
         result.seconds_per_family[name] += res.seconds
         result.computed_per_family[name] += len(job.series)
