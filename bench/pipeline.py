@@ -19,11 +19,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from psycopg import sql
 
 from python_jobs import config, db, dbt
 from python_jobs.log import get_logger
+
+if TYPE_CHECKING:
+    from python_jobs.job import JobResult
 
 log = get_logger("bench.pipeline")
 
@@ -46,7 +50,7 @@ def _timed(stages: dict[str, float], name: str, fn: Callable[[], object]) -> obj
     return result
 
 
-def _job_figures(result: object) -> dict:
+def _job_figures(result: JobResult) -> dict:
     """Per-family and per-phase seconds of a :class:`python_jobs.job.JobResult`."""
     return {
         "seconds_total": round(result.seconds_total, 2),

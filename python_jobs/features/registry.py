@@ -211,6 +211,8 @@ def expand(template: str, params: Mapping[str, Any]) -> list[str]:
 
 
 _FAMILIES: dict[str, Family] = {}
+# Families whose parameters an `override` block changes right now.
+_OVERRIDDEN: set[str] = set()
 
 # The family modules, in the order the job runs them. Adding a family means adding it here.
 FAMILY_MODULES = (
@@ -319,10 +321,17 @@ def override(family_name: str, **params: Any) -> Iterator[Family]:
         raise KeyError(f"family {family_name!r} declares no parameter(s) {sorted(unknown)}")
     changed = dataclasses.replace(original, params={**original.params, **params})
     _FAMILIES[family_name] = changed
+    _OVERRIDDEN.add(family_name)
     try:
         yield changed
     finally:
         _FAMILIES[family_name] = original
+        _OVERRIDDEN.discard(family_name)
+
+
+def overridden() -> bool:
+    """Whether some family's parameters are changed by an :func:`override` block right now."""
+    return bool(_OVERRIDDEN)
 
 
 def output_columns(kind: Kind, defs: definitions.FeatureDefinitions | None = None) -> list[str]:

@@ -31,7 +31,7 @@ import numpy as np
 from python_jobs import config, definitions
 from python_jobs.device import DeviceError, resolve_device
 from python_jobs.features.registry import Family
-from python_jobs.job import reading, runs, tables
+from python_jobs.job import catalog, reading, runs, tables
 from python_jobs.job.compute import FamilyBatchResult, SeriesBatch, compute_family
 from python_jobs.job.errors import JobError, JobIOError, SeriesFailure
 from python_jobs.job.executors import estimated_seconds, is_remote, make_executor
@@ -70,6 +70,7 @@ class _Run:
 
     url: str
     device: str
+    defs: definitions.FeatureDefinitions
     fams: list[Family]
     versions: dict[str, str]
     result: JobResult
@@ -159,6 +160,7 @@ def run_job(
     run = _Run(
         url=target,
         device=resolved,
+        defs=defs,
         fams=fams,
         versions={fam.name: fam.version_id() for fam in fams},
         result=_new_result(resolved, fams),
@@ -169,15 +171,15 @@ def run_job(
         executor=executor,
     )
     run.result.seconds_per_phase["setup"] = setup_seconds
-    run.result.feature_version = hashlib.sha256(
-        json.dumps(run.versions, sort_keys=True).encode()
-    ).hexdigest()[:16]
+    run.result.feature_version = _feature_version(run.versions)
     log.info("job.start", run_id=run.result.run_id, device=resolved, families=len(fams), schema=schema)
     try:
         with run.timed("tables"):
             _prepare_tables(run)
         with run.timed("plan"):
             _plan(run, full_refresh)
+        with run.timed("setup"):
+            _import_planned(run, full_refresh)
         with run.timed("setup"):
             _start(run, scheduler, n_workers, progress)
         _compute_and_write(run)
@@ -212,7 +214,7 @@ def _setup(
     if not remote:
         # Before the families are imported (seconds): a wrong device fails at once.
         resolved = resolve_device(device)
-    fams = [fam.bind(defs) for fam in select_families(families)]
+    fams = select_families(families, defs)
     if remote:
         # The GPU that matters is the workers', not this machine's.
         executor = make_executor(scheduler, device="cpu", work_seconds=0.0, n_workers=n_workers)
@@ -271,6 +273,26 @@ def _plan(run: _Run, full_refresh: bool) -> None:
     )
     if not run.planned:
         log.info("job.nothing_to_do", series=len(summary))
+
+
+def _import_planned(run: _Run, full_refresh: bool) -> None:
+    """Import the families that have work (planning may have used the catalog only)."""
+    needed = {name for item in run.planned for name in item.families}
+    try:
+        run.fams = catalog.materialize(run.fams, needed, run.defs)
+    except catalog.StaleCatalog as exc:
+        # A module changed in a way the catalog's key missed: plan again from the registry.
+        log.warning("job.catalog_stale", family=exc.family)
+        run.fams = select_families(run.result.families, run.defs, use_catalog=False)
+        run.versions = {fam.name: fam.version_id() for fam in run.fams}
+        run.result.feature_version = _feature_version(run.versions)
+        run.outputs = {fam.name: fam.output_names() for fam in run.fams}
+        _plan(run, full_refresh)
+
+
+def _feature_version(versions: dict[str, str]) -> str:
+    """One hash of every family's version: the run's feature version."""
+    return hashlib.sha256(json.dumps(versions, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _start(run: _Run, scheduler: Any, n_workers: int | None, progress: bool) -> None:
