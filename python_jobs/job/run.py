@@ -5,7 +5,8 @@
 2. :func:`_prepare_tables`: create the job's tables and add missing columns (under the job's
    schema lock), and mark runs a killed job left ``running`` as failed.
 3. :func:`_plan`: which (series, family) pairs to compute (:mod:`python_jobs.job.planning`).
-4. :func:`_start`: pick the executor, record the run as ``running``.
+4. :func:`_start`: pick the executor, import the families that have work (planning reads
+   the catalog of :mod:`python_jobs.job.catalog` and imports none), record the run.
 5. :func:`_compute_and_write`: read batches, compute each family on the executor, write each
    batch in one transaction while the next is computed.
 6. :func:`_finish`: record the outcome; the connections, executor and bars are closed whether
@@ -30,7 +31,7 @@ import numpy as np
 
 from python_jobs import config, definitions
 from python_jobs.device import DeviceError, resolve_device
-from python_jobs.features.registry import Family
+from python_jobs.features.registry import FAMILY_MODULES, Family
 from python_jobs.job import catalog, reading, runs, tables
 from python_jobs.job.compute import FamilyBatchResult, SeriesBatch, compute_family
 from python_jobs.job.errors import JobError, JobIOError, SeriesFailure
@@ -179,9 +180,7 @@ def run_job(
         with run.timed("plan"):
             _plan(run, full_refresh)
         with run.timed("setup"):
-            _import_planned(run, full_refresh)
-        with run.timed("setup"):
-            _start(run, scheduler, n_workers, progress)
+            _start(run, scheduler, n_workers, progress, full_refresh)
         _compute_and_write(run)
         run.result.status = "success"
         with run.timed("finish"):
@@ -295,8 +294,12 @@ def _feature_version(versions: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(versions, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _start(run: _Run, scheduler: Any, n_workers: int | None, progress: bool) -> None:
-    """The executor (unless a remote one exists), the run's row, the progress bars."""
+def _start(run: _Run, scheduler: Any, n_workers: int | None, progress: bool, full_refresh: bool) -> None:
+    """The executor, the families with work imported, the run's row, the progress bars.
+
+    The executor is made first (unless a remote one exists), so that its workers import the
+    families' modules while this process does.
+    """
     if run.executor is None:
         run.executor = make_executor(
             scheduler,
@@ -304,6 +307,11 @@ def _start(run: _Run, scheduler: Any, n_workers: int | None, progress: bool) -> 
             work_seconds=estimated_seconds(run.planned, run.fams),
             n_workers=n_workers,
         )
+    needed = {name for item in run.planned for name in item.families}
+    # The registered family modules only: a family defined elsewhere travels by value.
+    modules = {fam.fn.__module__ for fam in run.fams if fam.name in needed} & set(FAMILY_MODULES)
+    run.executor.prepare(sorted(modules))
+    _import_planned(run, full_refresh)
     run.result.scheduler = run.executor.name
     run.reader.run(
         lambda conn: runs.start_run(
