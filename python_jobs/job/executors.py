@@ -91,6 +91,7 @@ class DaskExecutor:
         self.client = client
         self.name = name
         self._owned = owned
+        self._warm_up: list[Any] = []
         threads = sum(client.nthreads().values()) or 1
         self.max_in_flight = max(2, 2 * threads)
         with contextlib.suppress(Exception):
@@ -117,8 +118,16 @@ class DaskExecutor:
         A worker would otherwise import a family's module (seconds) when its first task
         arrives, after this process has done the same: the imports now overlap.
         """
+        if not modules:
+            return
         with contextlib.suppress(Exception):
-            self.client.run(_import_modules, modules, wait=False)
+            # One task per worker, pinned to it; held here so that it is not cancelled.
+            self._warm_up = [
+                self.client.submit(
+                    _import_modules, modules, workers=[address], allow_other_workers=False, pure=False
+                )
+                for address in self.client.nthreads()
+            ]
 
     def close(self) -> None:
         for obj in self._owned:
