@@ -131,7 +131,9 @@ def save(defs: definitions.FeatureDefinitions, bound: Sequence[Family]) -> None:
     data = _read()
     entries = data.get("entries", {})
     entries.pop(key := catalog_key(defs), None)
-    entries[key] = [_entry(fam) for fam in bound]
+    # What a fresh process registers: the families of the family modules (not, say, one a
+    # test registered from its own module).
+    entries[key] = [_entry(fam) for fam in bound if fam.fn.__module__ in registry.FAMILY_MODULES]
     # Dicts keep insertion order: the oldest entries go first.
     entries = dict(list(entries.items())[-MAX_ENTRIES:])
     path = catalog_path()
