@@ -35,7 +35,12 @@ result = run_job(
     progress=False, quiet=True,
 )
 heavy = set(json.loads(sys.argv[4]))
-modules = [m for m in sys.modules if m.startswith("python_jobs.features.") or m.split(".")[0] in heavy]
+from python_jobs.features.registry import _Deferred
+modules = [
+    name for name, module in list(sys.modules.items())
+    if (name.startswith("python_jobs.features.") or name.split(".")[0] in heavy)
+    and not isinstance(module, _Deferred)  # a stand-in is not loaded
+]
 print(json.dumps({"computed": result.computed_per_family, "modules": sorted(modules)}))
 """
 
