@@ -54,7 +54,7 @@ def catalog_key(defs: definitions.FeatureDefinitions) -> str:
     return digest.hexdigest()
 
 
-class _Deferred:
+class _DeferredFunction:
     """A family's CPU function, imported from its module at the first call."""
 
     def __init__(self, module: str, name: str):
@@ -177,7 +177,7 @@ def load(defs: definitions.FeatureDefinitions, names: Sequence[str] | None = Non
             CatalogFamily(
                 name=name,
                 kind=entry["kind"],
-                fn=_Deferred(entry["module"], name),
+                fn=_DeferredFunction(entry["module"], name),
                 cost=entry["cost"],
                 gpu=entry["gpu"],
                 reference=entry["reference"],
