@@ -11,9 +11,12 @@
 3. `dbt build` of everything on the bundled real data.
 4. The online service: message to Redis latency, sustained rate and memory, against a
    talipp-based baseline (bench/realtime.py).
+5. The whole pipeline on the panel, per stage, with the Python job's phases and families, and
+   `demo`'s stages on the bundled data after a fresh schema and again (:mod:`bench.pipeline`).
 
 Sizes come from the environment: BENCH_SERIES, BENCH_ROWS (1000 each), BENCH_REPEATS (3),
-BENCH_FAMILY_SERIES (1000). Results go to bench/results/latest.json.
+BENCH_FAMILY_SERIES (1000), BENCH_PIPELINE_SERIES and BENCH_PIPELINE_ROWS (default
+BENCH_SERIES and BENCH_ROWS). Results go to bench/results/latest.json.
 """
 
 from __future__ import annotations
@@ -187,11 +190,18 @@ def print_table(results: dict) -> None:
     bundled = results.get("bundled")
     if bundled:
         print(f"\ndbt build on the bundled data: {bundled['dbt_build_seconds']:.2f} s (bar: well under 60 s)")
+    if results.get("pipeline") or results.get("demo"):
+        from bench.pipeline import print_demo, print_pipeline
+
+        if results.get("pipeline"):
+            print_pipeline(results["pipeline"])
+        if results.get("demo"):
+            print_demo(results["demo"])
 
 
 def main(only: list[str] | None = None) -> int:
     url = db.database_url()
-    sections = only or ["hist", "families", "bundled", "realtime"]
+    sections = only or ["hist", "families", "bundled", "realtime", "pipeline", "demo"]
     results: dict = {
         "machine": {
             "python": sys.version.split()[0],
@@ -220,6 +230,18 @@ def main(only: list[str] | None = None) -> int:
             from bench.realtime import bench_realtime
 
             results["realtime"] = bench_realtime()
+        if "pipeline" in sections:
+            from bench.pipeline import bench_pipeline
+
+            results["pipeline"] = bench_pipeline(
+                url,
+                _env_int("BENCH_PIPELINE_SERIES", _env_int("BENCH_SERIES", 1000)),
+                _env_int("BENCH_PIPELINE_ROWS", _env_int("BENCH_ROWS", 1000)),
+            )
+        if "demo" in sections:
+            from bench.pipeline import bench_demo
+
+            results["demo"] = bench_demo(url)
     finally:
         if previous_schema is None:
             os.environ.pop("DBT_SCHEMA", None)

@@ -45,9 +45,12 @@ import dataclasses
 import hashlib
 import importlib
 import importlib.metadata
+import importlib.util
 import itertools
 import json
 import re
+import sys
+import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -210,7 +213,47 @@ def expand(template: str, params: Mapping[str, Any]) -> list[str]:
     return names
 
 
+# Libraries a family module imports only indirectly, that no family calls on the job's path
+# and that take seconds to load: stumpy, imported by tsfresh's feature calculators, parses
+# its own source files at import (4 s). They are loaded at their first use instead.
+DEFERRED_LIBRARIES = ("stumpy",)
+
+
+class _Deferred(types.ModuleType):
+    """Stands in for a library in ``sys.modules`` until one of its attributes is used.
+
+    ``importlib.util.LazyLoader`` does not do here: on Python 3.11 a second ``import name``
+    reads the module's ``__spec__`` and so loads it at once.
+    """
+
+    def __getattr__(self, attr: str) -> Any:
+        name = self.__name__
+        if sys.modules.get(name) is self:
+            del sys.modules[name]
+        real = importlib.import_module(name)
+        return getattr(real, attr)
+
+
+def _defer_import(name: str) -> None:
+    """Put a stand-in for ``name`` into ``sys.modules`` that loads it at its first use."""
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        return
+    stand_in = _Deferred(name)
+    stand_in.__spec__ = None  # an import of `name` then returns the stand-in as it is
+    sys.modules[name] = stand_in
+
+
+# Here, because every path to a family module (the job, planning, a Dask worker unpickling a
+# task of python_jobs.job.compute) imports this module first.
+for _name in DEFERRED_LIBRARIES:
+    _defer_import(_name)
+
 _FAMILIES: dict[str, Family] = {}
+# Families whose parameters an `override` block changes right now.
+_OVERRIDDEN: set[str] = set()
 
 # The family modules, in the order the job runs them. Adding a family means adding it here.
 FAMILY_MODULES = (
@@ -319,10 +362,17 @@ def override(family_name: str, **params: Any) -> Iterator[Family]:
         raise KeyError(f"family {family_name!r} declares no parameter(s) {sorted(unknown)}")
     changed = dataclasses.replace(original, params={**original.params, **params})
     _FAMILIES[family_name] = changed
+    _OVERRIDDEN.add(family_name)
     try:
         yield changed
     finally:
         _FAMILIES[family_name] = original
+        _OVERRIDDEN.discard(family_name)
+
+
+def overridden() -> bool:
+    """Whether some family's parameters are changed by an :func:`override` block right now."""
+    return bool(_OVERRIDDEN)
 
 
 def output_columns(kind: Kind, defs: definitions.FeatureDefinitions | None = None) -> list[str]:

@@ -17,9 +17,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from python_jobs import definitions
 from python_jobs.features import registry
 from python_jobs.features.registry import Family
-from python_jobs.job import reading, tables
+from python_jobs.job import catalog, reading, tables
 from python_jobs.job.errors import JobError
 from python_jobs.job.reading import SeriesInfo, StateRow
 from python_jobs.log import get_logger
@@ -174,12 +175,36 @@ def plan_run(
     return summary, planned
 
 
-def select_families(families: Sequence[Family | str] | None) -> list[Family]:
-    if families is None:
-        return load_families()
+def select_families(
+    families: Sequence[Family | str] | None,
+    defs: definitions.FeatureDefinitions,
+    *,
+    use_catalog: bool = True,
+) -> list[Family]:
+    """The run's families bound to ``defs``: all registered ones, or those named or given.
+
+    Registered families (all, or by name) come from the catalog where it has them, without
+    importing their modules (see :mod:`python_jobs.job.catalog`); otherwise they are imported,
+    and a full import refreshes the catalog.
+    """
+    if families is None or all(isinstance(f, str) for f in families):
+        names = None if families is None else list(families)
+        if use_catalog and (names is None or 0 < len(set(names)) == len(names)):
+            found = catalog.load(defs, names)
+            if found is not None:
+                _check_unique(found)
+                return found
+        if names is None:
+            bound = [fam.bind(defs) for fam in load_families()]
+            catalog.save(defs, bound)
+            return bound
     names = [f for f in families if isinstance(f, str)]
     objects = [f for f in families if not isinstance(f, str)]
-    chosen = objects + (load_families(names) if names else [])
+    chosen = [fam.bind(defs) for fam in objects + (load_families(names) if names else [])]
+    return _check_unique(chosen)
+
+
+def _check_unique(chosen: list[Family]) -> list[Family]:
     seen: set[str] = set()
     for fam in chosen:
         if fam.name in seen:

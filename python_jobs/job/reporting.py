@@ -14,6 +14,16 @@ from python_jobs.log import get_logger
 log = get_logger(__name__)
 
 
+# The phases of a run whose wall seconds a result reports, in order. ``write`` is the writer
+# thread's busy time (it overlaps compute); ``write_wait`` the time the run waited for it.
+PHASES = ("setup", "tables", "plan", "read", "compute", "write", "write_wait", "finish")
+
+
+def phase_seconds() -> dict[str, float]:
+    """Zeroed wall seconds per phase, for :attr:`JobResult.seconds_per_phase`."""
+    return dict.fromkeys(PHASES, 0.0)
+
+
 @dataclass(frozen=True)
 class SeriesError:
     loto: str
@@ -41,6 +51,8 @@ class JobResult:
     seconds_per_family: dict[str, float] = field(default_factory=dict)
     device_per_family: dict[str, str] = field(default_factory=dict)
     seconds_total: float = 0.0
+    # Wall seconds of the run's phases (see PHASES); the families' own seconds are above.
+    seconds_per_phase: dict[str, float] = field(default_factory=dict)
 
     @property
     def series_skipped(self) -> int:
@@ -78,6 +90,9 @@ class JobResult:
             f"{self.series_failed} with errors, of {self.series_total}; rows written: {rows or 'none'}"
         )
         lines.append(f"  total {self.seconds_total:.2f} s, {self.series_per_second:.1f} series/s")
+        if self.seconds_per_phase:
+            phases = ", ".join(f"{name} {secs:.2f}" for name, secs in self.seconds_per_phase.items())
+            lines.append(f"  wall seconds: {phases}")
         return "\n".join(lines)
 
 

@@ -5,7 +5,8 @@
 2. :func:`_prepare_tables`: create the job's tables and add missing columns (under the job's
    schema lock), and mark runs a killed job left ``running`` as failed.
 3. :func:`_plan`: which (series, family) pairs to compute (:mod:`python_jobs.job.planning`).
-4. :func:`_start`: pick the executor, record the run as ``running``.
+4. :func:`_start`: pick the executor, import the families that have work (planning reads
+   the catalog of :mod:`python_jobs.job.catalog` and imports none), record the run.
 5. :func:`_compute_and_write`: read batches, compute each family on the executor, write each
    batch in one transaction while the next is computed.
 6. :func:`_finish`: record the outcome; the connections, executor and bars are closed whether
@@ -22,7 +23,7 @@ import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,14 +31,21 @@ import numpy as np
 
 from python_jobs import config, definitions
 from python_jobs.device import DeviceError, resolve_device
-from python_jobs.features.registry import Family
-from python_jobs.job import reading, runs, tables
+from python_jobs.features.registry import FAMILY_MODULES, Family
+from python_jobs.job import catalog, reading, runs, tables
 from python_jobs.job.compute import FamilyBatchResult, SeriesBatch, compute_family
 from python_jobs.job.errors import JobError, JobIOError, SeriesFailure
 from python_jobs.job.executors import estimated_seconds, is_remote, make_executor
 from python_jobs.job.planning import Planned, batches, plan_run, select_families
 from python_jobs.job.reading import SeriesData
-from python_jobs.job.reporting import JobResult, ProgressLog, SeriesError, log_done, progress_bars
+from python_jobs.job.reporting import (
+    JobResult,
+    ProgressLog,
+    SeriesError,
+    log_done,
+    phase_seconds,
+    progress_bars,
+)
 from python_jobs.job.session import Session
 from python_jobs.job.writing import BatchWrite, WriteQueue
 from python_jobs.jobs_args import DEFAULT_BATCH_SIZE
@@ -63,6 +71,7 @@ class _Run:
 
     url: str
     device: str
+    defs: definitions.FeatureDefinitions
     fams: list[Family]
     versions: dict[str, str]
     result: JobResult
@@ -77,6 +86,16 @@ class _Run:
 
     def __post_init__(self) -> None:
         self.outputs = {fam.name: fam.output_names() for fam in self.fams}
+
+    @contextlib.contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Add the wall seconds of the block to ``phase`` of the result."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            phases = self.result.seconds_per_phase
+            phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - start
 
 
 def run_job(
@@ -137,10 +156,12 @@ def run_job(
     schema = config.target_schema()  # a bad DBT_SCHEMA fails here, before any connection
     defs = definitions.load(dbt_vars)
     resolved, fams, executor = _setup(device, families, scheduler, n_workers, defs)
+    setup_seconds = time.perf_counter() - started
     target = url or db.database_url()
     run = _Run(
         url=target,
         device=resolved,
+        defs=defs,
         fams=fams,
         versions={fam.name: fam.version_id() for fam in fams},
         result=_new_result(resolved, fams),
@@ -150,17 +171,20 @@ def run_job(
         batch_size=batch_size,
         executor=executor,
     )
-    run.result.feature_version = hashlib.sha256(
-        json.dumps(run.versions, sort_keys=True).encode()
-    ).hexdigest()[:16]
+    run.result.seconds_per_phase["setup"] = setup_seconds
+    run.result.feature_version = _feature_version(run.versions)
     log.info("job.start", run_id=run.result.run_id, device=resolved, families=len(fams), schema=schema)
     try:
-        _prepare_tables(run)
-        _plan(run, full_refresh)
-        _start(run, scheduler, n_workers, progress)
+        with run.timed("tables"):
+            _prepare_tables(run)
+        with run.timed("plan"):
+            _plan(run, full_refresh)
+        with run.timed("setup"):
+            _start(run, scheduler, n_workers, progress, full_refresh)
         _compute_and_write(run)
         run.result.status = "success"
-        _finish(run, started)
+        with run.timed("finish"):
+            _finish(run, started)
     except BaseException as exc:
         run.result.status = "failed"
         _finish(run, started, error=f"{type(exc).__name__}: {exc}")
@@ -189,7 +213,7 @@ def _setup(
     if not remote:
         # Before the families are imported (seconds): a wrong device fails at once.
         resolved = resolve_device(device)
-    fams = [fam.bind(defs) for fam in select_families(families)]
+    fams = select_families(families, defs)
     if remote:
         # The GPU that matters is the workers', not this machine's.
         executor = make_executor(scheduler, device="cpu", work_seconds=0.0, n_workers=n_workers)
@@ -219,6 +243,7 @@ def _new_result(device: str, fams: list[Family]) -> JobResult:
         rows_written={tables.STAT_TABLE: 0, tables.HIST_TABLE: 0},
         seconds_per_family=dict.fromkeys(names, 0.0),
         device_per_family={name: "-" for name in names},
+        seconds_per_phase=phase_seconds(),
     )
 
 
@@ -249,8 +274,32 @@ def _plan(run: _Run, full_refresh: bool) -> None:
         log.info("job.nothing_to_do", series=len(summary))
 
 
-def _start(run: _Run, scheduler: Any, n_workers: int | None, progress: bool) -> None:
-    """The executor (unless a remote one exists), the run's row, the progress bars."""
+def _import_planned(run: _Run, full_refresh: bool) -> None:
+    """Import the families that have work (planning may have used the catalog only)."""
+    needed = {name for item in run.planned for name in item.families}
+    try:
+        run.fams = catalog.materialize(run.fams, needed, run.defs)
+    except catalog.StaleCatalog as exc:
+        # A module changed in a way the catalog's key missed: plan again from the registry.
+        log.warning("job.catalog_stale", family=exc.family)
+        run.fams = select_families(run.result.families, run.defs, use_catalog=False)
+        run.versions = {fam.name: fam.version_id() for fam in run.fams}
+        run.result.feature_version = _feature_version(run.versions)
+        run.outputs = {fam.name: fam.output_names() for fam in run.fams}
+        _plan(run, full_refresh)
+
+
+def _feature_version(versions: dict[str, str]) -> str:
+    """One hash of every family's version: the run's feature version."""
+    return hashlib.sha256(json.dumps(versions, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _start(run: _Run, scheduler: Any, n_workers: int | None, progress: bool, full_refresh: bool) -> None:
+    """The executor, the families with work imported, the run's row, the progress bars.
+
+    The executor is made first (unless a remote one exists), so that its workers import the
+    families' modules while this process does.
+    """
     if run.executor is None:
         run.executor = make_executor(
             scheduler,
@@ -258,6 +307,11 @@ def _start(run: _Run, scheduler: Any, n_workers: int | None, progress: bool) -> 
             work_seconds=estimated_seconds(run.planned, run.fams),
             n_workers=n_workers,
         )
+    needed = {name for item in run.planned for name in item.families}
+    # The registered family modules only: a family defined elsewhere travels by value.
+    modules = {fam.fn.__module__ for fam in run.fams if fam.name in needed} & set(FAMILY_MODULES)
+    run.executor.prepare(sorted(modules))
+    _import_planned(run, full_refresh)
     run.result.scheduler = run.executor.name
     run.reader.run(
         lambda conn: runs.start_run(
@@ -283,12 +337,15 @@ def _compute_and_write(run: _Run) -> None:
     computed: set[tuple[str, str]] = set()
     for items in batches(run.planned, run.batch_size):
         keys = [(item.info.loto, item.info.unique_id) for item in items]
-        series = run.reader.run(lambda conn, keys=keys: reading.read_series(conn, keys), "read batch")
-        shipped = run.executor.scatter(SeriesBatch(series))
-        futures = {
-            name: run.executor.submit(compute_family, by_name[name], shipped, run.device, run.on_error)
-            for name in items[0].families
-        }
+        with run.timed("read"):
+            series = run.reader.run(lambda conn, keys=keys: reading.read_series(conn, keys), "read batch")
+        # In-process, submit is the computation itself; on a cluster, the hand-over.
+        with run.timed("compute"):
+            shipped = run.executor.scatter(SeriesBatch(series))
+            futures = {
+                name: run.executor.submit(compute_family, by_name[name], shipped, run.device, run.on_error)
+                for name in items[0].families
+            }
         in_flight.append(InFlight(items, series, futures))
         while len(in_flight) >= run.executor.max_in_flight:
             _collect(run, in_flight.popleft(), computed, ticker)
@@ -296,12 +353,15 @@ def _compute_and_write(run: _Run) -> None:
         _collect(run, in_flight.popleft(), computed, ticker)
     run.writes.drain()
     run.result.series_computed = len(computed)
+    run.result.seconds_per_phase["write"] = run.writes.busy_seconds
+    run.result.seconds_per_phase["write_wait"] = run.writes.wait_seconds
 
 
 def _collect(run: _Run, job: InFlight, computed: set[tuple[str, str]], ticker: ProgressLog) -> None:
     """A batch's family results into the counters, then its write queued."""
     result = run.result
-    results = {name: fut.result() for name, fut in job.futures.items()}
+    with run.timed("compute"):
+        results = {name: fut.result() for name, fut in job.futures.items()}
     for name, res in results.items():
         result.seconds_per_family[name] += res.seconds
         result.computed_per_family[name] += len(job.series)

@@ -11,6 +11,7 @@ every finished batch complete and every other series still marked as to do.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -325,9 +326,19 @@ class WriteQueue:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="py-job-writer")
         self._pending: deque[tuple[Future, Callable[[dict[str, int]], None]]] = deque()
         self._depth = depth
+        # Seconds the writer thread spent writing, and the caller spent waiting for it.
+        self.busy_seconds = 0.0
+        self.wait_seconds = 0.0
+
+    def _write(self, write: BatchWrite) -> dict[str, int]:
+        start = time.perf_counter()
+        try:
+            return self._session.run(lambda conn: write_batch(conn, write), "write batch")
+        finally:
+            self.busy_seconds += time.perf_counter() - start
 
     def put(self, write: BatchWrite, done: Callable[[dict[str, int]], None]) -> None:
-        future = self._pool.submit(self._session.run, lambda conn: write_batch(conn, write), "write batch")
+        future = self._pool.submit(self._write, write)
         self._pending.append((future, done))
         while len(self._pending) > self._depth:
             self._finish_one()
@@ -338,7 +349,12 @@ class WriteQueue:
 
     def _finish_one(self) -> None:
         future, done = self._pending.popleft()
-        done(future.result())
+        start = time.perf_counter()
+        try:
+            counts = future.result()
+        finally:
+            self.wait_seconds += time.perf_counter() - start
+        done(counts)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

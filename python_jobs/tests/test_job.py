@@ -20,7 +20,7 @@ from psycopg import sql
 
 from python_jobs import config, db, device, job
 from python_jobs.features.registry import Family
-from python_jobs.job import reading, session, tables, writing
+from python_jobs.job import reading, reporting, session, tables, writing
 from python_jobs.job import run as job_run
 
 BUNDLED_SERIES = 15  # loto6 N1..N6, B1 and bingo5 N1..N8
@@ -199,6 +199,11 @@ def test_job_writes_one_row_per_series_and_per_draw(pg_url: str, job_schema: str
         True,
     )
     assert set(seconds) == {"tj_stat", "tj_hist"}
+    # The wall seconds of every phase are reported, and the work is in read, compute, write.
+    assert list(result.seconds_per_phase) == list(reporting.PHASES)
+    assert all(v >= 0 for v in result.seconds_per_phase.values())
+    assert min(result.seconds_per_phase[p] for p in ("read", "compute", "write")) > 0
+    assert "wall seconds: setup" in result.summary()
     assert execute(
         pg_url, "select count(*), count(distinct family) from py_job_state where status = 'ok'"
     ) == [(2 * BUNDLED_SERIES, 2)]

@@ -336,3 +336,20 @@ def test_work_estimate_follows_costs_and_lengths() -> None:
         item.info = reading.SeriesInfo("t", item.info.unique_id, 2000, item.info.max_ds, "c")
     expected = 3 * 2 * (executors.COST_SECONDS["low"] + executors.COST_SECONDS["high"])
     assert executors.estimated_seconds(planned, [cheap, dear]) == pytest.approx(expected)
+
+
+def test_bench_reads_the_demo_stage_table() -> None:
+    from bench.pipeline import _demo_stages
+
+    printed = (
+        "Summary (schema public)\n  table      rows\n  features_stat  15\n\n"
+        "  stage                     seconds\n  database                     0.03\n"
+        "  ingest                       1.03\n  dbt build seeds+staging      8.05\n"
+        "  python feature job           6.33\n  total                       15.44\n"
+    )
+    assert _demo_stages(printed) == {
+        "database": 0.03,
+        "ingest": 1.03,
+        "dbt build seeds+staging": 8.05,
+        "python feature job": 6.33,
+    }
