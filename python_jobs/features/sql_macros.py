@@ -75,7 +75,8 @@ def _jinja_statements(
     parts = [_quote(texts[0])] if texts[0] else []
     for pos, (start, name) in enumerate(slots):
         var_name = params[name].name
-        expr = f"var({_quote(var_name)})"
+        derived = definitions.DERIVED_JINJA.get(var_name)
+        expr = f"({derived})" if derived else f"var({_quote(var_name)})"
         if start:
             loops.append(f"{{%- for v{pos} in range({start}, {expr} + 1) -%}}")
             parts.append(f"v{pos}")
@@ -123,7 +124,7 @@ def _macro(
 
 def render() -> str:
     """The text of :data:`MACRO_FILE` for the registered families."""
-    defaults = definitions.load({})
+    defaults = definitions.project_definitions()
     returned = "    {{ return(cols) }}"
     # Its own loops, not calls of the other two macros: a dbt macro's return() inside a
     # macro called from Jinja is fine in dbt, but the plain-Jinja test harness cannot nest it.
