@@ -100,7 +100,7 @@ def _cmd_generate_macros(args: argparse.Namespace) -> int:
     print(f"{'wrote' if changed else 'unchanged'} {sql_macros.MACRO_FILE}")
     written = mart_yaml.write()
     for path in mart_yaml.template_files():
-        target = mart_yaml.MART_DIR / path.name
+        target = mart_yaml.target(path)
         print(f"{'wrote' if target in written else 'unchanged'} {target}")
     return 0
 

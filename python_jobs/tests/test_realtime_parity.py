@@ -83,7 +83,7 @@ def test_every_shared_column_equals_the_mart(built_mart, streamed):
     # round every mart column that depends on the series alone (or the draw) is online.
     assert set(shared) == {*engine.layout.hist_names, *engine.history_names, *engine.domain_names()}
     offline_only = set(mart.columns) - set(shared)
-    assert offline_only == {"hist_co", "hist_y_co_corr_w30"}, offline_only
+    assert offline_only == {"hist_co", f"hist_y_co_corr_w{engine.layout.defs.stat_window}"}, offline_only
     assert list(streamed.index) == list(mart.index)
     assert mart[shared].notna().any().all()
     failures = assert_columns_close(streamed[shared], mart[shared], rtol=1e-9, atol=1e-12)
