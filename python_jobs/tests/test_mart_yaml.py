@@ -144,3 +144,55 @@ def test_unknown_definition_in_a_template_is_refused():
     template = {"models": [{"name": "m", "columns": [{"name": "x{w}", "each": {"w": "no_such_var"}}]}]}
     with pytest.raises(mart_yaml.TemplateError, match="no_such_var"):
         mart_yaml.expand(template, definitions.project_definitions())
+
+
+@pytest.mark.dbt
+def test_a_build_with_other_windows_names_the_overridden_columns(pg_url, fresh_schema, monkeypatch, tmp_path):
+    """dbt and the job with ``--vars '{windows: [5, 10]}'``: the contract does not stop the run."""
+    from psycopg import sql
+
+    from python_jobs import db, dbt
+    from python_jobs.ingest import ingest_file
+    from python_jobs.job import run_job
+
+    schema = fresh_schema("vars")
+    overrides = "{windows: [5, 10]}"
+    monkeypatch.setenv(definitions.VARS_ENV, overrides)
+    # 120 real Bingo5 draws: enough rows for every window, small enough for seconds of dbt
+    lines = (config.RAW_DATA_DIR / "bingo5.csv").read_text(encoding="utf-8-sig").splitlines()
+    sample = tmp_path / "bingo5.csv"
+    sample.write_text("\n".join(lines[:121]) + "\n", encoding="utf-8")
+    ingest_file("bingo5", sample, url=pg_url)
+    dbt.run(["seed", "--quiet"], url=pg_url)
+    dbt.run(["run", "--quiet", "--select", "stg_lottery__draws", "stg_lottery__prizes"], url=pg_url)
+    run_job(url=pg_url, device="cpu", families=["rolling"], progress=False, quiet=True)
+    marts = ["models/staging/python_jobs", "models/intermediate", "features_hist"]
+    dbt.run(["run", "--quiet", "--select", *marts], url=pg_url)
+
+    with db.connect(pg_url) as conn:
+        rows = conn.execute(
+            "select column_name from information_schema.columns where table_schema = %s "
+            "and table_name = 'features_hist' order by ordinal_position",
+            (schema,),
+        ).fetchall()
+        count = conn.execute(sql.SQL("select count(*) from {}.features_hist").format(sql.Identifier(schema)))
+        assert count.fetchone()[0] == 120 * 8
+    built = [row[0] for row in rows]
+    for name in (
+        "hist_y_roll_mean_w5",
+        "hist_y_roll_mean_w10",
+        "hist_y_roll_median_w5",
+        "hist_y_roll_median_w10",
+    ):
+        assert name in built
+    assert not any(name.endswith("_w3") for name in built)
+    # the docs of that run: the YAML generated for the same vars names exactly the built columns
+    assert built == mart_yaml.column_names("features_hist", definitions.load())
+    manifest = json.loads((config.REPO_ROOT / "target" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["nodes"]["model.loto_features.features_hist"]["config"]["contract"]["enforced"] is False
+
+    # with the project's vars the contract is enforced again
+    monkeypatch.delenv(definitions.VARS_ENV)
+    dbt.run(["parse", "--quiet"], url=pg_url)
+    manifest = json.loads((config.REPO_ROOT / "target" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["nodes"]["model.loto_features.features_hist"]["config"]["contract"]["enforced"] is True
