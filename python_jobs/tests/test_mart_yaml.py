@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -186,13 +188,14 @@ def test_a_build_with_other_windows_names_the_overridden_columns(pg_url, fresh_s
     ):
         assert name in built
     assert not any(name.endswith("_w3") for name in built)
+    manifest_path = Path(os.environ.get("DBT_TARGET_PATH", config.REPO_ROOT / "target")) / "manifest.json"
     # the docs of that run: the YAML generated for the same vars names exactly the built columns
     assert built == mart_yaml.column_names("features_hist", definitions.load())
-    manifest = json.loads((config.REPO_ROOT / "target" / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     assert manifest["nodes"]["model.loto_features.features_hist"]["config"]["contract"]["enforced"] is False
 
     # with the project's vars the contract is enforced again
     monkeypatch.delenv(definitions.VARS_ENV)
     dbt.run(["parse", "--quiet"], url=pg_url)
-    manifest = json.loads((config.REPO_ROOT / "target" / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     assert manifest["nodes"]["model.loto_features.features_hist"]["config"]["contract"]["enforced"] is True
