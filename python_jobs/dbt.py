@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import string
 import subprocess
@@ -85,7 +84,7 @@ def run(args: list[str], *, url: str | None = None, quiet: bool = False, check: 
     overrides = definitions.vars_json()
     if overrides != "{}" and "--vars" not in args:
         cmd += ["--vars", overrides]
-        if args[:1] == ["build"] and json.loads(overrides).get(definitions.CONTRACT_VAR) is False:
+        if args[:1] == ["build"] and definitions.differ_from_project():
             # Other definitions than the project's: the unit tests pin their own vars, but their
             # empty inputs take the columns of the built tables, which follow this run's vars.
             cmd += ["--exclude-resource-type", "unit_test"]

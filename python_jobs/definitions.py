@@ -193,19 +193,17 @@ def load(overrides: str | Mapping[str, Any] | None = None) -> FeatureDefinitions
     return defs
 
 
-#: dbt var that enforces the marts' contracts, whose YAML is generated for the project's vars.
+#: dbt var that switches the marts' contracts off (``false``) whatever the definitions.
 CONTRACT_VAR = "enforce_mart_contracts"
 
 
 def vars_json(overrides: str | Mapping[str, Any] | None = None) -> str:
-    """The effective overrides (``$LOTO_DBT_VARS`` and ``overrides``) as JSON for ``dbt --vars``.
-
-    The marts' YAML lists the columns of the project's definitions; when the overrides change a
-    definition (``{windows: [5, 10]}``), the columns differ from it, so the JSON also turns the
-    marts' contracts off (``enforce_mart_contracts: false``) unless the overrides set that var.
-    """
+    """The effective overrides (``$LOTO_DBT_VARS`` and ``overrides``) as JSON for ``dbt --vars``."""
     merged = parse_vars(os.environ.get(VARS_ENV))
     merged.update(parse_vars(overrides))
-    if CONTRACT_VAR not in merged and load(merged) != project_definitions():
-        merged[CONTRACT_VAR] = False
     return json.dumps(merged, sort_keys=True)
+
+
+def differ_from_project(overrides: str | Mapping[str, Any] | None = None) -> bool:
+    """Whether the effective definitions (``$LOTO_DBT_VARS``, ``overrides``) differ from the project's."""
+    return load(overrides) != project_definitions()

@@ -16,6 +16,13 @@ placeholder is the outer loop), with ``{w}`` replaced by the value and ``{w-1}``
 minus one in its name and description. An entry with ``each`` and ``columns`` repeats the listed
 entries together (``futr_p{p}_k{k}_sin`` then ``_cos`` for every period and order).
 
+Contracts. A model of a template with ``enforce_contract_for_definitions: true`` gets
+``config: contract: enforced:`` as a Jinja condition: the vars its column names depend on (those
+of its ``each`` entries and of the Python job's families that write into it) equal the values
+the file was generated for, and the var ``enforce_mart_contracts`` is true. ``dbt build`` with
+the project's vars enforces the contract; ``dbt build --vars '{windows: [5, 10]}'``, whose
+columns this YAML cannot list, builds without it, with no extra flag.
+
 Python job columns. A column of the registry (:func:`python_jobs.features.registry.output_columns`)
 that no template names is appended to its mart (``hist`` to ``features_hist``, ``stat`` to
 ``features_stat``) with a description naming its family, so a new family reaches the docs and
@@ -108,6 +115,35 @@ def _expand_entry(entry: Mapping[str, Any], defs: definitions.FeatureDefinitions
             yield out
 
 
+def _definition_names(model: Mapping[str, Any]) -> set[str]:
+    """The definitions the column names of a template model depend on."""
+    names = {name for entry in model.get("columns", []) for name in dict(entry.get("each") or {}).values()}
+    for kind, mart in PY_MART.items():
+        if mart == model["name"]:
+            for fam in registry.families(kind):
+                names |= {
+                    value.name for value in fam.params.values() if isinstance(value, registry.Definition)
+                }
+    # A derived definition (quantile_windows) stands for the vars its Jinja reads.
+    out = set()
+    for name in names:
+        derived = definitions.DERIVED_JINJA.get(name)
+        out |= set(re.findall(r"var\('(\w+)'\)", derived)) if derived else {name}
+    return out
+
+
+def contract_condition(names: set[str], defs: definitions.FeatureDefinitions) -> str:
+    """Jinja, true when the vars ``names`` have the values of ``defs`` (and contracts are on)."""
+    tests = [f"var('{definitions.CONTRACT_VAR}', true)"]
+    for name in sorted(names):
+        value = getattr(defs, name)
+        if isinstance(value, tuple):
+            tests.append(f"(var('{name}') | list) == {list(value)}")
+        else:
+            tests.append(f"var('{name}') == {value}")
+    return "{{ " + " and ".join(tests) + " }}"
+
+
 def _python_job_columns(model: str, present: set[str], defs: definitions.FeatureDefinitions) -> list[dict]:
     """Entries for the registry columns of ``model`` that no template names."""
     kinds = [kind for kind, mart in PY_MART.items() if mart == model]
@@ -134,6 +170,13 @@ def expand(template: Mapping[str, Any], defs: definitions.FeatureDefinitions) ->
     """The YAML document of one template file for the definitions ``defs``."""
     document = copy.deepcopy(dict(template))
     for model in document.get("models", []):
+        if model.pop("enforce_contract_for_definitions", False):
+            condition = contract_condition(_definition_names(model), defs)
+            config_block = dict(model.pop("config", {}))
+            config_block["contract"] = {**dict(config_block.get("contract") or {}), "enforced": condition}
+            # right after the name, where a reader of the model looks first
+            rest = {key: model.pop(key) for key in list(model) if key != "name"}
+            model.update({"config": config_block, **rest})
         if "columns" not in model:
             continue
         columns = [col for entry in model["columns"] for col in _expand_entry(entry, defs)]

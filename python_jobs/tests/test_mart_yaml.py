@@ -122,16 +122,36 @@ def test_sql_reads_the_stat_window_var():
         assert not re.search(r"_w30\b|= 30\b", text), model
 
 
-def test_contracts_are_turned_off_only_when_the_definitions_differ():
-    assert definitions.vars_json() == "{}"
-    assert json.loads(definitions.vars_json("{windows: [5, 10]}"))[definitions.CONTRACT_VAR] is False
-    same = definitions.project_vars()["windows"]
-    assert definitions.CONTRACT_VAR not in json.loads(definitions.vars_json({"windows": same}))
-    forced = json.loads(definitions.vars_json({"windows": [5, 10], definitions.CONTRACT_VAR: True}))
-    assert forced[definitions.CONTRACT_VAR] is True
-    project = yaml.safe_load(definitions.PROJECT_FILE.read_text(encoding="utf-8"))
-    enforced = project["models"]["loto_features"]["marts"]["+contract"]["enforced"]
-    assert definitions.CONTRACT_VAR in enforced
+def test_contract_condition_holds_only_for_the_generated_values():
+    """The generated ``enforced`` Jinja, rendered as dbt renders it, for several sets of vars."""
+    import jinja2
+
+    project = definitions.project_vars()
+    generated = {}
+    for path in mart_yaml.template_files():
+        for model in yaml.safe_load(mart_yaml.render(path)).get("models", []):
+            enforced = model.get("config", {}).get("contract", {}).get("enforced")
+            if enforced is not None:
+                generated[model["name"]] = enforced
+    assert set(generated) == {"features_hist", "features_futr", "features_stat"}
+
+    def enforced(model: str, overrides: dict) -> bool:
+        values = {**project, **overrides}
+        env = jinja2.Environment()
+        env.globals["var"] = lambda name, default=None: values.get(name, default)
+        return env.from_string(generated[model]).render() == "True"
+
+    assert all(enforced(model, {}) for model in generated)
+    assert not enforced("features_hist", {"windows": [5, 10]})
+    assert enforced("features_futr", {"windows": [5, 10]}) and enforced("features_stat", {"windows": [5, 10]})
+    assert not enforced("features_hist", {"stat_window": 20})
+    assert not enforced("features_futr", {"fourier_orders": [1]})
+    assert not enforced("features_stat", {"mp_window": 12})
+    assert not any(enforced(model, {definitions.CONTRACT_VAR: False}) for model in generated)
+    # the same vars passed again (as --vars does) keep it on
+    assert enforced("features_hist", {"windows": list(project["windows"])})
+    assert definitions.differ_from_project("{windows: [5, 10]}")
+    assert not definitions.differ_from_project({"windows": project["windows"]})
 
 
 def test_a_registry_column_without_template_is_still_documented(monkeypatch):
