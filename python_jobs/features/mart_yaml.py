@@ -20,13 +20,13 @@ Contracts. A model of a template with ``enforce_contract_for_definitions: true``
 ``config: contract: enforced:`` as a Jinja condition: the vars its column names depend on (those
 of its ``each`` entries and of the Python job's families that write into it) equal the values
 the file was generated for, and the var ``enforce_mart_contracts`` is true. ``dbt build`` with
-the project's vars enforces the contract; ``dbt build --vars '{windows: [5, 10]}'``, whose
+the project's vars enforces the model contract; ``dbt build --vars '{windows: [5, 10]}'``, whose
 columns this YAML cannot list, builds without it, with no extra flag.
 
 Python job columns. A column of the registry (:func:`python_jobs.features.registry.output_columns`)
 that no template names is appended to its mart (``hist`` to ``features_hist``, ``stat`` to
 ``features_stat``) with a description naming its family, so a new family reaches the docs and
-the contract with no edit here.
+the model contract with no edit here.
 
 >>> from python_jobs import definitions
 >>> names = column_names("features_hist", definitions.load({"windows": [5, 10]}))

@@ -170,7 +170,7 @@ def test_unknown_definition_in_a_template_is_refused():
 
 @pytest.mark.dbt
 def test_a_build_with_other_windows_names_the_overridden_columns(pg_url, fresh_schema, monkeypatch, tmp_path):
-    """dbt and the job with ``--vars '{windows: [5, 10]}'``: the contract does not stop the run."""
+    """dbt and the job with ``--vars '{windows: [5, 10]}'``: the model contract does not stop the run."""
     from psycopg import sql
 
     from python_jobs import db, dbt
@@ -214,7 +214,7 @@ def test_a_build_with_other_windows_names_the_overridden_columns(pg_url, fresh_s
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     assert manifest["nodes"]["model.loto_features.features_hist"]["config"]["contract"]["enforced"] is False
 
-    # with the project's vars the contract is enforced again
+    # with the project's vars the model contract is enforced again
     monkeypatch.delenv(definitions.VARS_ENV)
     dbt.run(["parse", "--quiet"], url=pg_url)
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
