@@ -21,7 +21,8 @@ from python_jobs import config, db, definitions
 
 PEER_TABLE = "hist_pandas_peer"
 KEYS = ["loto", "unique_id"]
-FIXED_WINDOW = 30
+# The single window of the outlier, trend, autocorrelation and carry-over columns (dbt var).
+FIXED_WINDOW = definitions.load().stat_window
 
 
 def _grouped_rolling(values: pd.Series, keys: list[pd.Series], window: int):

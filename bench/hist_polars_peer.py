@@ -22,7 +22,8 @@ from python_jobs import config, db, definitions
 
 PEER_TABLE = "hist_polars_peer"
 SERIES = ["loto", "unique_id"]
-FIXED_WINDOW = 30
+# The single window of the outlier, trend, autocorrelation and carry-over columns (dbt var).
+FIXED_WINDOW = definitions.load().stat_window
 MAIN_NUMBER = r"^N[0-9]+$"
 
 

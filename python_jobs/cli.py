@@ -84,20 +84,24 @@ def _cmd_features(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate_macros(args: argparse.Namespace) -> int:
-    from python_jobs.features import sql_macros
+    from python_jobs.features import mart_yaml, sql_macros
 
     if args.check:
-        if (
+        stale = mart_yaml.stale_files()
+        if not (
             sql_macros.MACRO_FILE.exists()
             and sql_macros.MACRO_FILE.read_text(encoding="utf-8") == sql_macros.render()
         ):
-            return 0
-        print(
-            f"{sql_macros.MACRO_FILE} is stale: run `python -m python_jobs generate-macros`", file=sys.stderr
-        )
-        return 1
+            stale.insert(0, sql_macros.MACRO_FILE)
+        for path in stale:
+            print(f"{path} is stale: run `python -m python_jobs generate-macros`", file=sys.stderr)
+        return 1 if stale else 0
     changed = sql_macros.write()
     print(f"{'wrote' if changed else 'unchanged'} {sql_macros.MACRO_FILE}")
+    written = mart_yaml.write()
+    for path in mart_yaml.template_files():
+        target = mart_yaml.target(path)
+        print(f"{'wrote' if target in written else 'unchanged'} {target}")
     return 0
 
 
@@ -176,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=_cmd_features)
 
     p = sub.add_parser(
-        "generate-macros", help="write macros/python_jobs/py_columns.sql from the feature registry"
+        "generate-macros",
+        help="write macros/python_jobs/py_columns.sql and the marts' YAML from the registry and the dbt vars",
     )
     p.add_argument("--check", action="store_true", help="exit 1 when the file is stale, write nothing")
     p.set_defaults(fn=_cmd_generate_macros)

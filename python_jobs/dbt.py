@@ -84,6 +84,10 @@ def run(args: list[str], *, url: str | None = None, quiet: bool = False, check: 
     overrides = definitions.vars_json()
     if overrides != "{}" and "--vars" not in args:
         cmd += ["--vars", overrides]
+        if args[:1] == ["build"] and definitions.differ_from_project():
+            # Other definitions than the project's: the unit tests pin their own vars, but their
+            # empty inputs take the columns of the built tables, which follow this run's vars.
+            cmd += ["--exclude-resource-type", "unit_test"]
     if quiet:
         cmd.insert(1, "--quiet")
     log.info("dbt.run", args=" ".join(args), schema=config.target_schema())

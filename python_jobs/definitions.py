@@ -58,6 +58,10 @@ class FeatureDefinitions:
         Future scheduled draws per series in ``features_futr``.
     fourier_periods, fourier_orders : tuple of int
         ``futr_p{P}_k{K}_sin/cos`` for every period ``P`` (days) and order ``K``.
+    stat_window : int
+        Rows of the single-window statistics of ``features_hist``: the outlier flags
+        ``hist_y_is_outlier_z_w{n}`` / ``_iqr_w{n}``, ``hist_y_trend_slope_w{n}``,
+        ``hist_y_roll_autocorr1_w{n}``, ``hist_y_co_corr_w{n}`` and ``hist_y_prize1_corr_w{n}``.
     incremental_lookback_rows : int
         Rows per series re-read before the newest stored draw in an incremental build.
     """
@@ -72,7 +76,17 @@ class FeatureDefinitions:
     futr_horizon: int
     fourier_periods: tuple[int, ...]
     fourier_orders: tuple[int, ...]
+    stat_window: int
     incremental_lookback_rows: int
+
+    @property
+    def quantile_windows(self) -> tuple[int, ...]:
+        """Windows of the rolling median and quartiles: ``windows`` and ``stat_window``, sorted.
+
+        The IQR outlier flag reads the quartiles over ``stat_window`` rows, so the Python job
+        writes them even when ``stat_window`` is not one of ``windows``.
+        """
+        return tuple(sorted({*self.windows, self.stat_window}))
 
     def as_vars(self) -> dict[str, Any]:
         """The definitions as dbt vars (lists, not tuples), for ``dbt --vars``."""
@@ -82,7 +96,10 @@ class FeatureDefinitions:
 
 
 _LISTS = ("lags", "windows", "diffs", "pct_changes", "freq_windows", "fourier_periods", "fourier_orders")
-_SCALARS = ("mp_window", "season_length", "futr_horizon", "incremental_lookback_rows")
+_SCALARS = ("mp_window", "season_length", "futr_horizon", "stat_window", "incremental_lookback_rows")
+
+#: Definitions derived from the vars, with the Jinja expression that computes each one in dbt.
+DERIVED_JINJA = {"quantile_windows": "((var('windows') | list) + [var('stat_window')]) | unique | sort"}
 
 
 def parse_vars(text: str | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -107,6 +124,16 @@ def _project_vars(path: str, mtime: float) -> dict[str, Any]:
     with open(path, encoding="utf-8") as handle:
         project = yaml.safe_load(handle)
     return dict(project.get("vars") or {})
+
+
+def project_definitions() -> FeatureDefinitions:
+    """The definitions of ``dbt_project.yml`` alone: no ``$LOTO_DBT_VARS``, no overrides."""
+    saved = os.environ.pop(VARS_ENV, None)
+    try:
+        return load()
+    finally:
+        if saved is not None:
+            os.environ[VARS_ENV] = saved
 
 
 def project_vars() -> dict[str, Any]:
@@ -153,13 +180,21 @@ def load(overrides: str | Mapping[str, Any] | None = None) -> FeatureDefinitions
     values: dict[str, Any] = {name: _int_list(name, merged[name]) for name in _LISTS}
     values.update({name: _positive_int(name, merged[name]) for name in _SCALARS})
     defs = FeatureDefinitions(**values)
-    needed = max(defs.windows) + max(defs.lags)
+    if defs.stat_window < 2:
+        raise DefinitionError(
+            f"dbt var 'stat_window' must be at least 2 (a standard deviation), got {defs.stat_window}"
+        )
+    needed = max(*defs.windows, defs.stat_window) + max(defs.lags)
     if defs.incremental_lookback_rows < needed:
         raise DefinitionError(
             f"dbt var 'incremental_lookback_rows' is {defs.incremental_lookback_rows}; the longest "
-            f"window plus the longest lag needs at least {needed}"
+            f"window (stat_window included) plus the longest lag needs at least {needed}"
         )
     return defs
+
+
+#: dbt var that switches the marts' contracts off (``false``) whatever the definitions.
+CONTRACT_VAR = "enforce_mart_contracts"
 
 
 def vars_json(overrides: str | Mapping[str, Any] | None = None) -> str:
@@ -167,3 +202,8 @@ def vars_json(overrides: str | Mapping[str, Any] | None = None) -> str:
     merged = parse_vars(os.environ.get(VARS_ENV))
     merged.update(parse_vars(overrides))
     return json.dumps(merged, sort_keys=True)
+
+
+def differ_from_project(overrides: str | Mapping[str, Any] | None = None) -> bool:
+    """Whether the effective definitions (``$LOTO_DBT_VARS``, ``overrides``) differ from the project's."""
+    return load(overrides) != project_definitions()

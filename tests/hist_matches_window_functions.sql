@@ -1,5 +1,9 @@
 -- features_hist against PostgreSQL's own window functions, written the obvious way (one
 -- frame per window): lag 1, the 7-row mean and max, the 3-row min. Any row here differs.
+-- Those columns exist only while the vars hold window 3 and 7 and lag 1: off otherwise.
+{%- set windows = hist_int_var('windows', [3, 7]) %}
+{{ config(enabled=(3 in windows and 7 in windows and 1 in hist_int_var('lags', [1]))) }}
+
 with
 
 draws as (

@@ -148,9 +148,12 @@
 {% macro py_hist_columns() %}
     {%- set cols = [] -%}
     {#- rolling -#}
-    {%- for v0 in var('windows') -%}{%- do cols.append('hist_y_roll_median_w' ~ v0) -%}{%- endfor -%}
-    {%- for v0 in var('windows') -%}{%- do cols.append('hist_y_roll_q25_w' ~ v0) -%}{%- endfor -%}
-    {%- for v0 in var('windows') -%}{%- do cols.append('hist_y_roll_q75_w' ~ v0) -%}{%- endfor -%}
+    {%- set quantile_windows = ((var('windows') | list) + [var('stat_window')]) | unique | sort -%}
+    {%- for v0 in quantile_windows -%}{%- do cols.append('hist_y_roll_median_w' ~ v0) -%}{%- endfor -%}
+    {%- set quantile_windows = ((var('windows') | list) + [var('stat_window')]) | unique | sort -%}
+    {%- for v0 in quantile_windows -%}{%- do cols.append('hist_y_roll_q25_w' ~ v0) -%}{%- endfor -%}
+    {%- set quantile_windows = ((var('windows') | list) + [var('stat_window')]) | unique | sort -%}
+    {%- for v0 in quantile_windows -%}{%- do cols.append('hist_y_roll_q75_w' ~ v0) -%}{%- endfor -%}
     {#- matrix_profile_left -#}
     {%- do cols.append('hist_y_mp_left_m' ~ var('mp_window')) -%}
     {#- anomaly -#}
@@ -293,9 +296,12 @@
         'stat_tsfresh_ratio_beyond_r_sigma__r_2'
     ] -%}{%- do cols.append(name) -%}{%- endfor -%}
     {#- rolling -#}
-    {%- for v0 in var('windows') -%}{%- do cols.append('hist_y_roll_median_w' ~ v0) -%}{%- endfor -%}
-    {%- for v0 in var('windows') -%}{%- do cols.append('hist_y_roll_q25_w' ~ v0) -%}{%- endfor -%}
-    {%- for v0 in var('windows') -%}{%- do cols.append('hist_y_roll_q75_w' ~ v0) -%}{%- endfor -%}
+    {%- set quantile_windows = ((var('windows') | list) + [var('stat_window')]) | unique | sort -%}
+    {%- for v0 in quantile_windows -%}{%- do cols.append('hist_y_roll_median_w' ~ v0) -%}{%- endfor -%}
+    {%- set quantile_windows = ((var('windows') | list) + [var('stat_window')]) | unique | sort -%}
+    {%- for v0 in quantile_windows -%}{%- do cols.append('hist_y_roll_q25_w' ~ v0) -%}{%- endfor -%}
+    {%- set quantile_windows = ((var('windows') | list) + [var('stat_window')]) | unique | sort -%}
+    {%- for v0 in quantile_windows -%}{%- do cols.append('hist_y_roll_q75_w' ~ v0) -%}{%- endfor -%}
     {#- matrix_profile_left -#}
     {%- do cols.append('hist_y_mp_left_m' ~ var('mp_window')) -%}
     {#- anomaly -#}

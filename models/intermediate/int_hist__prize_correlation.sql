@@ -1,12 +1,12 @@
 -- One row per (loto, unique_id, ds) of the lotteries that have prize data: the Pearson
--- correlation of y and the draw's tier-1 payout over the last 30 rows of the series,
--- hist_y_prize1_corr_w30. NULL until the 30 rows ending at this one all have prize data, and
+-- correlation of y and the draw's tier-1 payout over the last var('stat_window') rows of the
+-- series, hist_y_prize1_corr_w{stat_window}. NULL until those rows all have prize data, and
 -- where either side is constant in them (PostgreSQL's corr() is NULL for a zero variance).
 -- Only lotteries with prize rows are scanned, so a panel without prize data costs nothing
 -- here; features_hist shows NULL for every other row.
 -- Rebuilt in full: a prize table loaded after the draws moves every later window.
 
-{%- set window_rows = 30 %}
+{%- set window_rows = hist_int_var('stat_window', 30) %}
 
 with
 
@@ -60,7 +60,7 @@ final as (
         windowed.unique_id,
         windowed.ds,
         case when windowed.payout_count = {{ window_rows }} then windowed.y_payout_corr end
-            as hist_y_prize1_corr_w30
+            as hist_y_prize1_corr_w{{ window_rows }}
     from windowed
 )
 

@@ -55,8 +55,8 @@
 {%- set diffs = hist_int_var('diffs', [1]) | list -%}
 {%- set pct_changes = hist_int_var('pct_changes', [1]) | list -%}
 {%- set lookback = hist_int_var('incremental_lookback_rows', 160) -%}
-{#- The outlier, trend, autocorrelation and carry-over columns use a fixed 30-row window (named w30). -#}
-{%- set fixed_window = 30 -%}
+{#- The outlier, trend, autocorrelation and carry-over columns use one window of var('stat_window') rows. -#}
+{%- set fixed_window = hist_int_var('stat_window', 30) -%}
 {%- set moment_windows = (windows + [fixed_window]) | unique | sort -%}
 {%- set fetched_lags = (lags + diffs + pct_changes) | unique | sort -%}
 {%- set block_sizes = rolling_extreme_block_sizes(windows) -%}
@@ -519,7 +519,7 @@ final as (
         draw_prizes.hist_draw_prize1_winners,
         draw_prizes.hist_draw_prize1_payout,
         draw_prizes.hist_draw_payout_total,
-        prize_correlation.hist_y_prize1_corr_w30,
+        prize_correlation.hist_y_prize1_corr_w{{ fixed_window }},
         value_gaps.hist_y_gap_mean,
         value_gaps.hist_y_gap_std,
         draw_domain.hist_y_gap / value_gaps.hist_y_gap_mean as hist_y_overdue_ratio,

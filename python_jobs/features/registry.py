@@ -73,7 +73,10 @@ class Definition:
 
 def definition(name: str) -> Definition:
     """Declare a parameter as the dbt var ``name`` (``windows``, ``mp_window``, ``season_length``...)."""
-    if name not in {f.name for f in dataclasses.fields(definitions.FeatureDefinitions)}:
+    known = {f.name for f in dataclasses.fields(definitions.FeatureDefinitions)} | set(
+        definitions.DERIVED_JINJA
+    )
+    if name not in known:
         raise ValueError(f"{name!r} is not a feature definition of dbt_project.yml")
     return Definition(name)
 

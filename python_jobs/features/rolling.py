@@ -108,7 +108,9 @@ def rolling(y, windows: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
     "rolling",
     kind="hist",
     outputs=[f"hist_y_roll_{stat}_w{{windows}}" for stat, _ in STATISTICS],
-    params={"windows": definition("windows")},
+    # The windows and the stat window: the IQR outlier flag of features_hist reads the quartiles
+    # over stat_window rows.
+    params={"windows": definition("quantile_windows")},
     cost="low",
     gpu="python_jobs.gpu.rolling:rolling_batch",
     reference="pandas Series.rolling(w).median() / .quantile(q)",

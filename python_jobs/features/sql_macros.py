@@ -72,10 +72,15 @@ def _jinja_statements(
     texts = pieces[::3]
     slots = list(zip(pieces[1::3], pieces[2::3], strict=True))
     loops = []
+    sets = []
     parts = [_quote(texts[0])] if texts[0] else []
     for pos, (start, name) in enumerate(slots):
         var_name = params[name].name
         expr = f"var({_quote(var_name)})"
+        if var_name in definitions.DERIVED_JINJA:
+            # A definition computed from vars: set once on its own line, then used by name.
+            sets.append(f"{{%- set {var_name} = {definitions.DERIVED_JINJA[var_name]} -%}}\n    ")
+            expr = var_name
         if start:
             loops.append(f"{{%- for v{pos} in range({start}, {expr} + 1) -%}}")
             parts.append(f"v{pos}")
@@ -87,7 +92,7 @@ def _jinja_statements(
         if texts[pos + 1]:
             parts.append(_quote(texts[pos + 1]))
     append = f"{{%- do cols.append({' ~ '.join(parts)}) -%}}"
-    return "".join(loops) + append + "{%- endfor -%}" * len(loops)
+    return "".join(sets) + "".join(loops) + append + "{%- endfor -%}" * len(loops)
 
 
 def _family_lines(fam: Family, defaults: definitions.FeatureDefinitions) -> Iterator[str]:
@@ -123,7 +128,7 @@ def _macro(
 
 def render() -> str:
     """The text of :data:`MACRO_FILE` for the registered families."""
-    defaults = definitions.load({})
+    defaults = definitions.project_definitions()
     returned = "    {{ return(cols) }}"
     # Its own loops, not calls of the other two macros: a dbt macro's return() inside a
     # macro called from Jinja is fine in dbt, but the plain-Jinja test harness cannot nest it.

@@ -30,7 +30,7 @@ from python_jobs.realtime import kernel
 from python_jobs.realtime.domain import LotteryDomain, domain_columns
 from python_jobs.realtime.history import SeriesHistory
 from python_jobs.realtime.indicators import STATE_SIZE
-from python_jobs.realtime.layout import BOOLEAN_COLUMNS, FeatureLayout, layout
+from python_jobs.realtime.layout import FeatureLayout, layout
 
 Timestamp = str | dt.date | dt.datetime | np.datetime64 | int | float
 
@@ -238,7 +238,7 @@ class RealTimeFeatureEngine:
         features: dict[str, float | bool | None] = {}
         for name, result in zip(self.layout.names, row.tolist(), strict=True):
             features[name] = None if math.isnan(result) else result
-        for name in BOOLEAN_COLUMNS:
+        for name in self.layout.boolean_columns:
             if features[name] is not None:
                 features[name] = features[name] == 1.0
         return features

@@ -4,8 +4,8 @@ The names are those of ``features_hist`` (``models/marts/features_hist.sql``), g
 the same dbt vars (``python_jobs.definitions``), so the online and offline columns cannot
 drift apart; the market indicators follow (:mod:`python_jobs.realtime.indicators`).
 
-The 30-row window of the outlier, trend and autocorrelation columns is fixed by the mart
-(``fixed_window`` in ``features_hist.sql``); it is not a dbt var, so it is declared here once.
+The single window of the outlier, trend and autocorrelation columns is the dbt var
+``stat_window`` (:attr:`~python_jobs.definitions.FeatureDefinitions.stat_window`), as in the mart.
 """
 
 from __future__ import annotations
@@ -19,18 +19,8 @@ import numpy as np
 from python_jobs import definitions
 from python_jobs.realtime.indicators import INDICATOR_NAMES
 
-FIXED_WINDOW = 30
 # Per-window statistics in the kernel's output order (block ``stat`` holds one column per window).
 WINDOW_STATS = ("mean", "std", "min", "max", "median", "q25", "q75", "iqr", "zscore", "dev_mean")
-# Columns whose values are booleans in the mart (0/1/NaN in the kernel's float output).
-BOOLEAN_COLUMNS = (f"hist_y_is_outlier_z_w{FIXED_WINDOW}", f"hist_y_is_outlier_iqr_w{FIXED_WINDOW}")
-FIXED_COLUMNS = (
-    *BOOLEAN_COLUMNS,
-    "hist_y_drawdown",
-    "hist_y_drawup",
-    f"hist_y_trend_slope_w{FIXED_WINDOW}",
-    f"hist_y_roll_autocorr1_w{FIXED_WINDOW}",
-)
 
 
 def _window_column(stat: str, w: int) -> str:
@@ -52,9 +42,27 @@ class FeatureLayout:
     defs: definitions.FeatureDefinitions
 
     @cached_property
+    def boolean_columns(self) -> tuple[str, ...]:
+        """Columns whose values are booleans in the mart (0/1/NaN in the kernel's float output)."""
+        w = self.defs.stat_window
+        return (f"hist_y_is_outlier_z_w{w}", f"hist_y_is_outlier_iqr_w{w}")
+
+    @cached_property
+    def fixed_columns(self) -> tuple[str, ...]:
+        """The columns over ``stat_window`` rows and the expanding drawdown/drawup, in kernel order."""
+        w = self.defs.stat_window
+        return (
+            *self.boolean_columns,
+            "hist_y_drawdown",
+            "hist_y_drawup",
+            f"hist_y_trend_slope_w{w}",
+            f"hist_y_roll_autocorr1_w{w}",
+        )
+
+    @cached_property
     def state_windows(self) -> tuple[int, ...]:
-        """Windows the engine keeps sorted: the output windows and the fixed 30-row one."""
-        return tuple(sorted({*self.defs.windows, FIXED_WINDOW}))
+        """Windows the engine keeps sorted: the output windows and ``stat_window``."""
+        return tuple(sorted({*self.defs.windows, self.defs.stat_window}))
 
     @cached_property
     def history(self) -> int:
@@ -70,7 +78,7 @@ class FeatureLayout:
             out.extend(_window_column(stat, w) for w in self.defs.windows)
         out.extend(f"hist_y_diff{k}" for k in self.defs.diffs)
         out.extend(f"hist_y_pct_change{k}" for k in self.defs.pct_changes)
-        out.extend(FIXED_COLUMNS)
+        out.extend(self.fixed_columns)
         out.extend(INDICATOR_NAMES)
         return tuple(out)
 
@@ -89,7 +97,7 @@ class FeatureLayout:
             "pcts": np.asarray(self.defs.pct_changes, dtype=np.int64),
             "windows": np.asarray(self.state_windows, dtype=np.int64),
             "window_slot": np.asarray([slot.get(w, -1) for w in self.state_windows], dtype=np.int64),
-            "fixed_index": np.int64(self.state_windows.index(FIXED_WINDOW)),
+            "fixed_index": np.int64(self.state_windows.index(self.defs.stat_window)),
         }
 
     @cached_property

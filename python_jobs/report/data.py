@@ -12,11 +12,12 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from python_jobs import config, db
+from python_jobs import config, db, definitions
 
-#: Window of the rolling bands and of the outlier flags drawn on each series: the flags
-#: ``hist_y_is_outlier_z_w30`` and ``hist_y_is_outlier_iqr_w30`` are defined on 30 rows.
-BAND_WINDOW = 30
+#: Window of the rolling bands and of the outlier flags drawn on each series: the dbt var
+#: ``stat_window``, the window of ``hist_y_is_outlier_z_w{n}`` and ``hist_y_is_outlier_iqr_w{n}``
+#: (the band's mean and std columns need it among the ``windows`` too, as by default).
+BAND_WINDOW = definitions.load().stat_window
 #: Recent draws that decide which numbers are "hot" (drawn most) and "cold" (least).
 HOT_COLD_DRAWS = 100
 

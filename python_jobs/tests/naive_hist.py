@@ -20,7 +20,8 @@ from python_jobs import definitions
 # The feature definitions of dbt_project.yml (python_jobs/definitions.py).
 DEFS = definitions.load()
 
-OUTLIER_WINDOW = 30
+# The single window of the outlier, trend, autocorrelation and carry-over columns.
+OUTLIER_WINDOW = DEFS.stat_window
 
 
 def _window(values: np.ndarray, end: int, width: int) -> np.ndarray | None:
@@ -58,8 +59,9 @@ def series_features(
     Reference: the pandas definitions documented in the features_hist YAML (``shift``,
     ``rolling(w).mean/std/min/max`` with ``ddof=1``, ``diff``) evaluated window by window with
     NumPy; the slope is
-    ``numpy.polyfit(range(30), window, 1)``; the autocorrelation is pandas
-    ``Series.autocorr(1)`` of the 30-row window (the 29 pairs inside it).
+    ``numpy.polyfit(range(w), window, 1)``; the autocorrelation is pandas
+    ``Series.autocorr(1)`` of the ``w``-row window (the ``w - 1`` pairs inside it), ``w`` the
+    dbt var ``stat_window``.
     """
     n = len(y)
     out: dict[str, np.ndarray] = {}

@@ -13,7 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-WINDOW = 30
+from python_jobs import definitions
+
+# The window of hist_y_prize1_corr_w{n}: the dbt var stat_window.
+WINDOW = definitions.load().stat_window
 
 
 def loto6_prizes(path: Path) -> pd.DataFrame:
@@ -50,7 +53,7 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def prize_correlation(draws: pd.DataFrame, per_draw: pd.DataFrame) -> pd.Series:
-    """hist_y_prize1_corr_w30 for every row of ``draws`` (loto, unique_id, ds, y)."""
+    """hist_y_prize1_corr_w{WINDOW} for every row of ``draws`` (loto, unique_id, ds, y)."""
     payout = per_draw["hist_draw_prize1_payout"]
     out = {}
     for (loto, unique_id), series in draws.sort_values("ds").groupby(["loto", "unique_id"]):
@@ -61,7 +64,7 @@ def prize_correlation(draws: pd.DataFrame, per_draw: pd.DataFrame) -> pd.Series:
                 _pearson(y[i - WINDOW + 1 : i + 1], x[i - WINDOW + 1 : i + 1]) if i + 1 >= WINDOW else np.nan
             )
             out[(loto, unique_id, ds)] = value
-    return pd.Series(out, name="hist_y_prize1_corr_w30")
+    return pd.Series(out, name=f"hist_y_prize1_corr_w{WINDOW}")
 
 
 def gap_statistics(draws: pd.DataFrame, main_pattern: str = r"^N[0-9]+$") -> pd.DataFrame:

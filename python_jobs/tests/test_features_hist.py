@@ -201,7 +201,7 @@ def test_sql_columns_match_reference_on_real_data(reference_build, reference):
     assert set(want.columns) <= set(mart.columns)
     # Nothing vacuous: every column has values, and the flags say both yes and no somewhere.
     assert want.notna().any().all()
-    for column in ("hist_y_is_outlier_z_w30", "hist_y_is_outlier_iqr_w30"):
+    for column in (f"hist_y_is_outlier_z_w{DEFS.stat_window}", f"hist_y_is_outlier_iqr_w{DEFS.stat_window}"):
         assert set(want[column].dropna()) == {0.0, 1.0}, column
     _assert_close(mart, want, rtol=RELATIVE_TOLERANCE, atol=ABSOLUTE_TOLERANCE)
     # The Python job's columns come through as the job wrote them.
@@ -225,6 +225,8 @@ def test_columns_are_the_defined_ones_and_documented(reference_build):
         assert {f"hist_y_zscore_w{w}", f"hist_y_dev_mean_w{w}"} <= set(sql_columns)
     assert {f"hist_y_lag{k}" for k in DEFS.lags} <= set(sql_columns)
     assert {f"hist_y_freq_w{n}" for n in DEFS.freq_windows} <= set(sql_columns)
+    single = ("is_outlier_z", "is_outlier_iqr", "trend_slope", "roll_autocorr1", "co_corr", "prize1_corr")
+    assert {f"hist_y_{name}_w{DEFS.stat_window}" for name in single} <= set(sql_columns)
     per_window = 7  # mean, std, min, max, iqr, zscore, dev_mean
     # outlier flags, drawdown/up, slope, autocorr, gap, streak, draw, co, prizes, gap regularity
     fixed = 2 + 2 + 2 + 1 + 1 + 4 + 2 + 4 + 4

@@ -22,7 +22,7 @@ PRIZE_HIST = [
     "hist_draw_prize1_winners",
     "hist_draw_prize1_payout",
     "hist_draw_payout_total",
-    "hist_y_prize1_corr_w30",
+    f"hist_y_prize1_corr_w{naive_prizes.WINDOW}",
 ]
 GAP_HIST = ["hist_y_gap_mean", "hist_y_gap_std", "hist_y_overdue_ratio", "hist_y_gap_expected"]
 PRIZE_STAT = [
@@ -90,11 +90,11 @@ def test_prize_columns_match_reference(built):
         want = per_draw[column].reindex(keys)
         _assert_close(hist[column], want, column)
     corr = naive_prizes.prize_correlation(draws, per_draw).reindex(hist.index)
-    _assert_close(hist["hist_y_prize1_corr_w30"], corr, "hist_y_prize1_corr_w30")
+    _assert_close(hist[PRIZE_HIST[3]], corr, PRIZE_HIST[3])
     # Filled for Loto6, NULL for Bingo5 (no prize data), and not vacuous.
     assert hist.loc["loto6", "hist_draw_prize1_payout"].notna().all()
     assert hist.loc["bingo5", PRIZE_HIST].isna().all().all()
-    assert hist.loc["loto6", "hist_y_prize1_corr_w30"].notna().sum() > 13_000
+    assert hist.loc["loto6", PRIZE_HIST[3]].notna().sum() > 13_000
 
 
 def test_gap_columns_match_reference(built):

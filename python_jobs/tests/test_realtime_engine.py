@@ -60,14 +60,15 @@ def test_series_columns_equal_the_reference_on_real_data(loto6_n3, streamed_n3):
         for stat, q in (("median", 0.5), ("q25", 0.25), ("q75", 0.75)):
             want[f"hist_y_roll_{stat}_w{w}"] = series.rolling(w).quantile(q).to_numpy()
         want[f"hist_y_roll_iqr_w{w}"] = want[f"hist_y_roll_q75_w{w}"] - want[f"hist_y_roll_q25_w{w}"]
-    q25, q75 = want["hist_y_roll_q25_w30"], want["hist_y_roll_q75_w30"]
+    w = DEFS.stat_window
+    q25, q75 = series.rolling(w).quantile(0.25).to_numpy(), series.rolling(w).quantile(0.75).to_numpy()
     iqr = q75 - q25
-    want["hist_y_is_outlier_iqr_w30"] = np.where(
-        iqr.isna(), np.nan, (y < q25 - 1.5 * iqr) | (y > q75 + 1.5 * iqr)
+    want[f"hist_y_is_outlier_iqr_w{w}"] = np.where(
+        np.isnan(iqr), np.nan, (y < q25 - 1.5 * iqr) | (y > q75 + 1.5 * iqr)
     )
     # Nothing vacuous: every column has values and both flags say yes somewhere.
     assert want.notna().any().all()
-    assert streamed_n3["hist_y_is_outlier_iqr_w30"].eq(True).any()
+    assert streamed_n3[f"hist_y_is_outlier_iqr_w{w}"].eq(True).any()
     failures = assert_columns_close(streamed_n3, want, rtol=1e-9, atol=1e-12)
     assert not failures, "\n".join(failures)
 
