@@ -82,7 +82,9 @@ def cli_section() -> str:
 
 def _entry(module_name: str, name: str) -> str:
     obj = getattr(importlib.import_module(module_name), name)
-    signature = str(inspect.signature(obj))
+    # Defaults that are paths inside the checkout are shown relative to it, so the page does
+    # not depend on where the repository was cloned.
+    signature = str(inspect.signature(obj)).replace(f"PosixPath('{config.REPO_ROOT}/", "PosixPath('<repo>/")
     doc = inspect.cleandoc(obj.__doc__ or "").strip()
     return "\n".join(
         [
