@@ -563,14 +563,15 @@ def test_vars_change_the_job_columns_as_they_change_the_macro(
             (job_schema,),
         )
     ]
-    expected = [f"hist_y_roll_{stat}_w{w}" for stat in ("median", "q25", "q75") for w in (5, 10)]
+    # windows 5 and 10, and the stat_window (30) whose quartiles the IQR outlier flag reads
+    expected = [f"hist_y_roll_{stat}_w{w}" for stat in ("median", "q25", "q75") for w in (5, 10, 30)]
     assert stored == expected
     macro = render_macro("py_hist_columns", {"windows": [5, 10]})
     assert [col for col in macro if col.startswith("hist_y_roll_")] == expected
     got = table(pg_url, tables.HIST_TABLE, expected, ["loto", "unique_id", "ds"])
     want = pd.concat(
         [
-            pd.DataFrame(rolling(group["y"].to_numpy(), (5, 10)))[expected]
+            pd.DataFrame(rolling(group["y"].to_numpy(), (5, 10, 30)))[expected]
             for _, group in sorted(staging_series(pg_url).items())
         ],
         ignore_index=True,
