@@ -38,17 +38,7 @@ log = get_logger("bench")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 # The hist models after the job: its staging view (re-read now that the job has written its
 # table), the lottery counts and the mart; stg_lottery__draws is built once, before.
-HIST_SELECTOR = [
-    "--select",
-    "stg_lottery__prizes",
-    "stg_python__features_hist",
-    "int_hist__draw_domain",
-    "int_hist__value_gaps",
-    "int_hist__draw_prizes",
-    "int_hist__prize_correlation",
-    "int_hist__position_gap_expected",
-    "features_hist",
-]
+HIST_SELECTOR = ["--selector", "hist_models"]  # selectors.yml
 
 
 def _env_int(name: str, default: int) -> int:

@@ -34,16 +34,6 @@ RELATIVE_TOLERANCE = 1e-9
 # Values that are exactly 0 in SQL (exact integer sums) come out as 1e-17 from NumPy's floats.
 ABSOLUTE_TOLERANCE = 1e-12
 KEYS = ["loto", "unique_id", "ds"]
-HIST_MODELS = [
-    "stg_lottery__prizes",
-    "stg_python__features_hist",
-    "int_hist__draw_domain",
-    "int_hist__value_gaps",
-    "int_hist__draw_prizes",
-    "int_hist__prize_correlation",
-    "int_hist__position_gap_expected",
-    "features_hist",
-]
 QUARTILE_COLUMN = re.compile(r"hist_y_roll_(median|q25|q75)_w(\d+)")
 
 
@@ -88,7 +78,7 @@ def _run_staging(url: str) -> None:
 
 
 def _build(url: str, *extra: str, command: str = "run") -> None:
-    dbt.run([command, "--quiet", "--select", *HIST_MODELS, *extra], url=url)
+    dbt.run([command, "--quiet", "--selector", "hist_models", *extra], url=url)
 
 
 def _write_python_job_values(url: str, schema: str) -> pd.DataFrame:
