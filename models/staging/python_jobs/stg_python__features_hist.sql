@@ -7,13 +7,8 @@
 -- data test py_features_hist_covers_staged_draws warns. A column the table lacks (the job
 -- has not run since the column was added) is NULL, not an error.
 {%- set source_relation = source('python_jobs', 'py_features_hist') %}
-{%- set stored = adapter.get_relation(
-    database=source_relation.database,
-    schema=source_relation.schema,
-    identifier=source_relation.identifier,
-) if execute else none %}
-{%- set stored_columns = adapter.get_columns_in_relation(stored) | map(attribute='name') | list
-    if stored is not none else [] %}
+{%- set stored = stored_columns(source_relation) %}
+{%- set stored_names = stored or [] %}
 
 with
 
@@ -36,7 +31,7 @@ final as (
         py_hist.unique_id,
         py_hist.ds,
         {%- for column in py_hist_columns() %}
-            {{ 'py_hist.' ~ column if column in stored_columns else 'null' }}::double precision as {{ column }}
+            {{ 'py_hist.' ~ column if column in stored_names else 'null' }}::double precision as {{ column }}
             {%- if not loop.last %},{% endif %}
         {%- endfor %}
     from py_hist

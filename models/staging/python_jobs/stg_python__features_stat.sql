@@ -6,13 +6,8 @@
 -- with the same typed columns, so features_stat still builds (its Python columns NULL) and
 -- the data test py_features_stat_covers_staged_series warns. A column the table lacks is NULL.
 {%- set source_relation = source('python_jobs', 'py_features_stat') %}
-{%- set stored = adapter.get_relation(
-    database=source_relation.database,
-    schema=source_relation.schema,
-    identifier=source_relation.identifier,
-) if execute else none %}
-{%- set stored_columns = adapter.get_columns_in_relation(stored) | map(attribute='name') | list
-    if stored is not none else [] %}
+{%- set stored = stored_columns(source_relation) %}
+{%- set stored_names = stored or [] %}
 
 with
 
@@ -33,7 +28,7 @@ final as (
         py_stat.loto,
         py_stat.unique_id,
         {%- for column in py_stat_columns() %}
-            {{ 'py_stat.' ~ column if column in stored_columns else 'null' }}::double precision as {{ column }}
+            {{ 'py_stat.' ~ column if column in stored_names else 'null' }}::double precision as {{ column }}
             {%- if not loop.last %},{% endif %}
         {%- endfor %}
     from py_stat
