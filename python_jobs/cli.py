@@ -127,6 +127,16 @@ def _cmd_warmup(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         family.compute(y)
         print(f"  {family.name:<22} {time.perf_counter() - start:6.2f} s")
+    # The writer of the job's feature rows (python_jobs.job.pgcopy).
+    import datetime as dt
+
+    from python_jobs.job import pgcopy
+
+    start = time.perf_counter()
+    pgcopy.feature_rows(
+        [("w", "w")], np.zeros(2, int), np.zeros(2, int), dt.datetime.now(dt.UTC), np.ones((2, 2))
+    )
+    print(f"  {'feature row writer':<22} {time.perf_counter() - start:6.2f} s")
     print(f"numba cache: {config.numba_cache_dir()}")
     return 0
 

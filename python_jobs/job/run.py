@@ -83,6 +83,8 @@ class _Run:
     planned: list[Planned] = field(default_factory=list)
     bars: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, list[str]] = field(default_factory=dict)
+    # The hist table is loaded without its primary key, built once at the end.
+    bulk_hist: bool = False
 
     def __post_init__(self) -> None:
         self.outputs = {fam.name: fam.output_names() for fam in self.fams}
@@ -332,6 +334,28 @@ def _compute_and_write(run: _Run) -> None:
     """Batches read, submitted per family, collected in order and written behind."""
     # Without bars (a log file, a CI run), a line now and then says how far the run is.
     ticker = ProgressLog(len(run.planned), enabled=not any(not bar.disable for bar in run.bars.values()))
+    writes_hist = any(
+        fam.kind == "hist" and fam.name in item.families for item in run.planned for fam in run.fams
+    )
+    if writes_hist:
+        run.bulk_hist = run.reader.run(
+            lambda conn: tables.begin_bulk_load(conn, tables.HIST_TABLE), "bulk load"
+        )
+    try:
+        _compute_batches(run, ticker)
+    except BaseException:
+        if run.bulk_hist:
+            # The next run's table check builds the key if this cannot.
+            with contextlib.suppress(Exception):
+                run.reader.run(lambda conn: tables.add_primary_key(conn, tables.HIST_TABLE), "primary key")
+        raise
+    if run.bulk_hist:
+        run.reader.run(lambda conn: tables.add_primary_key(conn, tables.HIST_TABLE), "primary key")
+    run.result.seconds_per_phase["write"] = run.writes.busy_seconds
+    run.result.seconds_per_phase["write_wait"] = run.writes.wait_seconds
+
+
+def _compute_batches(run: _Run, ticker: ProgressLog) -> None:
     by_name = {fam.name: fam for fam in run.fams}
     in_flight: deque[InFlight] = deque()
     computed: set[tuple[str, str]] = set()
@@ -353,8 +377,6 @@ def _compute_and_write(run: _Run) -> None:
         _collect(run, in_flight.popleft(), computed, ticker)
     run.writes.drain()
     run.result.series_computed = len(computed)
-    run.result.seconds_per_phase["write"] = run.writes.busy_seconds
-    run.result.seconds_per_phase["write_wait"] = run.writes.wait_seconds
 
 
 def _collect(run: _Run, job: InFlight, computed: set[tuple[str, str]], ticker: ProgressLog) -> None:
@@ -377,6 +399,7 @@ def _collect(run: _Run, job: InFlight, computed: set[tuple[str, str]], ticker: P
                 )
     by_name = {fam.name: fam for fam in run.fams}
     write = _assemble(job, results, result.run_id, by_name, run.versions, run.outputs, run.on_error)
+    write.bulk = run.bulk_hist
 
     def written(counts: dict[str, int]) -> None:
         for name, n in counts.items():

@@ -19,7 +19,7 @@ T = TypeVar("T")
 
 def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
     conn = db.connect(url, autocommit=autocommit)
-    # Dates as ISO text in checksums, whatever the server's default DateStyle.
+    # Dates as ISO text, whatever the server's default DateStyle (psycopg parses ISO dates).
     conn.execute("set datestyle to 'ISO, YMD'")
     if not autocommit:
         conn.commit()

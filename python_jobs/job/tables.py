@@ -22,6 +22,7 @@ SQL through :class:`psycopg.sql.Identifier`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 
 import psycopg
@@ -125,6 +126,47 @@ def create_statement(name: str) -> sql.Composed:
     return sql.SQL("create table if not exists {} ({})").format(table(name), sql.SQL(", ").join(body))
 
 
+def _primary_key(conn: psycopg.Connection, name: str) -> str | None:
+    """The name of the primary key constraint of ``name`` in the target schema, if it has one."""
+    row = conn.execute(
+        "select c.conname from pg_constraint as c join pg_class as t on t.oid = c.conrelid "
+        "join pg_namespace as n on n.oid = t.relnamespace "
+        "where n.nspname = %s and t.relname = %s and c.contype = 'p'",
+        (config.target_schema(), name),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def add_primary_key(conn: psycopg.Connection, name: str) -> None:
+    """Build the primary key of ``name`` if it has none (after a bulk load, or a run killed in one)."""
+    if _primary_key(conn, name) is not None:
+        return
+    started = time.perf_counter()
+    with conn.transaction():
+        conn.execute("set local maintenance_work_mem = '256MB'")
+        conn.execute(
+            sql.SQL("alter table {} add primary key ({})").format(table(name), ident_list(TABLES[name][1]))
+        )
+    log.info("job.primary_key_built", table=name, seconds=round(time.perf_counter() - started, 2))
+
+
+def begin_bulk_load(conn: psycopg.Connection, name: str) -> bool:
+    """Drop the primary key of ``name`` if the table is empty, for a load without index upkeep.
+
+    Inserting a million rows into an indexed table costs about twice as much as inserting
+    them unindexed and building the index once after; only an empty table can skip the
+    per-row checks (see :func:`python_jobs.job.writing.write_batch`). Returns whether the key
+    was dropped: the caller then owes :func:`add_primary_key` at the end of the load.
+    """
+    with conn.transaction():
+        empty = conn.execute(sql.SQL("select not exists (select 1 from {})").format(table(name))).fetchone()
+        key = _primary_key(conn, name)
+        if not (empty and empty[0]) or key is None:
+            return False
+        conn.execute(sql.SQL("alter table {} drop constraint {}").format(table(name), sql.Identifier(key)))
+    return True
+
+
 def check_identifiers(columns: Iterable[str]) -> None:
     too_long = [name for name in columns if len(name.encode()) > MAX_IDENTIFIER]
     if too_long:
@@ -153,6 +195,8 @@ def ensure_tables(conn: psycopg.Connection, stat_columns: Sequence[str], hist_co
         db.ensure_schema(conn)
         for name in JOB_TABLES:
             conn.execute(create_statement(name))
+        # A run killed during a bulk load left the table without its key.
+        add_primary_key(conn, HIST_TABLE)
         for name, wanted in ((STAT_TABLE, stat_columns), (HIST_TABLE, hist_columns)):
             have = set(existing_columns(conn, name))
             missing = [col for col in wanted if col not in have]

@@ -21,7 +21,8 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from python_jobs.job.reading import COPY_HEADER, COPY_TRAILER, PG_EPOCH, SeriesData
+from python_jobs.job import pgcopy
+from python_jobs.job.reading import SeriesData
 from python_jobs.job.session import Session
 from python_jobs.job.tables import ERRORS_TABLE, FEATURE_TYPE, HIST_TABLE, STAT_TABLE, STATE_TABLE, ident_list
 from python_jobs.job.tables import table as qualified_table
@@ -51,32 +52,16 @@ class BatchWrite:
     hist_values: np.ndarray | None
     state: list[tuple[str, str, str, str, int, dt.date, str | None, str]]
     errors: list[tuple[str, str, str, str]]
+    # The run loads an empty hist table without its primary key (tables.begin_bulk_load):
+    # there are no stored rows to compare with, so the rows are inserted as they are.
+    bulk: bool = False
 
 
-def binary_copy_payload(ints: Sequence[np.ndarray], floats: np.ndarray) -> bytes:
-    """Binary COPY data of rows (int4 ..., float8 ...); NaN stands for NULL (see :func:`write_batch`)."""
-    n_rows = len(floats)
-    fields: list[tuple[str, str]] = [("n", ">i2")]
-    for i in range(len(ints)):
-        fields += [(f"li{i}", ">i4"), (f"i{i}", ">i4")]
-    for j in range(floats.shape[1]):
-        fields += [(f"lf{j}", ">i4"), (f"f{j}", ">f8")]
-    rows = np.empty(n_rows, dtype=np.dtype(fields))
-    rows["n"] = len(ints) + floats.shape[1]
-    for i, values in enumerate(ints):
-        rows[f"li{i}"] = 4
-        rows[f"i{i}"] = values
-    clean = np.where(np.isfinite(floats), floats, np.nan)
-    for j in range(floats.shape[1]):
-        rows[f"lf{j}"] = 8
-        rows[f"f{j}"] = clean[:, j]
-    return COPY_HEADER + rows.tobytes() + COPY_TRAILER
-
-
-def _copy_in(conn: psycopg.Connection, table: str, columns: Sequence[str], payload: bytes) -> None:
-    query = sql.SQL("copy {} ({}) from stdin (format binary)").format(
-        sql.Identifier(table), ident_list(columns)
-    )
+def _copy_in(
+    conn: psycopg.Connection, table: str | sql.Composable, columns: Sequence[str], payload: bytes | memoryview
+) -> None:
+    target = sql.Identifier(table) if isinstance(table, str) else table
+    query = sql.SQL("copy {} ({}) from stdin (format binary)").format(target, ident_list(columns))
     with conn.cursor() as cur, cur.copy(query) as copy:
         copy.write(payload)
 
@@ -150,7 +135,7 @@ def write_batch(conn: psycopg.Connection, batch: BatchWrite) -> dict[str, int]:
                 conn,
                 STAT_STAGE,
                 ["sid", *batch.stat_columns],
-                binary_copy_payload([sids], batch.stat_values),
+                pgcopy.fixed_rows([sids], batch.stat_values),
             )
             written[STAT_TABLE] = _upsert(
                 conn,
@@ -209,16 +194,31 @@ def _write_hist(
     row_sid, row_ds = [], []
     for i, (series, cutoff) in enumerate(zip(batch.series, batch.cutoffs, strict=True)):
         keep = series.ds > np.datetime64(cutoff, "D") if cutoff is not None else slice(None)
-        days = (series.ds[keep] - PG_EPOCH).astype(np.int32)
+        days = (series.ds[keep] - pgcopy.EPOCH_DATE).astype(np.int32)
         row_sid.append(np.full(len(days), i + 1, dtype=np.int32))
         row_ds.append(days)
+    if batch.bulk:
+        # An empty table loaded without its key: the rows go straight in, NULLs and all.
+        _copy_in(
+            conn,
+            qualified_table(HIST_TABLE),
+            ["loto", "unique_id", "ds", "computed_at", *batch.hist_columns],
+            pgcopy.feature_rows(
+                list(zip(lotos, uids, strict=True)),
+                np.concatenate(row_sid) - 1,
+                np.concatenate(row_ds),
+                now,
+                batch.hist_values,
+            ),
+        )
+        return len(batch.hist_values)
     _stage_table(conn, HIST_STAGE, [("sid", "int4"), ("ds", "date")], batch.hist_columns)
     # A binary date is an int4 of days since 2000-01-01, so dates travel as int4 fields.
     _copy_in(
         conn,
         HIST_STAGE,
         ["sid", "ds", *batch.hist_columns],
-        binary_copy_payload([np.concatenate(row_sid), np.concatenate(row_ds)], batch.hist_values),
+        pgcopy.fixed_rows([np.concatenate(row_sid), np.concatenate(row_ds)], batch.hist_values),
     )
     names = {
         "stage": sql.Identifier(HIST_STAGE),
@@ -240,16 +240,6 @@ def _write_hist(
     conn.execute("set local work_mem = '64MB'")
     columns = batch.hist_columns
     cols = ident_list(columns)
-    # The batch's stored rows (those a cutoff leaves alone excluded), fetched by index once;
-    # everything else joins temporary tables only instead of scanning the whole table.
-    conn.execute(
-        sql.SQL(
-            "create temp table {old_rows} on commit drop as "
-            "select k.sid, t.* from {keys} as k cross join lateral ("
-            "select t.ds, {old} from {table} as t where t.loto = k.loto and t.unique_id = k.unique_id "
-            "and (k.cutoff is null or t.ds > k.cutoff)) as t"
-        ).format(old=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in columns), **names)
-    )
     # Temporary tables have no statistics until analysed: the joins below would be planned
     # as nested loops over whole tables. Only the join keys matter, and analysing the feature
     # columns too would cost more than the joins.
@@ -262,6 +252,16 @@ def _write_hist(
         "insert into {table} (loto, unique_id, ds, {cols}, computed_at) "
         "select k.loto, k.unique_id, s.ds, {new}, %(now)s "
         "from {source} as s join {keys} as k using (sid) "
+    )
+    # The batch's stored rows (those a cutoff leaves alone excluded), fetched by index once;
+    # everything else joins temporary tables only instead of scanning the whole table.
+    conn.execute(
+        sql.SQL(
+            "create temp table {old_rows} on commit drop as "
+            "select k.sid, t.* from {keys} as k cross join lateral ("
+            "select t.ds, {old} from {table} as t where t.loto = k.loto and t.unique_id = k.unique_id "
+            "and (k.cutoff is null or t.ds > k.cutoff)) as t"
+        ).format(old=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in columns), **names)
     )
     if conn.execute(sql.SQL("select not exists (select 1 from {old_rows})").format(**names)).fetchone()[0]:
         # Nothing stored yet for these rows (a first run, appended draws): a plain insert.

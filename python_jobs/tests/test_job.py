@@ -602,6 +602,45 @@ def test_a_killed_run_is_marked_failed_by_the_next_one(pg_url: str, job_schema: 
     assert list(rows.values()).count("running") == 0
 
 
+def _hist_primary_key(url: str) -> list[tuple]:
+    return execute(
+        url,
+        "select c.conname from pg_constraint as c join pg_class as t on t.oid = c.conrelid "
+        "where t.relnamespace = current_schema()::regnamespace and t.relname = %s and c.contype = 'p'",
+        (tables.HIST_TABLE,),
+    )
+
+
+def test_a_first_load_builds_the_key_once_and_a_killed_one_is_repaired(
+    pg_url: str, job_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bool] = []
+    real_write = writing.write_batch
+
+    def spy(conn: psycopg.Connection, batch: writing.BatchWrite) -> dict[str, int]:
+        # The hist rows of an empty table go in without the key (built once at the end).
+        seen.append(batch.bulk)
+        assert len(_hist_primary_key(pg_url)) == (0 if batch.bulk else 1)
+        return real_write(conn, batch)
+
+    monkeypatch.setattr(writing, "write_batch", spy)
+    run(pg_url)
+    assert seen and all(seen)
+    assert len(_hist_primary_key(pg_url)) == 1
+    assert_tables_match_direct_calls(pg_url)
+    # Later runs find stored rows: the key stays, and changed rows go through it.
+    seen.clear()
+    execute(pg_url, "update stg_lottery__draws set y = y + 1 where loto = 'bingo5' and unique_id = 'N2'")
+    run(pg_url)
+    assert seen == [False] and len(_hist_primary_key(pg_url)) == 1
+    assert_tables_match_direct_calls(pg_url)
+    # A run killed half-way through a load (the key never rebuilt): the next run builds it.
+    execute(pg_url, f"alter table py_features_hist drop constraint {_hist_primary_key(pg_url)[0][0]}")
+    run(pg_url, full_refresh=True)
+    assert len(_hist_primary_key(pg_url)) == 1
+    assert_tables_match_direct_calls(pg_url)
+
+
 def test_the_lock_and_connections_are_released_when_a_run_fails(pg_url: str, job_schema: str) -> None:
     target = float(staging_series(pg_url)[("bingo5", "N3")]["y"].sum())
     with pytest.raises(job.SeriesFailure):

@@ -15,7 +15,7 @@ import pytest
 from python_jobs import definitions, device, job
 from python_jobs.features import registry
 from python_jobs.features.registry import Family, definition
-from python_jobs.job import JobIOError, executors, planning, reading, tables, writing
+from python_jobs.job import JobIOError, executors, pgcopy, planning, reading, tables
 from python_jobs.jobs_args import DEFAULT_BATCH_SIZE, add_job_arguments
 
 
@@ -77,7 +77,7 @@ def _reference_series_copy(series: list[tuple[int, list[int], list[float]]]) -> 
 
 def test_binary_payload_matches_the_documented_layout() -> None:
     rows = [(1, 0, 1.5), (1, 1, -2.25), (2, 8000, 1e300)]
-    payload = writing.binary_copy_payload(
+    payload = pgcopy.fixed_rows(
         [np.array([r[0] for r in rows]), np.array([r[1] for r in rows])],
         np.array([[r[2]] for r in rows]),
     )
@@ -85,7 +85,7 @@ def test_binary_payload_matches_the_documented_layout() -> None:
 
 
 def test_binary_payload_turns_infinities_into_nan() -> None:
-    payload = writing.binary_copy_payload([np.array([1, 2])], np.array([[np.inf], [-np.inf]]))
+    payload = pgcopy.fixed_rows([np.array([1, 2])], np.array([[np.inf], [-np.inf]]))
     values = np.frombuffer(
         payload[19:-2], dtype=[("n", ">i2"), ("l0", ">i4"), ("i", ">i4"), ("l1", ">i4"), ("v", ">f8")]
     )
@@ -353,3 +353,50 @@ def test_bench_reads_the_demo_stage_table() -> None:
         "dbt build seeds+staging": 8.05,
         "python feature job": 6.33,
     }
+
+
+def _parse_feature_rows(payload: bytes) -> list[tuple]:
+    """Decode binary COPY rows of (text, text, date, timestamptz, float8 ...), field by field."""
+    pos, rows = 19, []
+    while True:
+        (n_fields,) = struct.unpack_from(">h", payload, pos)
+        pos += 2
+        if n_fields == -1:
+            return rows
+        fields = []
+        for _ in range(n_fields):
+            (length,) = struct.unpack_from(">i", payload, pos)
+            pos += 4
+            fields.append(None if length == -1 else payload[pos : pos + length])
+            pos += max(length, 0)
+        loto, uid, day, stamp, *values = fields
+        rows.append(
+            (
+                loto.decode(),
+                uid.decode(),
+                struct.unpack(">i", day)[0],
+                struct.unpack(">q", stamp)[0],
+                *[None if v is None else struct.unpack(">d", v)[0] for v in values],
+            )
+        )
+
+
+def test_feature_rows_write_keys_dates_and_null_for_non_finite_values() -> None:
+    computed_at = dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.UTC)
+    values = np.array([[1.5, np.nan], [-np.inf, 2.0], [3.0, 1e300]])
+    payload = bytes(
+        pgcopy.feature_rows(
+            [("loto6", "N1"), ("ミニロト", "N12")],
+            np.array([0, 0, 1]),
+            np.array([-3, 9000, 9001]),
+            computed_at,
+            values,
+        )
+    )
+    micros = (computed_at - dt.datetime(2000, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+    assert payload.startswith(pgcopy.HEADER) and payload.endswith(pgcopy.TRAILER)
+    assert _parse_feature_rows(payload) == [
+        ("loto6", "N1", -3, micros, 1.5, None),
+        ("loto6", "N1", 9000, micros, None, 2.0),
+        ("ミニロト", "N12", 9001, micros, 3.0, 1e300),
+    ]
