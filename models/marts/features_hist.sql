@@ -117,6 +117,21 @@ position_gap_expected as (
     select * from {{ ref('int_hist__position_gap_expected') }}
 ),
 
+draw_level as (
+    -- One row per (loto, ds, y): the lottery-level counts with the value's gap statistics
+    -- (the same keys), so the million rows take one join for both.
+    select
+        draw_domain.*,
+        value_gaps.hist_y_gap_mean,
+        value_gaps.hist_y_gap_std
+    from draw_domain
+    left join value_gaps
+        on
+            draw_domain.loto = value_gaps.loto
+            and draw_domain.ds = value_gaps.ds
+            and draw_domain.y = value_gaps.y
+),
+
 py_hist as not materialized (
     -- Read where it is joined (twice in an incremental run) rather than copied once.
     select * from {{ ref('stg_python__features_hist') }}
@@ -368,6 +383,19 @@ series_arrays as (
     {%- set previous.step = size %}
 {%- endfor %}
 
+series_level as (
+    -- The arrays of each series with its position's expected gap: joined once per series.
+    select
+        series.*,
+        position_gap_expected.hist_y_gap_expected
+    from {{ previous.relation }} as series
+    left join position_gap_expected
+        on
+            series.loto = position_gap_expected.loto
+            and series.unique_id = position_gap_expected.unique_id
+    offset 0  -- noqa: AM09
+),
+
 row_windows as (
     -- Back to one row per draw, for the rows this run writes (the last ones of each series),
     -- with every lag and window of the row by subscript: i is the row's index in its series.
@@ -375,6 +403,7 @@ row_windows as (
         series.loto,
         series.unique_id,
         series_row.i,
+        series.hist_y_gap_expected,
         date '1970-01-01' + series.row_values[series_row.i][{{ slot.ds_days }}]::integer as ds,
         nullif(series.row_values[series_row.i][{{ slot.co }}], 'NaN') as co,
         series.row_values[series_row.i][{{ slot.y }}] as y,
@@ -405,7 +434,7 @@ row_windows as (
         {{ array_window_sum('series.row_values', 'series_row.i - 1', fixed_window - 1, slot.y_sum) }} as lag_sum,
         {{ array_window_sum('series.row_values', 'series_row.i - 1', fixed_window - 1, slot.y_sq_sum) }} as lag_sq_sum,
         {{ array_window_sum('series.row_values', 'series_row.i', fixed_window - 1, slot.lag_cross_sum) }} as cross_sum
-    from {{ previous.relation }} as series
+    from series_level as series
     cross join
         lateral generate_series(series.n_rows_kept + 1, series.n_rows) as series_row (i)
     offset 0  -- noqa: AM09
@@ -502,7 +531,7 @@ final as (
         row_stats.trend_slope as hist_y_trend_slope_w{{ fixed_window }},
         row_stats.autocorr1 as hist_y_roll_autocorr1_w{{ fixed_window }},
         {%- for column in domain_columns %}
-            draw_domain.{{ column }},
+            draw_level.{{ column }},
         {%- endfor %}
         row_stats.co::bigint as hist_co,
         row_stats.co_corr as hist_y_co_corr_w{{ fixed_window }},
@@ -510,24 +539,19 @@ final as (
         draw_prizes.hist_draw_prize1_payout,
         draw_prizes.hist_draw_payout_total,
         prize_correlation.hist_y_prize1_corr_w{{ fixed_window }},
-        value_gaps.hist_y_gap_mean,
-        value_gaps.hist_y_gap_std,
-        draw_domain.hist_y_gap / value_gaps.hist_y_gap_mean as hist_y_overdue_ratio,
-        position_gap_expected.hist_y_gap_expected,
+        draw_level.hist_y_gap_mean,
+        draw_level.hist_y_gap_std,
+        draw_level.hist_y_gap / draw_level.hist_y_gap_mean as hist_y_overdue_ratio,
+        row_stats.hist_y_gap_expected,
         {%- for column in py_hist_columns() %}
             py_hist.{{ column }}{% if not loop.last %},{% endif %}
         {%- endfor %}
     from row_moments as row_stats
-    left join draw_domain
+    left join draw_level
         on
-            row_stats.loto = draw_domain.loto
-            and row_stats.ds = draw_domain.ds
-            and row_stats.y = draw_domain.y
-    left join value_gaps
-        on
-            row_stats.loto = value_gaps.loto
-            and row_stats.ds = value_gaps.ds
-            and row_stats.y = value_gaps.y
+            row_stats.loto = draw_level.loto
+            and row_stats.ds = draw_level.ds
+            and row_stats.y = draw_level.y
     left join draw_prizes
         on
             row_stats.loto = draw_prizes.loto
@@ -537,10 +561,6 @@ final as (
             row_stats.loto = prize_correlation.loto
             and row_stats.unique_id = prize_correlation.unique_id
             and row_stats.ds = prize_correlation.ds
-    left join position_gap_expected
-        on
-            row_stats.loto = position_gap_expected.loto
-            and row_stats.unique_id = position_gap_expected.unique_id
     left join py_hist
         on
             row_stats.loto = py_hist.loto
