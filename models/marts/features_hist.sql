@@ -77,7 +77,7 @@
     in this order: every read says which value it takes (row_values[i][slot.y_sum]). -#}
 {%- set row_slots = [
     'y', 'y_sum', 'y_sq_sum', 'index_y_sum', 'lag_cross_sum', 'running_max', 'running_min',
-    'co', 'co_sum', 'co_y_sum', 'co_sq_sum', 'co_count', 'co_change_count', 'ds_days',
+    'co', 'co_sum', 'co_y_sum', 'co_var_n', 'ds_days',
 ] -%}
 {%- set slot = {} -%}
 {%- for name in row_slots -%}
@@ -283,8 +283,10 @@ py_hist as not materialized (
 {% endif %}
 
 series_running as (
-    -- Row space, pass 1: row index, lag 1, expanding extremes, and whether the carry-over
-    -- differs from the previous row's.
+    -- Row space, pass 1: row index, lag 1, expanding extremes, and the carry-over's centred
+    -- sum of squares over the window, n sum(co^2) - sum(co)^2, exact in numeric (co^2
+    -- overflows bigint) from moving sums with inverse transitions (O(1) per row); 0 where the
+    -- window is not complete, which makes the correlation NULL.
     select
         series_draws.loto,
         series_draws.unique_id,
@@ -296,16 +298,26 @@ series_running as (
         lag(series_draws.y) over running as y_lag1,
         greatest(max(series_draws.y) over running, series_draws.earlier_y_max) as running_max,
         least(min(series_draws.y) over running, series_draws.earlier_y_min) as running_min,
-        case when series_draws.co is distinct from lag(series_draws.co) over running then 1 else 0 end as co_changed
+        case
+            when count(series_draws.co) over co_window = {{ fixed_window }}
+                then (
+                    {{ fixed_window }} * sum(series_draws.co::numeric * series_draws.co) over co_window
+                    - sum(series_draws.co) over co_window * sum(series_draws.co) over co_window
+                )::double precision
+            else 0
+        end as co_var_n
     from series_draws
-    window running as ({{ hist_series_order('series_draws') }} rows between unbounded preceding and current row)
+    window
+        running as ({{ hist_series_order('series_draws') }} rows between unbounded preceding and current row),
+        co_window as (
+            {{ hist_series_order('series_draws') }} rows between {{ fixed_window - 1 }} preceding and current row
+        )
 ),
 
 series_prefix as (
-    -- Row space, pass 2: prefix sums, exact as long as they stay below 2^53 (integer values;
-    -- co^2 is the exception, see co_var_n below), and the counts of non-NULL carry-overs and
-    -- of carry-over changes. The arrays below must hold no NULLs: a NULL carry-over becomes
-    -- NaN in the values and 0 in the sums (a window with one is never used: its co_var_n is 0).
+    -- Row space, pass 2: prefix sums, exact as long as they stay below 2^53 (integer values).
+    -- The arrays below must hold no NULLs: a NULL carry-over becomes NaN in the values and 0
+    -- in the sums (a window with one is never used: its co_var_n is 0).
     select
         series_running.loto,
         series_running.unique_id,
@@ -315,6 +327,7 @@ series_prefix as (
         series_running.y,
         series_running.running_max,
         series_running.running_min,
+        series_running.co_var_n,
         coalesce(series_running.co::double precision, 'NaN') as co,
         (series_running.ds - date '1970-01-01')::double precision as ds_days,
         sum(series_running.y) over running as y_sum,
@@ -322,10 +335,7 @@ series_prefix as (
         sum(series_running.row_index * series_running.y) over running as index_y_sum,
         sum(coalesce(series_running.y * series_running.y_lag1, 0)) over running as lag_cross_sum,
         sum(coalesce(series_running.co::double precision, 0)) over running as co_sum,
-        sum(coalesce(series_running.co * series_running.y, 0)) over running as co_y_sum,
-        sum(coalesce(series_running.co::double precision * series_running.co, 0)) over running as co_sq_sum,
-        count(series_running.co) over running as co_count,
-        sum(series_running.co_changed) over running as co_change_count
+        sum(coalesce(series_running.co * series_running.y, 0)) over running as co_y_sum
     from series_running
     window running as ({{ hist_series_order('series_running') }} rows between unbounded preceding and current row)
 ),
@@ -413,7 +423,7 @@ row_windows as (
         series.row_values[series_row.i][{{ slot.y }}] as y,
         series.row_values[series_row.i][{{ slot.running_max }}] as running_max,
         series.row_values[series_row.i][{{ slot.running_min }}] as running_min,
-        {{ carry_over_var_n('series.row_values', 'series_row.i', fixed_window, slot) }} as co_var_n,
+        series.row_values[series_row.i][{{ slot.co_var_n }}] as co_var_n,
         {{ array_window_sum('series.row_values', 'series_row.i', fixed_window, slot.co_sum) }} as co_sum,
         {{ array_window_sum('series.row_values', 'series_row.i', fixed_window, slot.co_y_sum) }} as co_y_sum,
         {%- for k in fetched_lags %}

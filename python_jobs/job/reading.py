@@ -155,17 +155,14 @@ def read_series(conn: psycopg.Connection, keys: Sequence[tuple[str, str]]) -> li
     series instead of one per draw and NumPy decodes each in a single call.
     """
     # A lateral subquery per series is always an index range scan; a plain join of a few
-    # hundred keys is planned as a scan of the whole staging model, once per batch. The rows
-    # reach the two aggregates in the order of the sorted subquery (an index scan, no sort):
-    # `string_agg(... order by ds)` would sort each series twice more (a third of the read).
+    # hundred keys is planned as a scan of the whole staging model, once per batch.
     query = sql.SQL(
         "copy (select k.sid::int4, agg.ds, agg.y "
         "from unnest(%s::text[], %s::text[]) with ordinality as k (loto, unique_id, sid) "
         "cross join lateral ("
-        "select string_agg(int4send(d.ds - date '2000-01-01'), ''::bytea) as ds, "
-        "string_agg(float8send(coalesce(d.y::float8, 'NaN'::float8)), ''::bytea) as y "
-        "from (select d.ds, d.y from {} as d where d.loto = k.loto and d.unique_id = k.unique_id "
-        "order by d.ds) as d"
+        "select string_agg(int4send(d.ds - date '2000-01-01'), ''::bytea order by d.ds) as ds, "
+        "string_agg(float8send(coalesce(d.y::float8, 'NaN'::float8)), ''::bytea order by d.ds) as y "
+        "from {} as d where d.loto = k.loto and d.unique_id = k.unique_id"
         ") as agg where agg.ds is not null) to stdout (format binary)"
     ).format(table(config.STAGING_MODEL))
     data = bytearray()
