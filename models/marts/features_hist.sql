@@ -61,6 +61,8 @@
 {%- set lookback = hist_int_var('incremental_lookback_rows', 160) -%}
 {#- The outlier, trend, autocorrelation and carry-over columns use one window of var('stat_window') rows. -#}
 {%- set fixed_window = hist_int_var('stat_window', 30) -%}
+{#- The largest |co| whose square fits in a bigint: floor(sqrt(2^63 - 1)). -#}
+{%- set max_exact_square = 3037000499 -%}
 {%- set moment_windows = (windows + [fixed_window]) | unique | sort -%}
 {%- set fetched_lags = (lags + diffs + pct_changes) | unique | sort -%}
 {%- set block_sizes = rolling_extreme_block_sizes(windows) -%}
@@ -284,9 +286,11 @@ py_hist as not materialized (
 
 series_running as (
     -- Row space, pass 1: row index, lag 1, expanding extremes, and the carry-over's centred
-    -- sum of squares over the window, n sum(co^2) - sum(co)^2, exact in numeric (co^2
-    -- overflows bigint) from moving sums with inverse transitions (O(1) per row); 0 where the
-    -- window is not complete, which makes the correlation NULL.
+    -- sum of squares over the window, n sum(co^2) - sum(co)^2, exact, from moving sums with
+    -- inverse transitions (O(1) per row); 0 where the window is not complete, which makes
+    -- the correlation NULL. co^2 is summed as bigint (the server adds bigints in 128 bits)
+    -- where it fits in one, and in numeric only beyond (carry-overs over 3 billion yen): a
+    -- numeric square and sum on every row cost twice as much.
     select
         series_draws.loto,
         series_draws.unique_id,
@@ -301,7 +305,26 @@ series_running as (
         case
             when count(series_draws.co) over co_window = {{ fixed_window }}
                 then (
-                    {{ fixed_window }} * sum(series_draws.co::numeric * series_draws.co) over co_window
+                    {{ fixed_window }} * (
+                        coalesce(
+                            sum(
+                                case
+                                    when abs(series_draws.co) <= {{ max_exact_square }}
+                                        then series_draws.co * series_draws.co
+                                end
+                            ) over co_window,
+                            0
+                        )
+                        + coalesce(
+                            sum(
+                                case
+                                    when abs(series_draws.co) > {{ max_exact_square }}
+                                        then series_draws.co::numeric * series_draws.co
+                                end
+                            ) over co_window,
+                            0
+                        )
+                    )
                     - sum(series_draws.co) over co_window * sum(series_draws.co) over co_window
                 )::double precision
             else 0

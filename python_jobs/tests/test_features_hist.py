@@ -353,6 +353,13 @@ def _edge_draws() -> pd.DataFrame:
         co = None if i % 37 == 5 else int(rng.integers(0, 3)) * 1_000_000_007 + i
         for position, value in zip(["N1", "N2", "N3", "B1"], digits, strict=True):
             rows.append(("digits", position, ds.date(), int(value), co))
+    # Carry-overs around floor(sqrt(2^63 - 1)) = 3,037,000,499, whose squares the mart sums
+    # as bigint below and as numeric above, mixed in one window, and a constant stretch of a
+    # large one (a zero variance: NULL correlation).
+    big = [0, 3_037_000_499, 3_037_000_500, 7_000_000_013, 123_456_789_012]
+    for i, ds in enumerate(dates[:100]):
+        co = 9_876_543_210 if 40 <= i < 75 else big[int(rng.integers(0, len(big)))]
+        rows.append(("jackpot", "N1", ds.date(), int(rng.integers(1, 44)), co))
     for i, value in enumerate([4, 9]):
         rows.append(("short", "N1", dates[i].date(), value, None))
     for i, value in enumerate(rng.integers(-20, 21, size=70)):
@@ -386,5 +393,7 @@ def test_edge_cases_match_reference(pg_url, fresh_schema):
     digits = mart.loc["digits"]
     assert digits["hist_y_drawup"].isna().any() and digits["hist_y_zscore_w30"].isna().sum() > 30
     assert (mart.loc["short", "hist_y_roll_mean_w3"].isna()).all()
+    jackpot = mart.loc["jackpot"]["hist_y_co_corr_w30"]
+    assert jackpot.notna().sum() > 30 and jackpot.iloc[69:75].isna().all() and jackpot.iloc[75:].notna().all()
     user = mart.loc["user_file"]
     assert user["hist_draw_sum"].isna().all() and (user["hist_y_streak"] == 0).all()
