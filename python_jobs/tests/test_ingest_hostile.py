@@ -222,3 +222,36 @@ def test_own_series_may_number_rows_per_series(pg_url, schema, tmp_path):
     lines = ["unique_id,ds,y,num", "a,2020-01-03,1,3", "a,2020-01-03,2,3"]
     error = refused(write_lines(tmp_path, lines, "twice.csv"), "my_panel", pg_url)
     assert [p.line for p in error.problems] == [3] and "duplicate draw" in error.problems[0].reason
+
+
+def test_staged_csv_quotes_what_copy_needs_and_leaves_missing_values_empty():
+    from python_jobs.ingest.load import _csv_text
+
+    frame = pd.DataFrame(
+        {
+            "unique_id": ["plain", "a,b", 'say "hi"', "two\nlines", "", "ｌｏｔｏ"],
+            "ds": [date(2024, 1, d) for d in range(1, 7)],
+            "num": pd.array([1, None, 3, None, 5, 6], dtype="Int64"),
+            "y": ["1.5", "2", "3", "4", "5", "6"],
+        }
+    )
+    columns = list(frame.columns)
+    assert _csv_text(frame, columns) == frame.to_csv(index=False, header=False)
+    assert _csv_text(frame, columns).splitlines()[1] == '"a,b",2024-01-02,,2'
+
+
+def test_a_second_file_of_a_lottery_merges_and_the_first_inserts(pg_url, schema, tmp_path):
+    path = tmp_path / "own.csv"
+    path.write_text("loto,unique_id,ds,y\nown,A,2024-01-01,1\nown,A,2024-01-02,2\n", encoding="utf-8")
+    first = ingest_file("own", path, url=pg_url)
+    assert (first.rows_inserted, first.rows_updated) == (2, 0)
+    path.write_text("loto,unique_id,ds,y\nown,A,2024-01-02,5\nown,A,2024-01-03,3\n", encoding="utf-8")
+    second = ingest_file("own", path, url=pg_url)
+    assert (second.rows_inserted, second.rows_updated) == (1, 1)
+    with db.connect(pg_url) as conn:
+        rows = conn.execute(
+            sql.SQL("select ds, y from {} where loto = 'own' order by ds").format(
+                db.qualified(config.RAW_DRAWS_TABLE, schema)
+            )
+        ).fetchall()
+    assert [(d.day, float(y)) for d, y in rows] == [(1, 1.0), (2, 5.0), (3, 3.0)]
