@@ -189,11 +189,10 @@ def _rescaled_ranges(x: np.ndarray) -> np.ndarray:  # pragma: no cover
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _hurst_slope(x: np.ndarray) -> float:  # pragma: no cover
-    # Least-squares slope of log(R/S) on log(t), t = 2 .. n, in closed form; NaN where a
-    # rescaled range is not finite and positive.
-    ranges = _rescaled_ranges(x)
-    n = x.shape[0] - 1
+def _log_slope(ranges: np.ndarray) -> float:  # pragma: no cover
+    # Least-squares slope of log(ranges[t - 1]) on log(t), t = 2 .. n, in closed form; NaN
+    # where a rescaled range is not finite and positive.
+    n = ranges.shape[0] - 1
     log_rs = np.empty(n)
     log_t = np.empty(n)
     for k in range(n):
@@ -221,7 +220,7 @@ def hurst(x: np.ndarray) -> float:
     """
     if len(x) < 3:
         return math.nan
-    return float(_hurst_slope(np.ascontiguousarray(x, dtype=np.float64)))
+    return float(_log_slope(_rescaled_ranges(np.ascontiguousarray(x, dtype=np.float64))))
 
 
 @lru_cache(maxsize=8)
@@ -297,7 +296,10 @@ def _longest_bin_run(x: np.ndarray, bins: np.ndarray) -> int:  # pragma: no cove
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _crossings(x: np.ndarray, midline: float) -> int:  # pragma: no cover
+def _crossings(x: np.ndarray) -> int:  # pragma: no cover
+    # Only the sides of the median matter: any midpoint of the two middle values splits the
+    # values alike, so numba's median counts as numpy's does.
+    midline = np.median(x)
     count = 0
     for k in range(1, x.shape[0]):
         count += (x[k - 1] <= midline) != (x[k] <= midline)
@@ -306,7 +308,7 @@ def _crossings(x: np.ndarray, midline: float) -> int:  # pragma: no cover
 
 def crossing_points(x: np.ndarray) -> float:
     """``tsfeatures.crossing_points``: how often consecutive values fall on two sides of the median."""
-    return float(_crossings(x, np.median(x)))
+    return float(_crossings(np.ascontiguousarray(x, dtype=np.float64)))
 
 
 def _cut_edges(x: np.ndarray) -> np.ndarray | None:
