@@ -1,0 +1,170 @@
+"""tsfresh calculators with their arithmetic kept and their per-call overhead removed.
+
+Each function returns what the tsfresh calculator of the same name returns, by the same
+numpy operations on the same arrays, but shares the work tsfresh repeats per calculator:
+
+- :class:`Shared` sorts the series once; the sorted copy gives ``np.unique``'s values and
+  counts (``np.unique`` sorts and compares neighbours the same way) for the four
+  re-occurrence calculators and the order statistics of :func:`quantile` (numpy's default
+  linear interpolation, its own lerp formula, for both quantiles from one sort);
+- :func:`agg_autocorrelation` computes only the lags it aggregates: statsmodels' ``acf``
+  (direct method, below tsfresh's FFT threshold of 1,250 values) correlates the whole series
+  at every lag, O(n^2), where each lag is one dot product of the same two slices;
+- :func:`benford_correlation`'s first digits of integer values by integer division in one
+  numba pass (tsfresh formats every value as a string).
+
+The tests hold every one equal to tsfresh.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from tsfresh.feature_extraction import feature_calculators
+
+from python_jobs.features._numba import njit
+
+# tsfresh's agg_autocorrelation switches statsmodels' acf to the FFT above this length.
+ACF_FFT_THRESHOLD = 1250
+# Exact integers below this are first-digit-able by integer division in int64.
+_EXACT_INTEGER = 2.0**53
+BENFORD = np.array([np.log10(1 + 1 / n) for n in range(1, 10)])  # as tsfresh builds it
+
+
+class Shared:
+    """The sorted series and its distinct values with their counts, computed once."""
+
+    def __init__(self, x: np.ndarray):
+        self.sorted = np.sort(x)
+        if len(x) == 0:
+            self.unique = self.sorted
+            self.counts = np.zeros(0, dtype=np.intp)
+            return
+        mask = np.empty(len(x), dtype=bool)
+        mask[0] = True
+        np.not_equal(self.sorted[1:], self.sorted[:-1], out=mask[1:])
+        self.unique = self.sorted[mask]
+        starts = np.flatnonzero(mask)
+        self.counts = np.diff(np.append(starts, len(x)))
+
+
+def _shared(x: np.ndarray, shared: Shared | None) -> Shared:
+    return Shared(np.asarray(x, dtype=np.float64)) if shared is None else shared
+
+
+def sum_of_reoccurring_values(x: np.ndarray, shared: Shared | None = None) -> float:
+    s = _shared(x, shared)
+    counts = s.counts.copy()
+    counts[counts < 2] = 0
+    counts[counts > 1] = 1
+    return np.sum(counts * s.unique)
+
+
+def sum_of_reoccurring_data_points(x: np.ndarray, shared: Shared | None = None) -> float:
+    s = _shared(x, shared)
+    counts = s.counts.copy()
+    counts[counts < 2] = 0
+    return np.sum(counts * s.unique)
+
+
+def percentage_of_reoccurring_values_to_all_values(x: np.ndarray, shared: Shared | None = None) -> float:
+    if len(x) == 0:
+        return math.nan
+    counts = _shared(x, shared).counts
+    if counts.shape[0] == 0:
+        return 0.0
+    return np.sum(counts > 1) / float(counts.shape[0])
+
+
+def ratio_value_number_to_time_series_length(x: np.ndarray, shared: Shared | None = None) -> float:
+    if len(x) == 0:
+        return math.nan
+    return _shared(x, shared).unique.size / len(x)
+
+
+def quantile(x: np.ndarray, q: float, shared: Shared | None = None) -> float:
+    """``np.quantile(x, q)`` (linear method) from the sorted values, numpy's lerp formula."""
+    if len(x) == 0:
+        return math.nan
+    ordered = _shared(x, shared).sorted
+    n = len(ordered)
+    virtual = (n - 1) * q
+    if virtual >= n - 1:
+        return float(ordered[-1])
+    if virtual < 0:
+        return float(ordered[0])
+    previous = math.floor(virtual)
+    gamma = virtual - previous
+    a, b = float(ordered[previous]), float(ordered[previous + 1])
+    diff_b_a = b - a
+    return b - diff_b_a * (1 - gamma) if gamma >= 0.5 else a + diff_b_a * gamma
+
+
+def _acf(x: np.ndarray, nlags: int) -> np.ndarray:
+    # statsmodels acf(x, adjusted=True, fft=False)[: nlags + 1]: acovf's full correlation at
+    # lag k is xo[k:] . xo[:n - k] (the same dot product), divided by n - k, then by lag 0.
+    n = len(x)
+    xo = x - x.mean()
+    acov = np.empty(nlags + 1)
+    for k in range(nlags + 1):
+        acov[k] = xo[k:].dot(xo[: n - k]) / (n - k)
+    return acov / acov[0]
+
+
+def agg_autocorrelation(x: np.ndarray, param: list[dict]) -> list[tuple[str, float]]:
+    """tsfresh's ``agg_autocorrelation``: an aggregate of the autocorrelations at lags 1 .. maxlag."""
+    n = len(x)
+    if n > ACF_FFT_THRESHOLD:
+        return feature_calculators.agg_autocorrelation(x, param)
+    var = np.var(x)
+    max_maxlag = max(config["maxlag"] for config in param)
+    flat = np.abs(var) < 10**-10 or n == 1
+    a = [0] * n if flat else _acf(x, min(max_maxlag, n - 1))[1:]
+    return [
+        (
+            f'f_agg_"{config["f_agg"]}"__maxlag_{config["maxlag"]}',
+            getattr(np, config["f_agg"])(a[: int(config["maxlag"])]),
+        )
+        for config in param
+    ]
+
+
+def autocorrelation(x: np.ndarray, lag: int) -> float:
+    """tsfresh's ``autocorrelation``, ``np.isclose(v, 0)`` written out (``|v| <= 1e-8``)."""
+    if len(x) < lag:
+        return math.nan
+    y1 = x[: (len(x) - lag)]
+    y2 = x[lag:]
+    x_mean = np.mean(x)
+    sum_product = np.sum((y1 - x_mean) * (y2 - x_mean))
+    v = np.var(x)
+    if abs(v) <= 1e-8:
+        return math.nan
+    return sum_product / ((len(x) - lag) * v)
+
+
+@njit(cache=True, nogil=True)
+def _first_digit_counts(x: np.ndarray, counts: np.ndarray) -> bool:  # pragma: no cover
+    # counts[d] of first significant digit d of |x| (0 for 0); False where a value is not an
+    # integer below 2**53 (tsfresh's string path then decides).
+    for k in range(x.shape[0]):
+        value = abs(x[k])
+        if not (value == math.floor(value) and value < _EXACT_INTEGER):
+            return False
+        digit = np.int64(value)
+        while digit >= 10:
+            digit //= 10
+        counts[digit] += 1
+    return True
+
+
+def benford_correlation(x: np.ndarray) -> float:
+    """tsfresh's ``benford_correlation``, with integer first digits computed without strings."""
+    arr = np.ascontiguousarray(np.nan_to_num(np.asarray(x, dtype=np.float64)))
+    counts = np.zeros(10, dtype=np.int64)
+    if len(arr) == 0 or not _first_digit_counts(arr, counts):
+        return feature_calculators.benford_correlation(x)
+    # tsfresh's (digits == d).mean() is count / n
+    data_distribution = counts[1:] / len(arr)
+    return np.corrcoef(BENFORD, data_distribution)[0, 1]
