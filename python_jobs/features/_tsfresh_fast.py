@@ -5,8 +5,12 @@ numpy operations on the same arrays, but shares the work tsfresh repeats per cal
 
 - :class:`Shared` sorts the series once; the sorted copy gives ``np.unique``'s values and
   counts (``np.unique`` sorts and compares neighbours the same way) for the four
-  re-occurrence calculators and the order statistics of :func:`quantile` (numpy's default
-  linear interpolation, its own lerp formula, for both quantiles from one sort);
+  re-occurrence calculators, the order statistics of :func:`quantile` (numpy's default
+  linear interpolation, its own lerp formula, for both quantiles from one sort) and the
+  range of :func:`binned_entropy`; it also holds ``np.mean`` and ``np.var`` of the series,
+  which eight calculators would each compute again;
+- :func:`binned_entropy`'s ``np.histogram`` counts in one numba pass with numpy's own
+  uniform-bin index arithmetic;
 - :func:`agg_autocorrelation` computes only the lags it aggregates: statsmodels' ``acf``
   (direct method, below tsfresh's FFT threshold of 1,250 values) correlates the whole series
   at every lag, O(n^2), where each lag is one dot product of the same two slices;
@@ -33,9 +37,15 @@ BENFORD = np.array([np.log10(1 + 1 / n) for n in range(1, 10)])  # as tsfresh bu
 
 
 class Shared:
-    """The sorted series and its distinct values with their counts, computed once."""
+    """The sorted series, its distinct values with their counts, its mean and variance, once.
+
+    ``mean`` and ``var`` are ``np.mean(x)`` and ``np.var(x)``, the values each tsfresh
+    calculator computes for itself (``np.std`` is the square root of the latter).
+    """
 
     def __init__(self, x: np.ndarray):
+        self.mean = np.mean(x) if len(x) else math.nan
+        self.var = np.var(x) if len(x) else math.nan
         self.sorted = np.sort(x)
         if len(x) == 0:
             self.unique = self.sorted
@@ -51,6 +61,72 @@ class Shared:
 
 def _shared(x: np.ndarray, shared: Shared | None) -> Shared:
     return Shared(np.asarray(x, dtype=np.float64)) if shared is None else shared
+
+
+def count_above_mean(x: np.ndarray, shared: Shared | None = None) -> int:
+    return int(np.count_nonzero(x > _shared(x, shared).mean))
+
+
+def count_below_mean(x: np.ndarray, shared: Shared | None = None) -> int:
+    return int(np.count_nonzero(x < _shared(x, shared).mean))
+
+
+def variation_coefficient(x: np.ndarray, shared: Shared | None = None) -> float:
+    s = _shared(x, shared)
+    if s.mean == 0:
+        return math.nan
+    return np.sqrt(s.var) / s.mean
+
+
+def ratio_beyond_r_sigma(x: np.ndarray, r: float, shared: Shared | None = None) -> float:
+    s = _shared(x, shared)
+    return np.sum(np.abs(x - s.mean) > r * np.sqrt(s.var)) / x.size
+
+
+def cid_ce(x: np.ndarray, normalize: bool, shared: Shared | None = None) -> float:
+    s = _shared(x, shared)
+    if normalize:
+        std = np.sqrt(s.var)
+        if std == 0:
+            return 0.0
+        x = (x - s.mean) / std
+    x = np.diff(x)
+    return np.sqrt(np.dot(x, x))
+
+
+@njit(cache=True, nogil=True)
+def _histogram(x, first, norm_denom, edges, counts):  # pragma: no cover
+    # np.histogram's uniform-bin path for values inside [first, last], value by value:
+    # the same float index, then its corrections against the edges.
+    bins = counts.shape[0]
+    for k in range(x.shape[0]):
+        v = x[k]
+        index = int(((v - first) / norm_denom) * bins)
+        if index == bins:
+            index -= 1
+        if v < edges[index]:
+            index -= 1
+        if v >= edges[index + 1] and index != bins - 1:
+            index += 1
+        counts[index] += 1
+
+
+def binned_entropy(x: np.ndarray, max_bins: int, shared: Shared | None = None) -> float:
+    """tsfresh's ``binned_entropy``: entropy of ``np.histogram(x, bins=max_bins)``'s frequencies."""
+    s = _shared(x, shared)
+    if len(x) == 0 or np.isnan(x).any():
+        return feature_calculators.binned_entropy(x, max_bins)
+    first, last = s.sorted[0], s.sorted[-1]
+    if first == last:
+        first, last = first - 0.5, last + 0.5
+    edges = np.linspace(first, last, max_bins + 1, endpoint=True)
+    if np.any(edges[:-1] >= edges[1:]):
+        return feature_calculators.binned_entropy(x, max_bins)
+    hist = np.zeros(max_bins, dtype=np.intp)
+    _histogram(np.ascontiguousarray(x, dtype=np.float64), first, last - first, edges, hist)
+    probs = hist / x.size
+    probs[probs == 0] = 1.0
+    return -np.sum(probs * np.log(probs))
 
 
 def sum_of_reoccurring_values(x: np.ndarray, shared: Shared | None = None) -> float:
@@ -101,26 +177,29 @@ def quantile(x: np.ndarray, q: float, shared: Shared | None = None) -> float:
     return b - diff_b_a * (1 - gamma) if gamma >= 0.5 else a + diff_b_a * gamma
 
 
-def _acf(x: np.ndarray, nlags: int) -> np.ndarray:
+def _acf(x: np.ndarray, nlags: int, mean: float) -> np.ndarray:
     # statsmodels acf(x, adjusted=True, fft=False)[: nlags + 1]: acovf's full correlation at
     # lag k is xo[k:] . xo[:n - k] (the same dot product), divided by n - k, then by lag 0.
     n = len(x)
-    xo = x - x.mean()
+    xo = x - mean
     acov = np.empty(nlags + 1)
     for k in range(nlags + 1):
         acov[k] = xo[k:].dot(xo[: n - k]) / (n - k)
     return acov / acov[0]
 
 
-def agg_autocorrelation(x: np.ndarray, param: list[dict]) -> list[tuple[str, float]]:
+def agg_autocorrelation(
+    x: np.ndarray, param: list[dict], shared: Shared | None = None
+) -> list[tuple[str, float]]:
     """tsfresh's ``agg_autocorrelation``: an aggregate of the autocorrelations at lags 1 .. maxlag."""
     n = len(x)
     if n > ACF_FFT_THRESHOLD:
         return feature_calculators.agg_autocorrelation(x, param)
-    var = np.var(x)
+    s = _shared(x, shared)
+    var = s.var
     max_maxlag = max(config["maxlag"] for config in param)
     flat = np.abs(var) < 10**-10 or n == 1
-    a = [0] * n if flat else _acf(x, min(max_maxlag, n - 1))[1:]
+    a = [0] * n if flat else _acf(x, min(max_maxlag, n - 1), s.mean)[1:]
     return [
         (
             f'f_agg_"{config["f_agg"]}"__maxlag_{config["maxlag"]}',
@@ -130,15 +209,16 @@ def agg_autocorrelation(x: np.ndarray, param: list[dict]) -> list[tuple[str, flo
     ]
 
 
-def autocorrelation(x: np.ndarray, lag: int) -> float:
+def autocorrelation(x: np.ndarray, lag: int, shared: Shared | None = None) -> float:
     """tsfresh's ``autocorrelation``, ``np.isclose(v, 0)`` written out (``|v| <= 1e-8``)."""
     if len(x) < lag:
         return math.nan
+    s = _shared(x, shared)
     y1 = x[: (len(x) - lag)]
     y2 = x[lag:]
-    x_mean = np.mean(x)
+    x_mean = s.mean
     sum_product = np.sum((y1 - x_mean) * (y2 - x_mean))
-    v = np.var(x)
+    v = s.var
     if abs(v) <= 1e-8:
         return math.nan
     return sum_product / ((len(x) - lag) * v)

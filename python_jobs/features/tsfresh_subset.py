@@ -44,6 +44,7 @@ from tsfresh.utilities.string_manipulation import convert_to_output_format
 
 from python_jobs.features import _tsfresh_fast as fast
 from python_jobs.features._common import as_series, finite_or_nan, nan_dict, quiet, usable
+from python_jobs.features._numba import njit
 from python_jobs.features._tsfresh_fast import Shared, benford_correlation
 from python_jobs.features.registry import param, register
 
@@ -128,21 +129,32 @@ def _check_names() -> None:
 _check_names()
 
 
-def longest_run(mask: np.ndarray) -> int:
-    """The longest run of True in ``mask`` (0 if none): tsfresh's ``_get_length_sequences_where``' max."""
-    if not mask.any():
+@njit(cache=True, nogil=True)
+def _longest_strike(x: np.ndarray, mean: float, above: bool) -> int:  # pragma: no cover
+    # The longest run of values above (below) ``mean``.
+    best = 0
+    run = 0
+    for k in range(x.shape[0]):
+        inside = x[k] > mean if above else x[k] < mean
+        run = run + 1 if inside else 0
+        best = max(best, run)
+    return best
+
+
+def longest_strike_above_mean(x: np.ndarray, shared: Shared | None = None) -> int:
+    """tsfresh's: the longest run of values above ``np.mean(x)`` (0 for an empty series)."""
+    if x.size == 0:
         return 0
-    padded = np.concatenate(([False], mask, [False]))
-    edges = np.flatnonzero(padded[1:] != padded[:-1])
-    return int((edges[1::2] - edges[::2]).max())
+    mean = np.mean(x) if shared is None else shared.mean
+    return int(_longest_strike(np.ascontiguousarray(x, dtype=np.float64), mean, True))
 
 
-def longest_strike_above_mean(x: np.ndarray) -> int:
-    return longest_run(x > np.mean(x)) if x.size > 0 else 0
-
-
-def longest_strike_below_mean(x: np.ndarray) -> int:
-    return longest_run(x < np.mean(x)) if x.size > 0 else 0
+def longest_strike_below_mean(x: np.ndarray, shared: Shared | None = None) -> int:
+    """tsfresh's: the longest run of values below ``np.mean(x)`` (0 for an empty series)."""
+    if x.size == 0:
+        return 0
+    mean = np.mean(x) if shared is None else shared.mean
+    return int(_longest_strike(np.ascontiguousarray(x, dtype=np.float64), mean, False))
 
 
 def linear_trend(x: np.ndarray, param: list[dict]) -> list[tuple[str, float]]:
@@ -168,15 +180,24 @@ _FAST = {
     "longest_strike_below_mean": longest_strike_below_mean,
     "benford_correlation": benford_correlation,
 }
-# Those that reuse the sorted series and its distinct values (fast.Shared).
+# Those that reuse the sorted series, its distinct values, mean and variance (fast.Shared).
 _FAST_SHARED = {
+    "longest_strike_above_mean": longest_strike_above_mean,
+    "longest_strike_below_mean": longest_strike_below_mean,
+    "count_above_mean": fast.count_above_mean,
+    "count_below_mean": fast.count_below_mean,
+    "variation_coefficient": fast.variation_coefficient,
+    "ratio_beyond_r_sigma": fast.ratio_beyond_r_sigma,
+    "cid_ce": fast.cid_ce,
+    "autocorrelation": fast.autocorrelation,
+    "binned_entropy": fast.binned_entropy,
     "sum_of_reoccurring_values": fast.sum_of_reoccurring_values,
     "sum_of_reoccurring_data_points": fast.sum_of_reoccurring_data_points,
     "percentage_of_reoccurring_values_to_all_values": fast.percentage_of_reoccurring_values_to_all_values,
     "ratio_value_number_to_time_series_length": fast.ratio_value_number_to_time_series_length,
     "quantile": fast.quantile,
 }
-_FAST_SIMPLE = {"autocorrelation": fast.autocorrelation}
+_COMBINERS_WITH_SHARED = {"agg_autocorrelation"}
 
 
 _PLANS: dict[str, tuple] = {}
@@ -213,19 +234,15 @@ def _calculate(
     series = None
     shared = Shared(arr)
     for calculator, params in settings.items():
-        if calculator in _FAST:
-            yield keys[calculator][0][1], _safe_call(_FAST[calculator], arr, {})
-            continue
         if calculator in _FAST_SHARED:
             func = _FAST_SHARED[calculator]
             for p, key in keys[calculator]:
                 yield key, _safe_call(func, arr, {**p, "shared": shared})
             continue
-        func = (
-            _FAST_COMBINERS.get(calculator)
-            or _FAST_SIMPLE.get(calculator)
-            or getattr(feature_calculators, calculator)
-        )
+        if calculator in _FAST:
+            yield keys[calculator][0][1], _safe_call(_FAST[calculator], arr, {})
+            continue
+        func = _FAST_COMBINERS.get(calculator) or getattr(feature_calculators, calculator)
         if getattr(func, "input", None) == "pd.Series":
             # As tsfresh hands these calculators the column itself (default RangeIndex here).
             series = pd.Series(arr) if series is None else series
@@ -234,7 +251,8 @@ def _calculate(
             x = arr
         if calculator in _FAST_COMBINERS or getattr(func, "fctype", None) == "combiner":
             try:
-                pairs = list(func(x, param=params))
+                extra = {"shared": shared} if calculator in _COMBINERS_WITH_SHARED else {}
+                pairs = list(func(x, param=params, **extra))
             except (ArithmeticError, ValueError, IndexError, np.linalg.LinAlgError):
                 pairs = [(convert_to_output_format(p), math.nan) for p in params]
             for key, value in pairs:
