@@ -226,10 +226,11 @@ def autocorrelation(x: np.ndarray, lag: int, shared: Shared | None = None) -> fl
 
 @njit(cache=True, nogil=True)
 def _first_digit_counts(x: np.ndarray, counts: np.ndarray) -> bool:  # pragma: no cover
-    # counts[d] of first significant digit d of |x| (0 for 0); False where a value is not an
-    # integer below 2**53 (tsfresh's string path then decides).
+    # counts[d] of first significant digit d of |nan_to_num(x)| (0 for 0 and NaN); False where
+    # a value is not an integer below 2**53 (infinities included: tsfresh's string path then
+    # decides).
     for k in range(x.shape[0]):
-        value = abs(x[k])
+        value = 0.0 if math.isnan(x[k]) else abs(x[k])
         if not (value == math.floor(value) and value < _EXACT_INTEGER):
             return False
         digit = np.int64(value)
@@ -241,7 +242,7 @@ def _first_digit_counts(x: np.ndarray, counts: np.ndarray) -> bool:  # pragma: n
 
 def benford_correlation(x: np.ndarray) -> float:
     """tsfresh's ``benford_correlation``, with integer first digits computed without strings."""
-    arr = np.ascontiguousarray(np.nan_to_num(np.asarray(x, dtype=np.float64)))
+    arr = np.ascontiguousarray(x, dtype=np.float64)
     counts = np.zeros(10, dtype=np.int64)
     if len(arr) == 0 or not _first_digit_counts(arr, counts):
         return feature_calculators.benford_correlation(x)
