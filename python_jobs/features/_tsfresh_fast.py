@@ -36,6 +36,32 @@ _EXACT_INTEGER = 2.0**53
 BENFORD = np.array([np.log10(1 + 1 / n) for n in range(1, 10)])  # as tsfresh builds it
 
 
+def covariance(a: np.ndarray, b: np.ndarray, ddof: int) -> np.ndarray:
+    """``np.cov(a, b, ddof=ddof)`` for two 1-D float series: numpy's own steps without its checks.
+
+    The rows stacked, each less its mean, ``dot(X, X.T.conj())`` (the same BLAS call), times
+    ``1 / (n - ddof)``.
+    """
+    X = np.empty((2, len(a)))
+    X[0] = a
+    X[1] = b
+    avg = X.mean(axis=1)
+    X -= avg[:, None]
+    c = np.dot(X, X.T.conj())
+    c *= np.true_divide(1, len(a) - ddof)
+    return c
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """``np.corrcoef(a, b)[0, 1]`` by numpy's own steps (:func:`covariance`, then the scaling)."""
+    c = covariance(a, b, 1)
+    stddev = np.sqrt(np.diag(c))
+    c /= stddev[:, None]
+    c /= stddev[None, :]
+    np.clip(c, -1, 1, out=c)
+    return c[0, 1]
+
+
 class Shared:
     """The sorted series, its distinct values with their counts, its mean and variance, once.
 
@@ -177,6 +203,39 @@ def quantile(x: np.ndarray, q: float, shared: Shared | None = None) -> float:
     return b - diff_b_a * (1 - gamma) if gamma >= 0.5 else a + diff_b_a * gamma
 
 
+def c3(x: np.ndarray, lag: int) -> float:
+    """tsfresh's ``c3``: mean of ``x[i + 2 lag] x[i + lag] x[i]``, its rolled copies as slices."""
+    n = x.size
+    if lag < 1 or 2 * lag >= n:
+        return feature_calculators.c3(x, lag)
+    return np.mean(x[2 * lag :] * x[lag : n - lag] * x[: n - 2 * lag])
+
+
+def time_reversal_asymmetry_statistic(x: np.ndarray, lag: int) -> float:
+    """tsfresh's: mean of ``x[i + 2 lag]^2 x[i + lag] - x[i + lag] x[i]^2``, rolls as slices."""
+    n = len(x)
+    if lag < 1 or 2 * lag >= n:
+        return feature_calculators.time_reversal_asymmetry_statistic(x, lag)
+    two_lag = x[2 * lag :]
+    one_lag = x[lag : n - lag]
+    head = x[: n - 2 * lag]
+    return np.mean(two_lag * two_lag * one_lag - one_lag * head * head)
+
+
+def number_peaks(x: np.ndarray, n: int) -> int:
+    """tsfresh's: values larger than their ``n`` neighbours on each side, rolls as slices."""
+    size = len(x)
+    if n < 1 or size <= 2 * n:
+        return feature_calculators.number_peaks(x, n)
+    x_reduced = x[n : size - n]
+    res = None
+    for i in range(1, n + 1):
+        result_first = x_reduced > x[n - i : size - n - i]
+        res = result_first if res is None else res & result_first
+        res &= x_reduced > x[n + i : size - n + i]
+    return np.sum(res)
+
+
 def _acf(x: np.ndarray, nlags: int, mean: float) -> np.ndarray:
     # statsmodels acf(x, adjusted=True, fft=False)[: nlags + 1]: acovf's full correlation at
     # lag k is xo[k:] . xo[:n - k] (the same dot product), divided by n - k, then by lag 0.
@@ -248,4 +307,4 @@ def benford_correlation(x: np.ndarray) -> float:
         return feature_calculators.benford_correlation(x)
     # tsfresh's (digits == d).mean() is count / n
     data_distribution = counts[1:] / len(arr)
-    return np.corrcoef(BENFORD, data_distribution)[0, 1]
+    return correlation(BENFORD, data_distribution)

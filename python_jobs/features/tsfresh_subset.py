@@ -163,8 +163,7 @@ def linear_trend(x: np.ndarray, param: list[dict]) -> list[tuple[str, float]]:
     tsfresh calls ``scipy.stats.linregress(range(len(x)), x)``, which also computes a p-value
     and standard errors (a Student t distribution per call) that these two attributes do not use.
     """
-    t = np.arange(len(x))
-    ssxm, ssxym, _, ssym = np.cov(t, x, bias=1).flat
+    ssxm, ssxym, _, ssym = fast.covariance(np.arange(len(x), dtype=np.float64), x, 0).flat
     if ssxm == 0.0 or ssym == 0.0:
         r = math.nan if ssxym == 0 else 0.0
     else:
@@ -198,6 +197,12 @@ _FAST_SHARED = {
     "quantile": fast.quantile,
 }
 _COMBINERS_WITH_SHARED = {"agg_autocorrelation"}
+# Simple calculators with tsfresh's rolled copies taken as slices (same elements, same order).
+_FAST_SIMPLE = {
+    "c3": fast.c3,
+    "time_reversal_asymmetry_statistic": fast.time_reversal_asymmetry_statistic,
+    "number_peaks": fast.number_peaks,
+}
 
 
 _PLANS: dict[str, tuple] = {}
@@ -242,7 +247,11 @@ def _calculate(
         if calculator in _FAST:
             yield keys[calculator][0][1], _safe_call(_FAST[calculator], arr, {})
             continue
-        func = _FAST_COMBINERS.get(calculator) or getattr(feature_calculators, calculator)
+        func = (
+            _FAST_COMBINERS.get(calculator)
+            or _FAST_SIMPLE.get(calculator)
+            or getattr(feature_calculators, calculator)
+        )
         if getattr(func, "input", None) == "pd.Series":
             # As tsfresh hands these calculators the column itself (default RangeIndex here).
             series = pd.Series(arr) if series is None else series
