@@ -11,9 +11,9 @@ computed here with the same arithmetic and less overhead: ``longest_strike_above
 ``benford_correlation`` for integer-valued series (first digits by integer division rather
 than one string formatting per value; other series use tsfresh's function),
 ``linear_trend``'s slope and r-value without the p-value and standard errors scipy also
-computes, and the calculators of :mod:`python_jobs.features._tsfresh_fast` (one sort shared
-by the re-occurrence counts and the quantiles, the 40 autocorrelation lags without the
-other n - 40, ``autocorrelation`` without ``np.isclose``). The feature names are formatted
+computes, and the calculators of :mod:`python_jobs.features._tsfresh_fast` (one sort, mean
+and variance shared by the calculators that each recompute them, the 40 autocorrelation
+lags without the other n - 40, rolled copies taken as slices). The feature names are formatted
 once per settings. The tests hold every one equal to tsfresh.
 
 Column names: tsfresh names a feature ``<kind>__<calculator>[__<param>_<value>...]`` with the
