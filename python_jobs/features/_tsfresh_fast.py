@@ -27,6 +27,7 @@ The tests hold every one equal to tsfresh.
 from __future__ import annotations
 
 import math
+from functools import cached_property
 
 import numpy as np
 from tsfresh.feature_extraction import feature_calculators
@@ -74,6 +75,7 @@ class Shared:
     """
 
     def __init__(self, x: np.ndarray):
+        self.x = x
         self.mean = np.mean(x) if len(x) else math.nan
         self.var = np.var(x) if len(x) else math.nan
         self.sorted = np.sort(x)
@@ -88,9 +90,40 @@ class Shared:
         starts = np.flatnonzero(mask)
         self.counts = np.diff(np.append(starts, len(x)))
 
+    @cached_property
+    def abs_diff(self) -> np.ndarray:
+        """``np.abs(np.diff(x))``, which two calculators take."""
+        return np.abs(np.diff(self.x))
+
 
 def _shared(x: np.ndarray, shared: Shared | None) -> Shared:
     return Shared(np.asarray(x, dtype=np.float64)) if shared is None else shared
+
+
+def has_duplicate_max(x: np.ndarray, shared: Shared | None = None) -> bool:
+    """``np.sum(x == np.max(x)) >= 2``: the count of the largest distinct value."""
+    return bool(_shared(x, shared).counts[-1] >= 2)
+
+
+def has_duplicate_min(x: np.ndarray, shared: Shared | None = None) -> bool:
+    """``np.sum(x == np.min(x)) >= 2``: the count of the smallest distinct value."""
+    return bool(_shared(x, shared).counts[0] >= 2)
+
+
+def absolute_maximum(x: np.ndarray, shared: Shared | None = None) -> float:
+    """``np.max(np.absolute(x))``: the larger magnitude of the two extremes."""
+    if len(x) == 0:
+        return math.nan
+    ordered = _shared(x, shared).sorted
+    return max(abs(ordered[0]), abs(ordered[-1]))
+
+
+def mean_abs_change(x: np.ndarray, shared: Shared | None = None) -> float:
+    return np.mean(_shared(x, shared).abs_diff)
+
+
+def absolute_sum_of_changes(x: np.ndarray, shared: Shared | None = None) -> float:
+    return np.sum(_shared(x, shared).abs_diff)
 
 
 def count_above_mean(x: np.ndarray, shared: Shared | None = None) -> int:
@@ -245,9 +278,8 @@ def _acf(x: np.ndarray, nlags: int, mean: float) -> np.ndarray:
     # lag k is xo[k:] . xo[:n - k] (the same dot product), divided by n - k, then by lag 0.
     n = len(x)
     xo = x - mean
-    acov = np.empty(nlags + 1)
-    for k in range(nlags + 1):
-        acov[k] = xo[k:].dot(xo[: n - k]) / (n - k)
+    acov = np.array([xo[k:].dot(xo[: n - k]) for k in range(nlags + 1)])
+    acov /= n - np.arange(nlags + 1)
     return acov / acov[0]
 
 
