@@ -117,20 +117,37 @@ def _width(freq: int) -> int:
     return 10 if freq == 1 else freq
 
 
+def _segments(x: np.ndarray, width: int) -> np.ndarray:
+    count = len(x) // width
+    return x[: count * width].reshape(count, width)
+
+
 def stability(x: np.ndarray, freq: int) -> float:
-    """``tsfeatures.stability``: variance (ddof 1) of the means of non-overlapping windows."""
+    """``tsfeatures.stability``: variance (ddof 1) of the means of non-overlapping windows.
+
+    One numba pass for a finite series; tsfeatures' NaN-skipping numpy otherwise.
+    """
     width = _width(freq)
     if len(x) < 2 * width:
         return 0.0
-    return float(_window_variances(np.ascontiguousarray(x, dtype=np.float64), width)[0])
+    arr = np.ascontiguousarray(x, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        return float(np.nanvar(np.nanmean(_segments(arr, width), axis=1), ddof=1))
+    return float(_window_variances(arr, width)[0])
 
 
 def lumpiness(x: np.ndarray, freq: int) -> float:
-    """``tsfeatures.lumpiness``: variance (ddof 1) of the variances of non-overlapping windows."""
+    """``tsfeatures.lumpiness``: variance (ddof 1) of the variances of non-overlapping windows.
+
+    One numba pass for a finite series; tsfeatures' NaN-skipping numpy otherwise.
+    """
     width = _width(freq)
     if len(x) < 2 * width:
         return 0.0
-    return float(_window_variances(np.ascontiguousarray(x, dtype=np.float64), width)[1])
+    arr = np.ascontiguousarray(x, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        return float(np.nanvar(np.nanvar(_segments(arr, width), axis=1, ddof=1), ddof=1))
+    return float(_window_variances(arr, width)[1])
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -308,8 +325,14 @@ def _crossings(x: np.ndarray) -> int:  # pragma: no cover
 
 
 def crossing_points(x: np.ndarray) -> float:
-    """``tsfeatures.crossing_points``: how often consecutive values fall on two sides of the median."""
-    return float(_crossings(np.ascontiguousarray(x, dtype=np.float64)))
+    """``tsfeatures.crossing_points``: how often consecutive values fall on two sides of the median.
+
+    One numba pass for a finite series; tsfeatures' function otherwise.
+    """
+    arr = np.ascontiguousarray(x, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        return float(tsfeatures.crossing_points(arr)["crossing_points"])
+    return float(_crossings(arr))
 
 
 def _cut_edges(x: np.ndarray) -> np.ndarray | None:
