@@ -95,9 +95,10 @@ def _ma(x, n, len_, ave):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
-def _apply(index, weights, values, out):  # pragma: no cover
-    # sum_k weights[i, k] * values[index[i, k]], k ascending: _est's own final sum, term by term
-    for i in range(index.shape[0]):
+def _apply(index, weights, values, out, start, stop):  # pragma: no cover
+    # Rows start .. stop - 1 of sum_k weights[i, k] * values[index[i, k]], k ascending:
+    # _est's own final sum, term by term.
+    for i in range(start, stop):
         total = 0.0
         for k in range(index.shape[1]):
             total = total + weights[i, k] * values[index[i, k]]
@@ -105,28 +106,44 @@ def _apply(index, weights, values, out):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
-def _decompose_tables(y, period, cycle_i, cycle_w, low_i, low_w, trend_i, trend_w):  # pragma: no cover
+def _apply_banded(index, weights, weights_t, offsets, first, stop, values, out):  # pragma: no cover
+    # _apply over every row, the rows first .. stop - 1 reading values[i + offsets[k]]: the
+    # same sums in the same order, run k outer and i inner over contiguous values, which
+    # compiles to SIMD code (the gathers of _apply do not).
+    _apply(index, weights, values, out, 0, first)
+    _apply(index, weights, values, out, stop, index.shape[0])
+    band = out[first:stop]
+    band[:] = 0.0
+    for k in range(offsets.shape[0]):
+        w = weights_t[k, first:stop]
+        v = values[first + offsets[k] : stop + offsets[k]]
+        for i in range(band.shape[0]):
+            band[i] = band[i] + w[i] * v[i]
+
+
+@njit(cache=True, nogil=True)
+def _decompose_tables(y, period, cycle, low, trend_table):  # pragma: no cover
     n = y.shape[0]
     size = n + 2 * period
     trend = np.zeros(n)
     season = np.zeros(n)
     detrended = np.empty(n)
-    cycle = np.empty(size)
+    cycle_out = np.empty(size)
     work_a = np.empty(size)
     work_b = np.empty(size)
-    low = np.empty(n)
+    low_out = np.empty(n)
     for _ in range(INNER_ITERATIONS):
         for i in range(n):
             detrended[i] = y[i] - trend[i]
-        _apply(cycle_i, cycle_w, detrended, cycle)
-        _ma(cycle, size, period, work_a)
+        _apply_banded(*cycle, detrended, cycle_out)
+        _ma(cycle_out, size, period, work_a)
         _ma(work_a, size - period + 1, period, work_b)
         _ma(work_b, size - 2 * period + 2, 3, work_a)
-        _apply(low_i, low_w, work_a, low)
+        _apply_banded(*low, work_a, low_out)
         for i in range(n):
-            season[i] = cycle[period + i] - low[i]
+            season[i] = cycle_out[period + i] - low_out[i]
             detrended[i] = y[i] - season[i]
-        _apply(trend_i, trend_w, detrended, trend)
+        _apply_banded(*trend_table, detrended, trend)
     return trend, season
 
 
@@ -134,11 +151,38 @@ def decompose(y: np.ndarray, period: int, seasonal: int = 13) -> tuple[np.ndarra
     """``(trend, seasonal)`` as statsmodels' ``STL(y, period, seasonal).fit()`` returns them.
 
     Uses the smoothers' weight tables (:func:`stl_tables`, computed once per length and
-    period), so each of the five passes is a few weighted sums per point.
+    period), so each of the five passes is a few weighted sums per point; away from the ends
+    each smoother reads a fixed band of its input (:func:`banded_tables`).
     """
     arr = np.ascontiguousarray(y, dtype=np.float64)
-    tables = stl_tables(len(arr), period, seasonal)
-    return _decompose_tables(arr, period, *tables["cycle"], *tables["low_pass"], *tables["trend"])
+    tables = banded_tables(len(arr), period, seasonal)
+    return _decompose_tables(arr, period, tables["cycle"], tables["low_pass"], tables["trend"])
+
+
+def _band(index: np.ndarray, weights: np.ndarray) -> tuple:
+    # The longest run of rows around the middle whose index row is i + offsets (one offset
+    # vector for the whole run): there output i = sum_k weights[i, k] * input[i + offsets[k]].
+    rows = index.shape[0]
+    shifts = index - np.arange(rows)[:, None]
+    middle = rows // 2
+    offsets = np.ascontiguousarray(shifts[middle])
+    match = (shifts == offsets).all(axis=1)
+    first, stop = middle, middle + 1
+    while first > 0 and match[first - 1]:
+        first -= 1
+    while stop < rows and match[stop]:
+        stop += 1
+    return (index, weights, np.ascontiguousarray(weights.T), offsets, first, stop)
+
+
+@lru_cache(maxsize=32)
+def banded_tables(n: int, period: int, seasonal: int = 13) -> dict[str, tuple]:
+    """:func:`stl_tables` with, per smoother, its transposed weights and constant-offset band.
+
+    Each value is ``(index, weights, weights.T, offsets, first, stop)``: rows ``first`` to
+    ``stop - 1`` read ``input[i + offsets[k]]``, the rest go through ``index``.
+    """
+    return {name: _band(*table) for name, table in stl_tables(n, period, seasonal).items()}
 
 
 @njit(cache=True, nogil=True)

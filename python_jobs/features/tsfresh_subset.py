@@ -5,13 +5,16 @@
 (counts, locations, re-occurrence, non-linearity, peaks, binned entropy, quantiles, trend).
 The calculators are called directly, one series at a time, exactly as
 ``tsfresh.extract_features(df, default_fc_parameters=SETTINGS, ...)`` calls them (minus the
-DataFrame reshaping and process pool, which cost far more than the features), except three
-that loop in Python over every value and are computed here with the same arithmetic
-(:data:`_FAST`): ``longest_strike_above_mean`` and ``longest_strike_below_mean`` (run lengths)
-and ``benford_correlation`` for integer-valued series (first digits by integer division
-rather than one string formatting per value; other series use tsfresh's function), and
+DataFrame reshaping and process pool, which cost far more than the features), except those
+computed here with the same arithmetic and less overhead: ``longest_strike_above_mean`` and
+``longest_strike_below_mean`` (run lengths rather than a Python loop over every value),
+``benford_correlation`` for integer-valued series (first digits by integer division rather
+than one string formatting per value; other series use tsfresh's function),
 ``linear_trend``'s slope and r-value without the p-value and standard errors scipy also
-computes. The tests hold all four equal to tsfresh.
+computes, and the calculators of :mod:`python_jobs.features._tsfresh_fast` (one sort, mean
+and variance shared by the calculators that each recompute them, the 40 autocorrelation
+lags without the other n - 40, rolled copies taken as slices). The feature names are formatted
+once per settings. The tests hold every one equal to tsfresh.
 
 Column names: tsfresh names a feature ``<kind>__<calculator>[__<param>_<value>...]`` with the
 parameters sorted by name and string values in double quotes. The column is
@@ -39,7 +42,10 @@ import pandas as pd
 from tsfresh.feature_extraction import feature_calculators
 from tsfresh.utilities.string_manipulation import convert_to_output_format
 
+from python_jobs.features import _tsfresh_fast as fast
 from python_jobs.features._common import as_series, finite_or_nan, nan_dict, quiet, usable
+from python_jobs.features._numba import njit
+from python_jobs.features._tsfresh_fast import Shared, benford_correlation
 from python_jobs.features.registry import param, register
 
 # A ComprehensiveFCParameters subset (40 features); None means no parameters.
@@ -123,46 +129,32 @@ def _check_names() -> None:
 _check_names()
 
 
-def longest_run(mask: np.ndarray) -> int:
-    """The longest run of True in ``mask`` (0 if none): tsfresh's ``_get_length_sequences_where``' max."""
-    if not mask.any():
+@njit(cache=True, nogil=True)
+def _longest_strike(x: np.ndarray, mean: float, above: bool) -> int:  # pragma: no cover
+    # The longest run of values above (below) ``mean``.
+    best = 0
+    run = 0
+    for k in range(x.shape[0]):
+        inside = x[k] > mean if above else x[k] < mean
+        run = run + 1 if inside else 0
+        best = max(best, run)
+    return best
+
+
+def longest_strike_above_mean(x: np.ndarray, shared: Shared | None = None) -> int:
+    """tsfresh's: the longest run of values above ``np.mean(x)`` (0 for an empty series)."""
+    if x.size == 0:
         return 0
-    padded = np.concatenate(([False], mask, [False]))
-    edges = np.flatnonzero(padded[1:] != padded[:-1])
-    return int((edges[1::2] - edges[::2]).max())
+    mean = np.mean(x) if shared is None else shared.mean
+    return int(_longest_strike(np.ascontiguousarray(x, dtype=np.float64), mean, True))
 
 
-def longest_strike_above_mean(x: np.ndarray) -> int:
-    return longest_run(x > np.mean(x)) if x.size > 0 else 0
-
-
-def longest_strike_below_mean(x: np.ndarray) -> int:
-    return longest_run(x < np.mean(x)) if x.size > 0 else 0
-
-
-# Exact integers below this are first-digit-able by integer division in int64.
-_EXACT_INTEGER = 2.0**53
-
-
-def first_digits(x: np.ndarray) -> np.ndarray | None:
-    """First significant digit of each ``|x|`` (0 for 0), or None unless every value is an integer."""
-    values = np.abs(np.nan_to_num(x))
-    if not (np.all(values == np.floor(values)) and np.all(values < _EXACT_INTEGER)):
-        return None
-    digits = values.astype(np.int64)
-    while (digits >= 10).any():
-        digits = np.where(digits >= 10, digits // 10, digits)
-    return digits
-
-
-def benford_correlation(x: np.ndarray) -> float:
-    """tsfresh's ``benford_correlation``, with integer first digits computed without strings."""
-    digits = first_digits(np.asarray(x))
-    if digits is None:
-        return feature_calculators.benford_correlation(x)
-    benford_distribution = np.array([np.log10(1 + 1 / n) for n in range(1, 10)])
-    data_distribution = np.array([(digits == n).mean() for n in range(1, 10)])
-    return np.corrcoef(benford_distribution, data_distribution)[0, 1]
+def longest_strike_below_mean(x: np.ndarray, shared: Shared | None = None) -> int:
+    """tsfresh's: the longest run of values below ``np.mean(x)`` (0 for an empty series)."""
+    if x.size == 0:
+        return 0
+    mean = np.mean(x) if shared is None else shared.mean
+    return int(_longest_strike(np.ascontiguousarray(x, dtype=np.float64), mean, False))
 
 
 def linear_trend(x: np.ndarray, param: list[dict]) -> list[tuple[str, float]]:
@@ -171,8 +163,7 @@ def linear_trend(x: np.ndarray, param: list[dict]) -> list[tuple[str, float]]:
     tsfresh calls ``scipy.stats.linregress(range(len(x)), x)``, which also computes a p-value
     and standard errors (a Student t distribution per call) that these two attributes do not use.
     """
-    t = np.arange(len(x))
-    ssxm, ssxym, _, ssym = np.cov(t, x, bias=1).flat
+    ssxm, ssxym, _, ssym = fast.covariance(np.arange(len(x), dtype=np.float64), x, 0).flat
     if ssxm == 0.0 or ssym == 0.0:
         r = math.nan if ssxym == 0 else 0.0
     else:
@@ -182,21 +173,90 @@ def linear_trend(x: np.ndarray, param: list[dict]) -> list[tuple[str, float]]:
 
 
 # Calculators computed here rather than by tsfresh (module docstring); tests hold them equal.
-_FAST_COMBINERS = {"linear_trend": linear_trend}
+_FAST_COMBINERS = {"linear_trend": linear_trend, "agg_autocorrelation": fast.agg_autocorrelation}
 _FAST = {
     "longest_strike_above_mean": longest_strike_above_mean,
     "longest_strike_below_mean": longest_strike_below_mean,
     "benford_correlation": benford_correlation,
 }
+# Those that reuse the sorted series, its distinct values, mean and variance (fast.Shared).
+_FAST_SHARED = {
+    "longest_strike_above_mean": longest_strike_above_mean,
+    "longest_strike_below_mean": longest_strike_below_mean,
+    "count_above_mean": fast.count_above_mean,
+    "has_duplicate_max": fast.has_duplicate_max,
+    "has_duplicate_min": fast.has_duplicate_min,
+    "absolute_maximum": fast.absolute_maximum,
+    "mean_abs_change": fast.mean_abs_change,
+    "absolute_sum_of_changes": fast.absolute_sum_of_changes,
+    "count_below_mean": fast.count_below_mean,
+    "variation_coefficient": fast.variation_coefficient,
+    "ratio_beyond_r_sigma": fast.ratio_beyond_r_sigma,
+    "cid_ce": fast.cid_ce,
+    "autocorrelation": fast.autocorrelation,
+    "binned_entropy": fast.binned_entropy,
+    "sum_of_reoccurring_values": fast.sum_of_reoccurring_values,
+    "sum_of_reoccurring_data_points": fast.sum_of_reoccurring_data_points,
+    "percentage_of_reoccurring_values_to_all_values": fast.percentage_of_reoccurring_values_to_all_values,
+    "ratio_value_number_to_time_series_length": fast.ratio_value_number_to_time_series_length,
+    "quantile": fast.quantile,
+}
+_COMBINERS_WITH_SHARED = {"agg_autocorrelation"}
+# Simple calculators with tsfresh's rolled copies taken as slices (same elements, same order).
+_FAST_SIMPLE = {
+    "c3": fast.c3,
+    "time_reversal_asymmetry_statistic": fast.time_reversal_asymmetry_statistic,
+    "number_peaks": fast.number_peaks,
+}
 
 
-def _calculate(arr: np.ndarray, settings: dict[str, list[dict] | None]) -> Iterator[tuple[str, float]]:
+_PLANS: dict[str, tuple] = {}
+
+
+def _settings_plan(settings: dict[str, list[dict] | None]) -> tuple[tuple[str, ...], tuple[str, ...], dict]:
+    """The tsfresh names, the columns, and per calculator its ``(params, tsfresh name)`` pairs.
+
+    Kept per settings (by their repr), so a call formats no names: tsfresh's name formatting
+    costs more than most calculators.
+    """
+    text = repr(settings)
+    plan = _PLANS.get(text)
+    if plan is None:
+        tsfresh_names = tuple(_feature_names(settings))
+        keys = {}
+        for calculator, params in settings.items():
+            if params:
+                keys[calculator] = [
+                    (p, f"{KIND}__{calculator}__{convert_to_output_format(p)}") for p in params
+                ]
+            else:
+                keys[calculator] = [({}, f"{KIND}__{calculator}")]
+        plan = (tsfresh_names, tuple(column_name(name) for name in tsfresh_names), keys)
+        if len(_PLANS) >= 16:
+            _PLANS.clear()
+        _PLANS[text] = plan
+    return plan
+
+
+def _calculate(
+    arr: np.ndarray, settings: dict[str, list[dict] | None], keys: dict
+) -> Iterator[tuple[str, float]]:
     series = None
+    shared = Shared(arr)
     for calculator, params in settings.items():
-        if calculator in _FAST:
-            yield f"{KIND}__{calculator}", _safe_call(_FAST[calculator], arr, {})
+        if calculator in _FAST_SHARED:
+            func = _FAST_SHARED[calculator]
+            for p, key in keys[calculator]:
+                yield key, _safe_call(func, arr, {**p, "shared": shared})
             continue
-        func = _FAST_COMBINERS.get(calculator) or getattr(feature_calculators, calculator)
+        if calculator in _FAST:
+            yield keys[calculator][0][1], _safe_call(_FAST[calculator], arr, {})
+            continue
+        func = (
+            _FAST_COMBINERS.get(calculator)
+            or _FAST_SIMPLE.get(calculator)
+            or getattr(feature_calculators, calculator)
+        )
         if getattr(func, "input", None) == "pd.Series":
             # As tsfresh hands these calculators the column itself (default RangeIndex here).
             series = pd.Series(arr) if series is None else series
@@ -205,16 +265,15 @@ def _calculate(arr: np.ndarray, settings: dict[str, list[dict] | None]) -> Itera
             x = arr
         if calculator in _FAST_COMBINERS or getattr(func, "fctype", None) == "combiner":
             try:
-                pairs = list(func(x, param=params))
+                extra = {"shared": shared} if calculator in _COMBINERS_WITH_SHARED else {}
+                pairs = list(func(x, param=params, **extra))
             except (ArithmeticError, ValueError, IndexError, np.linalg.LinAlgError):
                 pairs = [(convert_to_output_format(p), math.nan) for p in params]
             for key, value in pairs:
                 yield f"{KIND}__{calculator}__{key}", value
-        elif params:
-            for p in params:
-                yield f"{KIND}__{calculator}__{convert_to_output_format(p)}", _safe_call(func, x, p)
         else:
-            yield f"{KIND}__{calculator}", _safe_call(func, x, {})
+            for p, key in keys[calculator]:
+                yield key, _safe_call(func, x, p)
 
 
 def _safe_call(func, x, params: dict) -> float:
@@ -251,13 +310,14 @@ def tsfresh_subset(y, settings: dict[str, list[dict] | None] | None = None) -> d
     """
     arr = as_series(y)
     settings = param("tsfresh_subset", "settings", settings)
-    tsfresh_names = _feature_names(settings)
-    names = [column_name(name) for name in tsfresh_names]
+    tsfresh_names, names, keys = _settings_plan(settings)
     if not usable(arr, 1):
-        return nan_dict(names)
+        return nan_dict(list(names))
     with quiet():
-        values = dict(_calculate(arr, settings))
-    return {column_name(name): finite_or_nan(values.get(name)) for name in tsfresh_names}
+        values = dict(_calculate(arr, settings, keys))
+    return {
+        column: finite_or_nan(values.get(name)) for name, column in zip(tsfresh_names, names, strict=True)
+    }
 
 
 @register(
