@@ -1,0 +1,344 @@
+"""numba kernels of the isolation forest of :mod:`python_jobs.features.anomaly`.
+
+A tree is grown exactly as scikit-learn's depth-first builder with its ``RandomSplitter`` grows
+it (see the anomaly module's docstring for the definition) into four flat "walk" arrays:
+
+- ``feature[node]``, ``threshold[node]``: the split of an inner node; a leaf holds feature 0
+  and threshold ``-inf``;
+- ``right[node]``: the right child of an inner node, the node itself for a leaf. The left
+  child is always ``node + 1`` (nodes are numbered depth first, left child first, as
+  scikit-learn numbers them);
+- ``path[node]``: ``depth + c(n_node) - 1`` (root depth 1), what a vector ending there adds.
+
+Why it is fast:
+
+- a vector walks a tree in exactly ``max_depth`` steps of ``node = right[node] if x[feature]
+  > threshold else node + 1`` (a leaf's ``-inf`` threshold sends it to itself): no
+  data-dependent branch, and four vectors walk side by side so their dependent loads overlap;
+- the builder keeps one set of work buffers for all trees of a forest, reads each feature from
+  a contiguous column of the transposed training matrix, and partitions a buffer of the
+  feature's values gathered once per node (scikit-learn's ``feature_values``);
+- the node-impurity test ``variance(targets) <= eps`` is skipped for a tree whose bag's
+  targets are too far apart for any node ever to pass it (``variance_can_vanish``), which
+  is decided once per training size: ``k`` values whose closest two are ``g`` apart have a
+  variance of at least ``g**2 / (2 k)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from python_jobs.features._numba import njit
+
+RAND_R_MAX = 2147483647
+FEATURE_THRESHOLD = np.float32(1e-7)
+EPSILON = float(np.finfo(np.float64).eps)
+# Margin over EPSILON for rounding in the variance's E[x^2] - E[x]^2 form (targets in [0, 1)).
+VARIANCE_MARGIN = 16.0
+
+
+def variance_can_vanish(bag_targets: np.ndarray) -> bool:
+    """Whether some node of a tree grown on these targets could have a variance ``<= eps``."""
+    count = len(bag_targets)
+    if count < 2:
+        return False
+    gap = float(np.diff(np.sort(bag_targets)).min())
+    return gap * gap / (2.0 * count) <= VARIANCE_MARGIN * EPSILON
+
+
+@njit(cache=True, nogil=True)
+def _rand_r(state: np.ndarray) -> int:  # pragma: no cover
+    # sklearn.utils._random.our_rand_r: 32-bit xorshift, reduced modulo 2**31.
+    seed = state[0]
+    if seed == 0:
+        seed = 1
+    seed ^= (seed << 13) & 0xFFFFFFFF
+    seed ^= seed >> 17
+    seed ^= (seed << 5) & 0xFFFFFFFF
+    state[0] = seed
+    return seed % (RAND_R_MAX + 1)
+
+
+@njit(cache=True, nogil=True)
+def _variance(targets: np.ndarray, samples: np.ndarray, start: int, end: int) -> float:  # pragma: no cover
+    total = 0.0
+    squares = 0.0
+    for p in range(start, end):
+        value = targets[samples[p]]
+        total += value
+        squares += value * value
+    count = end - start
+    mean = total / count
+    return squares / count - mean * mean
+
+
+@njit(cache=True, nogil=True)
+def _partition(samples, values, start, end, threshold):  # pragma: no cover
+    # scikit-learn's partition_samples: rows <= threshold first, same swaps, same order.
+    pos = end
+    p = start
+    while p < pos:
+        if values[p] <= threshold:
+            p += 1
+        else:
+            pos -= 1
+            values[p], values[pos] = values[pos], values[p]
+            samples[p], samples[pos] = samples[pos], samples[p]
+    return pos
+
+
+@njit(cache=True, nogil=True)
+def _stable_partition(index, values, start, end, threshold, spill):  # pragma: no cover
+    # The same two sets as _partition, each in its original order, without a branch:
+    # ``values[p]`` belongs to ``index[p]``. Returns the first position of the "greater" side.
+    kept = start
+    spilled = 0
+    for p in range(start, end):
+        item = index[p]
+        greater = np.int64(values[p] > threshold)
+        index[kept] = item
+        spill[spilled] = item
+        kept += 1 - greater
+        spilled += greater
+    for q in range(spilled):
+        index[kept + q] = spill[q]
+    return kept
+
+
+@njit(cache=True, nogil=True)
+def _route(rows, spill, column, start, end, threshold):  # pragma: no cover
+    # The scored rows at a node, split like its training rows: ``column[row] > threshold`` go right.
+    kept = start
+    spilled = 0
+    for p in range(start, end):
+        row = rows[p]
+        greater = np.int64(column[row] > threshold)
+        rows[kept] = row
+        spill[spilled] = row
+        kept += 1 - greater
+        spilled += greater
+    for q in range(spilled):
+        rows[kept + q] = spill[q]
+    return kept
+
+
+@njit(cache=True, nogil=True)
+def _split_node(
+    xt, samples, values, start, end, features, constant, known, state, in_order, spill
+):  # pragma: no cover
+    """scikit-learn's ``node_split_random`` with ``max_features=1``: (feature, threshold, pos, constants).
+
+    ``in_order``: partition the samples with scikit-learn's swaps (their order then matters to
+    the variance sums); otherwise only the two sets matter, and a branch-free partition makes them.
+    """
+    n_features = features.shape[0]
+    f_i = n_features
+    found = 0
+    drawn = 0
+    total = known
+    visited = 0
+    best_feature = -1
+    best_threshold = 0.0
+    best_pos = end
+    while f_i > total and (visited < 1 or visited <= found + drawn):
+        visited += 1
+        f_j = drawn + _rand_r(state) % (f_i - found - drawn)
+        if f_j < known:
+            features[drawn], features[f_j] = features[f_j], features[drawn]
+            drawn += 1
+            continue
+        f_j += found
+        feature = features[f_j]
+        column = xt[feature]
+        low = column[samples[start]]
+        high = low
+        for p in range(start, end):
+            value = column[samples[p]]
+            values[p] = value
+            low = min(low, value)
+            high = max(high, value)
+        if high <= np.float32(low + FEATURE_THRESHOLD):
+            features[f_j], features[total] = features[total], feature
+            found += 1
+            total += 1
+            continue
+        f_i -= 1
+        features[f_i], features[f_j] = features[f_j], features[f_i]
+        threshold = (np.float64(high) - np.float64(low)) * np.float64(_rand_r(state)) / RAND_R_MAX + low
+        if threshold == high:
+            threshold = np.float64(low)
+        # Both sides hold a row (low <= threshold < high), so the first drawn split is kept.
+        best_feature, best_threshold = feature, threshold
+        if in_order:
+            best_pos = _partition(samples, values, start, end, threshold)
+        else:
+            best_pos = _stable_partition(samples, values, start, end, threshold, spill)
+    for f in range(known):
+        features[f] = constant[f]
+    for f in range(known, known + found):
+        constant[f] = features[f]
+    return best_feature, best_threshold, best_pos, total
+
+
+@njit(cache=True, nogil=True)
+def _path(depth: int, size: int) -> float:  # pragma: no cover
+    if size <= 1:
+        c = 0.0
+    elif size == 2:
+        c = 1.0
+    else:
+        c = 2.0 * (math.log(size - 1.0) + np.euler_gamma) - 2.0 * (size - 1.0) / size
+    return (depth + 1.0 + c) - 1.0
+
+
+@njit(cache=True, nogil=True)
+def grow_tree(
+    xt, bag, targets, check_variance, rand_state, max_depth, work, feature, threshold, right, path, xs, total
+):  # pragma: no cover
+    """Grow one tree into the walk arrays; returns its node count.
+
+    ``xt`` is the training matrix transposed (features, rows) as float32; ``bag`` the rows of
+    the tree's sample in increasing order; ``work`` the buffers of :func:`work_buffers`.
+    The vectors ``xs`` (features, rows) to score travel down the tree with the training rows,
+    split by the same thresholds, and each adds its leaf's path length to ``total[row]``.
+    """
+    samples, values, spill, features, constant, stack, state, rows, row_spill = work
+    n_features = xt.shape[0]
+    size = bag.shape[0]
+    for p in range(size):
+        samples[p] = bag[p]
+    for f in range(n_features):
+        features[f] = f
+    for row in range(xs.shape[1]):
+        rows[row] = row
+    state[0] = rand_state
+    _push(stack, 0, 0, size, 0, -1, 0, 0, xs.shape[1])
+    top = 1
+    count = 0
+    while top > 0:
+        top -= 1
+        start, end, depth, parent, known, row_start, row_end = stack[top]
+        node = count
+        count += 1
+        if parent >= 0:  # a right child (a left child is its parent's node + 1)
+            right[parent] = node
+        n_node = end - start
+        path[node] = _path(depth, n_node)
+        leaf = depth >= max_depth or n_node < 2
+        if not leaf and check_variance:
+            leaf = _variance(targets, samples, start, end) <= EPSILON
+        pos = end
+        constants = known
+        split_feature, split_threshold = 0, 0.0
+        if not leaf:
+            split_feature, split_threshold, pos, constants = _split_node(
+                xt, samples, values, start, end, features, constant, known, state, check_variance, spill
+            )
+            leaf = pos >= end
+        if leaf:
+            feature[node] = 0
+            threshold[node] = -np.inf
+            right[node] = node
+            for p in range(row_start, row_end):
+                total[rows[p]] += path[node]
+            continue
+        feature[node] = split_feature
+        threshold[node] = split_threshold
+        row_pos = _route(rows, row_spill, xs[split_feature], row_start, row_end, split_threshold)
+        # scikit-learn pushes the right child first, so the left one is built next.
+        _push(stack, top, pos, end, depth + 1, node, constants, row_pos, row_end)
+        _push(stack, top + 1, start, pos, depth + 1, -1, constants, row_start, row_pos)
+        top += 2
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _push(stack, top, start, end, depth, parent, known, row_start, row_end):  # pragma: no cover
+    stack[top, 0] = start
+    stack[top, 1] = end
+    stack[top, 2] = depth
+    stack[top, 3] = parent
+    stack[top, 4] = known
+    stack[top, 5] = row_start
+    stack[top, 6] = row_end
+
+
+@njit(cache=True, nogil=True)
+def work_buffers(n_samples: int, n_features: int, max_depth: int, n_rows: int):  # pragma: no cover
+    """Buffers shared by the trees of a forest: samples, values, spill, features, constants,
+    stack, rng state, scored rows, their spill."""
+    return (
+        np.empty(n_samples, dtype=np.int64),
+        np.empty(n_samples, dtype=np.float32),
+        np.empty(n_samples, dtype=np.int64),
+        np.empty(n_features, dtype=np.int64),
+        np.empty(n_features, dtype=np.int64),
+        np.empty((2 * max_depth + 2, 7), dtype=np.int64),
+        np.empty(1, dtype=np.int64),
+        np.empty(n_rows, dtype=np.int64),
+        np.empty(n_rows, dtype=np.int64),
+    )
+
+
+@njit(cache=True, nogil=True)
+def grow_forest(
+    xt, bags, targets, check_variance, rand_states, max_depth, feature, threshold, right, path, counts
+):  # pragma: no cover
+    """Grow every tree of a forest into rows of the walk arrays (``counts``: nodes per tree)."""
+    work = work_buffers(bags.shape[1], xt.shape[0], max_depth, 0)
+    xs = np.empty((xt.shape[0], 0))
+    total = np.empty(0)
+    for tree in range(rand_states.shape[0]):
+        counts[tree] = grow_tree(
+            xt,
+            bags[tree],
+            targets,
+            check_variance[tree],
+            rand_states[tree],
+            max_depth,
+            work,
+            feature[tree],
+            threshold[tree],
+            right[tree],
+            path[tree],
+            xs,
+            total,
+        )
+
+
+@njit(cache=True, nogil=True)
+def fit_and_score(
+    xt, bags, targets, check_variance, rand_states, max_depth, xs, scale, out
+):  # pragma: no cover
+    """Grow each tree with the vectors ``xs`` (features, rows) travelling down it:
+    ``out = 2 ** -(sum of path lengths / scale)``.
+
+    Path lengths are added tree by tree in tree order, as scikit-learn adds them.
+    """
+    nodes = 2 ** (max_depth + 1) - 1
+    work = work_buffers(bags.shape[1], xt.shape[0], max_depth, xs.shape[1])
+    feature = np.empty(nodes, dtype=np.int64)
+    threshold = np.empty(nodes)
+    right = np.empty(nodes, dtype=np.int64)
+    path = np.empty(nodes)
+    total = np.zeros(xs.shape[1])
+    for tree in range(rand_states.shape[0]):
+        grow_tree(
+            xt,
+            bags[tree],
+            targets,
+            check_variance[tree],
+            rand_states[tree],
+            max_depth,
+            work,
+            feature,
+            threshold,
+            right,
+            path,
+            xs,
+            total,
+        )
+    for row in range(xs.shape[1]):
+        out[row] = 2.0 ** (-(total[row] / scale))
