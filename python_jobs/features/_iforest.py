@@ -7,21 +7,25 @@ it (see the anomaly module's docstring for the definition) into four flat "walk"
   and threshold ``-inf``;
 - ``right[node]``: the right child of an inner node, the node itself for a leaf. The left
   child is always ``node + 1`` (nodes are numbered depth first, left child first, as
-  scikit-learn numbers them);
+  scikit-learn numbers them), so a walk is ``node = right[node] if x[feature] > threshold
+  else node + 1`` for ``max_depth`` steps;
 - ``path[node]``: ``depth + c(n_node) - 1`` (root depth 1), what a vector ending there adds.
 
 Why it is fast:
 
-- a vector walks a tree in exactly ``max_depth`` steps of ``node = right[node] if x[feature]
-  > threshold else node + 1`` (a leaf's ``-inf`` threshold sends it to itself): no
-  data-dependent branch, and four vectors walk side by side so their dependent loads overlap;
-- the builder keeps one set of work buffers for all trees of a forest, reads each feature from
-  a contiguous column of the transposed training matrix, and partitions a buffer of the
-  feature's values gathered once per node (scikit-learn's ``feature_values``);
+- the vectors to score travel down each tree while it is grown: at every split they are
+  partitioned by the same threshold as the training rows, and at a leaf each adds its path
+  length, so a tree is never walked vector by vector (a walk is a chain of dependent loads);
+- the builder keeps one set of work buffers for all trees of a forest and reads each feature
+  from a contiguous row of the transposed training matrix;
+- partitions are branch-free and write each item once: a node at depth ``d`` reads its training
+  rows and scored rows from buffer ``d % 2`` and writes the two sides into buffer
+  ``(d + 1) % 2`` (the "<=" side from the left, the other from the right), where its children
+  read them. Only the two sets matter to the tree, except for the variance sums below, so
+  scikit-learn's in-place swaps are replayed only for trees that compute those;
 - the node-impurity test ``variance(targets) <= eps`` is skipped for a tree whose bag's
   targets are too far apart for any node ever to pass it (``variance_can_vanish``), which
-  is decided once per training size: ``k`` values whose closest two are ``g`` apart have a
-  variance of at least ``g**2 / (2 k)``.
+  is decided once per training size.
 """
 
 from __future__ import annotations
@@ -35,17 +39,24 @@ from python_jobs.features._numba import njit
 RAND_R_MAX = 2147483647
 FEATURE_THRESHOLD = np.float32(1e-7)
 EPSILON = float(np.finfo(np.float64).eps)
-# Margin over EPSILON for rounding in the variance's E[x^2] - E[x]^2 form (targets in [0, 1)).
-VARIANCE_MARGIN = 16.0
 
 
 def variance_can_vanish(bag_targets: np.ndarray) -> bool:
-    """Whether some node of a tree grown on these targets could have a variance ``<= eps``."""
+    """Whether some node of a tree grown on these targets could have a variance ``<= eps``.
+
+    ``k`` targets at least ``g`` apart have a variance of at least ``g**2 (k**2 - 1) / 12``
+    (that of ``k`` equally spaced values); the computed ``E[t^2] - E[t]^2`` of ``k`` values
+    in ``[0, 1)`` is within ``(1.5 k + 2) eps`` of the true variance. Where the first stays
+    above twice the second plus ``eps`` for every node size, the test can never pass.
+    """
     count = len(bag_targets)
     if count < 2:
         return False
     gap = float(np.diff(np.sort(bag_targets)).min())
-    return gap * gap / (2.0 * count) <= VARIANCE_MARGIN * EPSILON
+    k = np.arange(2, count + 1, dtype=np.float64)
+    lowest = gap * gap * (k * k - 1.0) / 12.0
+    rounding = (1.5 * k + 2.0) * EPSILON
+    return bool((lowest <= 2.0 * (rounding + EPSILON)).any())
 
 
 @njit(cache=True, nogil=True)
@@ -90,48 +101,45 @@ def _partition(samples, values, start, end, threshold):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
-def _stable_partition(index, values, start, end, threshold, spill):  # pragma: no cover
-    # The same two sets as _partition, each in its original order, without a branch:
-    # ``values[p]`` belongs to ``index[p]``. Returns the first position of the "greater" side.
-    kept = start
-    spilled = 0
+def _split_into(src, dst, values, start, end, threshold):  # pragma: no cover
+    # The same two sets as _partition, written to ``dst``: the "<=" side from ``start`` up, the
+    # "greater" side from ``end - 1`` down, one store per item and no branch (``values[p]``
+    # belongs to ``src[p]``). Returns the first position of the "greater" side.
+    low = start
+    high = end - 1
     for p in range(start, end):
-        item = index[p]
         greater = np.int64(values[p] > threshold)
-        index[kept] = item
-        spill[spilled] = item
-        kept += 1 - greater
-        spilled += greater
-    for q in range(spilled):
-        index[kept + q] = spill[q]
-    return kept
+        dst[low + greater * (high - low)] = src[p]
+        low += 1 - greater
+        high -= greater
+    return low
 
 
 @njit(cache=True, nogil=True)
-def _route(rows, spill, column, start, end, threshold):  # pragma: no cover
-    # The scored rows at a node, split like its training rows: ``column[row] > threshold`` go right.
-    kept = start
-    spilled = 0
+def _route(src, dst, xs, feature, start, end, threshold):  # pragma: no cover
+    # The scored rows at a node, split like its training rows (``xs[feature, row] > threshold``
+    # go right) as _split_into splits them; their order within a node does not matter.
+    low = start
+    high = end - 1
     for p in range(start, end):
-        row = rows[p]
-        greater = np.int64(column[row] > threshold)
-        rows[kept] = row
-        spill[spilled] = row
-        kept += 1 - greater
-        spilled += greater
-    for q in range(spilled):
-        rows[kept + q] = spill[q]
-    return kept
+        row = src[p]
+        greater = np.int64(xs[feature, row] > threshold)
+        dst[low + greater * (high - low)] = row
+        low += 1 - greater
+        high -= greater
+    return low
 
 
 @njit(cache=True, nogil=True)
 def _split_node(
-    xt, samples, values, start, end, features, constant, known, state, in_order, spill
+    xt, samples, side, values, start, end, features, constant, known, state, in_order
 ):  # pragma: no cover
     """scikit-learn's ``node_split_random`` with ``max_features=1``: (feature, threshold, pos, constants).
 
-    ``in_order``: partition the samples with scikit-learn's swaps (their order then matters to
-    the variance sums); otherwise only the two sets matter, and a branch-free partition makes them.
+    The node's samples are ``samples[side, start:end]``; they leave split into
+    ``samples[1 - side, start:end]``. ``in_order``: with scikit-learn's swaps (their order then
+    matters to the variance sums); otherwise only the two sets matter, and a branch-free
+    partition makes them.
     """
     n_features = features.shape[0]
     f_i = n_features
@@ -151,11 +159,10 @@ def _split_node(
             continue
         f_j += found
         feature = features[f_j]
-        column = xt[feature]
-        low = column[samples[start]]
+        low = xt[feature, samples[side, start]]
         high = low
         for p in range(start, end):
-            value = column[samples[p]]
+            value = xt[feature, samples[side, p]]
             values[p] = value
             low = min(low, value)
             high = max(high, value)
@@ -172,9 +179,10 @@ def _split_node(
         # Both sides hold a row (low <= threshold < high), so the first drawn split is kept.
         best_feature, best_threshold = feature, threshold
         if in_order:
-            best_pos = _partition(samples, values, start, end, threshold)
+            best_pos = _partition(samples[side], values, start, end, threshold)
+            samples[1 - side, start:end] = samples[side, start:end]
         else:
-            best_pos = _stable_partition(samples, values, start, end, threshold, spill)
+            best_pos = _split_into(samples[side], samples[1 - side], values, start, end, threshold)
     for f in range(known):
         features[f] = constant[f]
     for f in range(known, known + found):
@@ -204,22 +212,23 @@ def grow_tree(
     The vectors ``xs`` (features, rows) to score travel down the tree with the training rows,
     split by the same thresholds, and each adds its leaf's path length to ``total[row]``.
     """
-    samples, values, spill, features, constant, stack, state, rows, row_spill = work
+    samples, values, features, constant, stack, state, rows = work
     n_features = xt.shape[0]
     size = bag.shape[0]
     for p in range(size):
-        samples[p] = bag[p]
+        samples[0, p] = bag[p]
     for f in range(n_features):
         features[f] = f
     for row in range(xs.shape[1]):
-        rows[row] = row
+        rows[0, row] = row
     state[0] = rand_state
     _push(stack, 0, 0, size, 0, -1, 0, 0, xs.shape[1])
     top = 1
     count = 0
     while top > 0:
         top -= 1
-        start, end, depth, parent, known, row_start, row_end = stack[top]
+        start, end, depth = stack[top, 0], stack[top, 1], stack[top, 2]
+        parent, known, row_start, row_end = stack[top, 3], stack[top, 4], stack[top, 5], stack[top, 6]
         node = count
         count += 1
         if parent >= 0:  # a right child (a left child is its parent's node + 1)
@@ -227,14 +236,17 @@ def grow_tree(
         n_node = end - start
         path[node] = _path(depth, n_node)
         leaf = depth >= max_depth or n_node < 2
+        # A node at depth d finds its samples and rows in buffer d % 2 and splits them into
+        # buffer (d + 1) % 2, where its children find them.
+        side = depth % 2
         if not leaf and check_variance:
-            leaf = _variance(targets, samples, start, end) <= EPSILON
+            leaf = _variance(targets, samples[side], start, end) <= EPSILON
         pos = end
         constants = known
         split_feature, split_threshold = 0, 0.0
         if not leaf:
             split_feature, split_threshold, pos, constants = _split_node(
-                xt, samples, values, start, end, features, constant, known, state, check_variance, spill
+                xt, samples, side, values, start, end, features, constant, known, state, check_variance
             )
             leaf = pos >= end
         if leaf:
@@ -242,11 +254,11 @@ def grow_tree(
             threshold[node] = -np.inf
             right[node] = node
             for p in range(row_start, row_end):
-                total[rows[p]] += path[node]
+                total[rows[side, p]] += path[node]
             continue
         feature[node] = split_feature
         threshold[node] = split_threshold
-        row_pos = _route(rows, row_spill, xs[split_feature], row_start, row_end, split_threshold)
+        row_pos = _route(rows[side], rows[1 - side], xs, split_feature, row_start, row_end, split_threshold)
         # scikit-learn pushes the right child first, so the left one is built next.
         _push(stack, top, pos, end, depth + 1, node, constants, row_pos, row_end)
         _push(stack, top + 1, start, pos, depth + 1, -1, constants, row_start, row_pos)
@@ -267,18 +279,16 @@ def _push(stack, top, start, end, depth, parent, known, row_start, row_end):  # 
 
 @njit(cache=True, nogil=True)
 def work_buffers(n_samples: int, n_features: int, max_depth: int, n_rows: int):  # pragma: no cover
-    """Buffers shared by the trees of a forest: samples, values, spill, features, constants,
-    stack, rng state, scored rows, their spill."""
+    """Buffers shared by the trees of a forest: samples (two sides), values, features,
+    constants, stack, rng state, scored rows (two sides)."""
     return (
-        np.empty(n_samples, dtype=np.int64),
+        np.empty((2, n_samples), dtype=np.int64),
         np.empty(n_samples, dtype=np.float32),
-        np.empty(n_samples, dtype=np.int64),
         np.empty(n_features, dtype=np.int64),
         np.empty(n_features, dtype=np.int64),
         np.empty((2 * max_depth + 2, 7), dtype=np.int64),
         np.empty(1, dtype=np.int64),
-        np.empty(n_rows, dtype=np.int64),
-        np.empty(n_rows, dtype=np.int64),
+        np.empty((2, n_rows), dtype=np.int64),
     )
 
 
