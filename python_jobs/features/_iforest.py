@@ -73,6 +73,21 @@ def _rand_r(state: np.ndarray) -> int:  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
+def _draw_below(value: int, bound: int) -> int:  # pragma: no cover
+    # ``value % bound`` for a non-negative value; the few feature counts of an embedding get
+    # constant divisors, which compile to multiplications instead of a 64-bit division.
+    if bound == 1:
+        return 0
+    if bound == 2:
+        return value & 1
+    if bound == 3:
+        return value % 3
+    if bound == 4:
+        return value & 3
+    return value % bound
+
+
+@njit(cache=True, nogil=True)
 def _variance(targets: np.ndarray, samples: np.ndarray, start: int, end: int) -> float:  # pragma: no cover
     total = 0.0
     squares = 0.0
@@ -152,7 +167,7 @@ def _split_node(
     best_pos = end
     while f_i > total and (visited < 1 or visited <= found + drawn):
         visited += 1
-        f_j = drawn + _rand_r(state) % (f_i - found - drawn)
+        f_j = drawn + _draw_below(_rand_r(state), f_i - found - drawn)
         if f_j < known:
             features[drawn], features[f_j] = features[f_j], features[drawn]
             drawn += 1
@@ -191,14 +206,22 @@ def _split_node(
 
 
 @njit(cache=True, nogil=True)
-def _path(depth: int, size: int) -> float:  # pragma: no cover
+def _average_path(size: int) -> float:  # pragma: no cover
+    # scikit-learn's _average_path_length c(n).
     if size <= 1:
-        c = 0.0
-    elif size == 2:
-        c = 1.0
-    else:
-        c = 2.0 * (math.log(size - 1.0) + np.euler_gamma) - 2.0 * (size - 1.0) / size
-    return (depth + 1.0 + c) - 1.0
+        return 0.0
+    if size == 2:
+        return 1.0
+    return 2.0 * (math.log(size - 1.0) + np.euler_gamma) - 2.0 * (size - 1.0) / size
+
+
+@njit(cache=True, nogil=True)
+def _average_paths(n_samples: int) -> np.ndarray:  # pragma: no cover
+    # c(n) for every node size, once per forest rather than one logarithm per node.
+    table = np.empty(n_samples + 1)
+    for size in range(n_samples + 1):
+        table[size] = _average_path(size)
+    return table
 
 
 @njit(cache=True, nogil=True)
@@ -212,7 +235,7 @@ def grow_tree(
     The vectors ``xs`` (features, rows) to score travel down the tree with the training rows,
     split by the same thresholds, and each adds its leaf's path length to ``total[row]``.
     """
-    samples, values, features, constant, stack, state, rows = work
+    samples, values, features, constant, stack, state, rows, average_paths = work
     n_features = xt.shape[0]
     size = bag.shape[0]
     for p in range(size):
@@ -234,7 +257,7 @@ def grow_tree(
         if parent >= 0:  # a right child (a left child is its parent's node + 1)
             right[parent] = node
         n_node = end - start
-        path[node] = _path(depth, n_node)
+        path[node] = (depth + 1.0 + average_paths[n_node]) - 1.0
         leaf = depth >= max_depth or n_node < 2
         # A node at depth d finds its samples and rows in buffer d % 2 and splits them into
         # buffer (d + 1) % 2, where its children find them.
@@ -280,7 +303,7 @@ def _push(stack, top, start, end, depth, parent, known, row_start, row_end):  # 
 @njit(cache=True, nogil=True)
 def work_buffers(n_samples: int, n_features: int, max_depth: int, n_rows: int):  # pragma: no cover
     """Buffers shared by the trees of a forest: samples (two sides), values, features,
-    constants, stack, rng state, scored rows (two sides)."""
+    constants, stack, rng state, scored rows (two sides), c(n) by node size."""
     return (
         np.empty((2, n_samples), dtype=np.int64),
         np.empty(n_samples, dtype=np.float32),
@@ -289,6 +312,7 @@ def work_buffers(n_samples: int, n_features: int, max_depth: int, n_rows: int): 
         np.empty((2 * max_depth + 2, 7), dtype=np.int64),
         np.empty(1, dtype=np.int64),
         np.empty((2, n_rows), dtype=np.int64),
+        _average_paths(n_samples),
     )
 
 

@@ -117,6 +117,7 @@ class ForestPlan:
     check_variance: np.ndarray  # (trees,) bool: whether a node's target variance can reach eps
     max_samples: int
     max_depth: int
+    scale: float  # trees * c(max_samples), the path-length normaliser of score_samples
 
     def kernel_args(self) -> tuple:
         """``bags, targets, check_variance, rand_states, max_depth`` as the kernels take them."""
@@ -146,7 +147,8 @@ def forest_plan(n_train: int, n_features: int, n_estimators: int, random_state: 
     max_depth = int(np.ceil(np.log2(max(max_samples, 2))))
     for array in (states, bags, targets, check):
         array.setflags(write=False)
-    return ForestPlan(states, bags, targets, check, max_samples, max_depth)
+    scale = n_estimators * float(average_path_length(np.array([max_samples]))[0])
+    return ForestPlan(states, bags, targets, check, max_samples, max_depth, scale)
 
 
 def max_nodes(max_depth: int) -> int:
@@ -194,7 +196,7 @@ def transposed(train: np.ndarray) -> np.ndarray:
 
 def denominator(plan: ForestPlan) -> float:
     """``trees * c(max_samples)``, the path-length normaliser of ``score_samples``."""
-    return len(plan.rand_states) * float(average_path_length(np.array([plan.max_samples]))[0])
+    return plan.scale
 
 
 @njit(cache=True, nogil=True)
@@ -401,7 +403,7 @@ def anomaly(y, **params: int | None) -> dict[str, np.ndarray]:
         plan = forest_plan(*train.shape, int(trees), int(seed))
         scores = np.empty(len(rows))
         widened = np.ascontiguousarray(vectors.T, dtype=np.float32).astype(np.float64)
-        _iforest.fit_and_score(transposed(train), *plan.kernel_args(), widened, denominator(plan), scores)
+        _iforest.fit_and_score(transposed(train), *plan.kernel_args(), widened, plan.scale, scores)
         out[rows] = scores
     return {"hist_y_iforest_score": out}
 
