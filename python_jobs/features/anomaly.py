@@ -27,8 +27,8 @@ on the loto6 series (16 trees: 0.93).
 
 How it is computed. scikit-learn's ``fit`` and ``score_samples`` cost ~80 ms per series, almost
 all of it per-call Python overhead (parameter validation, cloning 32 estimators, joblib) around
-microseconds of arithmetic. So the forest scikit-learn would grow is grown here by a numba
-kernel that replays scikit-learn 1.9's own steps, and scored by walking its arrays:
+microseconds of arithmetic. So the forest scikit-learn would grow is grown here by numba
+kernels (``python_jobs.features._iforest``) that replay scikit-learn 1.9's own steps:
 
 - the random draws: ``seeds = RandomState(random_state).randint(2**31 - 1, size=T)``; tree
   ``i`` gets ``random_state = RandomState(seeds[i]).randint(2**31 - 1)`` and its splitter the
@@ -42,10 +42,12 @@ kernel that replays scikit-learn 1.9's own steps, and scored by walking its arra
   when it equals ``max``; samples ``<= threshold`` go left), ``max_depth =
   ceil(log2(max_samples))``, a node is a leaf at that depth, below two samples, or with a
   target variance ``<= eps``; inputs as float32, as scikit-learn casts them;
-- the score: each vector walks every tree to a leaf, adds ``depth(leaf) + c(n_leaf) - 1``
+- the score: each vector reaches a leaf of every tree, adds ``depth(leaf) + c(n_leaf) - 1``
   (root depth 1; ``c`` is scikit-learn's ``_average_path_length``: 0 for n <= 1, 1 for n = 2,
   ``2 (ln(n - 1) + gamma) - 2 (n - 1) / n`` above) tree by tree, and gets
-  ``2 ** -(sum / (T c(max_samples)))``.
+  ``2 ** -(sum / (T c(max_samples)))``. The family's vectors are not walked down the finished
+  trees: they are partitioned with the training rows at every split while each tree grows
+  (see ``_iforest``), one tree at a time, so a series' scores cost one kernel call per block.
 
 The tests hold the result equal to ``-IsolationForest(...).fit(train).score_samples(x)``
 within 1e-12 on the bundled series, and the grown trees equal to scikit-learn's arrays, so a
