@@ -176,18 +176,18 @@ def fit_forest(train: np.ndarray, n_estimators: int, random_state: int) -> tuple
     return _node_table(*walk, counts), plan
 
 
-def _node_table(feature, threshold, right, path, counts) -> np.ndarray:
+@njit(cache=True, nogil=True)
+def _node_table(feature, threshold, right, path, counts):  # pragma: no cover
     # The walk arrays of _iforest as the (trees, nodes, LEFT..PATH) table, NaN past each tree.
-    forest = np.full((*feature.shape, 5), np.nan)
-    for tree, count in enumerate(counts):
-        nodes = np.arange(count)
-        inner = right[tree, :count] != nodes
-        table = forest[tree, :count]
-        table[:, LEFT] = np.where(inner, nodes + 1, -1)
-        table[:, RIGHT] = np.where(inner, right[tree, :count], -1)
-        table[:, FEATURE] = np.where(inner, feature[tree, :count], -1)
-        table[:, THRESHOLD] = np.where(inner, threshold[tree, :count], 0.0)
-        table[:, PATH] = path[tree, :count]
+    forest = np.full((feature.shape[0], feature.shape[1], 5), np.nan)
+    for tree in range(feature.shape[0]):
+        for node in range(counts[tree]):
+            inner = right[tree, node] != node
+            forest[tree, node, LEFT] = node + 1 if inner else -1
+            forest[tree, node, RIGHT] = right[tree, node] if inner else -1
+            forest[tree, node, FEATURE] = feature[tree, node] if inner else -1
+            forest[tree, node, THRESHOLD] = threshold[tree, node] if inner else 0.0
+            forest[tree, node, PATH] = path[tree, node]
     return forest
 
 
