@@ -23,6 +23,8 @@ Why it is fast:
   ``(d + 1) % 2`` (the "<=" side from the left, the other from the right), where its children
   read them. Only the two sets matter to the tree, except for the variance sums below, so
   scikit-learn's in-place swaps are replayed only for trees that compute those;
+- a split whose children are both leaves (by depth or size) numbers them at once: its samples
+  are only counted, not partitioned, and its scored rows add their leaf's path directly;
 - the node-impurity test ``variance(targets) <= eps`` is skipped for a tree whose bag's
   targets are too far apart for any node ever to pass it (``variance_can_vanish``), which
   is decided once per training size.
@@ -147,14 +149,15 @@ def _route(src, dst, xs, feature, start, end, threshold):  # pragma: no cover
 
 @njit(cache=True, nogil=True)
 def _split_node(
-    xt, samples, side, values, start, end, features, constant, known, state, in_order
+    xt, samples, side, values, start, end, features, constant, known, state, in_order, count_only
 ):  # pragma: no cover
     """scikit-learn's ``node_split_random`` with ``max_features=1``: (feature, threshold, pos, constants).
 
     The node's samples are ``samples[side, start:end]``; they leave split into
     ``samples[1 - side, start:end]``. ``in_order``: with scikit-learn's swaps (their order then
     matters to the variance sums); otherwise only the two sets matter, and a branch-free
-    partition makes them.
+    partition makes them. ``count_only``: the children are leaves, whose samples are never
+    read again, so only the size of the "<=" side is counted.
     """
     n_features = features.shape[0]
     f_i = n_features
@@ -193,7 +196,11 @@ def _split_node(
             threshold = np.float64(low)
         # Both sides hold a row (low <= threshold < high), so the first drawn split is kept.
         best_feature, best_threshold = feature, threshold
-        if in_order:
+        if count_only:
+            best_pos = start
+            for p in range(start, end):
+                best_pos += np.int64(values[p] <= threshold)
+        elif in_order:
             best_pos = _partition(samples[side], values, start, end, threshold)
             samples[1 - side, start:end] = samples[side, start:end]
         else:
@@ -269,24 +276,56 @@ def grow_tree(
         split_feature, split_threshold = 0, 0.0
         if not leaf:
             split_feature, split_threshold, pos, constants = _split_node(
-                xt, samples, side, values, start, end, features, constant, known, state, check_variance
+                xt,
+                samples,
+                side,
+                values,
+                start,
+                end,
+                features,
+                constant,
+                known,
+                state,
+                check_variance,
+                depth + 1 >= max_depth,
             )
             leaf = pos >= end
         if leaf:
-            feature[node] = 0
-            threshold[node] = -np.inf
-            right[node] = node
+            _leaf(node, path[node], feature, threshold, right, path)
             for p in range(row_start, row_end):
                 total[rows[side, p]] += path[node]
             continue
         feature[node] = split_feature
         threshold[node] = split_threshold
+        if depth + 1 >= max_depth or (pos - start < 2 and end - pos < 2):
+            # Both children are leaves (by depth or size, whatever their variance): they are
+            # numbered node + 1 and node + 2 here, and each scored row adds its leaf's path
+            # without being partitioned.
+            left_path = (depth + 2.0 + average_paths[pos - start]) - 1.0
+            right_path = (depth + 2.0 + average_paths[end - pos]) - 1.0
+            _leaf(node + 1, left_path, feature, threshold, right, path)
+            _leaf(node + 2, right_path, feature, threshold, right, path)
+            right[node] = node + 2
+            count += 2
+            for p in range(row_start, row_end):
+                row = rows[side, p]
+                total[row] += right_path if xs[split_feature, row] > split_threshold else left_path
+            continue
         row_pos = _route(rows[side], rows[1 - side], xs, split_feature, row_start, row_end, split_threshold)
         # scikit-learn pushes the right child first, so the left one is built next.
         _push(stack, top, pos, end, depth + 1, node, constants, row_pos, row_end)
         _push(stack, top + 1, start, pos, depth + 1, -1, constants, row_start, row_pos)
         top += 2
     return count
+
+
+@njit(cache=True, nogil=True)
+def _leaf(node, leaf_path, feature, threshold, right, path):  # pragma: no cover
+    # A leaf in the walk arrays: threshold -inf and itself as right child (a walk stays there).
+    feature[node] = 0
+    threshold[node] = -np.inf
+    right[node] = node
+    path[node] = leaf_path
 
 
 @njit(cache=True, nogil=True)
