@@ -400,14 +400,58 @@ def anomaly(y, **params: int | None) -> dict[str, np.ndarray]:
     out = np.full(len(arr), np.nan)
     trees = param("anomaly", "n_estimators", params.pop("n_estimators", None))
     seed = param("anomaly", "random_state", params.pop("random_state", None))
-    # Each tree is grown and walked by all the block's vectors in one kernel call (_iforest).
-    for train, rows, vectors in block_inputs(arr, **params):
-        plan = forest_plan(*train.shape, int(trees), int(seed))
-        scores = np.empty(len(rows))
-        widened = np.ascontiguousarray(vectors.T, dtype=np.float32).astype(np.float64)
-        _iforest.fit_and_score(transposed(train), *plan.kernel_args(), widened, plan.scale, scores)
+    if np.isfinite(arr).all():
+        inputs = finite_kernel_inputs(arr, **params)
+    else:
+        inputs = [
+            (transposed(train), widened(vectors), rows)
+            for train, rows, vectors in block_inputs(arr, **params)
+        ]
+    # Each forest is grown and scores its block's vectors in one kernel call (_iforest).
+    for xt, xs, rows in inputs:
+        plan = forest_plan(xt.shape[1], xt.shape[0], int(trees), int(seed))
+        scores = np.empty(xs.shape[1])
+        _iforest.fit_and_score(xt, *plan.kernel_args(), xs, plan.scale, scores)
         out[rows] = scores
     return {"hist_y_iforest_score": out}
+
+
+def widened(vectors: np.ndarray) -> np.ndarray:
+    """Vectors to score as the kernels read them: float32 values as float64, one row per feature."""
+    return np.ascontiguousarray(vectors.T, dtype=np.float32).astype(np.float64)
+
+
+def finite_kernel_inputs(
+    arr: np.ndarray,
+    *,
+    embed: int | None = None,
+    min_train: int | None = None,
+    refit_growth: int | None = None,
+) -> list[tuple[np.ndarray, np.ndarray, slice]]:
+    """``(transposed(train), widened(vectors), rows)`` of each block of a series without NaN.
+
+    The same arrays as from :func:`block_inputs`, cut straight from the series (feature ``f`` of
+    vector ``j`` is ``y[j + f]``) instead of through the embedding and finiteness masks.
+    """
+    dims = param("anomaly", "embed", embed)
+    min_train = param("anomaly", "min_train", min_train)
+    refit_growth = param("anomaly", "refit_growth", refit_growth)
+    count = len(arr) - dims + 1
+    starts = block_starts(count, min_train, max(2, refit_growth))
+    values = arr.astype(np.float32)
+    wide = values.astype(np.float64)
+    out = []
+    stops = [*starts[1:], count] if starts else []
+    for start, stop in zip(starts, stops, strict=True):
+        if start < 2:
+            continue
+        xt = np.empty((dims, start), dtype=np.float32)
+        xs = np.empty((dims, stop - start))
+        for f in range(dims):
+            xt[f] = values[f : start + f]
+            xs[f] = wide[start + f : stop + f]
+        out.append((xt, xs, slice(start + dims - 1, stop + dims - 1)))
+    return out
 
 
 @register(
