@@ -275,6 +275,7 @@ def grow_tree(
         constants = known
         split_feature, split_threshold = 0, 0.0
         if not leaf:
+            children_are_leaves = depth + 1 >= max_depth
             split_feature, split_threshold, pos, constants = _split_node(
                 xt,
                 samples,
@@ -287,7 +288,7 @@ def grow_tree(
                 known,
                 state,
                 check_variance,
-                depth + 1 >= max_depth,
+                children_are_leaves,
             )
             leaf = pos >= end
         if leaf:
@@ -298,18 +299,13 @@ def grow_tree(
         feature[node] = split_feature
         threshold[node] = split_threshold
         if depth + 1 >= max_depth or (pos - start < 2 and end - pos < 2):
-            # Both children are leaves (by depth or size, whatever their variance): they are
-            # numbered node + 1 and node + 2 here, and each scored row adds its leaf's path
-            # without being partitioned.
-            left_path = (depth + 2.0 + average_paths[pos - start]) - 1.0
-            right_path = (depth + 2.0 + average_paths[end - pos]) - 1.0
-            _leaf(node + 1, left_path, feature, threshold, right, path)
-            _leaf(node + 2, right_path, feature, threshold, right, path)
-            right[node] = node + 2
-            count += 2
-            for p in range(row_start, row_end):
+            left_path, right_path = _leaf_pair(
+                node, depth, pos - start, end - pos, average_paths, feature, threshold, right, path
+            )
+            for p in range(row_start, row_end):  # each scored row adds its leaf's path directly
                 row = rows[side, p]
                 total[row] += right_path if xs[split_feature, row] > split_threshold else left_path
+            count += 2
             continue
         row_pos = _route(rows[side], rows[1 - side], xs, split_feature, row_start, row_end, split_threshold)
         # scikit-learn pushes the right child first, so the left one is built next.
@@ -317,6 +313,20 @@ def grow_tree(
         _push(stack, top + 1, start, pos, depth + 1, -1, constants, row_start, row_pos)
         top += 2
     return count
+
+
+@njit(cache=True, nogil=True)
+def _leaf_pair(
+    node, depth, n_left, n_right, average_paths, feature, threshold, right, path
+):  # pragma: no cover
+    # Both children of ``node`` are leaves (by depth or size, whatever their variance): they are
+    # numbered node + 1 and node + 2 at once, and the scored rows are not partitioned.
+    left_path = (depth + 2.0 + average_paths[n_left]) - 1.0
+    right_path = (depth + 2.0 + average_paths[n_right]) - 1.0
+    _leaf(node + 1, left_path, feature, threshold, right, path)
+    _leaf(node + 2, right_path, feature, threshold, right, path)
+    right[node] = node + 2
+    return left_path, right_path
 
 
 @njit(cache=True, nogil=True)
