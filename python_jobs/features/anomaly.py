@@ -27,8 +27,8 @@ on the loto6 series (16 trees: 0.93).
 
 How it is computed. scikit-learn's ``fit`` and ``score_samples`` cost ~80 ms per series, almost
 all of it per-call Python overhead (parameter validation, cloning 32 estimators, joblib) around
-microseconds of arithmetic. So the forest scikit-learn would grow is grown here by a numba
-kernel that replays scikit-learn 1.9's own steps, and scored by walking its arrays:
+microseconds of arithmetic. So the forest scikit-learn would grow is grown here by numba
+kernels (``python_jobs.features._iforest``) that replay scikit-learn 1.9's own steps:
 
 - the random draws: ``seeds = RandomState(random_state).randint(2**31 - 1, size=T)``; tree
   ``i`` gets ``random_state = RandomState(seeds[i]).randint(2**31 - 1)`` and its splitter the
@@ -42,10 +42,12 @@ kernel that replays scikit-learn 1.9's own steps, and scored by walking its arra
   when it equals ``max``; samples ``<= threshold`` go left), ``max_depth =
   ceil(log2(max_samples))``, a node is a leaf at that depth, below two samples, or with a
   target variance ``<= eps``; inputs as float32, as scikit-learn casts them;
-- the score: each vector walks every tree to a leaf, adds ``depth(leaf) + c(n_leaf) - 1``
+- the score: each vector reaches a leaf of every tree, adds ``depth(leaf) + c(n_leaf) - 1``
   (root depth 1; ``c`` is scikit-learn's ``_average_path_length``: 0 for n <= 1, 1 for n = 2,
   ``2 (ln(n - 1) + gamma) - 2 (n - 1) / n`` above) tree by tree, and gets
-  ``2 ** -(sum / (T c(max_samples)))``.
+  ``2 ** -(sum / (T c(max_samples)))``. The family's vectors are not walked down the finished
+  trees: they are partitioned with the training rows at every split while each tree grows
+  (see ``_iforest``), one tree at a time, so a series' scores cost one kernel call per block.
 
 The tests hold the result equal to ``-IsolationForest(...).fit(train).score_samples(x)``
 within 1e-12 on the bundled series, and the grown trees equal to scikit-learn's arrays, so a
@@ -59,7 +61,6 @@ GPU-vs-CPU parity of 1e-6.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
@@ -67,17 +68,15 @@ from types import ModuleType
 import numpy as np
 from sklearn.utils.random import sample_without_replacement
 
+from python_jobs.features import _iforest
 from python_jobs.features._common import as_series
 from python_jobs.features._numba import njit
 from python_jobs.features.registry import param, register
 
-# scikit-learn's constants: the seed range of BaseBagging and _set_random_states, the
-# xorshift generator's modulus (sklearn.utils._random), the splitter's constant-feature
-# tolerance (float32, sklearn.tree._partitioner) and the builder's impurity tolerance.
+# scikit-learn's constants: the seed range of BaseBagging and _set_random_states and the
+# xorshift generator's modulus (sklearn.utils._random); the splitter's tolerances are in _iforest.
 MAX_INT = 2**31 - 1
-RAND_R_MAX = 2147483647
-FEATURE_THRESHOLD = np.float32(1e-7)
-EPSILON = float(np.finfo(np.float64).eps)
+RAND_R_MAX = _iforest.RAND_R_MAX
 MAX_SAMPLES = 256
 # Column layout of a fitted tree's float node table (see ``_grow_tree``).
 LEFT, RIGHT, FEATURE, THRESHOLD, PATH = range(5)
@@ -115,172 +114,43 @@ class ForestPlan:
     """The random draws of one IsolationForest fit, which depend on the training size only."""
 
     rand_states: np.ndarray  # (trees,) int64: each splitter's xorshift state
-    in_bag: np.ndarray  # (trees, n) bool: the rows of each tree's bag
+    bags: np.ndarray  # (trees, max_samples) int64: the rows of each tree's bag, increasing
     targets: np.ndarray  # (n,) the uniform targets the trees' impurity is computed on
+    check_variance: np.ndarray  # (trees,) bool: whether a node's target variance can reach eps
     max_samples: int
     max_depth: int
+    scale: float  # trees * c(max_samples), the path-length normaliser of score_samples
+
+    def kernel_args(self) -> tuple:
+        """``bags, targets, check_variance, rand_states, max_depth`` as the kernels take them."""
+        return self.bags, self.targets, self.check_variance, self.rand_states, self.max_depth
 
 
 @lru_cache(maxsize=32)
 def forest_plan(n_train: int, n_features: int, n_estimators: int, random_state: int) -> ForestPlan:
     """The draws scikit-learn makes for ``IsolationForest(n_estimators, random_state).fit(X)``.
 
-    ``X`` has ``n_train`` rows and ``n_features`` columns; see the module docstring.
+    ``X`` has ``n_train`` rows and ``n_features`` columns; see the module docstring. Cached:
+    the draws are those of the (constant) ``random_state`` and the training size, so a panel
+    of series of one length creates its ``RandomState`` objects once.
     """
     max_samples = min(MAX_SAMPLES, n_train)
     seeds = np.random.RandomState(random_state).randint(MAX_INT, size=n_estimators)
     states = np.empty(n_estimators, dtype=np.int64)
-    in_bag = np.zeros((n_estimators, n_train), dtype=np.bool_)
+    bags = np.empty((n_estimators, max_samples), dtype=np.int64)
     for tree, seed in enumerate(seeds):
         tree_seed = np.random.RandomState(seed).randint(MAX_INT)
         states[tree] = np.random.RandomState(tree_seed).randint(0, RAND_R_MAX)
         draws = np.random.RandomState(seed)
         sample_without_replacement(n_features, n_features, random_state=draws)
-        in_bag[tree, sample_without_replacement(n_train, max_samples, random_state=draws)] = True
+        bags[tree] = np.sort(sample_without_replacement(n_train, max_samples, random_state=draws))
     targets = np.random.RandomState(random_state).uniform(size=n_train)
+    check = np.array([_iforest.variance_can_vanish(targets[bag]) for bag in bags], dtype=np.bool_)
     max_depth = int(np.ceil(np.log2(max(max_samples, 2))))
-    for array in (states, in_bag, targets):
+    for array in (states, bags, targets, check):
         array.setflags(write=False)
-    return ForestPlan(states, in_bag, targets, max_samples, max_depth)
-
-
-@njit(cache=True, nogil=True)
-def _rand_r(state: np.ndarray) -> int:  # pragma: no cover
-    # sklearn.utils._random.our_rand_r: 32-bit xorshift, reduced modulo 2**31.
-    seed = state[0]
-    if seed == 0:
-        seed = 1
-    seed ^= (seed << 13) & 0xFFFFFFFF
-    seed ^= seed >> 17
-    seed ^= (seed << 5) & 0xFFFFFFFF
-    state[0] = seed
-    return seed % (RAND_R_MAX + 1)
-
-
-@njit(cache=True, nogil=True)
-def _variance(targets: np.ndarray, samples: np.ndarray, start: int, end: int) -> float:  # pragma: no cover
-    total = 0.0
-    squares = 0.0
-    for p in range(start, end):
-        value = targets[samples[p]]
-        total += value
-        squares += value * value
-    count = end - start
-    mean = total / count
-    return squares / count - mean * mean
-
-
-@njit(cache=True, nogil=True)
-def _split_node(x, samples, start, end, features, constant, known, state):  # pragma: no cover
-    """scikit-learn's ``node_split_random`` with ``max_features=1``: (feature, threshold, pos, constants)."""
-    n_features = features.shape[0]
-    f_i = n_features
-    found = 0
-    drawn = 0
-    total = known
-    visited = 0
-    best_feature = -1
-    best_threshold = 0.0
-    best_pos = end
-    while f_i > total and (visited < 1 or visited <= found + drawn):
-        visited += 1
-        f_j = drawn + _rand_r(state) % (f_i - found - drawn)
-        if f_j < known:
-            features[drawn], features[f_j] = features[f_j], features[drawn]
-            drawn += 1
-            continue
-        f_j += found
-        feature = features[f_j]
-        low = x[samples[start], feature]
-        high = low
-        for p in range(start + 1, end):
-            value = x[samples[p], feature]
-            low = min(low, value)
-            high = max(high, value)
-        if high <= np.float32(low + FEATURE_THRESHOLD):
-            features[f_j], features[total] = features[total], feature
-            found += 1
-            total += 1
-            continue
-        f_i -= 1
-        features[f_i], features[f_j] = features[f_j], features[f_i]
-        threshold = (np.float64(high) - np.float64(low)) * np.float64(_rand_r(state)) / RAND_R_MAX + low
-        if threshold == high:
-            threshold = np.float64(low)
-        pos = end
-        p = start
-        while p < pos:
-            if x[samples[p], feature] <= threshold:
-                p += 1
-            else:
-                pos -= 1
-                samples[p], samples[pos] = samples[pos], samples[p]
-        # Both sides hold a row (low <= threshold < high), so the first drawn split is kept.
-        best_feature, best_threshold, best_pos = feature, threshold, pos
-    features[:known] = constant[:known]
-    constant[known : known + found] = features[known : known + found]
-    return best_feature, best_threshold, best_pos, total
-
-
-@njit(cache=True, nogil=True)
-def _grow_tree(x, in_bag, targets, rand_state, max_depth, nodes):  # pragma: no cover
-    """Depth-first growth of one isolation tree into ``nodes`` (rows: nodes; LEFT..PATH columns).
-
-    ``PATH`` holds ``depth + c(n_node) - 1`` (root depth 1), what a vector ending in that leaf
-    adds to the path-length sum. Returns the node count.
-    """
-    n_features = x.shape[1]
-    samples = np.flatnonzero(in_bag)
-    features = np.arange(n_features)
-    constant = np.empty(n_features, dtype=np.int64)
-    state = np.array([rand_state], dtype=np.int64)
-    capacity = nodes.shape[0]
-    stack = np.empty((capacity, 5), dtype=np.int64)  # start, end, depth, parent, n_constant
-    stack[0] = (0, samples.shape[0], 0, -1, 0)
-    top = 1
-    count = 0
-    while top > 0:
-        top -= 1
-        start, end, depth, parent, known = stack[top]
-        node = count
-        count += 1
-        if parent >= 0:
-            side = LEFT if nodes[parent, LEFT] == -2.0 else RIGHT
-            nodes[parent, side] = node
-        size = end - start
-        leaf = depth >= max_depth or size < 2 or _variance(targets, samples, start, end) <= EPSILON
-        feature, threshold, pos, constants = -1, 0.0, end, known
-        if not leaf:
-            feature, threshold, pos, constants = _split_node(
-                x, samples, start, end, features, constant, known, state
-            )
-            leaf = pos >= end
-        nodes[node, FEATURE] = feature
-        nodes[node, THRESHOLD] = threshold
-        if size <= 1:
-            path = 0.0
-        elif size == 2:
-            path = 1.0
-        else:
-            path = 2.0 * (math.log(size - 1.0) + np.euler_gamma) - 2.0 * (size - 1.0) / size
-        nodes[node, PATH] = (depth + 1.0 + path) - 1.0
-        if leaf:
-            nodes[node, LEFT] = -1.0
-            nodes[node, RIGHT] = -1.0
-            continue
-        # Marks "left child not yet numbered"; scikit-learn pushes the right child first.
-        nodes[node, LEFT] = -2.0
-        nodes[node, RIGHT] = -2.0
-        stack[top] = (pos, end, depth + 1, node, constants)
-        stack[top + 1] = (start, pos, depth + 1, node, constants)
-        top += 2
-    return count
-
-
-@njit(cache=True, nogil=True)
-def _grow_forest(x, in_bag, targets, rand_states, max_depth, forest):  # pragma: no cover
-    for tree in range(rand_states.shape[0]):
-        _grow_tree(x, in_bag[tree], targets, rand_states[tree], max_depth, forest[tree])
+    scale = n_estimators * float(average_path_length(np.array([max_samples]))[0])
+    return ForestPlan(states, bags, targets, check, max_samples, max_depth, scale)
 
 
 def max_nodes(max_depth: int) -> int:
@@ -294,15 +164,41 @@ def fit_forest(train: np.ndarray, n_estimators: int, random_state: int) -> tuple
     """
     n_train, n_features = train.shape
     plan = forest_plan(n_train, n_features, int(n_estimators), int(random_state))
-    x = np.ascontiguousarray(train, dtype=np.float32)
-    forest = np.full((len(plan.rand_states), max_nodes(plan.max_depth), 5), np.nan)
-    _grow_forest(x, plan.in_bag, plan.targets, plan.rand_states, plan.max_depth, forest)
-    return forest, plan
+    trees, nodes = len(plan.rand_states), max_nodes(plan.max_depth)
+    walk = (
+        np.zeros((trees, nodes), dtype=np.int64),
+        np.zeros((trees, nodes)),
+        np.zeros((trees, nodes), dtype=np.int64),
+        np.zeros((trees, nodes)),
+    )
+    counts = np.empty(trees, dtype=np.int64)
+    _iforest.grow_forest(transposed(train), *plan.kernel_args(), *walk, counts)
+    return _node_table(*walk, counts), plan
+
+
+@njit(cache=True, nogil=True)
+def _node_table(feature, threshold, right, path, counts):  # pragma: no cover
+    # The walk arrays of _iforest as the (trees, nodes, LEFT..PATH) table, NaN past each tree.
+    forest = np.full((feature.shape[0], feature.shape[1], 5), np.nan)
+    for tree in range(feature.shape[0]):
+        for node in range(counts[tree]):
+            inner = right[tree, node] != node
+            forest[tree, node, LEFT] = node + 1 if inner else -1
+            forest[tree, node, RIGHT] = right[tree, node] if inner else -1
+            forest[tree, node, FEATURE] = feature[tree, node] if inner else -1
+            forest[tree, node, THRESHOLD] = threshold[tree, node] if inner else 0.0
+            forest[tree, node, PATH] = path[tree, node]
+    return forest
+
+
+def transposed(train: np.ndarray) -> np.ndarray:
+    """The training vectors as the kernels read them: float32, one contiguous row per feature."""
+    return np.ascontiguousarray(train.T, dtype=np.float32)
 
 
 def denominator(plan: ForestPlan) -> float:
     """``trees * c(max_samples)``, the path-length normaliser of ``score_samples``."""
-    return len(plan.rand_states) * float(average_path_length(np.array([plan.max_samples]))[0])
+    return plan.scale
 
 
 @njit(cache=True, nogil=True)
@@ -429,6 +325,32 @@ class Block:
     vectors: np.ndarray
 
 
+def block_inputs(
+    arr: np.ndarray,
+    *,
+    embed: int | None = None,
+    min_train: int | None = None,
+    refit_growth: int | None = None,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(train, rows, vectors)`` of each fit of the schedule: the finite training vectors, the
+    rows (indices into ``arr``) the model scores and their vectors (module docstring)."""
+    dims = param("anomaly", "embed", embed)
+    min_train = param("anomaly", "min_train", min_train)
+    refit_growth = param("anomaly", "refit_growth", refit_growth)
+    vectors = delay_embedding(arr, dims)
+    finite = np.isfinite(vectors).all(axis=1)
+    starts = block_starts(len(vectors), min_train, max(2, refit_growth))
+    stops = [*starts[1:], len(vectors)] if starts else []
+    out = []
+    for start, stop in zip(starts, stops, strict=True):
+        train = vectors[:start] if finite[:start].all() else vectors[:start][finite[:start]]
+        block = np.arange(start, stop)[finite[start:stop]]
+        if len(train) < 2 or len(block) == 0:
+            continue
+        out.append((train, block + dims - 1, vectors[block]))
+    return out
+
+
 def blocks(
     arr: np.ndarray,
     *,
@@ -442,23 +364,14 @@ def blocks(
 
     The parameters default to the family's declared values.
     """
-    dims = param("anomaly", "embed", embed)
-    min_train = param("anomaly", "min_train", min_train)
-    refit_growth = param("anomaly", "refit_growth", refit_growth)
     n_estimators = param("anomaly", "n_estimators", n_estimators)
     random_state = param("anomaly", "random_state", random_state)
-    vectors = delay_embedding(arr, dims)
-    finite = np.isfinite(vectors).all(axis=1)
-    starts = block_starts(len(vectors), min_train, max(2, refit_growth))
-    stops = [*starts[1:], len(vectors)] if starts else []
     out = []
-    for start, stop in zip(starts, stops, strict=True):
-        train = vectors[:start][finite[:start]]
-        block = np.arange(start, stop)[finite[start:stop]]
-        if len(train) < 2 or len(block) == 0:
-            continue
+    for train, rows, vectors in block_inputs(
+        arr, embed=embed, min_train=min_train, refit_growth=refit_growth
+    ):
         forest, plan = fit_forest(train, n_estimators, random_state)
-        out.append(Block(forest, plan, block + dims - 1, vectors[block]))
+        out.append(Block(forest, plan, rows, vectors))
     return out
 
 
@@ -485,9 +398,60 @@ def anomaly(y, **params: int | None) -> dict[str, np.ndarray]:
     """
     arr = as_series(y)
     out = np.full(len(arr), np.nan)
-    for block in blocks(arr, **params):
-        out[block.rows] = score_forest(block.forest, block.plan, block.vectors)
+    trees = param("anomaly", "n_estimators", params.pop("n_estimators", None))
+    seed = param("anomaly", "random_state", params.pop("random_state", None))
+    if np.isfinite(arr).all():
+        inputs = finite_kernel_inputs(arr, **params)
+    else:
+        inputs = [
+            (transposed(train), widened(vectors), rows)
+            for train, rows, vectors in block_inputs(arr, **params)
+        ]
+    # Each forest is grown and scores its block's vectors in one kernel call (_iforest).
+    for xt, xs, rows in inputs:
+        plan = forest_plan(xt.shape[1], xt.shape[0], int(trees), int(seed))
+        scores = np.empty(xs.shape[1])
+        _iforest.fit_and_score(xt, *plan.kernel_args(), xs, plan.scale, scores)
+        out[rows] = scores
     return {"hist_y_iforest_score": out}
+
+
+def widened(vectors: np.ndarray) -> np.ndarray:
+    """Vectors to score as the kernels read them: float32 values as float64, one row per feature."""
+    return np.ascontiguousarray(vectors.T, dtype=np.float32).astype(np.float64)
+
+
+def finite_kernel_inputs(
+    arr: np.ndarray,
+    *,
+    embed: int | None = None,
+    min_train: int | None = None,
+    refit_growth: int | None = None,
+) -> list[tuple[np.ndarray, np.ndarray, slice]]:
+    """``(transposed(train), widened(vectors), rows)`` of each block of a series without NaN.
+
+    The same arrays as from :func:`block_inputs`, cut straight from the series (feature ``f`` of
+    vector ``j`` is ``y[j + f]``) instead of through the embedding and finiteness masks.
+    """
+    dims = param("anomaly", "embed", embed)
+    min_train = param("anomaly", "min_train", min_train)
+    refit_growth = param("anomaly", "refit_growth", refit_growth)
+    count = len(arr) - dims + 1
+    starts = block_starts(count, min_train, max(2, refit_growth))
+    values = arr.astype(np.float32)
+    wide = values.astype(np.float64)
+    out = []
+    stops = [*starts[1:], count] if starts else []
+    for start, stop in zip(starts, stops, strict=True):
+        if start < 2:
+            continue
+        xt = np.empty((dims, start), dtype=np.float32)
+        xs = np.empty((dims, stop - start))
+        for f in range(dims):
+            xt[f] = values[f : start + f]
+            xs[f] = wide[start + f : stop + f]
+        out.append((xt, xs, slice(start + dims - 1, stop + dims - 1)))
+    return out
 
 
 @register(

@@ -95,7 +95,10 @@ def _self_join(y: np.ndarray, m: int, excl_zone: int) -> tuple[np.ndarray, np.nd
     rho_right = np.full(count, -np.inf)
     # Subsequences neither constant nor holding NaN take the plain Pearson branch.
     plain = is_finite & ~is_constant
-    all_plain = plain.all()
+    if plain.all():
+        _plain_diagonals(values, means, inv_std, cov_a, cov_c, m, excl_zone + 1, rho_left, rho_right)
+        return _distances(rho_left, rho_right, m)
+    all_plain = False
     for g in range(excl_zone + 1, count):
         cov = 0.0
         for t in range(m):
@@ -117,6 +120,15 @@ def _self_join(y: np.ndarray, m: int, excl_zone: int) -> tuple[np.ndarray, np.nd
                 rho_right[i] = pearson
             if pearson > rho_left[j]:
                 rho_left[j] = pearson
+    return _distances(rho_left, rho_right, m)
+
+
+@njit(cache=True, nogil=True)
+def _distances(
+    rho_left: np.ndarray, rho_right: np.ndarray, m: int
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    """Profile and left profile from the best correlations (stumpy's ``sqrt(|2 m (1 - rho)|)``)."""
+    count = rho_left.shape[0]
     rho = np.maximum(rho_left, rho_right)
     profile = np.empty(count)
     left = np.empty(count)
@@ -126,6 +138,89 @@ def _self_join(y: np.ndarray, m: int, excl_zone: int) -> tuple[np.ndarray, np.nd
         squared = abs(2 * m * (1.0 - rho_left[j]))
         left[j] = 0.0 if squared < P_NORM_THRESHOLD else math.sqrt(squared)
     return profile, left
+
+
+@njit(cache=True, nogil=True)
+def _diagonal_start(values, means, m, g):  # pragma: no cover
+    # Centred covariance of subsequences 0 and g, as stumpy starts each diagonal.
+    cov = 0.0
+    for t in range(m):
+        cov += (values[g + t] - means[g]) * (values[t] - means[0])
+    return cov / m
+
+
+@njit(cache=True, nogil=True)
+def _plain_diagonals(values, means, inv_std, cov_a, cov_c, m, first, rho_left, rho_right):  # pragma: no cover
+    """The diagonal sweep when every subsequence is finite and non-constant, four diagonals at a time.
+
+    Each diagonal's covariance is a running sum (one long chain of dependent additions);
+    sweeping diagonals ``g .. g + 3`` side by side runs four independent chains, each updated
+    by the same operations in the same order as alone, so every correlation is bit-identical to
+    the one-diagonal loop. The best correlation of a subsequence is a maximum, whatever the
+    order its candidates arrive in.
+    """
+    count = means.shape[0]
+    constant = (m - 1) / (m * m)
+    g = first
+    while g + 3 < count:
+        c0 = _diagonal_start(values, means, m, g)
+        c1 = _diagonal_start(values, means, m, g + 1)
+        c2 = _diagonal_start(values, means, m, g + 2)
+        c3 = _diagonal_start(values, means, m, g + 3)
+        shared = count - g - 3  # rows i every one of the four diagonals has
+        # rho_left[j .. j + 2] live in registers: row i + 1 reads what row i wrote there.
+        left0, left1, left2 = rho_left[g], rho_left[g + 1], rho_left[g + 2]
+        for i in range(shared):
+            j = i + g
+            if i > 0:
+                a = cov_a[i]
+                c = cov_c[i]
+                c0 = c0 + constant * (cov_a[j] * a - cov_c[j] * c)
+                c1 = c1 + constant * (cov_a[j + 1] * a - cov_c[j + 1] * c)
+                c2 = c2 + constant * (cov_a[j + 2] * a - cov_c[j + 2] * c)
+                c3 = c3 + constant * (cov_a[j + 3] * a - cov_c[j + 3] * c)
+            s = inv_std[i]
+            p0 = min(1.0, c0 * inv_std[j] * s)
+            p1 = min(1.0, c1 * inv_std[j + 1] * s)
+            p2 = min(1.0, c2 * inv_std[j + 2] * s)
+            p3 = min(1.0, c3 * inv_std[j + 3] * s)
+            best = rho_right[i]
+            best = p0 if p0 > best else best
+            best = p1 if p1 > best else best
+            best = p2 if p2 > best else best
+            best = p3 if p3 > best else best
+            rho_right[i] = best
+            left3 = rho_left[j + 3]
+            left3 = p3 if p3 > left3 else left3
+            left2 = p2 if p2 > left2 else left2
+            left1 = p1 if p1 > left1 else left1
+            rho_left[j] = p0 if p0 > left0 else left0
+            left0, left1, left2 = left1, left2, left3
+        rho_left[g + shared] = left0
+        rho_left[g + shared + 1] = left1
+        rho_left[g + shared + 2] = left2
+        # The three longer diagonals' last rows, one diagonal at a time.
+        for lane, cov in ((0, c0), (1, c1), (2, c2)):
+            for i in range(shared, count - g - lane):
+                j = i + g + lane
+                cov = cov + constant * (cov_a[j] * cov_a[i] - cov_c[j] * cov_c[i])
+                _offer(min(1.0, cov * inv_std[j] * inv_std[i]), i, j, rho_left, rho_right)
+        g += 4
+    for rest in range(g, count):
+        cov = _diagonal_start(values, means, m, rest)
+        for i in range(count - rest):
+            j = i + rest
+            if i > 0:
+                cov = cov + constant * (cov_a[j] * cov_a[i] - cov_c[j] * cov_c[i])
+            _offer(min(1.0, cov * inv_std[j] * inv_std[i]), i, j, rho_left, rho_right)
+
+
+@njit(cache=True, nogil=True)
+def _offer(pearson, i, j, rho_left, rho_right):  # pragma: no cover
+    if pearson > rho_right[i]:
+        rho_right[i] = pearson
+    if pearson > rho_left[j]:
+        rho_left[j] = pearson
 
 
 # The stat and the hist family run on the same series one after the other: the second one

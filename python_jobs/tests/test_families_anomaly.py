@@ -146,3 +146,27 @@ def test_gpu_array_code_through_numpy_equals_cpu():
 def test_gpu_equals_cpu():
     for got, y in zip(anomaly_batch(GPU_BATCH), GPU_BATCH, strict=True):
         np.testing.assert_allclose(got[NAME], anomaly(y)[NAME], rtol=0, atol=1e-6, equal_nan=True)
+
+
+def test_trees_that_test_the_node_variance_are_scikit_learns():
+    # With 2,333 training rows two of the (seeded) targets are close enough that some trees
+    # must evaluate scikit-learn's "variance <= eps" leaf test; those replay its partition order.
+    n_train = 2333
+    plan_checks = anomaly_module.forest_plan(
+        n_train, params()["embed"], params()["n_estimators"], 0
+    ).check_variance
+    assert plan_checks.any() and not plan_checks.all()
+    rng = np.random.default_rng(7)
+    vectors = rng.integers(1, 44, size=(n_train + 300, params()["embed"])).astype(np.float64)
+    model = IsolationForest(n_estimators=params()["n_estimators"], random_state=0).fit(vectors[:n_train])
+    forest, plan = fit_forest(vectors[:n_train], params()["n_estimators"], 0)
+    for tree, estimator in zip(forest, model.estimators_, strict=True):
+        count = estimator.tree_.node_count
+        np.testing.assert_array_equal(tree[:count, anomaly_module.LEFT], estimator.tree_.children_left)
+        np.testing.assert_array_equal(tree[:count, anomaly_module.RIGHT], estimator.tree_.children_right)
+    np.testing.assert_allclose(
+        score_forest(forest, plan, vectors[n_train:]),
+        -model.score_samples(vectors[n_train:]),
+        rtol=0,
+        atol=1e-12,
+    )
