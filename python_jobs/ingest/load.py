@@ -207,27 +207,24 @@ def _upsert(conn: psycopg.Connection, source_file: str) -> tuple[int, int]:
     can conflict (the file's own repeated keys were refused before), and ``on conflict`` would
     cost a speculative insertion per row, twice the time of the insert itself.
     """
+    draws = db.qualified(config.RAW_DRAWS_TABLE)
+    insert = sql.SQL(
+        "insert into {draws} as target (loto, unique_id, ds, y, num, co, source_file) "
+        "select loto, unique_id, ds, y, num, co, %(source)s from _ingest_draws"
+    ).format(draws=draws)
     first = conn.execute(
         sql.SQL(
             "select not exists (select 1 from {draws} as stored "
             "where stored.loto in (select distinct staged.loto from _ingest_draws as staged))"
-        ).format(draws=db.qualified(config.RAW_DRAWS_TABLE))
+        ).format(draws=draws)
     ).fetchone()
     if first and first[0]:
-        inserted = conn.execute(
-            sql.SQL(
-                "insert into {draws} (loto, unique_id, ds, y, num, co, source_file) "
-                "select loto, unique_id, ds, y, num, co, %(source)s from _ingest_draws"
-            ).format(draws=db.qualified(config.RAW_DRAWS_TABLE)),
-            {"source": source_file},
-        ).rowcount
-        return max(inserted, 0), 0
+        return max(conn.execute(insert, {"source": source_file}).rowcount, 0), 0
     row = conn.execute(
         sql.SQL(
             """
             with merged as (
-                insert into {draws} as target (loto, unique_id, ds, y, num, co, source_file)
-                select loto, unique_id, ds, y, num, co, %(source)s from _ingest_draws
+                {insert}
                 on conflict (loto, unique_id, ds) do update
                     set y = excluded.y,
                         num = excluded.num,
@@ -240,7 +237,7 @@ def _upsert(conn: psycopg.Connection, source_file: str) -> tuple[int, int]:
             )
             select count(*) filter (where inserted), count(*) filter (where not inserted) from merged
             """
-        ).format(draws=db.qualified(config.RAW_DRAWS_TABLE)),
+        ).format(insert=insert),
         {"source": source_file},
     ).fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)

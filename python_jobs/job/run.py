@@ -344,15 +344,18 @@ def _compute_and_write(run: _Run) -> None:
     try:
         _compute_batches(run, ticker)
     except BaseException:
-        if run.bulk_hist:
-            # The next run's table check builds the key if this cannot.
-            with contextlib.suppress(Exception):
-                run.reader.run(lambda conn: tables.add_primary_key(conn, tables.HIST_TABLE), "primary key")
+        # The key of a failed bulk load is built if it can be, else by the next run's table check.
+        with contextlib.suppress(Exception):
+            _end_bulk_load(run)
         raise
-    if run.bulk_hist:
-        run.reader.run(lambda conn: tables.add_primary_key(conn, tables.HIST_TABLE), "primary key")
+    _end_bulk_load(run)
     run.result.seconds_per_phase["write"] = run.writes.busy_seconds
     run.result.seconds_per_phase["write_wait"] = run.writes.wait_seconds
+
+
+def _end_bulk_load(run: _Run) -> None:
+    if run.bulk_hist:
+        run.reader.run(lambda conn: tables.add_primary_key(conn, tables.HIST_TABLE), "primary key")
 
 
 def _compute_batches(run: _Run, ticker: ProgressLog) -> None:

@@ -126,7 +126,7 @@ def create_statement(name: str) -> sql.Composed:
     return sql.SQL("create table if not exists {} ({})").format(table(name), sql.SQL(", ").join(body))
 
 
-def _primary_key(conn: psycopg.Connection, name: str) -> str | None:
+def primary_key(conn: psycopg.Connection, name: str) -> str | None:
     """The name of the primary key constraint of ``name`` in the target schema, if it has one."""
     row = conn.execute(
         "select c.conname from pg_constraint as c join pg_class as t on t.oid = c.conrelid "
@@ -139,7 +139,7 @@ def _primary_key(conn: psycopg.Connection, name: str) -> str | None:
 
 def add_primary_key(conn: psycopg.Connection, name: str) -> None:
     """Build the primary key of ``name`` if it has none (after a bulk load, or a run killed in one)."""
-    if _primary_key(conn, name) is not None:
+    if primary_key(conn, name) is not None:
         return
     started = time.perf_counter()
     with conn.transaction():
@@ -160,7 +160,7 @@ def begin_bulk_load(conn: psycopg.Connection, name: str) -> bool:
     """
     with conn.transaction():
         empty = conn.execute(sql.SQL("select not exists (select 1 from {})").format(table(name))).fetchone()
-        key = _primary_key(conn, name)
+        key = primary_key(conn, name)
         if not (empty and empty[0]) or key is None:
             return False
         conn.execute(sql.SQL("alter table {} drop constraint {}").format(table(name), sql.Identifier(key)))

@@ -24,6 +24,7 @@ from python_jobs import config, db, dbt, definitions
 from python_jobs.features import registry
 from python_jobs.ingest import ingest_file
 from python_jobs.tests import naive_hist
+from python_jobs.tests.realtime_reference import assert_columns_close
 
 # The feature definitions of dbt_project.yml (python_jobs/definitions.py).
 DEFS = definitions.load()
@@ -134,20 +135,7 @@ def _create_python_job_table(url: str, schema: str, columns: list[str]) -> None:
 def _assert_close(got: pd.DataFrame, want: pd.DataFrame, *, rtol: float, atol: float) -> None:
     """Same rows; every column of ``want`` equal within tolerance, NULL exactly where NaN."""
     assert list(got.index) == list(want.index)
-    failures = []
-    for column in want.columns:
-        expected = pd.to_numeric(want[column], errors="coerce").astype(float).to_numpy()
-        actual = pd.to_numeric(got[column].astype(object).where(got[column].notna()), errors="coerce")
-        actual = actual.astype(float).to_numpy()
-        null_mismatch = np.isnan(actual) != np.isnan(expected)
-        both = ~np.isnan(actual) & ~np.isnan(expected)
-        far = both & ~np.isclose(actual, expected, rtol=rtol, atol=atol)
-        if null_mismatch.any() or far.any():
-            bad = np.flatnonzero(null_mismatch | far)[:3]
-            failures.append(
-                f"{column}: {null_mismatch.sum()} NULL mismatches, {far.sum()} values apart, e.g. "
-                + ", ".join(f"{want.index[i]}: {actual[i]!r} vs {expected[i]!r}" for i in bad)
-            )
+    failures = assert_columns_close(got, want, rtol=rtol, atol=atol)
     assert not failures, "\n".join(failures)
 
 
