@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import importlib
 import importlib.util
 import json
@@ -105,10 +106,14 @@ class RedisSettings(_Section):
 
 
 class OnlineSettings(_Section):
-    host: str = "0.0.0.0"
-    port: Annotated[int, Field(ge=1, le=65535)] = 8765
+    host: str = "127.0.0.1"
     metrics_port: Annotated[int, Field(ge=1, le=65535)] = 9108
     buffer_size: Annotated[int, Field(ge=1)] = 100_000
+    service_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "default"
+    max_symbols: Annotated[int, Field(ge=1)] = 100_000
+    ts_earliest: dt.date = dt.date(1900, 1, 1)
+    ts_max_ahead_days: Annotated[float, Field(ge=0)] = 7.0
+    max_frame_bytes: Annotated[int, Field(ge=1024)] = 1 << 20
 
 
 class DaskSettings(_Section):

@@ -144,7 +144,7 @@ def test_database_retry_follows_the_settings():
             ["database.url = 'mysql://app:***@db/loto'", "postgresql://"],
         ),
         ("redis:\n  url: http://cache:6379\n", ["redis.url", "redis://"]),
-        ("online:\n  port: 70000\n", ["online.port = 70000", "less than or equal to 65535"]),
+        ("online:\n  metrics_port: 70000\n", ["online.metrics_port = 70000", "less than or equal to 65535"]),
     ],
 )
 def test_bad_settings_file_one_message_exit_2(tmp_path: Path, capsys, text: str, expected: list[str]):
