@@ -1,38 +1,69 @@
 """``StreamingDataProcessor``: the WebSocket intake of the online service.
 
 An asyncio client (``websockets``) reads JSON messages ``{"symbol", "ts", "price", "volume"}``
-(or a JSON array of them in one frame) and puts the valid ones on a bounded queue. When the
-queue is full the reader waits, so it stops reading the socket and TCP flow control slows the
-sender: backpressure, never unbounded memory. Every message is counted once, as accepted or
-as dropped for one reason:
+(or a JSON array of them in one frame; format in ``docs/FEED.md``, schema in
+``docs/feed.schema.json``) and puts the valid ones on a bounded queue. When the queue is full
+the reader waits, so it stops reading the socket and TCP flow control slows the sender:
+backpressure, never unbounded memory. Every message is counted once, as accepted or as
+dropped for one reason of :data:`DROP_REASONS`, so ``received == accepted + sum(drops)``:
 
-- ``malformed``: not JSON, not an object, a missing or ill-typed field, an unparseable ``ts``;
-- ``non_finite``: ``price`` (or ``volume``) NaN or infinite;
+- ``malformed``: not JSON, not an object, a missing or ill-typed field, a symbol that is empty,
+  too long or not printable text, a ``ts`` that is not ISO-8601 or a number;
+- ``non_finite``: ``price`` or ``volume`` NaN or infinite (``1e400`` and 400-digit integers too);
 - ``duplicate``: the same ``ts`` as the symbol's newest accepted message;
-- ``out_of_order``: older than the symbol's newest accepted message.
+- ``out_of_order``: older than the symbol's newest accepted message;
+- ``ts_out_of_range``: before ``ts_earliest`` or more than ``ts_max_ahead_s`` after now, so one
+  absurd timestamp cannot hold a symbol's ordering state past every real message;
+- ``oversized``: a frame over ``max_frame_bytes`` (the connection is closed with code 1009 and
+  reopened; the frame counts as one message).
+
+A frame that is a JSON array counts each element as a message; an empty array counts as one
+malformed message, so every frame is counted at least once. Each reason's drops are logged
+as a sample at most once per ``drop_log_interval_s``, with the number dropped since the last.
 
 A lost connection is retried with exponential backoff (with jitter) until :meth:`stop`; the
-per-symbol ordering state survives a reconnect, so a feed that replays its last messages
-after resuming has them dropped as duplicates rather than applied twice.
+``subscribe`` payload, when given, is sent on every connection. The per-symbol ordering state
+survives a reconnect, so a feed that replays its last messages after resuming has them dropped
+as duplicates rather than applied twice; it holds at most ``max_symbols`` symbols, forgetting
+the least recently updated one (counted in :attr:`evicted`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import math
 import random
+import reprlib
 import time
-from collections import Counter
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import websockets
 
-from python_jobs.realtime.engine import to_epoch
+from python_jobs import settings
+from python_jobs.log import get_logger
+from python_jobs.realtime.messages import epoch_seconds, number
 
-DROP_REASONS = ("malformed", "non_finite", "duplicate", "out_of_order")
+log = get_logger(__name__)
+
+DROP_REASONS = ("malformed", "non_finite", "duplicate", "out_of_order", "ts_out_of_range", "oversized")
+
+# Longest symbol accepted (characters); the store escapes what a Redis key cannot hold as is.
+MAX_SYMBOL_CHARS = 64
+# Characters of a dropped message shown in its log sample.
+SAMPLE_CHARS = 200
+# WebSocket close codes sent by the client when it refuses a frame (RFC 6455, section 7.4.1).
+_CLOSE_TOO_BIG = 1009
+_CLOSE_INVALID_DATA = 1007
+
+_sample_repr = reprlib.Repr()
+_sample_repr.maxlevel = 3
+_sample_repr.maxdict = _sample_repr.maxlist = 8
+_sample_repr.maxstring = _sample_repr.maxother = 80
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +75,29 @@ class Tick:
     price: float
     volume: float
     received: float
+
+
+def _sample(message: Any) -> str:
+    """At most :data:`SAMPLE_CHARS` characters of a dropped message, for its log line."""
+    if isinstance(message, (str, bytes)):
+        text = repr(message[:SAMPLE_CHARS])
+    else:
+        try:
+            text = _sample_repr.repr(message)
+        except (ValueError, RecursionError):  # an integer past str()'s digit limit
+            text = f"<{type(message).__name__}>"
+    return text if len(text) <= SAMPLE_CHARS else text[: SAMPLE_CHARS - 3] + "..."
+
+
+def _online_limits() -> dict[str, float]:
+    online = settings.get().online
+    earliest = dt.datetime.combine(online.ts_earliest, dt.time(), tzinfo=dt.UTC)
+    return {
+        "max_frame_bytes": online.max_frame_bytes,
+        "ts_earliest": earliest.timestamp(),
+        "ts_max_ahead_s": online.ts_max_ahead_days * 86400.0,
+        "max_symbols": online.max_symbols,
+    }
 
 
 class StreamingDataProcessor:
@@ -59,6 +113,20 @@ class StreamingDataProcessor:
         Seconds between reconnection attempts: doubling from the first to the second.
     metrics : ServiceMetrics, optional
         Counters to update as messages arrive.
+    max_frame_bytes : int, optional
+        Largest frame read; a larger one is dropped as ``oversized`` and the connection reopened.
+    ts_earliest : float, optional
+        Earliest timestamp accepted, epoch seconds.
+    ts_max_ahead_s : float, optional
+        How far past the present a timestamp may be, seconds.
+    max_symbols : int, optional
+        Symbols whose ordering state is held (least recently updated forgotten past it).
+    subscribe : str, optional
+        JSON text sent on every connection, before reading (a feed's subscription request).
+    drop_log_interval_s : float
+        Least seconds between two logged samples of one drop reason.
+
+    The four limits left out are read from ``settings.get().online``.
     """
 
     def __init__(
@@ -69,77 +137,144 @@ class StreamingDataProcessor:
         backoff_min: float = 0.05,
         backoff_max: float = 2.0,
         metrics: Any = None,
+        max_frame_bytes: int | None = None,
+        ts_earliest: float | None = None,
+        ts_max_ahead_s: float | None = None,
+        max_symbols: int | None = None,
+        subscribe: str | None = None,
+        drop_log_interval_s: float = 10.0,
     ) -> None:
+        given = {
+            "max_frame_bytes": max_frame_bytes,
+            "ts_earliest": ts_earliest,
+            "ts_max_ahead_s": ts_max_ahead_s,
+            "max_symbols": max_symbols,
+        }
+        if None in given.values():
+            defaults = _online_limits()
+            given = {name: defaults[name] if value is None else value for name, value in given.items()}
+        if subscribe is not None:
+            try:
+                json.loads(subscribe)
+            except ValueError as exc:
+                raise ValueError(f"the subscribe payload is not JSON: {exc}") from None
         self.url = url
         self.queue: asyncio.Queue[Tick] = asyncio.Queue(maxsize=queue_size)
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
         self.metrics = metrics
+        self.max_frame_bytes = int(given["max_frame_bytes"])
+        self.ts_earliest = float(given["ts_earliest"])
+        self.ts_max_ahead_s = float(given["ts_max_ahead_s"])
+        self.max_symbols = int(given["max_symbols"])
+        self.subscribe = subscribe
+        self.drop_log_interval_s = drop_log_interval_s
         self.received = 0
         self.accepted = 0
-        self.dropped: Counter[str] = Counter()
+        self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         self.connections = 0
-        self._last_ts: dict[str, float] = {}
+        self.evicted = 0
+        # Newest accepted ts per symbol, least recently updated first.
+        self._last_ts: OrderedDict[str, float] = OrderedDict()
         self._stopping = asyncio.Event()
+        self._clock = time.monotonic
+        self._next_sample: dict[str, float] = {}
+        self._sampled: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
 
     # -- validation -------------------------------------------------------------------------
 
-    def _drop(self, reason: str) -> None:
+    def _drop(self, reason: str, message: Any = None) -> None:
         self.dropped[reason] += 1
         if self.metrics is not None:
             self.metrics.drops.labels(reason=reason).inc()
+        now = self._clock()
+        if now >= self._next_sample.get(reason, -math.inf):
+            self._next_sample[reason] = now + self.drop_log_interval_s
+            since, self._sampled[reason] = self.dropped[reason] - self._sampled[reason], self.dropped[reason]
+            log.warning("feed message dropped", reason=reason, dropped=since, sample=_sample(message))
 
-    def validate(self, message: Any, received: float) -> Tick | None:
-        """A :class:`Tick`, or None after counting the reason it was dropped."""
-        if not isinstance(message, dict):
-            self._drop("malformed")
+    def validate(self, message: Any, received: float, now: float | None = None) -> Tick | None:
+        """A :class:`Tick`, or None after counting the reason it was dropped.
+
+        ``now`` (epoch seconds, default the clock) bounds how far ahead ``ts`` may be.
+        """
+        if type(message) is not dict:
+            self._drop("malformed", message)
             return None
-        symbol, ts, price = message.get("symbol"), message.get("ts"), message.get("price")
-        volume = message.get("volume", 0.0)
-        if not isinstance(symbol, str) or not symbol or ":" in symbol or len(symbol) > 64:
-            self._drop("malformed")
-            return None
-        numbers_ok = all(
-            isinstance(value, (int, float)) and not isinstance(value, bool) for value in (price, volume)
-        )
-        if not numbers_ok:
-            self._drop("malformed")
+        symbol = message.get("symbol")
+        # isprintable() refuses control characters and lone surrogates (not encodable as UTF-8).
+        if type(symbol) is not str or not 0 < len(symbol) <= MAX_SYMBOL_CHARS or not symbol.isprintable():
+            self._drop("malformed", message)
             return None
         try:
-            stamp = to_epoch(ts)
-        except (TypeError, ValueError, OverflowError):
-            self._drop("malformed")
+            price = number(message.get("price"))
+            volume = number(message.get("volume", 0.0))
+            stamp = epoch_seconds(message.get("ts"))
+        except ValueError:
+            self._drop("malformed", message)
             return None
         if not (math.isfinite(price) and math.isfinite(volume)):
-            self._drop("non_finite")
+            self._drop("non_finite", message)
             return None
-        last = self._last_ts.get(symbol)
-        if last is not None and stamp <= last:
-            self._drop("duplicate" if stamp == last else "out_of_order")
+        if not self.ts_earliest <= stamp <= (time.time() if now is None else now) + self.ts_max_ahead_s:
+            self._drop("ts_out_of_range", message)
             return None
-        self._last_ts[symbol] = stamp
+        return self._in_order(symbol, stamp, price, volume, received, message)
+
+    def _in_order(
+        self, symbol: str, stamp: float, price: float, volume: float, received: float, message: Any
+    ) -> Tick | None:
+        last_ts = self._last_ts
+        last = last_ts.get(symbol)
+        if last is not None:
+            if stamp <= last:
+                self._drop("duplicate" if stamp == last else "out_of_order", message)
+                return None
+            last_ts.move_to_end(symbol)
+        elif len(last_ts) >= self.max_symbols:
+            last_ts.popitem(last=False)
+            self.evicted += 1
+        last_ts[symbol] = stamp
         self.accepted += 1
-        return Tick(symbol, stamp, float(price), float(volume), received)
+        return Tick(symbol, stamp, price, volume, received)
+
+    def forget(self, symbol: str) -> None:
+        """Drop ``symbol``'s ordering state (its next message is accepted whatever its ts)."""
+        self._last_ts.pop(symbol, None)
+
+    @property
+    def symbols_held(self) -> int:
+        """Symbols whose ordering state is held."""
+        return len(self._last_ts)
 
     def parse_frame(self, frame: str | bytes) -> list[Tick]:
-        """Validate one WebSocket frame (one message or a JSON array of them)."""
+        """Validate one WebSocket frame (one message or a JSON array of them); never raises."""
         received = time.perf_counter()
+        now = time.time()
         try:
             payload = json.loads(frame)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            payload = None
-            messages: list[Any] = [None]
-        else:
-            messages = payload if isinstance(payload, list) and payload else [payload]
-        self.received += len(messages)
-        if self.metrics is not None:
-            self.metrics.messages.inc(len(messages))
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            self._count(1)
+            self._drop("malformed", frame)
+            return []
+        messages = payload if type(payload) is list and payload else [payload]
+        self._count(len(messages))
         ticks = []
         for message in messages:
-            tick = self.validate(message, received)
+            try:
+                tick = self.validate(message, received, now)
+            except Exception as exc:  # a message the checks above did not foresee: dropped, logged
+                log.error("feed message unreadable", error=type(exc).__name__, sample=_sample(message))
+                self._drop("malformed", message)
+                continue
             if tick is not None:
                 ticks.append(tick)
         return ticks
+
+    def _count(self, messages: int) -> None:
+        self.received += messages
+        if self.metrics is not None:
+            self.metrics.messages.inc(messages)
 
     # -- connection -------------------------------------------------------------------------
 
@@ -148,12 +283,18 @@ class StreamingDataProcessor:
         delay = self.backoff_min
         while not self._stopping.is_set():
             try:
-                async with websockets.connect(self.url, max_size=2**24, open_timeout=2) as socket:
+                async with websockets.connect(
+                    self.url, max_size=self.max_frame_bytes, open_timeout=2
+                ) as socket:
                     self.connections += 1
                     if self.connections > 1 and self.metrics is not None:
                         self.metrics.reconnects.inc()
                     delay = self.backoff_min
-                    await self._read(socket)
+                    if self.subscribe is not None:
+                        await socket.send(self.subscribe)
+                    await self._read_until_stopped(socket)
+            except websockets.ConnectionClosed as exc:
+                self._count_refused_frame(exc)
             except (TimeoutError, OSError, websockets.WebSocketException):
                 pass
             if self._stopping.is_set():
@@ -162,21 +303,34 @@ class StreamingDataProcessor:
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay * (0.5 + random.random()))
             delay = min(self.backoff_max, delay * 2)
 
-    async def _read(self, socket: Any) -> None:
+    def _count_refused_frame(self, closed: websockets.ConnectionClosed) -> None:
+        """Count the frame this client closed the connection over: too big, or not UTF-8 text."""
+        code = closed.sent.code if closed.sent is not None else None
+        reason = {_CLOSE_TOO_BIG: "oversized", _CLOSE_INVALID_DATA: "malformed"}.get(code)
+        if reason is not None:
+            self._count(1)
+            self._drop(reason, f"frame refused: {closed.sent.reason}")
+
+    async def _read_until_stopped(self, socket: Any) -> None:
+        """Read until the connection ends (its exception raised here) or :meth:`stop`."""
+        reader = asyncio.ensure_future(self._read(socket))
         stop = asyncio.ensure_future(self._stopping.wait())
         try:
-            while True:
-                receive = asyncio.ensure_future(socket.recv())
-                done, _ = await asyncio.wait({receive, stop}, return_when=asyncio.FIRST_COMPLETED)
-                if stop in done:
-                    receive.cancel()
-                    return
-                for tick in self.parse_frame(receive.result()):
-                    await self.queue.put(tick)
-                if self.metrics is not None:
-                    self.metrics.queue_depth.set(self.queue.qsize())
+            await asyncio.wait({reader, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.cancel()
+            reader.cancel()
+            # Always awaited, so its exception is raised here rather than reported as never retrieved.
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    async def _read(self, socket: Any) -> None:
+        queue, metrics = self.queue, self.metrics
+        while True:
+            for tick in self.parse_frame(await socket.recv()):
+                await queue.put(tick)
+            if metrics is not None:
+                metrics.queue_depth.set(queue.qsize())
 
     def stop(self) -> None:
         self._stopping.set()
