@@ -13,6 +13,9 @@
    talipp-based baseline (bench/realtime.py).
 5. The whole pipeline on the panel, per stage, with the Python job's phases and families, and
    `demo`'s stages on the bundled data after a fresh schema and again (:mod:`bench.pipeline`).
+6. A soak of the online service: 1,000 msg/s over 1,000 symbols for BENCH_SOAK_MINUTES (10),
+   its memory sampled every 10 s, the slope after the warm-up and the p99 latency
+   (:mod:`bench.soak`).
 
 Sizes come from the environment: BENCH_SERIES, BENCH_ROWS (1000 each), BENCH_REPEATS (3),
 BENCH_FAMILY_SERIES (1000), BENCH_PIPELINE_SERIES and BENCH_PIPELINE_ROWS (default
@@ -187,11 +190,15 @@ def print_table(results: dict) -> None:
             print_pipeline(results["pipeline"])
         if results.get("demo"):
             print_demo(results["demo"])
+    if results.get("soak"):
+        from bench.soak import print_soak
+
+        print_soak(results["soak"])
 
 
 def main(only: list[str] | None = None) -> int:
     url = db.database_url()
-    sections = only or ["hist", "families", "bundled", "realtime", "pipeline", "demo"]
+    sections = only or ["hist", "families", "bundled", "realtime", "pipeline", "demo", "soak"]
     results: dict = {
         "machine": {
             "python": sys.version.split()[0],
@@ -232,6 +239,10 @@ def main(only: list[str] | None = None) -> int:
             from bench.pipeline import bench_demo
 
             results["demo"] = bench_demo(url)
+        if "soak" in sections:
+            from bench.soak import bench_soak
+
+            results["soak"] = bench_soak(float(os.environ.get("BENCH_SOAK_MINUTES", 10)))
     finally:
         if previous_schema is None:
             os.environ.pop("DBT_SCHEMA", None)
