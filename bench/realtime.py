@@ -57,6 +57,11 @@ class TalippEngine:
         self._make = lambda: (SMA(5), SMA(20), EMA(12), EMA(26), RSI(14), MACD(12, 26, 9))
         self.series: dict[str, tuple] = {}
         self.names = INDICATOR_NAMES
+        self.evicted = 0  # the service reports symbols held and evicted; the baseline keeps all
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self.series)
 
     def update_many(self, keys, ts, values) -> np.ndarray:
         out = np.empty((len(keys), len(self.names)))
@@ -96,7 +101,16 @@ class NaiveStore:
             if fields:
                 pipe.hset(f"baseline:latest:{symbol}", mapping=fields)
         pipe.execute()
+        self.counters.updates += len(symbols)
         self.counters.written += len(symbols)
+        self.counters.batches += 1
+        return True
+
+    # The baseline never buffers: nothing waits for a retry.
+    def retry_in(self) -> float:
+        return 0.0
+
+    def flush_pending(self) -> bool:
         return True
 
     def flush(self, timeout: float = 0.0) -> bool:
