@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
 from urllib.parse import urlsplit
 
 import pytest
@@ -482,3 +487,48 @@ def test_grafana_is_provisioned_with_prometheus_and_the_dashboards():
         for panel in dashboard["panels"]:
             for target in panel["targets"]:
                 assert target["datasource"]["uid"] == source["uid"], (path.name, panel["title"])
+
+
+def _listening(pid: int) -> set[tuple[str, int]]:
+    import psutil
+
+    process = psutil.Process(pid)
+    return {
+        (conn.laddr.ip, conn.laddr.port)
+        for conn in process.net_connections(kind="tcp")
+        if conn.status == psutil.CONN_LISTEN
+    }
+
+
+def test_online_command_with_the_compose_environment_serves_metrics_on_every_interface():
+    """The compose service's command and address settings, run: /metrics binds 0.0.0.0 (so the
+    published port and Prometheus reach it), not the loopback of the container."""
+    if "realtime" not in _subcommands():
+        pytest.skip("the online service's `realtime` subcommand is not part of this build")
+    # A feed nobody serves (the service keeps retrying it) and a free port for the metrics.
+    with socket.socket() as feed_probe, socket.socket() as metrics_probe:
+        feed_probe.bind(("127.0.0.1", 0))
+        metrics_probe.bind(("127.0.0.1", 0))
+        free, metrics_port = feed_probe.getsockname()[1], metrics_probe.getsockname()[1]
+    compose_env = _compose_env("online")
+    env = {**os.environ, "LOTO_ONLINE_HOST": compose_env["LOTO_ONLINE_HOST"]}
+    env["LOTO_METRICS_PORT"] = str(metrics_port)
+    command = [
+        arg.replace("ws://feed:8765", f"ws://127.0.0.1:{free}")
+        for arg in COMPOSE["services"]["online"]["command"]
+    ]
+    command = [sys.executable, *command[1:], "--duration", "60"]
+    service = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and service.poll() is None:
+            if any(port == metrics_port for _, port in _listening(service.pid)):
+                break
+            time.sleep(0.5)
+        assert service.poll() is None, service.stderr.read().decode()[-500:]
+        assert ("0.0.0.0", metrics_port) in _listening(service.pid)
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+            assert b"realtime_messages_total" in response.read()
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
