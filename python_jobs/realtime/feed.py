@@ -10,7 +10,10 @@ the volume the ``Volume`` column when present; a ``symbol`` column names the ser
 the price scaled slightly per symbol), so a benchmark can have 10,000 series. With ``--loop``
 the file restarts after its last row, its timestamps shifted past the previous pass so that
 every symbol's stream stays in order. Messages are paced on a 1 ms clock and sent in frames
-of all the messages due (a JSON array when more than one).
+of the messages due (a JSON array when more than one), at most ``frame_messages`` a frame:
+after a stall the backlog goes out in several frames, each well under the intake's
+``online.max_frame_bytes``, rather than one that the intake would refuse as oversized.
+What a client sends (a subscription request) is kept in :attr:`CsvFeed.heard`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,8 @@ import websockets
 
 DEFAULT_PORT = 8765
 LOOPBACK = "127.0.0.1"
+# Messages in one frame at most: about 100 bytes each, 100 kB a frame.
+FRAME_MESSAGES = 1000
 
 
 def load_ticks(path: Path, symbol: str = "EURUSD") -> pd.DataFrame:
@@ -71,7 +77,8 @@ def messages(ticks: pd.DataFrame, symbols: int = 1, loop: bool = False) -> Itera
 
 
 class CsvFeed:
-    """Serves :func:`messages` at ``rate`` per second to every connected client."""
+    """Serves :func:`messages` at ``rate`` per second to every connected client, at most
+    ``frame_messages`` messages a frame."""
 
     def __init__(
         self,
@@ -80,13 +87,17 @@ class CsvFeed:
         *,
         wait_for_client: bool = True,
         duration: float | None = None,
+        frame_messages: int = FRAME_MESSAGES,
     ) -> None:
         self.source = source
         self.rate = rate
         self.wait_for_client = wait_for_client
         self.duration = duration
+        self.frame_messages = frame_messages
         self.clients: set[Any] = set()
         self.sent = 0
+        # The last messages clients sent (subscription requests), for a demo to show.
+        self.heard: deque[str | bytes] = deque(maxlen=100)
         self.finished = asyncio.Event()
         self._client_seen = asyncio.Event()
 
@@ -94,7 +105,11 @@ class CsvFeed:
         self.clients.add(socket)
         self._client_seen.set()
         try:
-            await socket.wait_closed()
+            # Reading what the client sends also keeps its close frame from waiting unread.
+            async for message in socket:
+                self.heard.append(message)
+        except websockets.ConnectionClosed:
+            pass
         finally:
             self.clients.discard(socket)
 
@@ -124,11 +139,11 @@ class CsvFeed:
                     exhausted = True
                     break
                 pending.append(item)
-            if pending:
-                frame = json.dumps(pending[0] if len(pending) == 1 else pending)
-                self.sent += len(pending)
-                pending = []
-                await self._broadcast(frame)
+            for start in range(0, len(pending), self.frame_messages):
+                chunk = pending[start : start + self.frame_messages]
+                self.sent += len(chunk)
+                await self._broadcast(json.dumps(chunk[0] if len(chunk) == 1 else chunk))
+            pending = []
             await asyncio.sleep(0.001)
         self.finished.set()
 

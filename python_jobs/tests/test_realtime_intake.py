@@ -12,6 +12,7 @@ import json
 import math
 import time
 
+import numpy as np
 import pytest
 
 from python_jobs.realtime.stream import DROP_REASONS, StreamingDataProcessor
@@ -23,9 +24,7 @@ DAY = 86400.0
 
 def _processor(**kwargs) -> StreamingDataProcessor:
     limits = {"max_frame_bytes": 1 << 20, "ts_earliest": -2208988800.0, "ts_max_ahead_s": 7 * DAY}
-    return StreamingDataProcessor(
-        "ws://127.0.0.1:9", max_symbols=kwargs.pop("max_symbols", 1000), **limits, **kwargs
-    )
+    return StreamingDataProcessor("ws://127.0.0.1:9", **{"max_symbols": 1000, **limits, **kwargs})
 
 
 def _check(processor: StreamingDataProcessor, message, now: float = NOW):
@@ -340,3 +339,30 @@ def test_stop_while_reading_leaves_no_task_behind():
         assert pending == []
 
     assert _run_with_loop_errors(scenario) == []
+
+
+def test_csv_feed_sends_a_backlog_in_frames_the_intake_takes_and_hears_the_subscription():
+    import pandas as pd
+    import websockets
+
+    from python_jobs.realtime.feed import CsvFeed, messages
+
+    rows = pd.DataFrame({"symbol": "EURUSD", "ts": NOW + np.arange(2500.0), "price": 1.08, "volume": 1.0})
+    subscribe = json.dumps({"subscribe": ["EURUSD"]})
+    processor = _processor(max_frame_bytes=150_000, subscribe=subscribe)
+
+    async def scenario():
+        # A rate no clock keeps up with: all 2,500 messages (200 kB as one frame) are due at once.
+        feed = CsvFeed(messages(rows), rate=1e9)
+        async with websockets.serve(feed._handler, "127.0.0.1", 0) as server:
+            processor.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            reader = asyncio.ensure_future(processor.run())
+            await asyncio.wait_for(feed.play(), timeout=10)
+            await until(lambda: processor.received == 2500)
+            processor.stop()
+            await reader
+        return feed
+
+    feed = asyncio.run(scenario())
+    assert (processor.accepted, processor.dropped["oversized"], processor.connections) == (2500, 0, 1)
+    assert list(feed.heard) == [subscribe]
