@@ -1,22 +1,30 @@
 """Command line of the online half: ``realtime feed``, ``realtime serve``, ``realtime demo``, ``train``.
 
-Registered on the main parser by :func:`add_parsers`. Bad input (a missing file, a bad URL)
-and an unreachable server end with exit code 2 and one line, never a traceback; no message
-shows a password.
+Registered on the main parser by :func:`add_parsers`. Bad input (a bad argument, a missing
+file, a bad URL, a port in use) and an unreachable server end with exit code 2 and one line,
+never a traceback; no message shows a password. ``serve`` and ``demo`` read the settings
+(``redis.*``, ``online.*``) and exit 1, after saying how many, when updates never reached
+Redis (dropped from the full buffer, still buffered at shutdown, or in a batch that failed).
+SIGTERM and Ctrl-C stop ``serve`` the same way: drain, flush, report, exit code.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from python_jobs import config
+from python_jobs import config, settings
+from python_jobs.redact import mask_url, redact
 
 DEFAULT_FEED = config.RAW_DATA_DIR / "eurusd_h1.csv"
+#: Exit code of a run whose updates did not all reach Redis.
+EXIT_LOST = 1
 
 
 class CommandError(Exception):
@@ -24,8 +32,37 @@ class CommandError(Exception):
 
 
 def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {redact(message)}", file=sys.stderr)
     return 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument error is one line naming the command and the reason (exit code 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 1 to 65535, or 0 for a free one."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number (0-65535), got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number (0-65535), got {text!r}")
+    return value
 
 
 # -- feed --------------------------------------------------------------------------------------
@@ -80,52 +117,127 @@ def _timeseries(args: argparse.Namespace, names: tuple[str, ...]) -> list[str] |
     return columns
 
 
-def build_service(args: argparse.Namespace, feed_url: str, metrics: Any = None):
-    """Engine (warm-started as asked), store, intake, predictions: a ready FeatureService."""
-    import redis
-
-    from python_jobs.realtime.engine import RealTimeFeatureEngine
-    from python_jobs.realtime.metrics import ServiceMetrics
-    from python_jobs.realtime.predict import AsyncPredictionPipeline, load_model
-    from python_jobs.realtime.service import FeatureService
-    from python_jobs.realtime.store import RealTimeFeatureStore, connect
+def _intake(feed_url: str, args: argparse.Namespace, metrics: Any, current: settings.Settings):
+    """The WebSocket intake with the settings' bounds (``online.*``)."""
+    from python_jobs.realtime.engine import to_epoch
     from python_jobs.realtime.stream import StreamingDataProcessor
 
-    metrics = metrics or ServiceMetrics()
-    try:
-        client, where = connect()
-    except ValueError as exc:
-        raise CommandError(f"REDIS_URL is not a Redis URL: {exc}") from None
-    engine = RealTimeFeatureEngine(history_features=args.history_features)
-    # Load the compiled kernel now, not on the first message.
-    RealTimeFeatureEngine(history_features=False).update_many(["warm-up"], [0.0], [1.0])
-    store = RealTimeFeatureStore(
-        engine.names, engine.layout.version, client, ttl=args.ttl, timeseries=_timeseries(args, engine.names)
+    online = current.online
+    return StreamingDataProcessor(
+        feed_url,
+        queue_size=args.queue_size,
+        metrics=metrics,
+        max_frame_bytes=online.max_frame_bytes,
+        ts_earliest=to_epoch(online.ts_earliest),
+        ts_max_ahead_s=online.ts_max_ahead_days * 86400.0,
+        max_symbols=online.max_symbols,
     )
-    store.where = where
+
+
+def _warm_start(args: argparse.Namespace, engine: Any, store: Any, max_symbols: int) -> Any:
+    """The engine to start from: ``engine`` itself, or the state saved in Redis or the marts."""
+    import redis
+
+    from python_jobs.realtime.state import StateError
+
     if args.warm_start == "redis":
         try:
-            saved = store.load_state()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise CommandError(f"cannot reach Redis at {where}: {type(exc).__name__}") from None
-        if saved is not None:
-            engine = saved
-    elif args.warm_start == "postgres":
+            saved = store.load_state(max_keys=max_symbols)
+        except redis.RedisError as exc:
+            raise CommandError(f"cannot read the saved state from Redis at {store.where}: {exc}") from None
+        except StateError as exc:
+            raise CommandError(f"cannot warm-start from {store.state_key}: {exc}") from None
+        return engine if saved is None else saved
+    if args.warm_start == "postgres":
         import psycopg
 
         try:
             engine.warm_start_from_postgres()
         except psycopg.Error as exc:
             raise CommandError(f"cannot warm-start from PostgreSQL: {type(exc).__name__}") from None
-    processor = StreamingDataProcessor(feed_url, queue_size=args.queue_size, metrics=metrics)
+    return engine
+
+
+def build_service(
+    args: argparse.Namespace,
+    feed_url: str,
+    metrics: Any = None,
+    current: settings.Settings | None = None,
+):
+    """Engine (warm-started as asked), store, intake, predictions: a ready FeatureService.
+
+    Every bound comes from ``current`` (default :func:`python_jobs.settings.get`): the Redis
+    URL, key prefix and TTL, the buffer size, the service id, the symbol cap and the intake's
+    limits; ``args`` holds this run's choices (``--ttl`` defaults to ``redis.ttl_s``).
+    """
+    from python_jobs.realtime.engine import RealTimeFeatureEngine
+    from python_jobs.realtime.metrics import ServiceMetrics
+    from python_jobs.realtime.predict import AsyncPredictionPipeline, load_model
+    from python_jobs.realtime.service import FeatureService
+    from python_jobs.realtime.store import RealTimeFeatureStore, connect
+
+    current = current or settings.get()
+    metrics = metrics or ServiceMetrics()
+    try:
+        client, where = connect(current=current)
+    except ValueError as exc:
+        raise CommandError(f"redis.url is not a Redis URL: {exc}") from None
+    max_symbols = current.online.max_symbols
+    engine = RealTimeFeatureEngine(history_features=args.history_features, max_keys=max_symbols)
+    # Load the compiled kernel now, not on the first message.
+    RealTimeFeatureEngine(history_features=False).update_many(["warm-up"], [0.0], [1.0])
+    store = RealTimeFeatureStore(
+        engine.names,
+        engine.layout.version,
+        client,
+        current=current,
+        ttl=args.ttl,
+        timeseries=_timeseries(args, engine.names),
+    )
+    store.where = where
+    engine = _warm_start(args, engine, store, max_symbols)
+    processor = _intake(feed_url, args, metrics, current)
+    # A symbol evicted from the engine is forgotten by the intake too (its ordering state).
+    engine.on_evict = processor.forget
     predictor = None
     bundle = None if args.no_predict else load_model()
     if bundle is not None:
         predictor = AsyncPredictionPipeline(
             bundle, engine.names, client, engine.layout.version, metrics=metrics
         )
-    service = FeatureService(engine, store, processor, metrics, predictor, max_batch=args.max_batch)
-    return service
+        predictor.stream = store.predictions_key
+    return FeatureService(
+        engine,
+        store,
+        processor,
+        metrics,
+        predictor,
+        max_batch=args.max_batch,
+        status_every=getattr(args, "status_every", None) or None,
+    )
+
+
+def _warn_if_unreachable(store: Any) -> None:
+    """Say at start-up when Redis refuses us: the service still runs and buffers."""
+    import redis
+
+    try:
+        store.client.ping()
+    except (redis.RedisError, OSError) as exc:
+        print(
+            f"warning: Redis at {store.where} does not answer ({type(exc).__name__}): updates are "
+            f"buffered (up to {store.buffer_size:,}) until it does",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _serve_metrics(metrics: Any, port: int, current: settings.Settings) -> int:
+    host = current.online.host
+    try:
+        return metrics.serve(port, host)
+    except OSError as exc:
+        raise CommandError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def print_report(service: Any, seconds: float, sample_keys: int = 6) -> None:
@@ -145,86 +257,146 @@ def print_report(service: Any, seconds: float, sample_keys: int = 6) -> None:
         f"  Redis: {c.written:,} updates written in {c.batches:,} batches, {c.errors} errors, "
         f"buffer {store.buffer_fill} (dropped {c.buffer_dropped})"
     )
+    if service.internal_errors:
+        print(f"  internal errors {service.internal_errors} ({service.failed_updates:,} updates lost)")
     if service.predictor is not None:
         p = service.predictor
         print(f"  predictions published {p.published:,} to {p.stream} (dropped {p.dropped})")
     try:
-        keys = sorted(k.decode() for k in store.client.scan_iter(f"feature:{store.version}:*", count=1000))
-        print(f"  sample of {len(keys):,} feature keys:")
-        for key in keys[-sample_keys:]:
-            print(f"    {key} = {store.client.get(key).decode()}")
-        symbol = service.engine.keys[0] if service.engine.keys else None
-        if symbol:
-            latest = store.latest(symbol) or {}
-            shown = {
-                k: latest.get(k) for k in ("ts", "hist_y_lag1", "hist_y_roll_mean_w30", "rsi_14", "macd")
-            }
-            print(f"    {store.latest_key(symbol)} (hash, {len(store.names)} float64) -> {json.dumps(shown)}")
-        if service.predictor is not None:
-            last = store.client.xrevrange(service.predictor.stream, count=1)
-            if last:
-                newest = {k.decode(): v.decode() for k, v in last[0][1].items()}
-                print(f"    {service.predictor.stream} newest: {newest}")
+        _print_sample(service, sample_keys)
     except Exception as exc:  # a report must not turn a finished run into a failure
         print(f"  (could not read keys back: {type(exc).__name__})")
+
+
+def _print_sample(service: Any, sample_keys: int) -> None:
+    store = service.store
+    keys = sorted(k.decode() for k in store.client.scan_iter(store.feature_pattern(), count=1000))
+    print(f"  sample of {len(keys):,} feature keys:")
+    for key in keys[-sample_keys:]:
+        print(f"    {key} = {store.client.get(key).decode()}")
+    symbol = service.engine.keys[0] if service.engine.keys else None
+    if symbol:
+        latest = store.latest(symbol) or {}
+        shown = {k: latest.get(k) for k in ("ts", "hist_y_lag1", "hist_y_roll_mean_w30", "rsi_14", "macd")}
+        print(f"    {store.latest_key(symbol)} (hash, {len(store.names)} float64) -> {json.dumps(shown)}")
+    if service.predictor is not None:
+        last = store.client.xrevrange(service.predictor.stream, count=1)
+        if last:
+            newest = {k.decode(): v.decode() for k, v in last[0][1].items()}
+            print(f"    {service.predictor.stream} newest: {newest}")
+
+
+def _outcome(service: Any) -> int:
+    """0 when every update reached Redis; else 1, after one line saying how many did not."""
+    lost = service.lost()
+    if not lost["total"]:
+        return 0
+    print(
+        f"error: {lost['total']:,} updates never reached Redis ({lost['buffer_dropped']:,} dropped "
+        f"from the full buffer, {lost['not_written']:,} still buffered at shutdown, "
+        f"{lost['failed']:,} in failed batches)",
+        file=sys.stderr,
+    )
+    return EXIT_LOST
+
+
+async def _run_until_signalled(service: Any, duration: float | None) -> None:
+    """``service.run``, stopped gracefully (drained, flushed) by SIGTERM or Ctrl-C."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for number in signals:
+        loop.add_signal_handler(number, service.stop)
+    try:
+        await service.run(duration)
+    finally:
+        for number in signals:
+            loop.remove_signal_handler(number)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     if not args.feed.startswith(("ws://", "wss://")):
         return _fail(f"--feed must be a ws:// or wss:// URL, got {args.feed!r}")
+    from python_jobs.realtime.metrics import ServiceMetrics
+
+    current = settings.get()
+    port = current.online.metrics_port if args.metrics_port is None else args.metrics_port
     try:
-        service = build_service(args, args.feed)
+        metrics = ServiceMetrics()
+        bound = _serve_metrics(metrics, port, current)
+        service = build_service(args, args.feed, metrics, current)
     except CommandError as exc:
         return _fail(str(exc))
-    port = service.metrics.serve(args.metrics_port)
+    except KeyboardInterrupt:
+        print("interrupted before serving", file=sys.stderr)
+        return 130
     print(
-        f"serving {args.feed} -> {service.store.where}; metrics on http://127.0.0.1:{port}/metrics",
+        f"serving {mask_url(args.feed)} -> {service.store.where}; "
+        f"metrics on http://{current.online.host}:{bound}/metrics",
         flush=True,
     )
-    try:
-        asyncio.run(service.run(args.duration))
-    except KeyboardInterrupt:
-        service.drain()
+    _warn_if_unreachable(service.store)
+    asyncio.run(_run_until_signalled(service, args.duration))
     if args.save_state:
-        service.store.save_state(service.engine)
+        _save_state(service)
     print_report(service, args.duration or 0.0)
-    return 0
+    return _outcome(service)
+
+
+def _save_state(service: Any) -> None:
+    import redis
+
+    try:
+        service.store.save_state(service.engine)
+        print(f"engine state saved to {service.store.state_key}")
+    except (redis.RedisError, OSError) as exc:
+        print(f"error: engine state not saved ({type(exc).__name__})", file=sys.stderr)
 
 
 # -- demo --------------------------------------------------------------------------------------
 
 
-async def _demo(args: argparse.Namespace) -> Any:
+async def _demo(args: argparse.Namespace, current: settings.Settings) -> Any:
     import websockets
 
     from python_jobs.realtime.feed import CsvFeed, load_ticks, messages
+    from python_jobs.realtime.metrics import ServiceMetrics
 
     ticks = load_ticks(Path(args.file), "EURUSD")
     feed = CsvFeed(messages(ticks, args.symbols, loop=True), args.rate)
     async with websockets.serve(feed._handler, "127.0.0.1", 0, compression=None) as server:
         port = server.sockets[0].getsockname()[1]
-        service = build_service(args, f"ws://127.0.0.1:{port}")
-        metrics_port = service.metrics.serve(0)
+        metrics = ServiceMetrics()
+        metrics_port = _serve_metrics(metrics, 0, current)
+        service = build_service(args, f"ws://127.0.0.1:{port}", metrics, current)
         print(f"feed ws://127.0.0.1:{port} at {args.rate:,} msg/s over {args.symbols} symbols", flush=True)
-        print(f"Redis {service.store.where}; metrics http://127.0.0.1:{metrics_port}/metrics", flush=True)
+        print(
+            f"Redis {service.store.where}; metrics http://{current.online.host}:{metrics_port}/metrics",
+            flush=True,
+        )
         player = asyncio.ensure_future(feed.play())
-        await service.run(args.seconds)
+        await _run_until_signalled(service, args.seconds)
         player.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await player
     return service
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from python_jobs.realtime.predict import MODEL_PATH, load_model
 
+    if not Path(args.file).is_file():
+        return _fail(f"no such file: {args.file}")
     if not args.no_predict and load_model() is None:
         print(f"no model at {MODEL_PATH}: training one first (python -m python_jobs train --from-files)")
         _train(from_files=True, out=MODEL_PATH)
     try:
-        service = asyncio.run(_demo(args))
+        service = asyncio.run(_demo(args, settings.get()))
     except CommandError as exc:
         return _fail(str(exc))
+    except (ValueError, KeyError) as exc:
+        return _fail(f"{args.file}: {exc}")
     print_report(service, args.seconds)
-    return 0
+    return _outcome(service)
 
 
 # -- train -------------------------------------------------------------------------------------
@@ -248,32 +420,56 @@ def _train(*, from_files: bool, out: Path) -> None:
     print("(and shows no future data leaks in); the last-value baseline is worse because it repeats noise.")
 
 
+def _check_out(out: Path) -> None:
+    """Refuse an output path that cannot be the model file, before any training."""
+    if out.is_dir():
+        raise CommandError(f"--out {out} is a directory; give a file path such as {out / 'model.pkl'}")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CommandError(f"--out {out}: {parent} is not a directory")
+            break
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import psycopg
 
+    out = Path(args.out)
     try:
-        _train(from_files=args.from_files, out=Path(args.out))
+        _check_out(out)
+        _train(from_files=args.from_files, out=out)
+    except CommandError as exc:
+        return _fail(str(exc))
     except psycopg.Error as exc:
         return _fail(
             f"cannot read features_hist ({type(exc).__name__}); build it with `make demo`, "
             "or train with --from-files"
         )
+    except OSError as exc:
+        return _fail(f"cannot write the model to {out}: {exc.strerror or exc}")
     return 0
 
 
 # -- parsers -----------------------------------------------------------------------------------
 
 
-def _service_arguments(p: argparse.ArgumentParser) -> None:
+def _service_arguments(p: argparse.ArgumentParser, current: settings.Settings) -> None:
     p.add_argument(
-        "--max-batch", type=int, default=1000, help="most messages per engine call and Redis write"
+        "--max-batch", type=positive_int, default=1000, help="most messages per engine call and Redis write"
     )
-    p.add_argument("--queue-size", type=int, default=10_000, help="intake queue bound (backpressure)")
-    p.add_argument("--ttl", type=int, default=24 * 3600, help="seconds the feature:... keys live")
+    p.add_argument(
+        "--queue-size", type=positive_int, default=10_000, help="intake queue bound (backpressure)"
+    )
+    p.add_argument(
+        "--ttl",
+        type=positive_int,
+        default=current.redis.ttl_s,
+        help="seconds the per-indicator keys and latest hashes live (default: redis.ttl_s, %(default)s)",
+    )
     p.add_argument(
         "--timeseries",
         default="indicators",
-        help="columns written as feature:{version}:{symbol}:{column}:{ts} keys: 'indicators' "
+        help="columns written as {prefix}:{version}:{symbol}:{column}:{ts} keys: 'indicators' "
         "(default), 'none' (the latest hash only), or a comma-separated list",
     )
     p.add_argument(
@@ -290,16 +486,19 @@ def add_parsers(sub: Any) -> None:
     from python_jobs.realtime.feed import DEFAULT_PORT, LOOPBACK
     from python_jobs.realtime.predict import MODEL_PATH
 
+    current = settings.get()
     realtime = sub.add_parser("realtime", help="online features: WebSocket feed, service, demo")
-    commands = realtime.add_subparsers(dest="realtime_command", required=True, metavar="COMMAND")
+    commands = realtime.add_subparsers(
+        dest="realtime_command", required=True, metavar="COMMAND", parser_class=OneLineParser
+    )
 
     p = commands.add_parser("feed", help="serve a CSV as a WebSocket feed on 127.0.0.1")
     p.add_argument("--file", default=str(DEFAULT_FEED), help="CSV: timestamp first, a Close or price column")
     p.add_argument("--rate", type=float, default=1000.0, help="messages per second")
     p.add_argument("--host", default=LOOPBACK)
-    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--port", type=port_number, default=DEFAULT_PORT)
     p.add_argument("--symbol", default="EURUSD", help="symbol when the file has no symbol column")
-    p.add_argument("--symbols", type=int, default=1, help="play the file as this many symbols")
+    p.add_argument("--symbols", type=positive_int, default=1, help="play the file as this many symbols")
     p.add_argument("--loop", action="store_true", help="restart the file at its end")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds of playing")
     p.add_argument("--no-wait", action="store_true", help="start playing before a client connects")
@@ -308,17 +507,29 @@ def add_parsers(sub: Any) -> None:
     p = commands.add_parser("serve", help="features of a WebSocket feed into Redis, with predictions")
     p.add_argument("--feed", required=True, help="ws:// URL of the feed")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    p.add_argument("--metrics-port", type=int, default=9108, help="Prometheus /metrics on 127.0.0.1")
+    p.add_argument(
+        "--metrics-port",
+        type=port_number,
+        default=None,
+        help=f"Prometheus /metrics on online.host (default: online.metrics_port, "
+        f"{current.online.metrics_port}; 0: a free port)",
+    )
+    p.add_argument(
+        "--status-every",
+        type=float,
+        default=5.0,
+        help="seconds between status lines (rate, drops, p99, buffer); 0 for none",
+    )
     p.add_argument("--save-state", action="store_true", help="save the engine to Redis at the end")
-    _service_arguments(p)
+    _service_arguments(p, current)
     p.set_defaults(fn=_cmd_serve)
 
     p = commands.add_parser("demo", help="feed and service together for a few seconds, then a report")
     p.add_argument("--seconds", type=float, default=5.0)
-    p.add_argument("--rate", type=int, default=1000)
-    p.add_argument("--symbols", type=int, default=10)
+    p.add_argument("--rate", type=positive_int, default=1000)
+    p.add_argument("--symbols", type=positive_int, default=10)
     p.add_argument("--file", default=str(DEFAULT_FEED))
-    _service_arguments(p)
+    _service_arguments(p, current)
     p.set_defaults(fn=_cmd_demo)
 
     p = sub.add_parser("train", help="train the next-value model from features_hist, with a backtest")
@@ -327,5 +538,5 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="features from the bundled files by the online engine (no database)",
     )
-    p.add_argument("--out", default=str(MODEL_PATH))
+    p.add_argument("--out", default=str(MODEL_PATH), help="the model file written (not a directory)")
     p.set_defaults(fn=_cmd_train)

@@ -6,6 +6,12 @@ one Redis round trip, and the latency of each message, from the moment its frame
 to the moment its features are in Redis, goes to the histogram. Batching is what lets the
 service keep up with thousands of messages per second while the latency of each stays in
 the milliseconds: under light load a batch is one message.
+
+Nothing stops the consumer: a batch whose handling fails unexpectedly is logged and counted
+(``realtime_internal_errors``, and its updates as lost), and the next batch is handled. While
+the store holds updates Redis refused, a background task retries them (with the store's
+back-off) so they reach Redis when it is back even if no message arrives. :meth:`lost` says
+what never reached Redis; the command line turns it into its exit code.
 """
 
 from __future__ import annotations
@@ -13,18 +19,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from python_jobs.log import get_logger
 from python_jobs.realtime.engine import OrderError, RealTimeFeatureEngine
 from python_jobs.realtime.metrics import ServiceMetrics
 from python_jobs.realtime.store import RealTimeFeatureStore
 from python_jobs.realtime.stream import StreamingDataProcessor, Tick
+from python_jobs.redact import redact
+
+log = get_logger(__name__)
 
 LATENCY_SAMPLE = 200_000
+# Seconds between two refreshes of the gauges that cost a walk over the symbols.
+HOUSEKEEPING_SECONDS = 1.0
 
 
 class FeatureService:
@@ -40,6 +54,11 @@ class FeatureService:
         Gets every batch after it reached Redis.
     max_batch : int
         Most ticks handled in one engine call and one Redis write.
+    status_every : float, optional
+        Seconds between two status lines (rate, drops, p99, buffer) given to ``status``;
+        None for none.
+    status : callable, optional
+        Receives each status line; default ``print``.
     """
 
     def __init__(
@@ -51,16 +70,29 @@ class FeatureService:
         predictor: Any = None,
         *,
         max_batch: int = 1000,
+        status_every: float | None = None,
+        status: Callable[[str], None] | None = None,
     ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be positive, got {max_batch}")
         self.engine = engine
         self.store = store
         self.processor = processor
         self.metrics = metrics
         self.predictor = predictor
         self.max_batch = max_batch
+        self.status_every = status_every
+        self.status = status or (lambda line: print(line, flush=True))
         self.latencies: deque[float] = deque(maxlen=LATENCY_SAMPLE)
+        self.observed = 0
         self.batches = 0
+        self.internal_errors = 0
+        self.failed_updates = 0
         self._errors_seen = 0
+        self._evicted_seen = 0
+        self._buffered: asyncio.Event | None = None
+
+    # -- one batch --------------------------------------------------------------------------
 
     def handle(self, batch: list[Tick]) -> None:
         """Features of a batch of ticks, written to Redis; latencies recorded."""
@@ -74,16 +106,22 @@ class FeatureService:
             symbols = [tick.symbol for tick in batch]
             stamps = [tick.ts for tick in batch]
         self.store.write_batch(symbols, stamps, rows)
+        self._record(batch)
+        if self.predictor is not None and len(batch):
+            self.predictor.submit(symbols, stamps, rows)
+        self.batches += 1
+
+    def _record(self, batch: list[Tick]) -> None:
         done = time.perf_counter()
         for tick in batch:
             latency = done - tick.received
             self.latencies.append(latency)
             self.metrics.latency.observe(latency)
+        self.observed += len(batch)
         self.metrics.accepted.inc(len(batch))
         self._sync_store_metrics()
-        if self.predictor is not None and len(batch):
-            self.predictor.submit(symbols, stamps, rows)
-        self.batches += 1
+        if self.store.buffer_fill and self._buffered is not None:
+            self._buffered.set()
 
     def _one_by_one(self, batch: list[Tick]) -> tuple[list[Tick], np.ndarray]:
         kept, rows = [], []
@@ -97,6 +135,22 @@ class FeatureService:
         width = len(self.engine.layout.names)
         return kept, np.array(rows).reshape(len(rows), width)
 
+    def handle_safely(self, batch: list[Tick]) -> None:
+        """:meth:`handle`, with any unexpected failure logged and counted instead of raised."""
+        given = self.store.counters.updates
+        try:
+            self.handle(batch)
+        except Exception as exc:
+            # The updates the store never received are lost; count them for the exit code.
+            self.failed_updates += max(0, len(batch) - (self.store.counters.updates - given))
+            self.internal_errors += 1
+            self.metrics.internal_errors.inc()
+            log.error(
+                "batch failed; consuming goes on",
+                messages=len(batch),
+                error=redact(f"{type(exc).__name__}: {exc}"),
+            )
+
     def _sync_store_metrics(self) -> None:
         counters = self.store.counters
         if counters.errors > self._errors_seen:
@@ -105,18 +159,67 @@ class FeatureService:
         self.metrics.buffer_fill.set(self.store.buffer_fill)
         self.metrics.buffer_dropped.set(counters.buffer_dropped)
 
+    def _sync_symbol_metrics(self) -> None:
+        self.metrics.symbols.set(len(self.engine.keys))
+        evicted = self.engine.evicted
+        if evicted > self._evicted_seen:
+            self.metrics.symbols_evicted.inc(evicted - self._evicted_seen)
+            self._evicted_seen = evicted
+
+    # -- tasks ------------------------------------------------------------------------------
+
     async def consume(self) -> None:
         async for batch in self.processor.batches(self.max_batch):
-            self.handle(batch)
+            self.handle_safely(batch)
+
+    async def flush_when_redis_is_back(self) -> None:
+        """While the store holds updates, retry them at the store's back-off until it is empty."""
+        self._buffered = self._buffered or asyncio.Event()
+        while True:
+            await self._buffered.wait()
+            while self.store.buffer_fill:
+                await asyncio.sleep(self.store.retry_in())
+                self.store.flush_pending()
+                self._sync_store_metrics()
+            self._buffered.clear()
+
+    async def housekeeping(self) -> None:
+        """Refresh the symbol gauges every second; a status line every ``status_every`` seconds."""
+        last_line = time.monotonic()
+        seen = (self.processor.received, self.observed)
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            self._sync_symbol_metrics()
+            now = time.monotonic()
+            if self.status_every and now - last_line >= self.status_every:
+                self.status(self.status_line(now - last_line, *seen))
+                last_line, seen = now, (self.processor.received, self.observed)
+
+    def status_line(self, seconds: float, received_before: int = 0, observed_before: int = 0) -> str:
+        """Rate, drops, p99 and buffer since the counts given (one line)."""
+        counts = self.processor.counts()
+        drops = sum(v for k, v in counts.items() if k.startswith("dropped_"))
+        recent = min(self.observed - observed_before, len(self.latencies))
+        window = list(itertools.islice(reversed(self.latencies), recent))
+        p99 = f"{np.percentile(window, 99) * 1e3:.3f} ms" if window else "-"
+        rate = (counts["received"] - received_before) / max(seconds, 1e-9)
+        return (
+            f"status: {rate:,.0f} msg/s, accepted {counts['accepted']:,}, dropped {drops:,}, "
+            f"p99 {p99}, buffer {self.store.buffer_fill:,}, redis errors {self.store.counters.errors:,}, "
+            f"lost {self.lost()['total']:,}"
+        )
 
     async def run(self, duration: float | None = None) -> None:
-        """Run until ``duration`` seconds pass or the intake stops, then drain what was received."""
+        """Run until ``duration`` seconds pass, :meth:`stop`, or the intake stops; then drain."""
         # What exists now (modules, the engine's arrays) lives as long as the service: out of
         # the collector's sight, a full collection no longer walks it between two messages.
         gc.collect()
         gc.freeze()
+        self._buffered = asyncio.Event()
         reader = asyncio.ensure_future(self.processor.run())
         tasks = [reader, asyncio.ensure_future(self.consume())]
+        tasks.append(asyncio.ensure_future(self.flush_when_redis_is_back()))
+        tasks.append(asyncio.ensure_future(self.housekeeping()))
         if self.predictor is not None:
             tasks.append(asyncio.ensure_future(self.predictor.run()))
         try:
@@ -126,19 +229,43 @@ class FeatureService:
             for task in tasks:
                 task.cancel()
             for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                with contextlib.suppress(asyncio.CancelledError):
+                    try:
+                        await task
+                    except Exception as exc:
+                        # A part that ended on an error is reported, never left unretrieved.
+                        self.internal_errors += 1
+                        self.metrics.internal_errors.inc()
+                        log.error("service task failed", error=redact(f"{type(exc).__name__}: {exc}"))
+            self._buffered = None
             self.drain()
 
-    def drain(self) -> None:
-        """Handle what is still queued and flush the store's buffer (best effort)."""
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish (what SIGTERM and Ctrl-C call): it drains and returns."""
+        self.processor.stop()
+
+    def drain(self, timeout: float = 2.0) -> None:
+        """Handle what is still queued and flush the store's buffer (for ``timeout`` seconds at most)."""
         pending = []
         while not self.processor.queue.empty():
             pending.append(self.processor.queue.get_nowait())
         for start in range(0, len(pending), self.max_batch):
-            self.handle(pending[start : start + self.max_batch])
-        self.store.flush(timeout=2.0)
+            self.handle_safely(pending[start : start + self.max_batch])
+        self.store.flush(timeout=timeout)
         self._sync_store_metrics()
+        self._sync_symbol_metrics()
+
+    # -- results ----------------------------------------------------------------------------
+
+    def lost(self) -> dict[str, int]:
+        """Updates that did not reach Redis: dropped from the full buffer, still buffered, or
+        in a batch that failed; and their total."""
+        parts = {
+            "buffer_dropped": self.store.counters.buffer_dropped,
+            "not_written": self.store.buffer_fill,
+            "failed": self.failed_updates,
+        }
+        return {**parts, "total": sum(parts.values())}
 
     def latency_summary(self) -> dict[str, float]:
         """p50, p99 and max of the recorded latencies, in milliseconds."""

