@@ -455,6 +455,31 @@ def test_alerts_cover_drops_redis_and_the_buffer():
     assert threshold == settings.load(env={}).online.buffer_size / 2
 
 
+def test_every_alert_has_a_unit_test_where_it_fires():
+    unit = yaml.safe_load((DEPLOY / "prometheus" / "alerts_test.yml").read_text(encoding="utf-8"))
+    assert unit["rule_files"] == ["alerts.yml"]
+    firing = {
+        case["alertname"] for test in unit["tests"] for case in test["alert_rule_test"] if case["exp_alerts"]
+    }
+    assert firing == {rule["alert"] for rule in _alert_rules()}
+    # The unit tests feed series the service exports, under the names it exports them.
+    inputs = [series["series"] for test in unit["tests"] for series in test["input_series"]]
+    assert _unknown_series(inputs) == {}
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Prometheus) is not installed here")
+def test_promtool_accepts_the_rules_and_passes_their_unit_tests():
+    for args in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts_test.yml"]):
+        done = subprocess.run(
+            [shutil.which("promtool"), *args],
+            cwd=DEPLOY / "prometheus",
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_prometheus_scrapes_the_online_service_and_loads_the_rules():
     online = settings.load(env=_compose_env("online")).online
     (job,) = PROMETHEUS["scrape_configs"]
