@@ -84,20 +84,21 @@ def _cmd_features(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate_macros(args: argparse.Namespace) -> int:
-    from python_jobs.features import mart_yaml, sql_macros
+    from python_jobs.features import hist_macros, mart_yaml, sql_macros
 
+    macro_generators = (sql_macros, hist_macros)
     if args.check:
-        stale = mart_yaml.stale_files()
-        if not (
-            sql_macros.MACRO_FILE.exists()
-            and sql_macros.MACRO_FILE.read_text(encoding="utf-8") == sql_macros.render()
-        ):
-            stale.insert(0, sql_macros.MACRO_FILE)
+        stale = [
+            gen.MACRO_FILE
+            for gen in macro_generators
+            if not (gen.MACRO_FILE.exists() and gen.MACRO_FILE.read_text(encoding="utf-8") == gen.render())
+        ]
+        stale += mart_yaml.stale_files()
         for path in stale:
             print(f"{path} is stale: run `python -m python_jobs generate-macros`", file=sys.stderr)
         return 1 if stale else 0
-    changed = sql_macros.write()
-    print(f"{'wrote' if changed else 'unchanged'} {sql_macros.MACRO_FILE}")
+    for gen in macro_generators:
+        print(f"{'wrote' if gen.write() else 'unchanged'} {gen.MACRO_FILE}")
     written = mart_yaml.write()
     for path in mart_yaml.template_files():
         target = mart_yaml.target(path)

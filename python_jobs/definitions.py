@@ -4,11 +4,14 @@ The SQL models read these vars through ``var('windows')`` and friends; the Pytho
 online engine and the docs read them here, so a window changed in ``dbt_project.yml`` (or passed
 to a run as ``--vars``, exactly as to dbt) changes every consumer with no second edit.
 
->>> defs = load()
->>> defs.windows
-(3, 7, 14, 21, 30, 60, 90)
+>>> load().windows == tuple(project_vars()["windows"])
+True
 >>> load({"windows": [5, 10]}).windows
 (5, 10)
+>>> load({"windows": [1, 5]})  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+python_jobs.definitions.DefinitionError: dbt var 'windows' must hold windows of at least 2 rows ...
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ PROJECT_FILE = Path(__file__).resolve().parent.parent / "dbt_project.yml"
 #: Environment variable holding ``--vars`` (YAML or JSON, as dbt takes them) for every command
 #: of one run: the pipeline sets it so the job and dbt see the same overrides.
 VARS_ENV = "LOTO_DBT_VARS"
+
+
+#: The smallest rolling window: every window has a standard deviation (ddof 1), which needs two
+#: rows. ``features_hist.sql`` refuses a smaller one with the same rule (``hist_smallest_window()``).
+SMALLEST_WINDOW = 2
 
 
 class DefinitionError(ValueError):
@@ -64,6 +72,10 @@ class FeatureDefinitions:
         ``hist_y_roll_autocorr1_w{n}``, ``hist_y_co_corr_w{n}`` and ``hist_y_prize1_corr_w{n}``.
     incremental_lookback_rows : int
         Rows per series re-read before the newest stored draw in an incremental build.
+    outlier_z_threshold : float
+        ``hist_y_is_outlier_z_w{n}``: ``|z-score| >`` this.
+    outlier_iqr_multiplier : float
+        ``hist_y_is_outlier_iqr_w{n}``: beyond the quartiles by more than this times the IQR.
     """
 
     lags: tuple[int, ...]
@@ -78,6 +90,8 @@ class FeatureDefinitions:
     fourier_orders: tuple[int, ...]
     stat_window: int
     incremental_lookback_rows: int
+    outlier_z_threshold: float
+    outlier_iqr_multiplier: float
 
     @property
     def quantile_windows(self) -> tuple[int, ...]:
@@ -97,6 +111,7 @@ class FeatureDefinitions:
 
 _LISTS = ("lags", "windows", "diffs", "pct_changes", "freq_windows", "fourier_periods", "fourier_orders")
 _SCALARS = ("mp_window", "season_length", "futr_horizon", "stat_window", "incremental_lookback_rows")
+_NUMBERS = ("outlier_z_threshold", "outlier_iqr_multiplier")
 
 #: Definitions derived from the vars, with the Jinja expression that computes each one in dbt.
 DERIVED_JINJA = {"quantile_windows": "((var('windows') | list) + [var('stat_window')]) | unique | sort"}
@@ -147,6 +162,12 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
+def _positive_number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise DefinitionError(f"dbt var {name!r} must be a positive number, got {value!r}")
+    return float(value)
+
+
 def _int_list(name: str, value: Any) -> tuple[int, ...]:
     if not isinstance(value, (list, tuple)) or not value:
         raise DefinitionError(
@@ -169,20 +190,27 @@ def load(overrides: str | Mapping[str, Any] | None = None) -> FeatureDefinitions
     Raises
     ------
     DefinitionError
-        A var is missing or not a positive integer (list).
+        A var is missing, not a positive integer (list) or number, or a window is too short.
     """
     merged = project_vars()
     merged.update(parse_vars(os.environ.get(VARS_ENV)))
     merged.update(parse_vars(overrides))
-    missing = [name for name in (*_LISTS, *_SCALARS) if name not in merged]
+    missing = [name for name in (*_LISTS, *_SCALARS, *_NUMBERS) if name not in merged]
     if missing:
         raise DefinitionError(f"dbt_project.yml has no var(s) {missing}")
     values: dict[str, Any] = {name: _int_list(name, merged[name]) for name in _LISTS}
     values.update({name: _positive_int(name, merged[name]) for name in _SCALARS})
+    values.update({name: _positive_number(name, merged[name]) for name in _NUMBERS})
     defs = FeatureDefinitions(**values)
-    if defs.stat_window < 2:
+    if min(defs.windows) < SMALLEST_WINDOW:
         raise DefinitionError(
-            f"dbt var 'stat_window' must be at least 2 (a standard deviation), got {defs.stat_window}"
+            f"dbt var 'windows' must hold windows of at least {SMALLEST_WINDOW} rows (a standard "
+            f"deviation), got {list(defs.windows)}"
+        )
+    if defs.stat_window < SMALLEST_WINDOW:
+        raise DefinitionError(
+            f"dbt var 'stat_window' must be at least {SMALLEST_WINDOW} (a standard deviation), "
+            f"got {defs.stat_window}"
         )
     needed = max(*defs.windows, defs.stat_window) + max(defs.lags)
     if defs.incremental_lookback_rows < needed:

@@ -66,9 +66,9 @@
 {%- set moment_windows = (windows + [fixed_window]) | unique | sort -%}
 {%- set fetched_lags = (lags + diffs + pct_changes) | unique | sort -%}
 {%- set block_sizes = rolling_extreme_block_sizes(windows) -%}
-{#- The lottery-level columns of int_hist__draw_domain, in the order of the mart. -#}
-{%- set domain_columns = ['hist_y_gap'] -%}
-{%- for n in hist_int_var('freq_windows', [10]) -%}
+{#- The lottery-level columns of int_hist__draw_domain, in the order of the mart (and of the
+    online engine: generated from python_jobs/realtime/domain.py). -#}
+{%- set domain_columns = hist_draw_domain_columns() -%}
     {%- do domain_columns.append('hist_y_freq_w' ~ n) -%}
 {%- endfor -%}
 {%- do domain_columns.extend([
@@ -81,14 +81,21 @@
     'y', 'y_sum', 'y_sq_sum', 'index_y_sum', 'lag_cross_sum', 'running_max', 'running_min',
     'co', 'co_sum', 'co_y_sum', 'co_var_n', 'ds_days',
 ] -%}
+{#- Prefix sums of y^3, y^4 ... as far as a rolling statistic reads them (hist_window_max_power()). -#}
+{%- set powers = range(3, hist_window_max_power() + 1) | list -%}
+{%- for p in powers -%}
+    {%- do row_slots.append('y_pow' ~ p ~ '_sum') -%}
+{%- endfor -%}
 {%- set slot = {} -%}
 {%- for name in row_slots -%}
     {%- do slot.update({name: loop.index}) -%}
 {%- endfor -%}
 {#- An incremental run reads y as each stored row was built from the shortest lag. -#}
 {%- set check_lag = lags | min -%}
-{%- if windows | min < 2 -%}
-    {{ exceptions.raise_compiler_error("features_hist: every window needs at least 2 rows (std), got " ~ windows) }}
+{%- if windows | min < hist_smallest_window() -%}
+    {{ exceptions.raise_compiler_error(
+        "features_hist: every window needs at least " ~ hist_smallest_window() ~ " rows (std), got " ~ windows
+    ) }}
 {%- endif -%}
 {%- if lags | length == 0 -%}
     {{ exceptions.raise_compiler_error("features_hist: var('lags') needs at least one lag") }}
@@ -355,6 +362,9 @@ series_prefix as (
         (series_running.ds - date '1970-01-01')::double precision as ds_days,
         sum(series_running.y) over running as y_sum,
         sum(series_running.y * series_running.y) over running as y_sq_sum,
+        {%- for p in powers %}
+            sum({{ (['series_running.y'] * p) | join(' * ') }}) over running as y_pow{{ p }}_sum,
+        {%- endfor %}
         sum(series_running.row_index * series_running.y) over running as index_y_sum,
         sum(coalesce(series_running.y * series_running.y_lag1, 0)) over running as lag_cross_sum,
         sum(coalesce(series_running.co::double precision, 0)) over running as co_sum,
@@ -455,6 +465,10 @@ row_windows as (
         {%- for w in moment_windows %}
             {{ array_window_sum('series.row_values', 'series_row.i', w, slot.y_sum) }} as y_sum_w{{ w }},
             {{ array_window_sum('series.row_values', 'series_row.i', w, slot.y_sq_sum) }} as y_sq_sum_w{{ w }},
+            {%- for p in powers %}
+                {{ array_window_sum('series.row_values', 'series_row.i', w, slot['y_pow' ~ p ~ '_sum']) }}
+                    as y_pow{{ p }}_sum_w{{ w }},
+            {%- endfor %}
         {%- endfor %}
         {%- for w in windows %}
             {{ array_rolling_extreme('greatest', 'series.y_max_block', 'series.y_values', 'series_row.i', w) }}
@@ -520,29 +534,11 @@ final as (
         {%- for k in lags %}
             row_stats.y_lag{{ k }} as hist_y_lag{{ k }},
         {%- endfor %}
-        {%- for w in windows %}
-            row_stats.y_mean_w{{ w }} as hist_y_roll_mean_w{{ w }},
-        {%- endfor %}
-        {%- for w in windows %}
-            row_stats.y_std_w{{ w }} as hist_y_roll_std_w{{ w }},
-        {%- endfor %}
-        {%- for w in windows %}
-            case when row_stats.i >= {{ w }} then row_stats.y_min_w{{ w }} end as hist_y_roll_min_w{{ w }},
-        {%- endfor %}
-        {%- for w in windows %}
-            case when row_stats.i >= {{ w }} then row_stats.y_max_w{{ w }} end as hist_y_roll_max_w{{ w }},
-        {%- endfor %}
-        {%- for w in windows %}
-            py_hist.hist_y_roll_q75_w{{ w }} - py_hist.hist_y_roll_q25_w{{ w }} as hist_y_roll_iqr_w{{ w }},
-        {%- endfor %}
-        {%- for w in windows %}
-            case
-                when row_stats.y_var_n_w{{ w }} > 0
-                    then (row_stats.y - row_stats.y_mean_w{{ w }}) / row_stats.y_std_w{{ w }}
-            end as hist_y_zscore_w{{ w }},
-        {%- endfor %}
-        {%- for w in windows %}
-            row_stats.y - row_stats.y_mean_w{{ w }} as hist_y_dev_mean_w{{ w }},
+        {#- The rolling statistics of python_jobs/features/rolling_spec.py, in its order. -#}
+        {%- for stat in hist_window_stats() %}
+            {%- for w in windows if w >= stat.min_window %}
+                {{ hist_window_stat_sql(stat.stat, w) }} as {{ stat.prefix }}{{ w }},
+            {%- endfor %}
         {%- endfor %}
         {%- for k in diffs %}
             row_stats.y - row_stats.y_lag{{ k }} as hist_y_diff{{ k }},
@@ -553,15 +549,18 @@ final as (
         case
             when row_stats.y_var_n_w{{ fixed_window }} > 0
                 then
-                    abs((row_stats.y - row_stats.y_mean_w{{ fixed_window }}) / row_stats.y_std_w{{ fixed_window }}) > 3
+                    abs((row_stats.y - row_stats.y_mean_w{{ fixed_window }}) / row_stats.y_std_w{{ fixed_window }})
+                    > {{ var('outlier_z_threshold') }}
         end as hist_y_is_outlier_z_w{{ fixed_window }},
         (
             row_stats.y
             < py_hist.hist_y_roll_q25_w{{ fixed_window }}
-            - 1.5 * (py_hist.hist_y_roll_q75_w{{ fixed_window }} - py_hist.hist_y_roll_q25_w{{ fixed_window }})
+            - {{ var('outlier_iqr_multiplier') }}
+            * (py_hist.hist_y_roll_q75_w{{ fixed_window }} - py_hist.hist_y_roll_q25_w{{ fixed_window }})
             or row_stats.y
             > py_hist.hist_y_roll_q75_w{{ fixed_window }}
-            + 1.5 * (py_hist.hist_y_roll_q75_w{{ fixed_window }} - py_hist.hist_y_roll_q25_w{{ fixed_window }})
+            + {{ var('outlier_iqr_multiplier') }}
+            * (py_hist.hist_y_roll_q75_w{{ fixed_window }} - py_hist.hist_y_roll_q25_w{{ fixed_window }})
         ) as hist_y_is_outlier_iqr_w{{ fixed_window }},
         row_stats.y / nullif(row_stats.running_max, 0) - 1 as hist_y_drawdown,
         row_stats.y / nullif(row_stats.running_min, 0) - 1 as hist_y_drawup,

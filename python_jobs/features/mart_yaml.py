@@ -14,7 +14,9 @@ placeholders to feature definitions (:class:`python_jobs.definitions.FeatureDefi
 attributes, lists or single values); the entry is repeated for every combination (the first
 placeholder is the outer loop), with ``{w}`` replaced by the value and ``{w-1}`` by the value
 minus one in its name and description. An entry with ``each`` and ``columns`` repeats the listed
-entries together (``futr_p{p}_k{k}_sin`` then ``_cos`` for every period and order).
+entries together (``futr_p{p}_k{k}_sin`` then ``_cos`` for every period and order). An entry
+``rolling_statistics: sql`` (or ``python_job``) stands for the columns of the rolling statistics
+that engine computes (:mod:`python_jobs.features.rolling_spec`), with their descriptions.
 
 Contracts. A model of a template with ``enforce_contract_for_definitions: true`` gets
 ``config: contract: enforced:`` as a Jinja condition: the vars its column names depend on (those
@@ -46,7 +48,7 @@ from typing import Any
 import yaml
 
 from python_jobs import config, definitions
-from python_jobs.features import registry
+from python_jobs.features import registry, rolling_spec
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "yaml_templates"
 MODELS_DIR = config.REPO_ROOT / "models"
@@ -97,8 +99,25 @@ def _fill(text: str, values: Mapping[str, int]) -> str:
     return _SLOT.sub(replace, text)
 
 
+def _rolling_entries(engine: str, defs: definitions.FeatureDefinitions) -> Iterator[dict]:
+    """The column entries of the rolling statistics computed by ``engine``, window by window."""
+    stats = rolling_spec.computed_by(engine)  # type: ignore[arg-type]
+    if not stats:
+        raise TemplateError(f"'rolling_statistics' names {engine!r}, which computes no rolling statistic")
+    for stat in stats:
+        for w in stat.windows_of(defs):
+            yield {
+                "name": stat.column(w),
+                "data_type": "double precision",
+                "description": stat.description.format(w=w),
+            }
+
+
 def _expand_entry(entry: Mapping[str, Any], defs: definitions.FeatureDefinitions) -> Iterator[dict]:
     """The column entries of one template entry (itself when it has no ``each``)."""
+    if "rolling_statistics" in entry:
+        yield from _rolling_entries(entry["rolling_statistics"], defs)
+        return
     if "each" not in entry:
         yield dict(entry)
         return
@@ -118,6 +137,9 @@ def _expand_entry(entry: Mapping[str, Any], defs: definitions.FeatureDefinitions
 def _definition_names(model: Mapping[str, Any]) -> set[str]:
     """The definitions the column names of a template model depend on."""
     names = {name for entry in model.get("columns", []) for name in dict(entry.get("each") or {}).values()}
+    for entry in model.get("columns", []):
+        if "rolling_statistics" in entry:
+            names |= {stat.windows for stat in rolling_spec.computed_by(entry["rolling_statistics"])}
     for kind, mart in PY_MART.items():
         if mart == model["name"]:
             for fam in registry.families(kind):

@@ -13,9 +13,10 @@ import numpy as np
 from python_jobs.features._common import as_series
 from python_jobs.features._numba import njit
 from python_jobs.features.registry import definition, param, register
+from python_jobs.features.rolling_spec import computed_by, quantile_bounds
 
-# (output name, quantile) in output order; the median is the 0.5 quantile.
-STATISTICS = (("median", 0.5), ("q25", 0.25), ("q75", 0.75))
+# (statistic, quantile) in output order: the rolling statistics the spec gives the Python job.
+STATISTICS = tuple((stat.stat, stat.quantile) for stat in computed_by("python_job"))
 
 
 @njit(cache=True, nogil=True)
@@ -62,11 +63,8 @@ def _rolling_quantiles(y: np.ndarray, windows: np.ndarray, qs: np.ndarray) -> np
                 size -= 1
             if i >= w - 1 and n_nan == 0:
                 for b in range(qs.shape[0]):
-                    # pandas' linear interpolation between the order statistics around q (w - 1).
-                    pos = qs[b] * (w - 1)
-                    lo = int(pos)
-                    hi = lo + 1 if lo + 1 < w else w - 1
-                    out[a, b, i] = buf[lo] + (buf[hi] - buf[lo]) * (pos - lo)
+                    lower, upper, weight = quantile_bounds(qs[b], w)
+                    out[a, b, i] = buf[lower] + (buf[upper] - buf[lower]) * weight
     return out
 
 
@@ -89,8 +87,8 @@ def rolling(y, windows: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
     Notes
     -----
     Equal (within 1e-9) to pandas ``Series.rolling(w).median()``, ``.quantile(0.25)`` and
-    ``.quantile(0.75)`` (``interpolation='linear'``): for the sorted window ``s`` and
-    ``h = q (w - 1)``, the value is ``s[floor(h)] + (s[floor(h) + 1] - s[floor(h)]) frac(h)``.
+    ``.quantile(0.75)`` (``interpolation='linear'``), the rule of
+    :func:`python_jobs.features.rolling_spec.quantile_bounds`.
     Point in time: row ``i`` reads rows ``<= i`` only.
     """
     arr = as_series(y)

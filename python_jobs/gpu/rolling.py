@@ -8,6 +8,7 @@ import numpy as np
 
 from python_jobs.features.registry import param
 from python_jobs.features.rolling import STATISTICS
+from python_jobs.features.rolling_spec import quantile_bounds
 from python_jobs.gpu import batching, cupy
 
 
@@ -25,10 +26,8 @@ def _rolling_group(xp: ModuleType, values, windows: tuple[int, ...]) -> dict[str
             ordered = xp.sort(values[:, batching.window_index(xp, n, w)], axis=2)
             has_nan = (nan_count[:, w:] - nan_count[:, : n - w + 1]) > 0
             for stat, q in STATISTICS:
-                pos = q * (w - 1)
-                lo = int(pos)
-                hi = min(lo + 1, w - 1)
-                value = ordered[:, :, lo] + (ordered[:, :, hi] - ordered[:, :, lo]) * (pos - lo)
+                lower, upper, weight = quantile_bounds(q, w)
+                value = ordered[:, :, lower] + (ordered[:, :, upper] - ordered[:, :, lower]) * weight
                 result[stat][:, w - 1 :] = xp.where(has_nan, xp.nan, value)
         for stat, _ in STATISTICS:
             out[f"hist_y_roll_{stat}_w{w}"] = batching.to_host(xp, result[stat])

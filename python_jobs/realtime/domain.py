@@ -43,15 +43,18 @@ DRAW_COLUMNS = (
 GAP_COLUMNS = ("hist_y_gap_mean", "hist_y_gap_std", "hist_y_overdue_ratio", "hist_y_gap_expected")
 
 
+#: The columns of ``int_hist__draw_domain`` in the mart's order, ``{n}`` one column per frequency
+#: window. ``features_hist.sql`` reads the same order through the generated macro
+#: ``hist_draw_domain_columns()`` (:mod:`python_jobs.features.hist_macros`).
+DRAW_DOMAIN_COLUMNS = ("hist_y_gap", "hist_y_freq_w{n}", "hist_y_streak", *DRAW_COLUMNS)
+
 def domain_columns(freq_windows: Iterable[int]) -> tuple[str, ...]:
     """The lottery-domain column names in the mart's order."""
-    return (
-        "hist_y_gap",
-        *(f"hist_y_freq_w{n}" for n in freq_windows),
-        "hist_y_streak",
-        *DRAW_COLUMNS,
-        *GAP_COLUMNS,
-    )
+    windows = tuple(freq_windows)
+    draw_domain = [
+        name.format(n=n) for name in DRAW_DOMAIN_COLUMNS for n in (windows if "{n}" in name else (None,))
+    ]
+    return (*draw_domain, *GAP_COLUMNS)
 
 
 @lru_cache(maxsize=1)

@@ -193,7 +193,8 @@ class RealTimeFeatureEngine:
         kernel.update_batch(
             slots, values, self._ring, self._head, self._count, self._run_max, self._run_min,
             self._sorted, self._ind, arrays["lags"], arrays["diffs"], arrays["pcts"],
-            arrays["windows"], arrays["window_slot"], arrays["fixed_index"], out,
+            arrays["windows"], arrays["window_columns"], arrays["fixed_index"], arrays["slots"],
+            arrays["outlier_limits"], out,
         )  # fmt: skip
         return out
 

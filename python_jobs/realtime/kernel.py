@@ -9,6 +9,12 @@ of points for many symbols is one call with no Python per feature:
   (:mod:`python_jobs.realtime.ordstat`);
 - ``ind_state[s]``: the indicators' recurrences (:mod:`python_jobs.realtime.indicators`).
 
+The per-window statistics are those of :mod:`python_jobs.features.rolling_spec`: the kernel
+writes each one into its ``kernel_slot`` (``slots.mean``, ...) of a scratch vector, and
+``window_columns`` (from :class:`python_jobs.realtime.layout.FeatureLayout`) places every slot
+and window in the output row. The slots arrive as an argument, so numba's on-disk cache never
+holds an out-of-date numbering.
+
 The per-window sums are taken afresh over the ring (O(w), w bounded by the definitions), not
 kept as running sums, so no rounding drift accumulates over a long stream. They are sums of
 ``y - c`` with ``c`` the newest value: for integer-valued series (every lottery) they are exact
@@ -28,10 +34,7 @@ from python_jobs.features._numba import njit
 from python_jobs.realtime.indicators import indicators_step
 from python_jobs.realtime.ordstat import sorted_insert, sorted_quantile, sorted_remove
 
-N_WINDOW_STATS = 10
 N_FIXED = 6
-OUTLIER_Z = 3.0
-OUTLIER_IQR = 1.5
 
 
 @njit(cache=True, nogil=True)
@@ -104,52 +107,46 @@ def _push(s, y, ring, head, count, run_max, run_min, sorted_buf, windows, starts
 
 
 @njit(cache=True, nogil=True)
-def _window_block(out_row, mean, var_n, row, start, w, n, y, slot, n_out) -> None:  # pragma: no cover
-    """The ten per-window statistics of one output window (NaN until ``w`` rows exist)."""
-    if n < w:
-        for stat in range(N_WINDOW_STATS):
-            out_row[stat * n_out + slot] = np.nan
-        return
+def _window_values(values, slots, mean, var_n, row, start, w, y) -> None:  # pragma: no cover
+    """Every per-window statistic of a full window of ``w`` rows, each into its slot of ``values``."""
     std = math.sqrt(var_n / (w * (w - 1)))
     q25 = sorted_quantile(row, start, w, 0.25)
     q75 = sorted_quantile(row, start, w, 0.75)
-    stats = (
-        mean,
-        std,
-        row[start],
-        row[start + w - 1],
-        sorted_quantile(row, start, w, 0.5),
-        q25,
-        q75,
-        q75 - q25,
-        (y - mean) / std if var_n > 0 else np.nan,
-        y - mean,
-    )
-    for stat in range(N_WINDOW_STATS):
-        out_row[stat * n_out + slot] = stats[stat]
+    values[slots.mean] = mean
+    values[slots.std] = std
+    values[slots.min] = row[start]
+    values[slots.max] = row[start + w - 1]
+    values[slots.median] = sorted_quantile(row, start, w, 0.5)
+    values[slots.q25] = q25
+    values[slots.q75] = q75
+    values[slots.iqr] = q75 - q25
+    values[slots.zscore] = (y - mean) / std if var_n > 0 else np.nan
+    values[slots.dev_mean] = y - mean
 
 
 @njit(cache=True, nogil=True)
 def update_batch(
     slots, values, ring, head, count, run_max, run_min, sorted_buf, ind_state,
-    lags, diffs, pcts, windows, window_slot, fixed_index, out,
+    lags, diffs, pcts, windows, window_columns, fixed_index, stat_slots, outlier_limits, out,
 ) -> None:  # pragma: no cover  # fmt: skip
     """Apply ``values[i]`` to series ``slots[i]`` in order and write its features to ``out[i]``.
 
-    Output columns: lags, then ``N_WINDOW_STATS`` blocks of one column per output window,
-    diffs, pct changes, the six fixed-window columns, the eight indicators
-    (:class:`python_jobs.realtime.layout.FeatureLayout` names them).
+    Output columns: lags, the per-window statistics where ``window_columns`` puts them, diffs,
+    pct changes, the six fixed-window columns, the eight indicators
+    (:class:`python_jobs.realtime.layout.FeatureLayout` names them). ``outlier_limits`` holds
+    the z-score threshold and the IQR multiplier of the outlier flags.
     """
-    n_out = 0
-    for a in range(windows.shape[0]):
-        if window_slot[a] >= 0:
-            n_out += 1
+    n_window_columns = 0
+    for k in range(window_columns.shape[0]):
+        for a in range(windows.shape[0]):
+            if window_columns[k, a] >= 0:
+                n_window_columns += 1
+    window_values = np.empty(window_columns.shape[0])
     starts = np.zeros(windows.shape[0], dtype=np.int64)
     for a in range(1, windows.shape[0]):
         starts[a] = starts[a - 1] + windows[a - 1]
     n_lags = lags.shape[0]
-    base_windows = n_lags
-    base_diffs = base_windows + N_WINDOW_STATS * n_out
+    base_diffs = n_lags + n_window_columns
     base_pcts = base_diffs + diffs.shape[0]
     base_fixed = base_pcts + pcts.shape[0]
     base_ind = base_fixed + N_FIXED
@@ -169,8 +166,7 @@ def update_batch(
         fixed_s1 = 0.0
         for a in range(windows.shape[0]):
             w = windows[a]
-            mean = np.nan
-            var_n = 0.0
+            window_values[:] = np.nan
             if n >= w:
                 total, s1, s2, sj = _window_sums(series, h, w, y)
                 mean = total / w
@@ -180,10 +176,10 @@ def update_batch(
                     fixed_var = var_n
                     fixed_sj = sj
                     fixed_s1 = s1
-            if window_slot[a] >= 0:
-                _window_block(
-                    out_row[base_windows:], mean, var_n, row, starts[a], w, n, y, window_slot[a], n_out
-                )
+                _window_values(window_values, stat_slots, mean, var_n, row, starts[a], w, y)
+            for k in range(window_columns.shape[0]):
+                if window_columns[k, a] >= 0:
+                    out_row[window_columns[k, a]] = window_values[k]
         for j in range(diffs.shape[0]):
             out_row[base_diffs + j] = y - _back(series, h, diffs[j]) if diffs[j] < n else np.nan
         for j in range(pcts.shape[0]):
@@ -195,11 +191,11 @@ def update_batch(
         if n >= w:
             if fixed_var > 0:
                 std = math.sqrt(fixed_var / (w * (w - 1)))
-                out_row[base_fixed] = 1.0 if abs((y - fixed_mean) / std) > OUTLIER_Z else 0.0
+                out_row[base_fixed] = 1.0 if abs((y - fixed_mean) / std) > outlier_limits[0] else 0.0
             start = starts[fixed_index]
             q25 = sorted_quantile(row, start, w, 0.25)
             q75 = sorted_quantile(row, start, w, 0.75)
-            spread = OUTLIER_IQR * (q75 - q25)
+            spread = outlier_limits[1] * (q75 - q25)
             out_row[base_fixed + 1] = 1.0 if (y < q25 - spread or y > q75 + spread) else 0.0
             # Least squares on the row index: w sum(j x) - sum(j) sum(x) over w^2 (w^2 - 1) / 12.
             numerator = w * fixed_sj - (w * (w - 1) // 2) * fixed_s1

@@ -4,8 +4,10 @@ The names are those of ``features_hist`` (``models/marts/features_hist.sql``), g
 the same dbt vars (``python_jobs.definitions``), so the online and offline columns cannot
 drift apart; the market indicators follow (:mod:`python_jobs.realtime.indicators`).
 
-The single window of the outlier, trend and autocorrelation columns is the dbt var
-``stat_window`` (:attr:`~python_jobs.definitions.FeatureDefinitions.stat_window`), as in the mart.
+The per-window statistics are those of :data:`python_jobs.features.rolling_spec.STATISTICS`
+with a kernel slot, in its order, each over its own windows. The single window of the outlier,
+trend and autocorrelation columns is the dbt var ``stat_window``
+(:attr:`~python_jobs.definitions.FeatureDefinitions.stat_window`), as in the mart.
 """
 
 from __future__ import annotations
@@ -17,16 +19,8 @@ from functools import cached_property
 import numpy as np
 
 from python_jobs import definitions
+from python_jobs.features import rolling_spec
 from python_jobs.realtime.indicators import INDICATOR_NAMES
-
-# Per-window statistics in the kernel's output order (block ``stat`` holds one column per window).
-WINDOW_STATS = ("mean", "std", "min", "max", "median", "q25", "q75", "iqr", "zscore", "dev_mean")
-
-
-def _window_column(stat: str, w: int) -> str:
-    if stat in ("zscore", "dev_mean"):
-        return f"hist_y_{stat}_w{w}"
-    return f"hist_y_roll_{stat}_w{w}"
 
 
 @dataclass(frozen=True)
@@ -61,8 +55,16 @@ class FeatureLayout:
 
     @cached_property
     def state_windows(self) -> tuple[int, ...]:
-        """Windows the engine keeps sorted: the output windows and ``stat_window``."""
-        return tuple(sorted({*self.defs.windows, self.defs.stat_window}))
+        """Windows the engine keeps sorted: every statistic's windows and ``stat_window``."""
+        windows = {w for stat in rolling_spec.online() for w in stat.windows_of(self.defs)}
+        return tuple(sorted({*windows, self.defs.stat_window}))
+
+    @cached_property
+    def window_names(self) -> tuple[tuple[rolling_spec.RollingStatistic, int, str], ...]:
+        """(statistic, window, column) of every per-window column, in output order."""
+        return tuple(
+            (stat, w, stat.column(w)) for stat in rolling_spec.online() for w in stat.windows_of(self.defs)
+        )
 
     @cached_property
     def history(self) -> int:
@@ -74,8 +76,7 @@ class FeatureLayout:
     def names(self) -> tuple[str, ...]:
         """Every output column: lags, per-window blocks, diffs, pct changes, fixed, indicators."""
         out = [f"hist_y_lag{k}" for k in self.defs.lags]
-        for stat in WINDOW_STATS:
-            out.extend(_window_column(stat, w) for w in self.defs.windows)
+        out.extend(name for _, _, name in self.window_names)
         out.extend(f"hist_y_diff{k}" for k in self.defs.diffs)
         out.extend(f"hist_y_pct_change{k}" for k in self.defs.pct_changes)
         out.extend(self.fixed_columns)
@@ -88,16 +89,28 @@ class FeatureLayout:
         return tuple(name for name in self.names if name.startswith("hist_"))
 
     @cached_property
-    def kernel_arrays(self) -> dict[str, np.ndarray]:
-        """Integer arrays the kernel reads: lags, state windows, output slot of each window."""
-        slot = {w: i for i, w in enumerate(self.defs.windows)}
+    def kernel_arrays(self) -> dict[str, object]:
+        """What the kernel reads besides the state: lags, state windows, output columns, limits.
+
+        ``window_columns[k, a]`` is the output column of the statistic in kernel slot ``k``
+        over state window ``a``, or -1 where it has none; ``slots`` names the kernel slots
+        (:data:`python_jobs.features.rolling_spec.KernelSlots`).
+        """
+        columns = np.full((len(rolling_spec.online()), len(self.state_windows)), -1, dtype=np.int64)
+        first = len(self.defs.lags)
+        for offset, (stat, w, _) in enumerate(self.window_names):
+            columns[stat.kernel_slot, self.state_windows.index(w)] = first + offset
         return {
             "lags": np.asarray(self.defs.lags, dtype=np.int64),
             "diffs": np.asarray(self.defs.diffs, dtype=np.int64),
             "pcts": np.asarray(self.defs.pct_changes, dtype=np.int64),
             "windows": np.asarray(self.state_windows, dtype=np.int64),
-            "window_slot": np.asarray([slot.get(w, -1) for w in self.state_windows], dtype=np.int64),
+            "window_columns": columns,
             "fixed_index": np.int64(self.state_windows.index(self.defs.stat_window)),
+            "slots": rolling_spec.kernel_slots(),
+            "outlier_limits": np.asarray(
+                [self.defs.outlier_z_threshold, self.defs.outlier_iqr_multiplier], dtype=np.float64
+            ),
         }
 
     @cached_property

@@ -6,9 +6,8 @@ is placed by binary search and the slice shifted one step (O(w) moves of contigu
 The cost per update depends on ``w`` only, never on the length of the history, and the median,
 quartiles, minimum and maximum are read from the slice in O(1).
 
-Quantiles are pandas' ``rolling(w).quantile(q)`` with linear interpolation: for the sorted
-window ``s`` and ``h = q (w - 1)``, ``s[floor(h)] + (s[floor(h) + 1] - s[floor(h)]) frac(h)``
-(the same rule as ``python_jobs/features/rolling.py``).
+Quantiles are pandas' ``rolling(w).quantile(q)`` with linear interpolation, the rule of
+:func:`python_jobs.features.rolling_spec.quantile_bounds` (the Python job's too).
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from python_jobs.features._numba import njit
+from python_jobs.features.rolling_spec import quantile_bounds
 
 
 @njit(cache=True, nogil=True)
@@ -51,7 +51,5 @@ def sorted_remove(buf: np.ndarray, start: int, size: int, value: float) -> None:
 @njit(cache=True, nogil=True)
 def sorted_quantile(buf: np.ndarray, start: int, size: int, q: float) -> float:  # pragma: no cover
     """Linear-interpolation quantile ``q`` of the sorted ``buf[start:start + size]``."""
-    pos = q * (size - 1)
-    lo = int(pos)
-    hi = lo + 1 if lo + 1 < size else size - 1
-    return buf[start + lo] + (buf[start + hi] - buf[start + lo]) * (pos - lo)
+    lower, upper, weight = quantile_bounds(q, size)
+    return buf[start + lower] + (buf[start + upper] - buf[start + lower]) * weight

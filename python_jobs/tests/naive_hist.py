@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from python_jobs import definitions
+from python_jobs.features import rolling_spec
 
 # The feature definitions of dbt_project.yml (python_jobs/definitions.py).
 DEFS = definitions.load()
@@ -43,6 +44,14 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float((dx * dy).sum() / denominator)
 
 
+def rolling_column(y: np.ndarray, w: int, reference) -> np.ndarray:
+    """``reference`` of the ``w`` values ending at each row; NaN until ``w`` rows exist."""
+    out = np.full(len(y), np.nan)
+    for i in range(w - 1, len(y)):
+        out[i] = reference(y[i + 1 - w : i + 1])
+    return out
+
+
 def series_features(
     y: np.ndarray,
     co: np.ndarray,
@@ -51,14 +60,17 @@ def series_features(
     windows: Sequence[int] = DEFS.windows,
     diffs: Sequence[int] = DEFS.diffs,
     pct_changes: Sequence[int] = DEFS.pct_changes,
+    with_job_statistics: bool = False,
 ) -> dict[str, np.ndarray]:
     """The per-series columns of one series (``y`` and ``co`` in ds order, co NaN where NULL).
 
     Notes
     -----
     Reference: the pandas definitions documented in the features_hist YAML (``shift``,
-    ``rolling(w).mean/std/min/max`` with ``ddof=1``, ``diff``) evaluated window by window with
-    NumPy; the slope is
+    ``diff``) and, window by window, the ``reference`` of every rolling statistic of
+    :mod:`python_jobs.features.rolling_spec` computed in SQL (those that read the Python job's
+    columns are added by :func:`features_hist`; ``with_job_statistics`` adds them here); the
+    slope is
     ``numpy.polyfit(range(w), window, 1)``; the autocorrelation is pandas
     ``Series.autocorr(1)`` of the ``w``-row window (the ``w - 1`` pairs inside it), ``w`` the
     dbt var ``stat_window``.
@@ -74,22 +86,11 @@ def series_features(
 
     for k in lags:
         out[f"hist_y_lag{k}"] = lagged(k)
-    stats = {
-        "mean": np.mean,
-        "std": lambda win: np.std(win, ddof=1),
-        "min": np.min,
-        "max": np.max,
-    }
-    for name, fn in stats.items():
-        for w in windows:
-            out[f"hist_y_roll_{name}_w{w}"] = column(
-                lambda i, w=w, fn=fn: np.nan if (win := _window(y, i, w)) is None else fn(win)
-            )
-    for w in windows:
-        mean, std = out[f"hist_y_roll_mean_w{w}"], out[f"hist_y_roll_std_w{w}"]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[f"hist_y_zscore_w{w}"] = np.where(std > 0, (y - mean) / std, np.nan)
-        out[f"hist_y_dev_mean_w{w}"] = y - mean
+    for stat in rolling_spec.STATISTICS:
+        if not with_job_statistics and (stat.engine != "sql" or stat.reads_python_job):
+            continue
+        for w in stat.windows_in(windows):
+            out[stat.column(w)] = rolling_column(y, w, stat.reference)
     for k in diffs:
         out[f"hist_y_diff{k}"] = y - lagged(k)
     for k in pct_changes:
@@ -102,7 +103,8 @@ def series_features(
     std = column(lambda i: np.nan if (win := _window(y, i, w)) is None else np.std(win, ddof=1))
     with np.errstate(divide="ignore", invalid="ignore"):
         zscore = np.where(std > 0, (y - mean) / std, np.nan)
-    out[f"hist_y_is_outlier_z_w{w}"] = np.where(np.isnan(zscore), np.nan, np.abs(zscore) > 3)
+    is_outlier = np.abs(zscore) > DEFS.outlier_z_threshold
+    out[f"hist_y_is_outlier_z_w{w}"] = np.where(np.isnan(zscore), np.nan, is_outlier)
 
     running_max = np.maximum.accumulate(y)
     running_min = np.minimum.accumulate(y)
@@ -197,18 +199,22 @@ def features_hist(draws: pd.DataFrame, quartiles: pd.DataFrame | None = None) ->
     lottery = lottery_features(draws[["loto", "unique_id", "ds", "y"]].assign(y=draws["y"].astype(float)))
     out = out.merge(lottery, on=["loto", "unique_id", "ds"], how="left", validate="one_to_one")
 
-    windows = DEFS.windows
     w = OUTLIER_WINDOW
     if quartiles is None:
         quartiles = out[["loto", "unique_id", "ds"]].copy()
-        for width in windows:
-            quartiles[f"hist_y_roll_q25_w{width}"] = np.nan
-            quartiles[f"hist_y_roll_q75_w{width}"] = np.nan
+        quartiles[f"hist_y_roll_q25_w{w}"] = np.nan
+        quartiles[f"hist_y_roll_q75_w{w}"] = np.nan
     joined = out[["loto", "unique_id", "ds"]].merge(quartiles, on=["loto", "unique_id", "ds"], how="left")
-    for width in windows:
-        out[f"hist_y_roll_iqr_w{width}"] = (
-            joined[f"hist_y_roll_q75_w{width}"] - joined[f"hist_y_roll_q25_w{width}"]
-        ).to_numpy()
+    # The SQL statistics that read the job's columns: NULL where the job has not run.
+    job_ran = joined[f"hist_y_roll_q25_w{w}"].notna().any()
+    for stat in rolling_spec.computed_by("sql"):
+        if stat.reads_python_job:
+            for width in stat.windows_in(DEFS.windows):
+                values = [
+                    rolling_column(series["y"].to_numpy(dtype=float), width, stat.reference)
+                    for _, series in draws.groupby(["loto", "unique_id"], sort=False)
+                ]
+                out[stat.column(width)] = np.concatenate(values) if job_ran else np.nan
     q25 = joined[f"hist_y_roll_q25_w{w}"].to_numpy(dtype=float)
     q75 = joined[f"hist_y_roll_q75_w{w}"].to_numpy(dtype=float)
     y = draws.set_index(["loto", "unique_id", "ds"]).loc[
@@ -216,6 +222,7 @@ def features_hist(draws: pd.DataFrame, quartiles: pd.DataFrame | None = None) ->
     ]
     y = y.to_numpy(dtype=float)
     iqr = q75 - q25
-    outlier = (y < q25 - 1.5 * iqr) | (y > q75 + 1.5 * iqr)
+    spread = DEFS.outlier_iqr_multiplier * iqr
+    outlier = (y < q25 - spread) | (y > q75 + spread)
     out[f"hist_y_is_outlier_iqr_w{w}"] = np.where(np.isnan(iqr), np.nan, outlier)
     return out.set_index(["loto", "unique_id", "ds"]).sort_index()
