@@ -139,8 +139,8 @@ class CsvFeed:
                     exhausted = True
                     break
                 pending.append(item)
-            for start in range(0, len(pending), self.frame_messages):
-                chunk = pending[start : start + self.frame_messages]
+            for first in range(0, len(pending), self.frame_messages):
+                chunk = pending[first : first + self.frame_messages]
                 self.sent += len(chunk)
                 await self._broadcast(json.dumps(chunk[0] if len(chunk) == 1 else chunk))
             pending = []
