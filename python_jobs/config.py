@@ -11,6 +11,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from python_jobs import settings
+from python_jobs.errors import ConfigError
+from python_jobs.identifiers import validate_schema
+
+__all__ = ["ConfigError", "check_schema_name", "numba_cache_dir", "target_schema"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SEEDS_DIR = REPO_ROOT / "seeds"
 RAW_DATA_DIR = SEEDS_DIR / "raw"
@@ -31,10 +37,6 @@ INGEST_RUNS_TABLE = "raw_ingest_runs"
 STAGING_MODEL = "stg_lottery__draws"
 
 
-class ConfigError(ValueError):
-    """A setting from the environment has a value the project cannot use."""
-
-
 def target_schema() -> str:
     """Schema every table of the project lives in (settings ``database.dbt_schema``, from
     ``DBT_SCHEMA``; default ``public``).
@@ -42,18 +44,15 @@ def target_schema() -> str:
     Raises
     ------
     ConfigError
-        The name is not a plain lower-case identifier (``^[a-z_][a-z0-9_]{0,62}$``).
+        The name is not a plain lower-case identifier (``^[a-z_][a-z0-9_]{0,62}$``) or names a
+        system schema.
     """
-    from python_jobs import settings
-
     return check_schema_name(settings.get().database.dbt_schema)
 
 
 def check_schema_name(schema: str) -> str:
     """``schema`` (``public`` when empty) if it is a usable schema name, else :class:`ConfigError`
     (:func:`python_jobs.identifiers.validate_schema` holds the rule)."""
-    from python_jobs.identifiers import validate_schema
-
     return validate_schema(schema or "public")
 
 

