@@ -31,7 +31,8 @@ HELP_COLUMNS = "100"
 
 #: The Python entry points a user calls, by module, in the order the reference shows them.
 PYTHON_API: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("python_jobs.settings", ("get", "load", "use", "patch", "mask_url", "secret")),
+    ("python_jobs.settings", ("get", "load", "use", "patch", "secret")),
+    ("python_jobs.redact", ("redact", "register")),
     ("python_jobs.definitions", ("load",)),
     ("python_jobs.db", ("database_url", "connect", "transaction")),
     ("python_jobs.ingest", ("ingest_file",)),
