@@ -1,7 +1,8 @@
 -- features_hist computes its windows from prefix sums in double precision, exact while every
 -- sum stays below 2^53 and y is integer-valued (every lottery's numbers). A row here names a
--- series for which that no longer holds: a non-integer y, or prefix sums of y^2, index * y
--- or carry-over * y that could pass 2^53.
+-- series for which that no longer holds: a non-integer y, or prefix sums of y^2 (and of the
+-- higher powers a rolling statistic reads, hist_window_max_power()), index * y or
+-- carry-over * y that could pass 2^53.
 with
 
 draws as (
@@ -32,7 +33,7 @@ final as (
     from series_bounds
     where
         has_fraction
-        or n_rows * y_abs_max * y_abs_max >= 2 ^ 53
+        or n_rows * y_abs_max ^ {{ [2, hist_window_max_power()] | max }} >= 2 ^ 53
         or n_rows * n_rows * y_abs_max >= 2 ^ 53
         or n_rows * co_abs_max * greatest(y_abs_max, 1) >= 2 ^ 53
 )
