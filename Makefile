@@ -26,11 +26,13 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 profile: install
 	@$(PY) -m python_jobs profile
 
-# The column macros and the models' YAML follow the vars of dbt_project.yml: regenerated
-# before a demo, a build or the docs (a no-op when up to date); `make lint` (and so
-# `make test`) only checks them, so a stale committed file fails CI.
+# Every generated file, from one target: the column macros and the models' YAML (they follow
+# the vars of dbt_project.yml and python_jobs/features/rolling_spec.py), then the generated
+# parts of docs/ (which read that YAML). Run before a demo, a build or the docs (a no-op when
+# up to date); `make lint` (and so `make test`) only checks them, so a stale file fails CI.
 generate: install
 	@$(PY) -m python_jobs generate-macros
+	@$(PY) -m python_jobs.apidoc
 
 demo: generate
 	$(PY) -m python_jobs demo
@@ -46,6 +48,7 @@ pytest: install
 
 lint: install
 	$(PY) -m python_jobs generate-macros --check
+	$(PY) -m python_jobs.apidoc --check
 	$(VENV)/bin/ruff check python_jobs bench
 	$(VENV)/bin/ruff format --check python_jobs bench
 	$(VENV)/bin/sqlfluff lint models macros tests --processes 2
@@ -79,7 +82,6 @@ test-gpu: install
 # The lineage site (one static file), and the generated parts of docs/ brought up to date.
 docs: profile generate
 	$(DBT) docs generate --static
-	$(PY) -m python_jobs.apidoc
 	@echo "lineage site: $(CURDIR)/target/static_index.html (opens without a server)"
 	@echo "feature report: $(PY) -m python_jobs report --loto loto6 writes $(CURDIR)/reports/loto6.html"
 
