@@ -15,7 +15,8 @@ counted per lottery in date order; "y appeared" means y is among the draw's main
   sharing it (``int_hist__position_gap_expected``, from ``seeds/loto_positions.csv``).
 
 State per lottery: the draw count, per value its last appearance, current run and gap sums, and
-the main-number counts of the last ``max(freq_windows)`` draws (a bounded deque).
+the main-number counts of the last ``max(freq_windows)`` draws (a bounded deque). Saved state
+(:mod:`python_jobs.realtime.state`) holds these as arrays: :meth:`LotteryDomain.to_arrays`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import re
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
+
+import numpy as np
 
 from python_jobs import config
 
@@ -40,13 +43,13 @@ DRAW_COLUMNS = (
 )
 
 
-GAP_COLUMNS = ("hist_y_gap_mean", "hist_y_gap_std", "hist_y_overdue_ratio", "hist_y_gap_expected")
-
-
 #: The columns of ``int_hist__draw_domain`` in the mart's order, ``{n}`` one column per frequency
 #: window. ``features_hist.sql`` reads the same order through the generated macro
 #: ``hist_draw_domain_columns()`` (:mod:`python_jobs.features.hist_macros`).
 DRAW_DOMAIN_COLUMNS = ("hist_y_gap", "hist_y_freq_w{n}", "hist_y_streak", *DRAW_COLUMNS)
+
+GAP_COLUMNS = ("hist_y_gap_mean", "hist_y_gap_std", "hist_y_overdue_ratio", "hist_y_gap_expected")
+
 
 def domain_columns(freq_windows: Iterable[int]) -> tuple[str, ...]:
     """The lottery-domain column names in the mart's order."""
@@ -100,6 +103,44 @@ def draw_statistics(main: list[float]) -> dict[str, float | None]:
     }
 
 
+# The arrays of one lottery's saved state: name -> (dtype, trailing shape).
+DOMAIN_ARRAYS: dict[str, tuple[str, tuple[int, ...]]] = {
+    "gap_values": ("float64", ()),
+    "gap_sums": ("int64", (3,)),
+    "seen_values": ("float64", ()),
+    "seen_draws": ("int64", ()),
+    "run_values": ("float64", ()),
+    "run_lengths": ("int64", ()),
+    "recent_sizes": ("int64", ()),
+    "recent_values": ("float64", ()),
+    "recent_counts": ("int64", ()),
+}
+# Arrays that describe one mapping together, so hold one row each per entry.
+_PAIRED = (
+    ("gap_values", "gap_sums"),
+    ("seen_values", "seen_draws"),
+    ("run_values", "run_lengths"),
+    ("recent_values", "recent_counts"),
+)
+
+
+def arrays_problem(arrays: Mapping[str, np.ndarray], freq_windows: tuple[int, ...], draws: int) -> str | None:
+    """Why ``arrays`` (dtypes and shapes already those of :data:`DOMAIN_ARRAYS`) are not a state.
+
+    None when the lengths agree: each pair one row per entry, the recent draws at most
+    ``max(freq_windows)`` and ``draws``, their sizes non-negative and summing to the entries.
+    """
+    for left, right in _PAIRED:
+        if len(arrays[left]) != len(arrays[right]):
+            return f"{left} and {right} differ in length"
+    sizes = arrays["recent_sizes"]
+    if len(sizes) > min(max(freq_windows), draws) or (sizes < 0).any():
+        return "recent_sizes does not describe the recent draws"
+    if int(sizes.sum()) != len(arrays["recent_values"]):
+        return "recent_sizes does not add up to recent_values"
+    return None
+
+
 class LotteryDomain:
     """Incremental gap, frequency and streak state of one lottery.
 
@@ -151,3 +192,46 @@ class LotteryDomain:
         self.recent.append(main)
         self.draws += 1
         return out
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The state as the arrays of :data:`DOMAIN_ARRAYS` (the draw count is a scalar: ``draws``)."""
+        recent = [list(counts.items()) for counts in self.recent]
+        pairs = [pair for counts in recent for pair in counts]
+        return {
+            "gap_values": np.asarray(list(self.gaps), dtype=np.float64),
+            "gap_sums": np.asarray(list(self.gaps.values()), dtype=np.int64).reshape(-1, 3),
+            "seen_values": np.asarray(list(self.last_seen), dtype=np.float64),
+            "seen_draws": np.asarray(list(self.last_seen.values()), dtype=np.int64),
+            "run_values": np.asarray(list(self.run_length), dtype=np.float64),
+            "run_lengths": np.asarray(list(self.run_length.values()), dtype=np.int64),
+            "recent_sizes": np.asarray([len(counts) for counts in recent], dtype=np.int64),
+            "recent_values": np.asarray([y for y, _ in pairs], dtype=np.float64),
+            "recent_counts": np.asarray([count for _, count in pairs], dtype=np.int64),
+        }
+
+    @classmethod
+    def from_arrays(
+        cls, freq_windows: tuple[int, ...], loto: str, draws: int, arrays: dict[str, np.ndarray]
+    ) -> LotteryDomain:
+        """The domain :meth:`to_arrays` described (shapes and dtypes checked by the caller).
+
+        The sums come back as Python integers, so the gap statistics stay exact.
+        """
+        domain = cls(freq_windows, loto)
+        domain.draws = draws
+        domain.gaps = {
+            y: (count, total, squares)
+            for y, (count, total, squares) in zip(
+                arrays["gap_values"].tolist(), arrays["gap_sums"].tolist(), strict=True
+            )
+        }
+        domain.last_seen = dict(
+            zip(arrays["seen_values"].tolist(), arrays["seen_draws"].tolist(), strict=True)
+        )
+        domain.run_length = dict(
+            zip(arrays["run_values"].tolist(), arrays["run_lengths"].tolist(), strict=True)
+        )
+        entries = zip(arrays["recent_values"].tolist(), arrays["recent_counts"].tolist(), strict=True)
+        for size in arrays["recent_sizes"].tolist():
+            domain.recent.append(Counter(dict(itertools.islice(entries, size))))
+        return domain

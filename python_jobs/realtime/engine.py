@@ -14,6 +14,10 @@ arrays updated by one compiled kernel (:mod:`python_jobs.realtime.kernel`), so t
 update depends on the windows only, not on the history, and ``update_many`` updates a batch of
 points of many series in one call. The two history-wide columns (matrix profile, isolation
 forest) are optional (``history_features``): they keep the whole series.
+
+``max_keys`` bounds the series held: a new key beyond it takes the slot of the least recently
+updated one, whose state starts again from empty. The state is saved and restored as data only
+(:meth:`RealTimeFeatureEngine.to_state`, written and checked by :mod:`python_jobs.realtime.state`).
 """
 
 from __future__ import annotations
@@ -21,14 +25,16 @@ from __future__ import annotations
 import datetime as dt
 import math
 import numbers
-from collections.abc import Iterable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from python_jobs.realtime import kernel
-from python_jobs.realtime.domain import LotteryDomain, domain_columns
-from python_jobs.realtime.history import SeriesHistory
+from python_jobs.realtime.domain import DOMAIN_ARRAYS, LotteryDomain, domain_columns
+from python_jobs.realtime.history import SeriesHistory, subsequence_count
 from python_jobs.realtime.indicators import STATE_SIZE
 from python_jobs.realtime.layout import FeatureLayout, layout
 
@@ -80,7 +86,19 @@ class RealTimeFeatureEngine:
         series (default True). A market-data service turns them off to keep memory and cost
         per update bounded.
     capacity : int
-        Series slots allocated up front (grown by doubling).
+        Series slots allocated up front (grown by doubling, never past ``max_keys``).
+    max_keys : int, optional
+        Most series held. When a new key arrives and ``max_keys`` are held, the least recently
+        updated key is evicted: its slot is reused and reset, its history and (with the last
+        position of its lottery) its lottery state dropped, :attr:`evicted` counts it and
+        :attr:`on_evict` is called with it. None (the default) holds every key seen.
+
+    Attributes
+    ----------
+    evicted : int
+        Keys evicted so far.
+    on_evict : callable, optional
+        Called with each evicted key (an intake forgets the key's ordering state with it).
 
     Examples
     --------
@@ -97,58 +115,102 @@ class RealTimeFeatureEngine:
         *,
         history_features: bool = True,
         capacity: int = 64,
+        max_keys: int | None = None,
     ) -> None:
+        if max_keys is not None and (
+            isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1
+        ):
+            raise ValueError(f"max_keys must be a positive integer or None, got {max_keys!r}")
         self.layout: FeatureLayout = layout(overrides)
         self.history_features = history_features
+        self.max_keys = max_keys
+        self.evicted = 0
+        self.on_evict: Callable[[str], None] | None = None
         self._arrays = self.layout.kernel_arrays
-        self._slots: dict[str, int] = {}
-        self._keys: list[str] = []
+        # key -> slot, least recently updated first: the front is the next key evicted.
+        self._slots: OrderedDict[str, int] = OrderedDict()
+        self._keys: list[str] = []  # the key of each slot in use
         self._histories: dict[int, SeriesHistory] = {}
         self._domains: dict[str, LotteryDomain] = {}
-        self._allocate(max(1, capacity))
+        self._allocate(self._bounded(max(1, capacity)))
 
     # -- state ------------------------------------------------------------------------------
 
-    def _allocate(self, capacity: int) -> None:
-        history = self.layout.history
-        sorted_width = sum(self.layout.state_windows)
-        self._ring = np.zeros((capacity, history))
-        self._head = np.full(capacity, -1, dtype=np.int64)
-        self._count = np.zeros(capacity, dtype=np.int64)
-        self._run_max = np.zeros(capacity)
-        self._run_min = np.zeros(capacity)
-        self._sorted = np.zeros((capacity, sorted_width))
-        self._ind = np.zeros((capacity, STATE_SIZE))
-        self._last_ts = np.full(capacity, -np.inf)
+    @cached_property
+    def state_arrays(self) -> dict[str, tuple[type, tuple[int, ...], float]]:
+        """Per-series kernel state: name -> (dtype, shape of one series' row, value when empty)."""
+        return {
+            "ring": (np.float64, (self.layout.history,), 0.0),
+            "head": (np.int64, (), -1),
+            "count": (np.int64, (), 0),
+            "run_max": (np.float64, (), 0.0),
+            "run_min": (np.float64, (), 0.0),
+            "sorted": (np.float64, (sum(self.layout.state_windows),), 0.0),
+            "ind": (np.float64, (STATE_SIZE,), 0.0),
+            "last_ts": (np.float64, (), -np.inf),
+        }
 
-    _STATE_ARRAYS = ("_ring", "_head", "_count", "_run_max", "_run_min", "_sorted", "_ind", "_last_ts")
+    def _bounded(self, rows: int) -> int:
+        return rows if self.max_keys is None else min(rows, self.max_keys)
+
+    def _allocate(self, capacity: int) -> None:
+        for name, (dtype, shape, empty) in self.state_arrays.items():
+            setattr(self, f"_{name}", np.full((capacity, *shape), empty, dtype=dtype))
 
     def _grow(self) -> None:
-        old = {name: getattr(self, name) for name in self._STATE_ARRAYS}
-        self._allocate(2 * len(self._count))
+        old = {name: getattr(self, f"_{name}") for name in self.state_arrays}
+        self._allocate(self._bounded(2 * len(self._count)))
         for name, values in old.items():
-            getattr(self, name)[: len(values)] = values
+            getattr(self, f"_{name}")[: len(values)] = values
+
+    def _reset(self, slot: int) -> None:
+        for name, (_, _, empty) in self.state_arrays.items():
+            getattr(self, f"_{name}")[slot] = empty
 
     def slot(self, key: str) -> int:
-        """The state row of ``key``, created on first use."""
+        """The state row of ``key``, created on first use (evicting a key when ``max_keys`` are held)."""
         found = self._slots.get(key)
         if found is not None:
             return found
         if not isinstance(key, str) or not key:
             raise ValueError(f"series key must be a non-empty string, got {key!r}")
-        if len(self._keys) == len(self._count):
-            self._grow()
-        found = len(self._keys)
+        if self.max_keys is not None and len(self._slots) >= self.max_keys:
+            found = self._evict()
+            self._keys[found] = key
+        else:
+            if len(self._keys) == len(self._count):
+                self._grow()
+            found = len(self._keys)
+            self._keys.append(key)
         self._slots[key] = found
-        self._keys.append(key)
         if self.history_features:
             self._histories[found] = SeriesHistory(self.layout.defs.mp_window)
         return found
 
+    def _evict(self) -> int:
+        """Drop the least recently updated key; return its slot, reset to the empty state."""
+        key, slot = self._slots.popitem(last=False)
+        self._reset(slot)
+        self._histories.pop(slot, None)
+        loto = key.split(":", 1)[0]
+        # A lottery's domain state is shared by its positions: it goes with the last of them.
+        if loto in self._domains and not any(held.startswith(f"{loto}:") for held in self._slots):
+            del self._domains[loto]
+        self.evicted += 1
+        if self.on_evict is not None:
+            self.on_evict(key)
+        return slot
+
+    def _next_evicted_slot(self) -> int | None:
+        """The slot a new key would take from the least recently updated one, if the engine is full."""
+        if self.max_keys is None or len(self._slots) < self.max_keys:
+            return None
+        return self._slots[next(iter(self._slots))]
+
     @property
     def keys(self) -> list[str]:
-        """Series keys seen so far, in order of first appearance."""
-        return list(self._keys)
+        """Series keys held, least recently updated first."""
+        return list(self._slots)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -171,24 +233,41 @@ class RealTimeFeatureEngine:
 
         The columns are :attr:`FeatureLayout.names` (booleans as 0/1, NULL as NaN); the
         history-wide columns are not included. Raises :class:`OrderError` for a point that is
-        not after its series' newest one (the points before it are applied).
+        not after its series' newest one (the points before it are applied), and ValueError
+        for a batch with a value that is not finite (nothing is applied).
         """
+        values = np.asarray(values, dtype=float)
+        if len(values) != len(keys):
+            raise ValueError(f"{len(keys)} keys but {len(values)} values")
+        if not np.isfinite(values).all():
+            raise ValueError("feature values must be finite")
         slots = np.empty(len(keys), dtype=np.int64)
+        out = np.empty((len(keys), len(self.layout.names)))
+        held, applied = self._slots, 0
         for i, (key, stamp) in enumerate(zip(keys, ts, strict=True)):
-            slot = self.slot(key)
+            slot = held.get(key)
+            if slot is None:
+                victim = self._next_evicted_slot()
+                if victim is not None and (slots[applied:i] == victim).any():
+                    # More keys in one batch than max_keys: the points of the key about to be
+                    # evicted are applied before its slot is reused.
+                    self._apply(slots[applied:i], values[applied:i], out[applied:i])
+                    applied = i
+                slot = self.slot(key)
+            else:
+                held.move_to_end(key)
             last = self._last_ts[slot]
             if not stamp > last:
-                if i:
-                    self._apply(slots[:i], np.asarray(values[:i], dtype=float))
+                self._apply(slots[applied:i], values[applied:i], out[applied:i])
                 raise OrderError(key, stamp, last)
             self._last_ts[slot] = stamp
             slots[i] = slot
-        return self._apply(slots, np.asarray(values, dtype=float))
+        self._apply(slots[applied:], values[applied:], out[applied:])
+        return out
 
-    def _apply(self, slots: np.ndarray, values: np.ndarray) -> np.ndarray:
-        if not np.isfinite(values).all():
-            raise ValueError("feature values must be finite")
-        out = np.empty((len(slots), len(self.layout.names)))
+    def _apply(self, slots: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:
+        if not len(slots):
+            return
         arrays = self._arrays
         kernel.update_batch(
             slots, values, self._ring, self._head, self._count, self._run_max, self._run_min,
@@ -196,7 +275,6 @@ class RealTimeFeatureEngine:
             arrays["windows"], arrays["window_columns"], arrays["fixed_index"], arrays["slots"],
             arrays["outlier_limits"], out,
         )  # fmt: skip
-        return out
 
     def update(self, key: str, ts: Timestamp, value: float) -> dict[str, float | bool | None]:
         """Add one point to series ``key``; return the series' features after it.
@@ -324,25 +402,94 @@ class RealTimeFeatureEngine:
             rows = conn.execute(query, (list(lotos),) if lotos else ()).fetchall()
         return self.replay_draws(rows)
 
-    # -- pickling ---------------------------------------------------------------------------
+    # -- saved state ----------------------------------------------------------------------
 
-    def __getstate__(self) -> dict[str, Any]:
-        used = len(self._keys)
-        state = {name: getattr(self, name)[:used].copy() for name in self._STATE_ARRAYS}
-        state.update(
-            defs=self.layout.defs.as_vars(),
-            history_features=self.history_features,
-            keys=list(self._keys),
-            histories=self._histories,
-            domains=self._domains,
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The engine as a JSON-ready header and plain arrays (no Python objects).
+
+        Series rows are in eviction order (least recently updated first). Arrays: the kernel
+        state (:attr:`state_arrays`); with ``history_features`` each series' history laid end
+        to end (``history_n`` values per series, then its subsequence statistics); per lottery
+        ``domain{i}_{name}`` (:data:`~python_jobs.realtime.domain.DOMAIN_ARRAYS`).
+        :mod:`python_jobs.realtime.state` writes them and checks them before :meth:`from_state`.
+        """
+        order = np.fromiter(self._slots.values(), dtype=np.int64, count=len(self._slots))
+        arrays = {name: getattr(self, f"_{name}")[order] for name in self.state_arrays}
+        if self.history_features:
+            arrays.update(self._history_arrays(order))
+        lotteries = []
+        for i, (loto, domain) in enumerate(self._domains.items()):
+            lotteries.append({"loto": loto, "draws": domain.draws})
+            arrays.update({f"domain{i}_{name}": values for name, values in domain.to_arrays().items()})
+        header = {
+            "version": self.layout.version,
+            "defs": self.layout.defs.as_vars(),
+            "history_features": self.history_features,
+            "max_keys": self.max_keys,
+            "keys": list(self._slots),
+            "lotteries": lotteries,
+        }
+        return header, arrays
+
+    def _history_arrays(self, order: np.ndarray) -> dict[str, np.ndarray]:
+        parts = [self._histories[slot].to_arrays() for slot in order.tolist()]
+
+        def joined(index: int, dtype: type) -> np.ndarray:
+            return np.concatenate([part[index] for part in parts]) if parts else np.empty(0, dtype=dtype)
+
+        return {
+            "history_n": np.asarray([len(part[0]) for part in parts], dtype=np.int64).reshape(-1),
+            "history_values": joined(0, np.float64),
+            "history_means": joined(1, np.float64),
+            "history_stds": joined(2, np.float64),
+            "history_constant": joined(3, np.bool_),
+        }
+
+    @classmethod
+    def from_state(
+        cls, header: Mapping[str, Any], arrays: Mapping[str, np.ndarray], *, max_keys: int | None = None
+    ) -> RealTimeFeatureEngine:
+        """The engine :meth:`to_state` described; the caller has checked every array and field.
+
+        ``max_keys`` replaces the saved bound; when fewer keys are allowed than were saved,
+        only the most recently updated ones are restored.
+        """
+        bound = header["max_keys"] if max_keys is None else max_keys
+        keys = list(header["keys"])
+        keep = len(keys) if bound is None else min(len(keys), bound)
+        first = len(keys) - keep
+        engine = cls(
+            header["defs"], history_features=header["history_features"], capacity=keep, max_keys=bound
         )
-        return state
+        for name in engine.state_arrays:
+            getattr(engine, f"_{name}")[:keep] = arrays[name][first:]
+        engine._keys = keys[first:]
+        engine._slots = OrderedDict((key, slot) for slot, key in enumerate(engine._keys))
+        if engine.history_features:
+            engine._restore_histories(arrays, first)
+        for i, lottery in enumerate(header["lotteries"]):
+            loto = lottery["loto"]
+            # A lottery none of whose positions was kept goes, as on eviction.
+            if first and not any(key.startswith(f"{loto}:") for key in engine._keys):
+                continue
+            own = {name: arrays[f"domain{i}_{name}"] for name in DOMAIN_ARRAYS}
+            engine._domains[loto] = LotteryDomain.from_arrays(
+                engine.layout.defs.freq_windows, loto, lottery["draws"], own
+            )
+        return engine
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["defs"], history_features=state["history_features"], capacity=len(state["keys"]))
-        for name in self._STATE_ARRAYS:
-            getattr(self, name)[: len(state[name])] = state[name]
-        self._keys = list(state["keys"])
-        self._slots = {key: i for i, key in enumerate(self._keys)}
-        self._histories = state["histories"]
-        self._domains = state["domains"]
+    def _restore_histories(self, arrays: Mapping[str, np.ndarray], first: int) -> None:
+        m = self.layout.defs.mp_window
+        counts = arrays["history_n"].tolist()
+        value_at = sub_at = 0
+        for row, n in enumerate(counts):
+            held = subsequence_count(n, m)
+            if row >= first:
+                self._histories[row - first] = SeriesHistory.from_arrays(
+                    m,
+                    arrays["history_values"][value_at : value_at + n],
+                    arrays["history_means"][sub_at : sub_at + held],
+                    arrays["history_stds"][sub_at : sub_at + held],
+                    arrays["history_constant"][sub_at : sub_at + held],
+                )
+            value_at, sub_at = value_at + n, sub_at + held

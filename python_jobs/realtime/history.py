@@ -12,6 +12,10 @@ definitions:
   vectors before each block boundary ``M, G M, G^2 M, ...``) scores the newest vector; a model
   is fitted when a boundary is reached, so scoring is O(trees x depth) per update and fits
   are O(log n) per series.
+
+Saved state (:mod:`python_jobs.realtime.state`) is data only: the values, and the per-subsequence
+mean, std and constant flag the profile reuses. The forest is not saved: it is a function of the
+values (the same fit schedule and seed), so it is refitted from them on restore.
 """
 
 from __future__ import annotations
@@ -38,6 +42,11 @@ def iforest_settings() -> dict[str, int]:
     }
 
 
+def subsequence_count(n: int, m: int) -> int:
+    """Length-``m`` windows among ``n`` values whose statistics the profile keeps (none if m < 3)."""
+    return max(0, n - m + 1) if m >= 3 else 0
+
+
 class SeriesHistory:
     """The whole history of one series and the state of its history-wide features.
 
@@ -59,6 +68,51 @@ class SeriesHistory:
         self.constant = np.empty(64, dtype=bool)
         self.model: anomaly.ForestScorer | None = None
         self.next_fit = self.iforest["min_train"]
+
+    @property
+    def subsequences(self) -> int:
+        """Subsequences whose mean, std and constant flag are held (those of every full window)."""
+        return subsequence_count(self.n, self.m)
+
+    def to_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``values``, ``means``, ``stds``, ``constant``: the filled part of each buffer (copies)."""
+        held = self.subsequences
+        return (
+            self.values[: self.n].copy(),
+            self.means[:held].copy(),
+            self.stds[:held].copy(),
+            self.constant[:held].copy(),
+        )
+
+    @classmethod
+    def from_arrays(
+        cls, m: int, values: np.ndarray, means: np.ndarray, stds: np.ndarray, constant: np.ndarray
+    ) -> SeriesHistory:
+        """The history :meth:`to_arrays` described, the forest refitted as the last boundary did.
+
+        The arrays' lengths must be ``n`` and ``subsequence_count(n, m)`` (checked by the caller).
+        """
+        history = cls(m)
+        n = len(values)
+        while len(history.values) < n:
+            history._grow()
+        history.n = n
+        history.values[:n] = values
+        held = len(means)
+        history.means[:held], history.stds[:held], history.constant[:held] = means, stds, constant
+        history._restore_forest()
+        return history
+
+    def _restore_forest(self) -> None:
+        # The fits happen when the newest vector's start j reaches M, G M, G^2 M, ...; j has
+        # passed through every integer up to n - embed, so the last fit is the largest
+        # boundary <= j, refitted here on the same values and seed (hence the same trees).
+        settings = self.iforest
+        newest = self.n - settings["embed"]
+        fits = anomaly.block_starts(newest + 1, settings["min_train"], settings["growth"])
+        if fits:
+            self._fit(fits[-1])
+            self.next_fit = fits[-1] * settings["growth"]
 
     def _grow(self) -> None:
         for name in ("values", "means", "stds", "constant"):

@@ -5,14 +5,13 @@
   forest against the feature job's own batch function;
 - ``update_draw``'s lottery columns against ``naive_hist.lottery_features``;
 - the market indicators against ``talipp`` on the EUR/USD bars;
-- flat cost per update from 100 to 100,000 points, pickle round trip, bad points.
+- flat cost per update from 100 to 100,000 points, saved-state round trip, bad points.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-import pickle
 import time
 
 import numpy as np
@@ -23,6 +22,7 @@ from python_jobs import definitions
 from python_jobs.features.anomaly import anomaly
 from python_jobs.features.matrix_profile import matrix_profile_left
 from python_jobs.realtime.engine import OrderError, RealTimeFeatureEngine, to_epoch
+from python_jobs.realtime.state import dump_engine, load_engine
 from python_jobs.tests import naive_families, naive_hist
 from python_jobs.tests.realtime_reference import assert_columns_close, bundled_draws, eurusd_close
 
@@ -153,13 +153,13 @@ def test_cost_per_update_is_flat_in_history():
     assert late < 3 * early, (early, late)
 
 
-def test_pickled_engine_continues_exactly(loto6_n3, streamed_n3):
+def test_saved_engine_continues_exactly(loto6_n3, streamed_n3):
     y, ds = loto6_n3.y.to_numpy(), loto6_n3.ds.to_list()
     first = RealTimeFeatureEngine()
     cut = 1700
     for i in range(cut):
         first.update("loto6:N3", ds[i], y[i])
-    restored = pickle.loads(pickle.dumps(first))
+    restored = load_engine(dump_engine(first), version=first.layout.version)
     rest = _feed(restored, "loto6:N3", ds[cut:], y[cut:])
     uninterrupted = streamed_n3.iloc[cut:].reset_index(drop=True)
     pd.testing.assert_frame_equal(rest, uninterrupted, check_exact=True, check_dtype=False)
