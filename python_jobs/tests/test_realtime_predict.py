@@ -1,9 +1,15 @@
-"""The next-value model: walk-forward backtest on real draws, saved bundle, online predictions
-published to a Redis stream; and the commands' answers to bad input (exit 2, one line)."""
+"""The next-value model: walk-forward backtest on real draws, saved bundle (a skops archive,
+refused when it is a pickle, holds an untrusted type, trees out of bounds or another feature
+set), online predictions published to a Redis stream; and the commands' answers to bad input
+(exit 2, one line)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import pickle
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -12,6 +18,7 @@ import pytest
 from python_jobs.cli import main
 from python_jobs.realtime import predict
 from python_jobs.realtime.engine import RealTimeFeatureEngine
+from python_jobs.realtime.predict import ModelError
 from python_jobs.tests.realtime_reference import bundled_draws
 
 
@@ -40,7 +47,7 @@ def test_walk_forward_uses_only_earlier_rows_and_is_honest(bingo5_features, tmp_
     series = frame[frame.unique_id == "N3"]
     following = bingo5_features[bingo5_features.unique_id == "N3"].set_index("ds")["y"]
     assert (series["y_next"].to_numpy() == following.shift(-1).loc[series["ds"]].to_numpy()).all()
-    bundle, backtest = predict.train(bingo5_features, tmp_path / "model.pkl", "v1")
+    bundle, backtest = predict.train(bingo5_features, tmp_path / "model.skops", "v1")
     assert len(backtest.folds) == predict.FOLDS
     starts = [pd.Timestamp(fold["from"]) for fold in backtest.folds]
     assert starts == sorted(starts)
@@ -50,7 +57,7 @@ def test_walk_forward_uses_only_earlier_rows_and_is_honest(bingo5_features, tmp_
     assert abs(total["model_mae"] / total["window_mean_mae"] - 1) < 0.05
     assert total["last_value_mae"] > 1.2 * total["window_mean_mae"]
     assert "test from" in backtest.report()
-    loaded = predict.load_model(tmp_path / "model.pkl")
+    loaded = predict.load_model(tmp_path / "model.skops", version="v1")
     assert loaded["columns"] == bundle["columns"] and loaded["version"] == "v1"
     assert all(
         name.startswith(("hist_y_zscore", "hist_y_pct", "hist_y_roll_auto", "hist_y_draw"))
@@ -66,7 +73,7 @@ def test_predictions_reach_the_redis_stream(bingo5_features, tmp_path, monkeypat
     monkeypatch.setattr(config, "LOCAL_DIR", tmp_path)
     monkeypatch.setattr(config, "REDIS_DB_PATH", tmp_path / "redis.db")
     bundle, _ = predict.train(
-        bingo5_features[bingo5_features.unique_id.isin(["N1", "N2"])], tmp_path / "m.pkl", folds=1
+        bingo5_features[bingo5_features.unique_id.isin(["N1", "N2"])], tmp_path / "m.skops", folds=1
     )
     engine = RealTimeFeatureEngine(history_features=False)
     values = bingo5_features[bingo5_features.unique_id == "N4"]["y"].to_numpy()[:60]
@@ -105,3 +112,124 @@ def test_commands_refuse_bad_input_with_exit_code_2(capsys, monkeypatch, tmp_pat
     assert main(["realtime", "serve", "--feed", "ws://127.0.0.1:1", "--no-predict"]) == 2
     captured = capsys.readouterr()
     assert "REDIS_URL" in captured.err and "hunter2" not in captured.err + captured.out
+
+
+# -- the model file -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_model(bingo5_features, tmp_path_factory):
+    """A model trained on two positions (one fold), its file, and rows to predict."""
+    path = tmp_path_factory.mktemp("model") / "next_value.skops"
+    bundle, _ = predict.train(
+        bingo5_features[bingo5_features.unique_id.isin(["N1", "N2"])], path, "v1", folds=1
+    )
+    rows = bingo5_features[bingo5_features.unique_id == "N5"][bundle["columns"]].fillna(0.0).to_numpy()
+    return bundle, path, rows
+
+
+def test_a_saved_model_round_trips_and_predicts_identically(small_model):
+    bundle, path, rows = small_model
+    assert path.read_bytes().startswith(b"PK") and predict.MODEL_PATH.suffix == ".skops"
+    loaded = predict.load_model(path, version="v1")
+    assert {k: v for k, v in loaded.items() if k != "model"} == {
+        k: v for k, v in bundle.items() if k != "model"
+    }
+    np.testing.assert_array_equal(loaded["model"].predict(rows), bundle["model"].predict(rows))
+    assert predict.load_model(path.with_name("absent.skops")) is None
+
+
+def test_a_model_of_another_feature_set_is_refused(small_model):
+    _, path, _ = small_model
+    with pytest.raises(ModelError, match="trained for feature set v1, the engine's is v2"):
+        predict.load_model(path, version="v2")
+
+
+class _Payload:
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_planted_pickle_at_the_model_path_is_refused_without_running(tmp_path):
+    marker = tmp_path / "MARKER"
+    path = tmp_path / "next_value.skops"
+    path.write_bytes(pickle.dumps({"model": _Payload(marker)}))
+    with pytest.raises(ModelError, match="a pickle, which is never loaded"):
+        predict.load_model(path, version="v1")
+    # A pickle inside a skops archive's member is not unpickled either.
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("schema.json", json.dumps({"__class__": "dict", "__module__": "builtins"}))
+        archive.writestr("payload.npy", pickle.dumps(_Payload(marker)))
+    with pytest.raises(ModelError):
+        predict.load_model(path, version="v1")
+    assert not marker.exists()
+
+
+def _rewritten(path, tmp_path, change) -> object:
+    """A copy of the model file with its schema.json passed through ``change``."""
+    out = tmp_path / "tampered.skops"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "schema.json":
+                data = json.dumps(change(json.loads(data))).encode()
+            target.writestr(item, data)
+    return out
+
+
+def test_a_skops_file_with_an_untrusted_type_is_refused(small_model, tmp_path):
+    _, path, _ = small_model
+
+    def to_os_system(node):
+        # The ridge estimator's node now names os.system: what a tampered file would call.
+        if isinstance(node, dict):
+            if node.get("__class__") == "Ridge":
+                return node | {"__module__": "os", "__class__": "system"}
+            return {key: to_os_system(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [to_os_system(value) for value in node]
+        return node
+
+    tampered = _rewritten(path, tmp_path, to_os_system)
+    with pytest.raises(ModelError, match=r"untrusted types os\.system"):
+        predict.load_model(tampered, version="v1")
+
+
+def test_trees_with_node_indices_out_of_bounds_are_refused(small_model, tmp_path):
+    # scikit-learn follows node indices without bounds checks (a crash or an out-of-bounds read).
+    import skops.io
+
+    bundle, _, _ = small_model
+    path = tmp_path / "far.skops"
+
+    def copy():
+        return skops.io.loads(skops.io.dumps(bundle["model"]), trusted=list(predict.TRUSTED_TYPES))
+
+    model = copy()
+    predictor = model.named_estimators_["boost"]._predictors[3][0]
+    inner = np.flatnonzero(predictor.nodes["is_leaf"] == 0)[0]
+    predictor.nodes["left"][inner] = 10**6
+    path.write_bytes(skops.io.dumps(bundle | {"model": model}))
+    with pytest.raises(ModelError, match="boosted tree with node indices out of bounds"):
+        predict.load_model(path, version="v1")
+    model = copy()
+    tree = model.named_estimators_["trees"].estimators_[0].tree_
+    state = tree.__getstate__()
+    state["nodes"] = state["nodes"].copy()
+    state["nodes"]["feature"][0] = 10**6
+    tree.__setstate__(state)
+    path.write_bytes(skops.io.dumps(bundle | {"model": model}))
+    with pytest.raises(ModelError, match="extra tree with node indices out of bounds"):
+        predict.load_model(path, version="v1")
+
+
+def test_a_model_whose_inputs_the_engine_lacks_is_refused(small_model):
+    bundle, _, _ = small_model
+    names = [
+        name for name in RealTimeFeatureEngine(history_features=False).names if name != bundle["columns"][0]
+    ]
+    with pytest.raises(ModelError, match=bundle["columns"][0]):
+        predict.AsyncPredictionPipeline(bundle, names, client=None, version="v1")
