@@ -13,6 +13,8 @@
         {'stat': 'iqr', 'prefix': 'hist_y_roll_iqr_w', 'min_window': 2},
         {'stat': 'zscore', 'prefix': 'hist_y_zscore_w', 'min_window': 2},
         {'stat': 'dev_mean', 'prefix': 'hist_y_dev_mean_w', 'min_window': 2},
+        {'stat': 'skew', 'prefix': 'hist_y_roll_skew_w', 'min_window': 3},
+        {'stat': 'kurt', 'prefix': 'hist_y_roll_kurt_w', 'min_window': 4},
     ]) }}
 {% endmacro %}
 
@@ -31,13 +33,17 @@
         case when row_stats.y_var_n_w{{ w }} > 0 then (row_stats.y - row_stats.y_mean_w{{ w }}) / row_stats.y_std_w{{ w }} end
     {%- elif stat == 'dev_mean' -%}
         row_stats.y - row_stats.y_mean_w{{ w }}
+    {%- elif stat == 'skew' -%}
+        case when row_stats.y_var_n_w{{ w }} > 0 then sqrt({{ w * (w - 1) }}) / {{ w - 2 }} * ({{ window_centered_power_sum('row_stats', w, 3) }})::double precision / power(row_stats.y_var_n_w{{ w }}, 1.5) end
+    {%- elif stat == 'kurt' -%}
+        case when row_stats.y_var_n_w{{ w }} > 0 then {{ w - 1 }} * ({{ w + 1 }} * ({{ window_centered_power_sum('row_stats', w, 4) }})::double precision / (row_stats.y_var_n_w{{ w }} * row_stats.y_var_n_w{{ w }}) - {{ 3 * (w - 1) }}) / {{ (w - 2) * (w - 3) }} end
     {%- else -%}
         {{ exceptions.raise_compiler_error("hist_window_stat_sql: no rolling statistic " ~ stat) }}
     {%- endif -%}
 {%- endmacro %}
 
 {% macro hist_window_max_power() %}
-    {{ return(2) }}
+    {{ return(4) }}
 {% endmacro %}
 
 {% macro hist_smallest_window() %}

@@ -206,6 +206,36 @@ STATISTICS: tuple[RollingStatistic, ...] = (
         template="hist_y_{stat}_w{w}",
     ),
     RollingStatistic(
+        "skew",
+        "Skewness of y over the {w} rows ending at this row, bias-corrected (pandas "
+        f"`rolling({{w}}).skew()`); {_NULL_UNTIL[:-1]}, and where those rows are constant.",
+        _constant_is_null(pd.Series.skew),
+        sql=_IF_VARIED
+        % (
+            "sqrt({{ w * (w - 1) }}) / {{ w - 2 }} * ({{ window_centered_power_sum('row_stats', w, 3) }})"
+            "::double precision / power(row_stats.y_var_n_w{{ w }}, 1.5)"
+        ),
+        kernel_slot=10,
+        min_window=3,
+        power=3,
+    ),
+    RollingStatistic(
+        "kurt",
+        "Excess kurtosis of y over the {w} rows ending at this row, bias-corrected (pandas "
+        f"`rolling({{w}}).kurt()`); {_NULL_UNTIL[:-1]}, and where those rows are constant.",
+        _constant_is_null(pd.Series.kurt),
+        sql=_IF_VARIED
+        % (
+            "{{ w - 1 }} * ({{ w + 1 }} * ({{ window_centered_power_sum('row_stats', w, 4) }})"
+            "::double precision / (row_stats.y_var_n_w{{ w }} * row_stats.y_var_n_w{{ w }})"
+            " - {{ 3 * (w - 1) }})"
+            " / {{ (w - 2) * (w - 3) }}"
+        ),
+        kernel_slot=11,
+        min_window=4,
+        power=4,
+    ),
+    RollingStatistic(
         "median",
         f"Median of y over the {{w}} rows ending at this row (pandas `rolling({{w}})`); {_NULL_UNTIL} "
         + _FROM_JOB,

@@ -60,6 +60,19 @@ def _window_sums(ring, head, w, shift):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
+def _centred_power_sums(ring, head, w, shift, mean_shifted):  # pragma: no cover
+    """Sums of d^3 and d^4 over the last w rows, d = x - mean(x): a second pass, no cancellation."""
+    s3 = 0.0
+    s4 = 0.0
+    for k in range(w):
+        d = (_back(ring, head, k) - shift) - mean_shifted
+        d2 = d * d
+        s3 += d2 * d
+        s4 += d2 * d2
+    return s3, s4
+
+
+@njit(cache=True, nogil=True)
 def _autocorr1(ring, head, w, shift) -> float:  # pragma: no cover
     """Pearson correlation of the w - 1 pairs (y_t, y_t-1) inside the last w rows."""
     n = w - 1
@@ -107,8 +120,14 @@ def _push(s, y, ring, head, count, run_max, run_min, sorted_buf, windows, starts
 
 
 @njit(cache=True, nogil=True)
-def _window_values(values, slots, mean, var_n, row, start, w, y) -> None:  # pragma: no cover
-    """Every per-window statistic of a full window of ``w`` rows, each into its slot of ``values``."""
+def _window_values(
+    values, slots, mean, var_n, cube_sum, quartic_sum, row, start, w, y
+) -> None:  # pragma: no cover
+    """Every per-window statistic of a full window of ``w`` rows, each into its slot of ``values``.
+
+    ``var_n`` is ``w sum(d^2)``, ``cube_sum`` and ``quartic_sum`` are ``sum(d^3)`` and
+    ``sum(d^4)`` (``d = y - mean``); ``values`` holds NaN on entry.
+    """
     std = math.sqrt(var_n / (w * (w - 1)))
     q25 = sorted_quantile(row, start, w, 0.25)
     q75 = sorted_quantile(row, start, w, 0.75)
@@ -122,6 +141,14 @@ def _window_values(values, slots, mean, var_n, row, start, w, y) -> None:  # pra
     values[slots.iqr] = q75 - q25
     values[slots.zscore] = (y - mean) / std if var_n > 0 else np.nan
     values[slots.dev_mean] = y - mean
+    # Bias-corrected skewness and excess kurtosis (pandas rolling skew/kurt) from the centred
+    # sums: g1 = w^2 sum(d^3) / var_n^1.5 and m4 / m2^2 = w^3 sum(d^4) / var_n^2.
+    if var_n > 0 and w >= 3:
+        g1 = w * w * cube_sum / var_n**1.5
+        values[slots.skew] = math.sqrt(w * (w - 1.0)) / (w - 2.0) * g1
+    if var_n > 0 and w >= 4:
+        ratio = w * w * w * quartic_sum / (var_n * var_n)
+        values[slots.kurt] = (w - 1.0) * ((w + 1.0) * ratio - 3.0 * (w - 1.0)) / ((w - 2.0) * (w - 3.0))
 
 
 @njit(cache=True, nogil=True)
@@ -176,7 +203,10 @@ def update_batch(
                     fixed_var = var_n
                     fixed_sj = sj
                     fixed_s1 = s1
-                _window_values(window_values, stat_slots, mean, var_n, row, starts[a], w, y)
+                cube_sum, quartic_sum = _centred_power_sums(series, h, w, y, s1 / w)
+                _window_values(
+                    window_values, stat_slots, mean, var_n, cube_sum, quartic_sum, row, starts[a], w, y
+                )
             for k in range(window_columns.shape[0]):
                 if window_columns[k, a] >= 0:
                     out_row[window_columns[k, a]] = window_values[k]
