@@ -80,7 +80,7 @@ def test_sql_macros_list_the_sql_statistics_with_their_expressions():
         expected = env.from_string(text + "@@" + stat.sql).render(w=30).split("@@")[1]
         assert str(module.hist_window_stat_sql(stat.stat, 30)).strip() == expected.strip()
     power = render_macro("hist_window_max_power", text=text)
-    assert power == max(stat.power for stat in rolling_spec.computed_by("sql"))
+    assert power == max(stat.power for stat in rolling_spec.computed_by("sql")) >= 4
 
 
 def test_domain_columns_of_sql_and_engine_are_one_list():
@@ -107,6 +107,18 @@ def test_kernel_slots_and_layout_place_every_online_statistic_once():
     for stat, w, name in layout.window_names:
         assert columns[stat.kernel_slot, layout.state_windows.index(w)] == layout.names.index(name)
     assert (columns >= 0).sum() == len(layout.window_names)
+    names = set(layout.names)
+    assert "hist_y_roll_skew_w3" in names and "hist_y_roll_kurt_w3" not in names
+    assert "hist_y_roll_kurt_w7" in names
+
+
+def test_kurtosis_has_no_three_row_column_in_the_mart():
+    names = mart_yaml.column_names("features_hist")
+    skew = [name for name in names if name.startswith("hist_y_roll_skew_w")]
+    kurt = [name for name in names if name.startswith("hist_y_roll_kurt_w")]
+    windows = definitions.load().windows
+    assert skew == [f"hist_y_roll_skew_w{w}" for w in windows]
+    assert kurt == [f"hist_y_roll_kurt_w{w}" for w in windows if w >= 4]
 
 
 @pytest.mark.parametrize("q", [0.25, 0.5, 0.75, 0.1])
