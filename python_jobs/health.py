@@ -185,9 +185,7 @@ def run_checks(url: str | None = None) -> tuple[dict[str, Check], str | None]:
             checks["tables"] = check_tables(conn)
             checks["coverage"] = check_coverage(conn)
     except (db.DatabaseError, psycopg.Error) as exc:
-        reason = mask_url(
-            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        )
+        reason = mask_url(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         unreachable = f"database unreachable: {reason}"
         checks["database"] = {"ok": False, "required": True, "error": reason}
     checks["redis"] = check_redis()
