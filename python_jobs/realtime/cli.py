@@ -88,6 +88,10 @@ async def _feed(args: argparse.Namespace) -> None:
 
 
 def _cmd_feed(args: argparse.Namespace) -> int:
+    from python_jobs.realtime.feed import DEFAULT_PORT, LOOPBACK
+
+    args.host = args.host or LOOPBACK
+    args.port = DEFAULT_PORT if args.port is None else args.port
     if not Path(args.file).is_file():
         return _fail(f"no such file: {args.file}")
     try:
@@ -131,7 +135,24 @@ def _intake(feed_url: str, args: argparse.Namespace, metrics: Any, current: sett
         ts_earliest=to_epoch(online.ts_earliest),
         ts_max_ahead_s=online.ts_max_ahead_days * 86400.0,
         max_symbols=online.max_symbols,
+        subscribe=_subscription(args),
     )
+
+
+def _subscription(args: argparse.Namespace) -> str | None:
+    """The JSON text of ``--subscribe FILE``, checked, or None."""
+    path = getattr(args, "subscribe", None)
+    if path is None:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"--subscribe {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        raise CommandError(f"--subscribe {path} is not JSON: {exc}") from None
+    return text
 
 
 def _warm_start(args: argparse.Namespace, engine: Any, store: Any, max_symbols: int) -> Any:
@@ -172,7 +193,7 @@ def build_service(
     """
     from python_jobs.realtime.engine import RealTimeFeatureEngine
     from python_jobs.realtime.metrics import ServiceMetrics
-    from python_jobs.realtime.predict import AsyncPredictionPipeline, load_model
+    from python_jobs.realtime.predict import AsyncPredictionPipeline, ModelError, load_model
     from python_jobs.realtime.service import FeatureService
     from python_jobs.realtime.store import RealTimeFeatureStore, connect
 
@@ -200,7 +221,10 @@ def build_service(
     # A symbol evicted from the engine is forgotten by the intake too (its ordering state).
     engine.on_evict = processor.forget
     predictor = None
-    bundle = None if args.no_predict else load_model()
+    try:
+        bundle = None if args.no_predict else load_model(version=engine.layout.version)
+    except ModelError as exc:
+        raise CommandError(str(exc)) from None
     if bundle is not None:
         predictor = AsyncPredictionPipeline(
             bundle, engine.names, client, engine.layout.version, metrics=metrics
@@ -213,7 +237,8 @@ def build_service(
         metrics,
         predictor,
         max_batch=args.max_batch,
-        status_every=getattr(args, "status_every", None) or None,
+        # Zero or less: no status lines (demo has no such option).
+        status_every=max(0.0, getattr(args, "status_every", 0.0)) or None,
     )
 
 
@@ -382,16 +407,16 @@ async def _demo(args: argparse.Namespace, current: settings.Settings) -> Any:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from python_jobs.realtime.predict import MODEL_PATH, load_model
+    from python_jobs.realtime.predict import MODEL_PATH, ModelError, load_model
 
     if not Path(args.file).is_file():
         return _fail(f"no such file: {args.file}")
-    if not args.no_predict and load_model() is None:
-        print(f"no model at {MODEL_PATH}: training one first (python -m python_jobs train --from-files)")
-        _train(from_files=True, out=MODEL_PATH)
     try:
+        if not args.no_predict and load_model() is None:
+            print(f"no model at {MODEL_PATH}: training one first (python -m python_jobs train --from-files)")
+            _train(from_files=True, out=MODEL_PATH)
         service = asyncio.run(_demo(args, settings.get()))
-    except CommandError as exc:
+    except (CommandError, ModelError) as exc:
         return _fail(str(exc))
     except (ValueError, KeyError) as exc:
         return _fail(f"{args.file}: {exc}")
@@ -434,7 +459,9 @@ def _check_out(out: Path) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     import psycopg
 
-    out = Path(args.out)
+    from python_jobs.realtime.predict import MODEL_PATH
+
+    out = Path(args.out) if args.out else MODEL_PATH
     try:
         _check_out(out)
         _train(from_files=args.from_files, out=out)
@@ -483,9 +510,8 @@ def _service_arguments(p: argparse.ArgumentParser, current: settings.Settings) -
 
 def add_parsers(sub: Any) -> None:
     """Add ``realtime`` (feed, serve, demo) and ``train`` to the main command's subparsers."""
-    from python_jobs.realtime.feed import DEFAULT_PORT, LOOPBACK
-    from python_jobs.realtime.predict import MODEL_PATH
-
+    # The feed's and the model's modules (pandas, scikit-learn) are imported by the commands
+    # that use them, not here: building the parser must stay fast for every command.
     current = settings.get()
     realtime = sub.add_parser("realtime", help="online features: WebSocket feed, service, demo")
     commands = realtime.add_subparsers(
@@ -495,8 +521,8 @@ def add_parsers(sub: Any) -> None:
     p = commands.add_parser("feed", help="serve a CSV as a WebSocket feed on 127.0.0.1")
     p.add_argument("--file", default=str(DEFAULT_FEED), help="CSV: timestamp first, a Close or price column")
     p.add_argument("--rate", type=float, default=1000.0, help="messages per second")
-    p.add_argument("--host", default=LOOPBACK)
-    p.add_argument("--port", type=port_number, default=DEFAULT_PORT)
+    p.add_argument("--host", default=None, help="address to listen on (default: loopback)")
+    p.add_argument("--port", type=port_number, default=None, help="port (default: 8765)")
     p.add_argument("--symbol", default="EURUSD", help="symbol when the file has no symbol column")
     p.add_argument("--symbols", type=positive_int, default=1, help="play the file as this many symbols")
     p.add_argument("--loop", action="store_true", help="restart the file at its end")
@@ -520,6 +546,12 @@ def add_parsers(sub: Any) -> None:
         default=5.0,
         help="seconds between status lines (rate, drops, p99, buffer); 0 for none",
     )
+    p.add_argument(
+        "--subscribe",
+        metavar="FILE",
+        default=None,
+        help="JSON text sent on every connection before reading (a feed's subscription request)",
+    )
     p.add_argument("--save-state", action="store_true", help="save the engine to Redis at the end")
     _service_arguments(p, current)
     p.set_defaults(fn=_cmd_serve)
@@ -538,5 +570,10 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="features from the bundled files by the online engine (no database)",
     )
-    p.add_argument("--out", default=str(MODEL_PATH), help="the model file written (not a directory)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="the model file written, not a directory (default: the one serve loads, "
+        ".local/models/next_value.skops)",
+    )
     p.set_defaults(fn=_cmd_train)

@@ -39,6 +39,8 @@ log = get_logger(__name__)
 LATENCY_SAMPLE = 200_000
 # Seconds between two refreshes of the gauges that cost a walk over the symbols.
 HOUSEKEEPING_SECONDS = 1.0
+# Seconds before a background part that failed unexpectedly is started again.
+RESTART_SECONDS = 1.0
 
 
 class FeatureService:
@@ -143,13 +145,13 @@ class FeatureService:
         except Exception as exc:
             # The updates the store never received are lost; count them for the exit code.
             self.failed_updates += max(0, len(batch) - (self.store.counters.updates - given))
-            self.internal_errors += 1
-            self.metrics.internal_errors.inc()
-            log.error(
-                "batch failed; consuming goes on",
-                messages=len(batch),
-                error=redact(f"{type(exc).__name__}: {exc}"),
-            )
+            self._internal_error("batch failed; consuming goes on", exc, messages=len(batch))
+
+    def _internal_error(self, event: str, exc: BaseException, **fields: Any) -> None:
+        """Count and log (one line, no traceback) a failure nothing else handles."""
+        self.internal_errors += 1
+        self.metrics.internal_errors.inc()
+        log.error(event, error=redact(f"{type(exc).__name__}: {exc}"), **fields)
 
     def _sync_store_metrics(self) -> None:
         counters = self.store.counters
@@ -171,6 +173,17 @@ class FeatureService:
     async def consume(self) -> None:
         async for batch in self.processor.batches(self.max_batch):
             self.handle_safely(batch)
+
+    async def keep_running(self, name: str, task: Callable[[], Any]) -> None:
+        """Run ``task()`` (a coroutine function); after an unexpected failure, count it, log
+        it and start it again a second later, so no part of the service dies silently."""
+        while True:
+            try:
+                await task()
+                return
+            except Exception as exc:
+                self._internal_error(f"{name} failed; restarting it", exc)
+                await asyncio.sleep(RESTART_SECONDS)
 
     async def flush_when_redis_is_back(self) -> None:
         """While the store holds updates, retry them at the store's back-off until it is empty."""
@@ -217,11 +230,14 @@ class FeatureService:
         gc.freeze()
         self._buffered = asyncio.Event()
         reader = asyncio.ensure_future(self.processor.run())
-        tasks = [reader, asyncio.ensure_future(self.consume())]
-        tasks.append(asyncio.ensure_future(self.flush_when_redis_is_back()))
-        tasks.append(asyncio.ensure_future(self.housekeeping()))
+        parts = {
+            "consumer": self.consume,
+            "buffer flush": self.flush_when_redis_is_back,
+            "housekeeping": self.housekeeping,
+        }
         if self.predictor is not None:
-            tasks.append(asyncio.ensure_future(self.predictor.run()))
+            parts["prediction pipeline"] = self.predictor.run
+        tasks = [reader, *(asyncio.ensure_future(self.keep_running(n, t)) for n, t in parts.items())]
         try:
             await asyncio.wait({reader}, timeout=duration)
         finally:
@@ -233,10 +249,8 @@ class FeatureService:
                     try:
                         await task
                     except Exception as exc:
-                        # A part that ended on an error is reported, never left unretrieved.
-                        self.internal_errors += 1
-                        self.metrics.internal_errors.inc()
-                        log.error("service task failed", error=redact(f"{type(exc).__name__}: {exc}"))
+                        # The intake ended on an error: reported, never left unretrieved.
+                        self._internal_error("feed reader failed", exc)
             self._buffered = None
             self.drain()
 

@@ -321,6 +321,24 @@ def test_an_unexpected_error_in_a_batch_is_counted_and_consuming_goes_on(own_red
     assert "realtime_internal_errors_total 1.0" in generate_latest(service.metrics.registry).decode()
 
 
+def test_a_background_part_that_fails_is_counted_and_started_again(own_redis, monkeypatch):
+    from python_jobs.realtime import service as service_module
+
+    monkeypatch.setattr(service_module, "RESTART_SECONDS", 0.0)
+    with patched(redis={"url": own_redis.url}):
+        service = _service()
+    calls = []
+
+    async def publishes_once_redis_allows() -> None:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise redis.ResponseError("OOM command not allowed when used memory > 'maxmemory'")
+
+    asyncio.run(service.keep_running("prediction pipeline", publishes_once_redis_allows))
+    assert calls == [0, 1] and service.internal_errors == 1
+    assert "realtime_internal_errors_total 1.0" in generate_latest(service.metrics.registry).decode()
+
+
 # -- the command line -----------------------------------------------------------------------------
 
 
@@ -366,6 +384,26 @@ def test_a_metrics_port_in_use_is_one_line_and_exit_2():
 
 def test_train_out_a_directory_is_one_line_and_exit_2(tmp_path):
     _assert_one_line_error(_cli("train", "--from-files", "--out", str(tmp_path)), "directory")
+
+
+def test_serve_subscribe_sends_the_file_and_refuses_one_not_json(tmp_path):
+    request = tmp_path / "subscribe.json"
+    request.write_text('{"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": 1}')
+    with patched(redis={"url": f"redis://127.0.0.1:{free_port()}/0"}):
+        assert _service("--subscribe", str(request)).processor.subscribe == request.read_text()
+    request.write_text("SUBSCRIBE btcusdt")
+    result = _cli("realtime", "serve", "--feed", UNREACHABLE_FEED, "--subscribe", str(request))
+    _assert_one_line_error(result, "is not JSON")
+
+
+def test_serve_refuses_a_pickled_model_in_one_line(tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "next_value.skops").write_bytes(b"\x80\x05N.")
+    result = _cli(
+        "realtime", "serve", "--feed", UNREACHABLE_FEED, "--duration", "1", "--metrics-port", "0",
+        env={"LOTO_LOCAL_DIR": str(tmp_path), "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"},
+    )  # fmt: skip
+    _assert_one_line_error(result, "pickle")
 
 
 @pytest.fixture
