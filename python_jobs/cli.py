@@ -192,9 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "generate-macros",
-        help="write macros/python_jobs/py_columns.sql and the marts' YAML from the registry and the dbt vars",
+        help=(
+            "write the generated dbt macros and the models' YAML from the registry, the rolling "
+            "statistics and the dbt vars"
+        ),
     )
-    p.add_argument("--check", action="store_true", help="exit 1 when the file is stale, write nothing")
+    p.add_argument("--check", action="store_true", help="exit 1 when a file is stale, write nothing")
     p.set_defaults(fn=_cmd_generate_macros)
 
     p = sub.add_parser("holidays", help="regenerate seeds/jp_holidays.csv from the `holidays` package")
