@@ -151,6 +151,17 @@ def test_service_id_keeps_two_services_states_apart(own_redis):
             assert _service().store.load_state().keys == [symbol]
 
 
+def test_warm_start_from_redis_continues_the_saved_engine_or_refuses_in_one_line(own_redis):
+    with patched(redis={"url": own_redis.url}):
+        first = _service()
+        first.handle(_ticks(["A", "B"]))
+        first.store.save_state(first.engine)
+        assert _service("--warm-start", "redis").engine.keys == ["A", "B"]
+        own_redis.admin().set(first.store.state_key, b"\x80\x04K\x01.")  # a pickle
+        with pytest.raises(realtime_cli.CommandError, match=r"cannot warm-start from feature:state:"):
+            _service("--warm-start", "redis")
+
+
 def test_max_symbols_bounds_engine_and_intake_and_is_exported(own_redis):
     with patched(redis={"url": own_redis.url}, online={"max_symbols": 3}):
         service = _service()
