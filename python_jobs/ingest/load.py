@@ -23,7 +23,7 @@ from psycopg import sql
 
 from python_jobs import config, db
 from python_jobs.ingest import checks
-from python_jobs.ingest.parse import Chunk, ParsedFile, parse_file
+from python_jobs.ingest.parse import OPTIONAL_DRAW_COLUMNS, Chunk, ParsedFile, parse_file
 from python_jobs.ingest.problems import FileLevelError, Problem
 from python_jobs.ingest.spec import load_specs
 from python_jobs.log import get_logger
@@ -200,13 +200,21 @@ def _problems(conn: psycopg.Connection) -> tuple[list[Problem], int]:
     )
 
 
-def _upsert(conn: psycopg.Connection, source_file: str) -> tuple[int, int]:
+def _upsert(
+    conn: psycopg.Connection, source_file: str, draw_columns: frozenset[str] = OPTIONAL_DRAW_COLUMNS
+) -> tuple[int, int]:
     """Merge the staged draws into the raw table. Returns (inserted, updated).
 
     The first file of a lottery is a plain insert: with no stored row of its lotteries nothing
     can conflict (the file's own repeated keys were refused before), and ``on conflict`` would
     cost a speculative insertion per row, twice the time of the insert itself.
+
+    Of the optional columns (``num``, ``co``), only those in ``draw_columns`` (the ones the
+    file has) overwrite a stored row: a file without a carry-over column is no statement that
+    the carry-over is unknown, so the stored one stays, and a row counts as updated only when
+    a value the file gives differs.
     """
+    merged = ["y", *(name for name in ("num", "co") if name in draw_columns)]
     draws = db.qualified(config.RAW_DRAWS_TABLE)
     insert = sql.SQL(
         "insert into {draws} as target (loto, unique_id, ds, y, num, co, source_file) "
@@ -226,18 +234,22 @@ def _upsert(conn: psycopg.Connection, source_file: str) -> tuple[int, int]:
             with merged as (
                 {insert}
                 on conflict (loto, unique_id, ds) do update
-                    set y = excluded.y,
-                        num = excluded.num,
-                        co = excluded.co,
+                    set {assignments},
                         source_file = excluded.source_file,
                         loaded_at = now()
-                    where (target.y, target.num, target.co)
-                        is distinct from (excluded.y, excluded.num, excluded.co)
+                    where ({stored}) is distinct from ({given})
                 returning (xmax = 0) as inserted
             )
             select count(*) filter (where inserted), count(*) filter (where not inserted) from merged
             """
-        ).format(insert=insert),
+        ).format(
+            insert=insert,
+            assignments=sql.SQL(", ").join(
+                sql.SQL("{0} = excluded.{0}").format(sql.Identifier(name)) for name in merged
+            ),
+            stored=sql.SQL(", ").join(sql.SQL("target.{}").format(sql.Identifier(name)) for name in merged),
+            given=sql.SQL(", ").join(sql.SQL("excluded.{}").format(sql.Identifier(name)) for name in merged),
+        ),
         {"source": source_file},
     ).fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
@@ -380,7 +392,7 @@ def _load(
         checks.drop_bad_lines(conn)
     counts = _Counts(rejected=total, problems=problems)
     if not prizes_only:
-        counts.inserted, counts.updated = _upsert(conn, source_file)
+        counts.inserted, counts.updated = _upsert(conn, source_file, parsed.draw_columns)
     counts.prizes_inserted, counts.prizes_updated = _upsert_prizes(conn, source_file)
     phases.done("merge")
     broken = [] if prizes_only else checks.stored_draw_problems(conn, db.qualified(config.RAW_DRAWS_TABLE))

@@ -30,7 +30,7 @@ from python_jobs.ingest.encoding import (
     decoded_lines,
     sniff_start,
 )
-from python_jobs.ingest.headers import wide_layout
+from python_jobs.ingest.headers import WideLayout, wide_layout
 from python_jobs.ingest.json_draws import json_draw_objects
 from python_jobs.ingest.long import DRAW_COLUMNS, LONG_REQUIRED, long_header, parse_long_chunk
 from python_jobs.ingest.problems import FileLevelError, Problem
@@ -39,6 +39,7 @@ from python_jobs.ingest.values import name_problem, normalize_header, parse_date
 from python_jobs.ingest.wide import wide_line, wide_problem
 
 CHUNK_LINES = 100_000
+OPTIONAL_DRAW_COLUMNS = frozenset({"num", "co"})
 PRIZE_COLUMNS = ["loto", "ds", "tier", "winners", "prize", "line"]
 
 __all__ = ["CHUNK_LINES", "Chunk", "FileLevelError", "ParsedFile", "Problem", "parse_date", "parse_file"]
@@ -76,6 +77,10 @@ class ParsedFile:
     layout: str
     verdict: EncodingVerdict
     lines_read: int = 0
+    #: The optional draw columns (``num``, ``co``) the file has, known once its header is read.
+    #: A merge leaves a stored value alone where the file has no column for it: a corrections
+    #: file without キャリーオーバー does not erase the stored carry-overs.
+    draw_columns: frozenset[str] = OPTIONAL_DRAW_COLUMNS
 
     def chunks(self) -> Iterator[Chunk]:
         if self.layout == "json":
@@ -102,6 +107,7 @@ class ParsedFile:
                     keys.append(key)
         spec = _known_spec(self.loto, layout="JSON")
         layout = wide_layout(keys, spec)
+        self.draw_columns = _wide_draw_columns(layout)
         for start in range(0, len(objects), CHUNK_LINES):
             draws: list = []
             prizes: list = []
@@ -198,6 +204,7 @@ class ParsedFile:
 
     def _long_chunks(self, header: list[str], records, decode_problems: list[Problem]) -> Iterator[Chunk]:
         names = long_header(header)
+        self.draw_columns = OPTIONAL_DRAW_COLUMNS & set(names)
         for batch in self._batches(records, len(names)):
             draws, problems = parse_long_chunk(batch, names, self.loto)
             problems += decode_problems
@@ -214,6 +221,7 @@ class ParsedFile:
             layout = wide_layout(header, spec)
         except FileLevelError as exc:
             raise FileLevelError(exc.message, line=header_line) from None
+        self.draw_columns = _wide_draw_columns(layout)
         date_index = header.index(layout.date_key)
         for batch in self._batches(records, len(header)):
             draws: list = []
@@ -241,6 +249,11 @@ class ParsedFile:
             yield Chunk(_draw_frame(draws), _prize_frame(prizes), problems)
         if decode_problems:
             yield Chunk(_draw_frame([]), _prize_frame([]), list(decode_problems))
+
+
+def _wide_draw_columns(layout: WideLayout) -> frozenset[str]:
+    present = {"num": layout.num_key is not None, "co": layout.co_key is not None}
+    return frozenset(name for name, found in present.items() if found)
 
 
 def _prepend(first: str, rest: Iterator[str]) -> Iterator[str]:
