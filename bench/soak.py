@@ -137,11 +137,20 @@ def _wait_until_serving(service: subprocess.Popen, limit: float = 120.0) -> list
 
 
 def _sample_loop(service: subprocess.Popen, metrics_port: int, seconds: float) -> list[dict[str, Any]]:
-    """One sample every SAMPLE_SECONDS while the service runs: RSS and the scraped metrics."""
+    """One sample every SAMPLE_SECONDS while the service runs: RSS and the scraped metrics.
+
+    The last sample comes a second before the service's end: after it the service drains,
+    flushes and lists keys for its report, which is shutdown, not steady state.
+    """
     samples: list[dict[str, Any]] = []
     start = time.monotonic()
-    while service.poll() is None and time.monotonic() - start < seconds + 0.5:
-        next_at = start + SAMPLE_SECONDS * (len(samples) + 1)
+    while service.poll() is None:
+        due = SAMPLE_SECONDS * (len(samples) + 1)
+        if due >= seconds - 1.0:
+            due = seconds - 1.0
+            if samples and samples[-1]["t_s"] >= due - 0.5:
+                break
+        next_at = start + due
         time.sleep(max(0.0, next_at - time.monotonic()))
         if service.poll() is not None:
             break
@@ -195,6 +204,7 @@ def summarize(samples: list[dict[str, Any]], seconds: float, report_output: str)
         "warm_up_seconds": warm_up,
         "rss_after_warm_up_mb": after[0]["rss_mb"],
         "rss_end_mb": last["rss_mb"],
+        "end_t_s": last["t_s"],
         "rss_peak_mb": max(row["rss_mb"] for row in samples),
         "rss_slope_mb_per_min": round(slope, 3),
         "p50_ms_histogram": round(1e3 * histogram_quantile(0.5, buckets), 3),
@@ -237,8 +247,8 @@ def print_soak(result: dict[str, Any]) -> None:
     )
     print(
         f"  RSS after warm-up ({result['warm_up_seconds']:g} s) {result['rss_after_warm_up_mb']:.1f} MB, "
-        f"at the end {result['rss_end_mb']:.1f} MB, peak {result['rss_peak_mb']:.1f} MB; "
-        f"slope {result['rss_slope_mb_per_min']:+.3f} MB/min"
+        f"at the end ({result['end_t_s']:g} s) {result['rss_end_mb']:.1f} MB, "
+        f"peak {result['rss_peak_mb']:.1f} MB; slope {result['rss_slope_mb_per_min']:+.3f} MB/min"
     )
     print(
         f"  latency p50 {result['p50_ms_histogram']:.3f} ms, p99 {result['p99_ms_histogram']:.3f} ms "
