@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import signal
 import sys
@@ -25,6 +26,8 @@ from python_jobs.redact import mask_url, redact
 DEFAULT_FEED = config.RAW_DATA_DIR / "eurusd_h1.csv"
 #: Exit code of a run whose updates did not all reach Redis.
 EXIT_LOST = 1
+#: Most feature keys the end-of-run report reads to pick its sample.
+SAMPLE_SCAN = 10_000
 
 
 class CommandError(Exception):
@@ -295,8 +298,10 @@ def print_report(service: Any, seconds: float, sample_keys: int = 6) -> None:
 
 def _print_sample(service: Any, sample_keys: int) -> None:
     store = service.store
-    keys = sorted(k.decode() for k in store.client.scan_iter(store.feature_pattern(), count=1000))
-    print(f"  sample of {len(keys):,} feature keys:")
+    # A bounded scan: a long run holds millions of keys, and a report must not list them all.
+    scanned = itertools.islice(store.client.scan_iter(store.feature_pattern(), count=1000), SAMPLE_SCAN)
+    keys = sorted(k.decode() for k in scanned)
+    print(f"  sample of feature keys ({len(keys):,} scanned):")
     for key in keys[-sample_keys:]:
         print(f"    {key} = {store.client.get(key).decode()}")
     symbol = service.engine.keys[0] if service.engine.keys else None
