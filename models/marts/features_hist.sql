@@ -23,17 +23,19 @@
 --
 -- Incremental: a run finds, per series, the first row whose stored values are out of date
 -- (a new or deleted draw, a draw whose date moved, a corrected y or carry-over, a lottery-level
--- count or draw-level column that a corrected draw of the lottery changed, or Python-job
--- values that changed since the row was merged: the job may run after this model) and
+-- count or draw-level column that a corrected draw of the lottery changed, a corrected prize,
+-- a changed positions seed, or Python-job values that changed since the row was merged: the
+-- job may run after this model; see joined_columns below) and
 -- recomputes that row and every later one of the series, from a lookback of
 -- var('incremental_lookback_rows') earlier rows; the expanding max/min come from every earlier
 -- row. Only those rows are merged, and the post-hook deletes the rows of draws that are no
 -- longer staged. The marts then equal a full refresh. int_hist__draw_domain is rebuilt in
 -- full on every run.
 -- The materialization is set here rather than for the marts folder: the other marts are
--- whole-history tables. The table is unlogged: writing its ~100 columns through the WAL
--- doubles the cost of a build, and it holds nothing that is not derived. After a crash
--- PostgreSQL empties it, and the next run, finding no stored rows, rebuilds every series.
+-- whole-history tables. The table is logged, so it survives a crash like any other. With
+-- var('features_hist_unlogged') true it is unlogged instead: a full build skips the WAL
+-- (bench/results: the time saved), but after a crash PostgreSQL empties the table; `health`
+-- then reports it, `report` and `train` refuse it, and the next run rebuilds every series.
 -- Its key is a unique index that a build creates after loading the rows (a primary key
 -- in the contract would be maintained row by row during the load: a quarter of the
 -- model's time); the merges of incremental runs find their rows through it.
@@ -43,7 +45,7 @@
         unique_key=['loto', 'unique_id', 'ds'],
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        unlogged=true,
+        unlogged=var('features_hist_unlogged', false),
         indexes=[{'columns': ['loto', 'unique_id', 'ds'], 'unique': true}],
         pre_hook=[
             "set local work_mem = '256MB'",
@@ -69,12 +71,25 @@
 {#- The lottery-level columns of int_hist__draw_domain, in the order of the mart (and of the
     online engine: generated from python_jobs/realtime/domain.py). -#}
 {%- set domain_columns = hist_draw_domain_columns() -%}
-    {%- do domain_columns.append('hist_y_freq_w' ~ n) -%}
+{#- Every column the mart takes from a joined model rather than computing it from the series'
+    own rows, with the relation that holds its current value. An incremental run compares each
+    stored row's values with these: a correction of any input they come from (draws, prizes,
+    the positions seed, the Python job's table) reaches every row it changed. A column joined
+    into the final select must be listed here, or an incremental run would keep it stale. -#}
+{%- set joined_columns = {} -%}
+{%- for column in domain_columns + ['hist_y_gap_mean', 'hist_y_gap_std'] -%}
+    {%- do joined_columns.update({column: 'draw_level'}) -%}
 {%- endfor -%}
-{%- do domain_columns.extend([
-    'hist_y_streak', 'hist_draw_sum', 'hist_draw_odd_count', 'hist_draw_consecutive_pairs',
-    'hist_draw_same_last_digit',
-]) -%}
+{%- for column in ['hist_draw_prize1_winners', 'hist_draw_prize1_payout', 'hist_draw_payout_total'] -%}
+    {%- do joined_columns.update({column: 'draw_prizes'}) -%}
+{%- endfor -%}
+{%- do joined_columns.update({
+    'hist_y_prize1_corr_w' ~ hist_int_var('stat_window', 30): 'prize_correlation',
+    'hist_y_gap_expected': 'position_gap_expected',
+}) -%}
+{%- for column in py_hist_columns() -%}
+    {%- do joined_columns.update({column: 'py_hist'}) -%}
+{%- endfor -%}
 {#- The per-row values folded into series_arrays.row_values, one named slot each, numbered from 1
     in this order: every read says which value it takes (row_values[i][slot.y_sum]). -#}
 {%- set row_slots = [
@@ -161,10 +176,7 @@ py_hist as not materialized (
             merged.unique_id,
             merged.ds,
             merged.hist_co,
-            {%- for column in domain_columns %}
-                merged.{{ column }},
-            {%- endfor %}
-            {%- for column in py_hist_columns() %}
+            {%- for column in joined_columns %}
                 merged.{{ column }},
             {%- endfor %}
             lead(merged.hist_y_lag{{ check_lag }}, {{ check_lag }}) over (
@@ -175,10 +187,11 @@ py_hist as not materialized (
 
     row_changes as (
         -- Every key stored or staged, and whether its stored row is out of date: the draw was
-        -- deleted or moved, or is new; its y or carry-over was corrected; a lottery-level
-        -- count or draw-level column changed (a draw of the lottery was corrected); or the
-        -- Python job's values changed since the row was merged (the job may run after this
-        -- model).
+        -- deleted or moved, or is new; its y or carry-over was corrected; or a joined column
+        -- changed: a lottery-level count or gap statistic (a draw of the lottery was
+        -- corrected), the draw's prizes or the prize correlation (a prize was corrected), the
+        -- expected gap (the positions seed changed), or the Python job's values (the job may
+        -- run after this model).
         select
             coalesce(stored_rows.loto, draws.loto) as loto,
             coalesce(stored_rows.unique_id, draws.unique_id) as unique_id,
@@ -188,11 +201,8 @@ py_hist as not materialized (
                 or draws.loto is null
                 or stored_rows.y_as_built is distinct from draws.y::double precision
                 or stored_rows.hist_co is distinct from draws.co
-                {%- for column in domain_columns %}
-                    or stored_rows.{{ column }} is distinct from draw_domain.{{ column }}
-                {%- endfor %}
-                {%- for column in py_hist_columns() %}
-                    or stored_rows.{{ column }} is distinct from py_hist.{{ column }}
+                {%- for column, relation in joined_columns.items() %}
+                    or stored_rows.{{ column }} is distinct from {{ relation }}.{{ column }}
                 {%- endfor %}
             ) as is_changed
         from stored_rows
@@ -201,11 +211,24 @@ py_hist as not materialized (
                 stored_rows.loto = draws.loto
                 and stored_rows.unique_id = draws.unique_id
                 and stored_rows.ds = draws.ds
-        left join draw_domain
+        left join draw_level
             on
-                draws.loto = draw_domain.loto
-                and draws.ds = draw_domain.ds
-                and draws.y::double precision = draw_domain.y
+                draws.loto = draw_level.loto
+                and draws.ds = draw_level.ds
+                and draws.y::double precision = draw_level.y
+        left join draw_prizes
+            on
+                draws.loto = draw_prizes.loto
+                and draws.ds = draw_prizes.ds
+        left join prize_correlation
+            on
+                draws.loto = prize_correlation.loto
+                and draws.unique_id = prize_correlation.unique_id
+                and draws.ds = prize_correlation.ds
+        left join position_gap_expected
+            on
+                draws.loto = position_gap_expected.loto
+                and draws.unique_id = position_gap_expected.unique_id
         left join py_hist
             on
                 draws.loto = py_hist.loto
