@@ -10,6 +10,9 @@ Checks:
 - ``tables``: the project's tables in the target schema, with their row counts;
 - ``coverage``: every staged series has Python-job rows up to its last staged draw
   (``stale`` counts those behind, which the next ``make gpu-features`` catches up);
+- ``marts``: every mart holds a row for every staged key (``missing`` counts those without;
+  an empty mart, as an unlogged one is after a crash, misses them all); ``fix`` names the
+  dbt command that rebuilds it;
 - ``redis``: a PING, when a Redis URL is configured (the embedded one needs no server);
 - ``gpu``: CuPy and a CUDA device, with its memory (informational: the CPU path is complete);
 - ``disk``: free space where the project keeps its data, against ``health.min_free_disk_gb``.
@@ -27,7 +30,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from python_jobs import config, db, settings
+from python_jobs import config, db, marts, settings
 from python_jobs.redact import mask_url
 
 Check = dict[str, Any]
@@ -108,6 +111,31 @@ def check_coverage(conn: psycopg.Connection) -> Check:
     return result
 
 
+def check_marts(conn: psycopg.Connection) -> Check:
+    """Each mart against the staging table: not ok when one lacks staged keys or is empty.
+
+    After a crash PostgreSQL empties an unlogged table, and a build that stopped half way can
+    leave a mart behind; the row counts of ``tables`` alone do not show either.
+    """
+    if not db.table_exists(conn, config.STAGING_MODEL):
+        return {"ok": False, "required": True, "detail": f"missing: {config.STAGING_MODEL}"}
+    states = [marts.mart_state(conn, mart) for mart in marts.MART_KEYS]
+    result: Check = {
+        "ok": all(state.ok for state in states),
+        "required": True,
+        "marts": {
+            state.mart: {"ok": state.ok, "rows": state.rows, "staged": state.staged, "missing": state.missing}
+            for state in states
+            if state.exists
+        },
+    }
+    problems = [state.problem() for state in states if not state.ok]
+    if problems:
+        result["stale"] = [state.mart for state in states if not state.ok]
+        result["fix"] = "; ".join(problem for problem in problems if problem)
+    return result
+
+
 def check_redis() -> Check:
     url = settings.secret(settings.get().redis.url)
     if not url:
@@ -184,6 +212,7 @@ def run_checks(url: str | None = None) -> tuple[dict[str, Check], str | None]:
             checks["database"] = {"ok": True, "required": True, "url": shown, "version": version}
             checks["tables"] = check_tables(conn)
             checks["coverage"] = check_coverage(conn)
+            checks["marts"] = check_marts(conn)
     except (db.DatabaseError, psycopg.Error) as exc:
         reason = mask_url(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         unreachable = f"database unreachable: {reason}"

@@ -169,12 +169,22 @@ def walk_forward(frame: pd.DataFrame, columns: list[str], folds: int = FOLDS) ->
 
 
 def features_from_marts(url: str | None = None) -> pd.DataFrame:
-    """``features_hist`` joined with y from ``stg_lottery__draws``."""
+    """``features_hist`` joined with y from ``stg_lottery__draws``.
+
+    Raises
+    ------
+    python_jobs.marts.MartNotReadyError
+        ``features_hist`` is missing, empty (an unlogged build after a crash) or lacks staged
+        draws: a model trained on it would silently see part of the data. The message names
+        the dbt command that rebuilds it.
+    """
     from psycopg import sql
 
     from python_jobs import db
+    from python_jobs.marts import require_ready
 
     with db.connect(url or db.database_url()) as conn:
+        require_ready(conn, "features_hist")
         query = sql.SQL(
             "select features.*, draws.y::double precision as y from {} as features "
             "inner join {} as draws using (loto, unique_id, ds)"

@@ -12,7 +12,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from python_jobs import config, db, definitions
+from python_jobs import config, db, definitions, marts
 
 #: Window of the rolling bands and of the outlier flags drawn on each series: the dbt var
 #: ``stat_window``, the window of ``hist_y_is_outlier_z_w{n}`` and ``hist_y_is_outlier_iqr_w{n}``
@@ -142,6 +142,9 @@ def load(loto: str, url: str | None = None) -> ReportData:
     ------
     ReportError
         ``loto`` has no draws in the staging table, or the marts are not built.
+    python_jobs.marts.MartNotReadyError
+        A mart the report reads is empty or lacks staged draws (a page drawn from it would
+        be blank or partial).
     """
     with db.connect(url, attempts=1) as conn:
         known = known_lotteries(conn)
@@ -153,6 +156,7 @@ def load(loto: str, url: str | None = None) -> ReportData:
         for table in ("features_hist", "features_stat"):
             if not db.table_exists(conn, table):
                 raise ReportError(f"{config.target_schema()}.{table} does not exist: run `make demo` first")
+        marts.require_ready(conn, "features_hist", "features_stat")
         stages, families, run_id = _timings(conn)
         return ReportData(
             loto=loto,

@@ -149,3 +149,64 @@ def test_low_disk_is_down(monkeypatch):
     settings.patch(settings.load(overrides={"health": {"min_free_disk_gb": 10**9}}))
     check = health.check_disk()
     assert check["ok"] is False and check["min_free_gb"] == 10**9
+
+
+def _delete_from(pg_url: str, schema: str, table: str, where: str = "true") -> None:
+    with db.connect(pg_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("delete from {} where " + where).format(sql.Identifier(schema, table)))
+
+
+def test_an_emptied_features_hist_is_down_and_names_the_rebuild(
+    demo_schema: str, pg_url: str, fresh_schema, capsys
+):
+    """After a crash PostgreSQL empties an unlogged table: the row counts still list the table,
+    but the mart holds none of the staged draws."""
+    schema = fresh_schema("healthcrash")
+    _copy_built_tables(pg_url, demo_schema, schema)
+    code, report, _ = _health(capsys)
+    assert code == 0 and report["checks"]["marts"]["ok"] is True
+    _delete_from(pg_url, schema, "features_hist")
+
+    code, report, err = _health(capsys)
+
+    assert code == 1 and report["status"] == "down"
+    marts_check = report["checks"]["marts"]
+    staged = report["checks"]["tables"]["rows"]["stg_lottery__draws"]
+    assert marts_check["ok"] is False and marts_check["stale"] == ["features_hist"]
+    assert marts_check["marts"]["features_hist"] == {
+        "ok": False,
+        "rows": 0,
+        "staged": staged,
+        "missing": staged,
+    }
+    assert marts_check["marts"]["features_futr"]["ok"] and marts_check["marts"]["features_stat"]["ok"]
+    assert f"{schema}.features_hist is empty" in marts_check["fix"]
+    assert "`dbt run --select features_hist`" in marts_check["fix"]
+    assert err.strip() == "error: down: marts"
+
+
+def test_marts_behind_staging_are_down(demo_schema: str, pg_url: str, fresh_schema, capsys):
+    """A mart that lacks some staged keys (a build stopped half way) is behind, named with its count."""
+    schema = fresh_schema("healthbehind")
+    _copy_built_tables(pg_url, demo_schema, schema)
+    _delete_from(
+        pg_url, schema, "features_hist", "loto = 'bingo5' and unique_id = 'N2' and ds >= '2020-01-01'"
+    )
+    _delete_from(pg_url, schema, "features_stat", "loto = 'loto6' and unique_id = 'B1'")
+    with db.connect(pg_url) as conn:
+        deleted = conn.execute(
+            sql.SQL(
+                "select count(*) from {} where loto = 'bingo5' and unique_id = 'N2' and ds >= '2020-01-01'"
+            ).format(sql.Identifier(schema, "stg_lottery__draws"))
+        ).fetchone()[0]
+
+    code, report, err = _health(capsys)
+
+    assert code == 1 and deleted > 0
+    marts_check = report["checks"]["marts"]
+    assert marts_check["stale"] == ["features_hist", "features_stat"]
+    assert marts_check["marts"]["features_hist"]["missing"] == deleted
+    assert marts_check["marts"]["features_stat"]["missing"] == 1
+    assert f"{schema}.features_hist is behind stg_lottery__draws: {deleted} of" in marts_check["fix"]
+    assert "`dbt run --select features_stat`" in marts_check["fix"]
+    assert err.strip() == "error: down: marts"

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from psycopg import sql
 
-from python_jobs import cli, config, settings
+from python_jobs import cli, config, db, settings
 from python_jobs.report import data as report_data
 from python_jobs.report import plots
 
@@ -120,3 +121,43 @@ def test_down_database(monkeypatch, tmp_path: Path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "hunter2" not in err and "Traceback" not in err
     assert not os.listdir(tmp_path)
+
+
+def _copy_schema_tables(source: str, target: str, tables: list[str]) -> None:
+    with db.connect(autocommit=True) as conn:
+        for table in tables:
+            conn.execute(
+                sql.SQL("create table {} as select * from {}").format(
+                    sql.Identifier(target, table), sql.Identifier(source, table)
+                )
+            )
+
+
+def test_an_empty_features_hist_is_refused_not_drawn(demo_schema: str, fresh_schema, tmp_path: Path, capsys):
+    """An unlogged features_hist comes back empty after a crash: the report says so in one line
+    and writes nothing, instead of a page without figures."""
+    schema = fresh_schema("reportcrash")
+    _copy_schema_tables(demo_schema, schema, ["stg_lottery__draws", "features_stat"])
+    with db.connect(autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("create table {} (like {})").format(
+                sql.Identifier(schema, "features_hist"), sql.Identifier(demo_schema, "features_hist")
+            )
+        )
+    assert cli.main(["report", "--loto", "loto6", "--out-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {schema}.features_hist is empty while ")
+    assert "`dbt run --select features_hist`" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["file", "under-a-file"])
+def test_out_dir_that_is_a_file_is_refused(tmp_path: Path, capsys, where):
+    """Refused before anything is read (no database is needed to say so)."""
+    existing = tmp_path / "notes.txt"
+    existing.write_text("not a folder\n", encoding="utf-8")
+    out_dir = existing if where == "file" else existing / "reports"
+    assert cli.main(["report", "--loto", "loto6", "--out-dir", str(out_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --out-dir {out_dir}: {existing} is a file, not a folder\n"
+    assert existing.read_text(encoding="utf-8") == "not a folder\n"
