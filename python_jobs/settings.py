@@ -146,6 +146,16 @@ class OnlineSettings(_Section):
     max_frame_bytes: Annotated[StrictInt, Field(ge=1024)] = 1 << 20
 
 
+class ServingSettings(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[StrictInt, Field(ge=0, le=65535)] = 6566
+    max_entities: Annotated[StrictInt, Field(ge=1)] = 1000
+    # None: no limit. Enforced when a value is read, per feature group.
+    max_age_hist_s: Annotated[StrictFloat, Field(gt=0)] | None = None
+    max_age_stat_s: Annotated[StrictFloat, Field(gt=0)] | None = None
+    max_age_futr_s: Annotated[StrictFloat, Field(gt=0)] | None = None
+
+
 class DaskSettings(_Section):
     scheduler_address: str | None = None
     workers: Annotated[StrictInt, Field(ge=1)] | None = None
@@ -225,6 +235,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     redis: RedisSettings = RedisSettings()
     online: OnlineSettings = OnlineSettings()
+    serving: ServingSettings = ServingSettings()
     dask: DaskSettings = DaskSettings()
     gpu: GpuSettings = GpuSettings()
     batch: BatchSettings = BatchSettings()

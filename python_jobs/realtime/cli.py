@@ -1,4 +1,4 @@
-"""Command line of the online half: ``realtime feed``, ``realtime serve``, ``realtime demo``, ``train``.
+"""Command line of the online half: ``realtime feed|serve|demo|api``, ``materialize``, ``train``.
 
 Registered on the main parser by :func:`add_parsers`. Bad input (a bad argument, a missing
 file, a bad URL, a port in use) and an unreachable server end with exit code 2 and one line,
@@ -429,6 +429,46 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _outcome(service)
 
 
+# -- materialize and the feature API -----------------------------------------------------------
+
+
+def _cmd_materialize(args: argparse.Namespace) -> int:
+    import psycopg
+    import redis
+
+    from python_jobs.realtime.materialize import MaterializeError, materialize
+
+    try:
+        result = materialize(args.loto)
+    except MaterializeError as exc:
+        return _fail(str(exc))
+    except psycopg.Error as exc:
+        return _fail(f"cannot read the marts ({type(exc).__name__}): run `make demo` first")
+    except (redis.RedisError, OSError) as exc:
+        return _fail(f"cannot write to Redis ({type(exc).__name__}: {exc})")
+    print(
+        f"materialized {result.series:,} series (feature set {result.version}): {result.written:,} "
+        f"written, {result.unchanged:,} unchanged, in {result.seconds:.2f} s"
+    )
+    return 0
+
+
+def _cmd_api(args: argparse.Namespace) -> int:
+    from python_jobs.realtime import api
+
+    current = settings.get()
+    host = args.host or current.serving.host
+    port = current.serving.port if args.port is None else args.port
+    try:
+        sock = api.bind(host, port)
+    except OSError as exc:
+        return _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    bound = sock.getsockname()[1]
+    print(f"feature API on http://{host}:{bound} (POST /get-online-features, /docs)", flush=True)
+    api.run(sock, current)
+    return 0
+
+
 # -- train -------------------------------------------------------------------------------------
 
 
@@ -514,7 +554,7 @@ def _service_arguments(p: argparse.ArgumentParser, current: settings.Settings) -
 
 
 def add_parsers(sub: Any) -> None:
-    """Add ``realtime`` (feed, serve, demo) and ``train`` to the main command's subparsers."""
+    """Add ``realtime`` (feed, serve, demo, api), ``materialize`` and ``train`` to the subparsers."""
     # The feed's and the model's modules (pandas, scikit-learn) are imported by the commands
     # that use them, not here: building the parser must stay fast for every command.
     current = settings.get()
@@ -568,6 +608,22 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--file", default=str(DEFAULT_FEED))
     _service_arguments(p, current)
     p.set_defaults(fn=_cmd_demo)
+
+    p = commands.add_parser("api", help="the feature server: POST /get-online-features over HTTP")
+    p.add_argument(
+        "--host", default=None, help=f"address to listen on (default: serving.host, {current.serving.host})"
+    )
+    p.add_argument(
+        "--port",
+        type=port_number,
+        default=None,
+        help=f"port (default: serving.port, {current.serving.port}; 0: a free port)",
+    )
+    p.set_defaults(fn=_cmd_api)
+
+    p = sub.add_parser("materialize", help="each series' latest marts rows into Redis, for the feature API")
+    p.add_argument("--loto", default=None, help="only this lottery's series (default: every series)")
+    p.set_defaults(fn=_cmd_materialize)
 
     p = sub.add_parser("train", help="train the next-value model from features_hist, with a backtest")
     p.add_argument(

