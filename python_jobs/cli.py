@@ -213,9 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", default=None, help="run one benchmark (repeatable)")
     p.set_defaults(fn=_cmd_bench)
 
-    from python_jobs import health, report, runs
+    from python_jobs import health, report, runs, training
 
     settings.add_parser(sub)
+    training.add_parser(sub)
     health.add_parser(sub)
     runs.add_parser(sub)
     report.add_parser(sub)
