@@ -1,4 +1,4 @@
-"""Command line: ``python -m python_jobs --help`` lists every subcommand."""
+"""Command line: ``loto-features --help`` lists every subcommand."""
 
 from __future__ import annotations
 
@@ -28,16 +28,48 @@ def _cmd_db(args: argparse.Namespace) -> int:
     if args.action in ("start", "url"):
         # The password never reaches a terminal or a log: the URL is shown masked.
         print(mask_url(db.database_url()))
+    elif args.action == "redis":
+        return _show_redis()
     elif args.action == "stop":
-        if not db.is_embedded():
-            print("DATABASE_URL is set: nothing embedded to stop")
-            return 0
-        try:
-            stopped = db.stop_embedded()
-        except db.DatabaseError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+        return _stop_embedded()
+    return 0
+
+
+def _show_redis() -> int:
+    from python_jobs import local_redis
+    from python_jobs.redact import mask_url
+
+    url = settings.secret(settings.get().redis.url)
+    if url:
+        print(mask_url(url))
+        return 0
+    server = local_redis.running()
+    if server is None:
+        print(
+            f"the embedded Redis ({config.REDIS_DB_PATH}) is not running: "
+            "`loto-features materialize` or `make realtime-demo` starts it"
+        )
+        return 1
+    print(f"unix://{server.socket}")
+    return 0
+
+
+def _stop_embedded() -> int:
+    """Stop the embedded PostgreSQL and the embedded Redis, whichever this setup uses."""
+    from python_jobs import db, local_redis
+
+    if settings.get().redis.url is None:
+        stopped = local_redis.stop()
+        print("embedded Redis stopped" if stopped else "embedded Redis was not running")
+    if not db.is_embedded():
+        print("DATABASE_URL is set: no embedded PostgreSQL to stop")
+        return 0
+    try:
+        stopped = db.stop_embedded()
+    except db.DatabaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
     return 0
 
 
@@ -57,18 +89,27 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+def _apply_vars(text: str | None) -> None:
     import os
 
-    from python_jobs import definitions
+    if text:
+        # Every stage reads the overrides from here: dbt as --vars, the job through definitions.
+        definitions.load(text)  # refuse bad vars before anything runs
+        os.environ[definitions.VARS_ENV] = text
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
     from python_jobs.pipeline import demo
 
-    if args.vars:
-        # Every stage reads the overrides from here: dbt as --vars, the job through definitions.
-        definitions.load(args.vars)  # refuse bad vars before anything runs
-        os.environ[definitions.VARS_ENV] = args.vars
+    _apply_vars(args.vars)
+    return demo(device=args.device, verbose=args.verbose)
 
-    return demo(device=args.device, quiet_dbt=args.quiet)
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from python_jobs.pipeline import build
+
+    _apply_vars(args.vars)
+    return build(device=args.device, verbose=args.verbose, online=not args.no_materialize)
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
@@ -95,7 +136,7 @@ def _cmd_generate_macros(args: argparse.Namespace) -> int:
         ]
         stale += mart_yaml.stale_files()
         for path in stale:
-            print(f"{path} is stale: run `python -m python_jobs generate-macros`", file=sys.stderr)
+            print(f"{path} is stale: run `loto-features generate-macros`", file=sys.stderr)
         return 1 if stale else 0
     for gen in macro_generators:
         print(f"{'wrote' if gen.write() else 'unchanged'} {gen.MACRO_FILE}")
@@ -148,6 +189,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args.only)
 
 
+def _add_build_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
+    p.add_argument("--vars", default=None, metavar="YAML", help="dbt vars for dbt and the job alike")
+    p.add_argument(
+        "--verbose", action="store_true", help="dbt's and the job's full logs instead of one line per stage"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m python_jobs",
@@ -160,8 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("profile", help="render profiles.yml from profiles.yml.template and DATABASE_URL")
     p.set_defaults(fn=_cmd_profile)
 
-    p = sub.add_parser("db", help="start, stop or show the database (embedded unless DATABASE_URL is set)")
-    p.add_argument("action", choices=["start", "stop", "url"])
+    p = sub.add_parser(
+        "db",
+        help=(
+            "start or show the database (embedded unless DATABASE_URL is set); `redis`: where the "
+            "embedded Redis listens; `stop`: stop the embedded PostgreSQL and Redis"
+        ),
+    )
+    p.add_argument("action", choices=["start", "stop", "url", "redis"])
     p.set_defaults(fn=_cmd_db)
 
     p = sub.add_parser("ingest", help="load a results file into the raw table (all or nothing)")
@@ -178,10 +233,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(fn=_cmd_ingest)
 
-    p = sub.add_parser("demo", help="the whole pipeline on the bundled data, with a summary")
-    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
-    p.add_argument("--quiet", action="store_true", help="less dbt output")
-    p.add_argument("--vars", default=None, metavar="YAML", help="dbt vars for dbt and the job alike")
+    p = sub.add_parser(
+        "build",
+        help=(
+            "the whole pipeline on the raw tables as they are: seeds and staging, the Python job, "
+            "the marts, then materialize into the online store"
+        ),
+    )
+    _add_build_arguments(p)
+    p.add_argument(
+        "--no-materialize", action="store_true", help="build the marts only, leave the online store as it is"
+    )
+    p.set_defaults(fn=_cmd_build)
+
+    p = sub.add_parser(
+        "demo", help="load the bundled samples (a lottery with no rows only), then `build`, with a summary"
+    )
+    _add_build_arguments(p)
+    p.add_argument("--quiet", action="store_true", help="the compact output (the default; kept for scripts)")
     p.set_defaults(fn=_cmd_demo)
 
     p = sub.add_parser("features", help="the Python feature job (make gpu-features)")
@@ -219,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_parser(sub)
     health.add_parser(sub)
     runs.add_parser(sub)
+    from python_jobs.ingest import rejects
+
+    rejects.add_parser(sub)
     report.add_parser(sub)
     from python_jobs.realtime import cli as realtime_cli
 

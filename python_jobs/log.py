@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -19,6 +21,27 @@ from python_jobs import settings
 from python_jobs.redact import redact
 
 _configured = False
+# Lines below this level are dropped while :func:`quiet` is active (a module-level value, not a
+# context variable: the job's writer thread logs too).
+_floor = 0
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "critical": 50}
+
+
+def _drop_below_floor(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    if _floor and _LEVELS.get(method, 20) < _floor:
+        raise structlog.DropEvent
+    return event
+
+
+@contextmanager
+def quiet(level: int = logging.WARNING) -> Iterator[None]:
+    """Drop log lines below ``level`` inside the block (a command's compact output)."""
+    global _floor
+    previous, _floor = _floor, level
+    try:
+        yield
+    finally:
+        _floor = previous
 
 
 def _mask_secrets(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -81,6 +104,7 @@ def configure(level: str | None = None) -> None:
     tee = _TeeLogger(_file_handler(conf))
     structlog.configure(
         processors=[
+            _drop_below_floor,
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),

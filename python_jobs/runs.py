@@ -1,7 +1,7 @@
 """Run history: one row per stage of every ingest, dbt phase, feature job and demo run.
 
 The ``loto_runs`` table (in the target schema) answers "what ran, when, how long, and did it
-work" without reading logs; ``python -m python_jobs runs`` prints the last runs.
+work" without reading logs; ``loto-features runs`` prints the last runs.
 
 A stage is recorded with :func:`record`::
 
@@ -49,7 +49,7 @@ create table if not exists {table} (
     what text,
     rows bigint,
     seconds double precision not null,
-    outcome text not null check (outcome in ('ok', 'failed')),
+    outcome text not null check (outcome in ('ok', 'warn', 'failed')),
     error text,
     started_at timestamptz not null
 )
@@ -80,12 +80,39 @@ class Stage:
         self.outcome = "failed"
         self.error = error
 
+    def warn(self, message: str) -> None:
+        """Mark the stage done with warnings (dbt warned, series failed); ``message`` names them."""
+        if self.outcome != "failed":
+            self.outcome = "warn"
+            self.error = message
+
 
 def ensure_table(conn: psycopg.Connection) -> None:
     """Create ``loto_runs`` in the target schema if it is missing."""
     # Two processes creating it at the same moment: the other one won, which is fine.
     with contextlib.suppress(psycopg.errors.UniqueViolation):
         conn.execute(sql.SQL(_DDL).format(table=db.qualified(RUNS_TABLE)))
+    _allow_warn(conn)
+
+
+def _allow_warn(conn: psycopg.Connection) -> None:
+    """A table made before the ``warn`` outcome existed gets the wider check once."""
+    row = conn.execute(
+        "select pg_get_constraintdef(oid) from pg_constraint "
+        "where conrelid = to_regclass(%s) and contype = 'c' and pg_get_constraintdef(oid) like %s",
+        (db.qualified(RUNS_TABLE).as_string(conn), "%outcome%"),
+    ).fetchone()
+    if row and "'warn'" not in row[0]:
+        table = db.qualified(RUNS_TABLE)
+        conn.execute(
+            sql.SQL("alter table {} drop constraint if exists loto_runs_outcome_check").format(table)
+        )
+        conn.execute(
+            sql.SQL(
+                "alter table {} add constraint loto_runs_outcome_check "
+                "check (outcome in ('ok', 'warn', 'failed'))"
+            ).format(table)
+        )
 
 
 def _write(stage: Stage, seconds: float, started_at: datetime, url: str | None) -> None:
@@ -161,7 +188,7 @@ def last_runs(limit: int = 5, url: str | None = None) -> list[tuple]:
 
 
 def format_runs(rows: list[tuple]) -> str:
-    """The table ``python -m python_jobs runs`` prints."""
+    """The table ``loto-features runs`` prints."""
     if not rows:
         return f"no runs recorded yet in {config.target_schema()}.{RUNS_TABLE}"
     header = ("run", "started (UTC)", "stage", "what", "rows", "seconds", "outcome")
