@@ -158,7 +158,9 @@ def dbt_outcome(path: Path | None = None) -> Outcome:
         kind = result.get("unique_id", "").split(".", 1)[0]
         kinds[kind] = kinds.get(kind, 0) + 1
         if result.get("status") == "warn":
-            name = result.get("unique_id", "").rsplit(".", 1)[-1]
+            # test.<project>.<name>.<hash>: the name is the third part.
+            parts = result.get("unique_id", "").split(".")
+            name = parts[2] if len(parts) > 2 else parts[-1]
             warnings.append(f"dbt test {name} warned: {result.get('message') or 'warn'}")
     parts = [f"{count} {kind}s" for kind, count in sorted(kinds.items())]
     detail = ", ".join(parts) + f"; {len(warnings)} warning{'s' * (len(warnings) != 1)}"
