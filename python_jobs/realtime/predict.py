@@ -20,10 +20,11 @@ each batch of feature vectors after they reach Redis, it predicts them in one ca
 when the model falls behind the oldest batches are dropped and counted.
 
 Model file. ``next_value.skops``: the ensemble and its metadata (columns, window, feature-set
-version, trained_at, rows, backtest) in one skops archive, data only. :func:`load_model` trusts
-exactly the types the ensemble holds, checks the estimators and every tree's node indices
-(scikit-learn walks them without bounds checks) and the feature-set version, and refuses
-anything else with :class:`ModelError` (``docs/decisions/0010-data-only-state-and-model-files.md``).
+version, trained_at, rows, backtest, loto, training period) in one skops archive, data only.
+:func:`load_model` trusts exactly the types the ensemble holds, checks the estimators and every
+tree's node indices (scikit-learn walks them without bounds checks) and the feature-set
+version, and refuses anything else with :class:`ModelError`
+(``docs/decisions/0010-data-only-state-and-model-files.md``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ BUNDLE_FIELDS = {
     "trained_at": str,
     "rows": int,
     "backtest": list,
+    "loto": str,
+    "period": list,
 }
 WINDOW = 30
 FOLDS = 5
@@ -102,12 +105,16 @@ def _ensemble() -> VotingRegressor:
 def training_frame(features: pd.DataFrame) -> pd.DataFrame:
     """Rows with a next value and a usable window: inputs, target z, and what the baselines need.
 
-    ``features`` holds loto, unique_id, ds, y (or ``hist_y_lag1`` of the next row) and the
-    ``features_hist`` columns, one row per (series, ds).
+    ``features`` holds loto, unique_id, ds, y and the ``features_hist`` columns, one row per
+    (series, ds); the next value is its ``label_y`` where it has one (a training set of
+    :func:`python_jobs.training_set`), else y of the series' next row.
     """
     frame = features.sort_values(["loto", "unique_id", "ds"]).reset_index(drop=True).copy()
     mean, std = frame[f"hist_y_roll_mean_w{WINDOW}"], frame[f"hist_y_roll_std_w{WINDOW}"]
-    frame["y_next"] = frame.groupby(["loto", "unique_id"])["y"].shift(-1)
+    if "label_y" in frame:
+        frame["y_next"] = frame["label_y"].astype(float)
+    else:
+        frame["y_next"] = frame.groupby(["loto", "unique_id"])["y"].shift(-1)
     frame["z_next"] = (frame["y_next"] - mean) / std
     usable = frame["z_next"].notna() & np.isfinite(frame["z_next"]) & (std > 0)
     return frame[usable].reset_index(drop=True)
@@ -197,6 +204,53 @@ def features_from_marts(url: str | None = None) -> pd.DataFrame:
     return frame
 
 
+class NoTrainingRows(ValueError):
+    """The chosen loto has no staged rows; the message says how to get some."""
+
+
+def training_features(loto: str, url: str | None = None) -> pd.DataFrame:
+    """The point-in-time training set of every staged row of ``loto``, with each row's y.
+
+    The entities are the rows the model will be served on: each staged (unique_id, ds) of
+    ``loto``. Their features come from :func:`python_jobs.training_set` (the marts as known at
+    each ds) and the target from its ``label_y``.
+
+    Raises
+    ------
+    NoTrainingRows
+        ``loto`` has no staged row.
+    python_jobs.marts.MartNotReadyError
+        ``features_hist`` is missing, empty or lacks staged draws.
+    python_jobs.training.entities.TrainingSetError
+        A mart the training set reads does not exist (named, with the command that builds it).
+    """
+    from psycopg import sql
+
+    from python_jobs import db
+    from python_jobs.marts import require_ready
+    from python_jobs.training import training_set
+
+    target = url or db.database_url()
+    with db.connect(target) as conn:
+        require_ready(conn, "features_hist")
+        cur = conn.execute(
+            sql.SQL(
+                "select loto, unique_id, ds, y::double precision as y from {} where loto = %s "
+                "order by unique_id, ds"
+            ).format(db.qualified(config.STAGING_MODEL)),
+            (loto,),
+        )
+        entities = pd.DataFrame(cur.fetchall(), columns=["loto", "unique_id", "ds", "y"])
+    if entities.empty:
+        raise NoTrainingRows(loto)
+    frame = training_set(entities, url=target)
+    frame["y"] = entities["y"].to_numpy(dtype=float)
+    for column in frame.columns:
+        if column.startswith("hist_"):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    return frame
+
+
 def features_from_files() -> pd.DataFrame:
     """The same columns computed by the online engine from the bundled files (no database).
 
@@ -227,7 +281,9 @@ def train(
 ) -> tuple[dict[str, Any], Backtest]:
     """Backtest walk-forward (``folds`` folds), fit on every row, save ``{model, columns, ...}``.
 
-    The bundle is written as a skops archive (no pickle), replacing ``path`` in one rename.
+    The bundle records the feature-set ``version``, the lotteries trained on (``loto``,
+    comma-separated) and the training ``period`` (first and last ds of the rows). It is written
+    as a skops archive (no pickle), replacing ``path`` in one rename.
     """
     frame = training_frame(features)
     columns = model_columns([c for c in frame.columns if c.startswith("hist_")])
@@ -241,6 +297,8 @@ def train(
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "rows": len(frame),
         "backtest": backtest.folds,
+        "loto": ",".join(sorted(frame["loto"].unique())),
+        "period": [str(frame["ds"].min()), str(frame["ds"].max())],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
