@@ -128,3 +128,22 @@ def test_demo_output_stays_short(demo_schema: str, monkeypatch, capsys):
     assert "stage.start" not in captured.err and "job.family_done" not in captured.err
     assert "loto-features report --loto loto6" in captured.out
     assert "python -m python_jobs" not in captured.out
+
+
+def test_a_runs_table_made_before_warn_existed_accepts_it(fresh_schema, pg_url: str, monkeypatch):
+    fresh_schema("runswarn")
+    with db.connect(pg_url, autocommit=True) as conn:
+        db.ensure_schema(conn)
+        old = runs._DDL.replace("'ok', 'warn', 'failed'", "'ok', 'failed'")
+        conn.execute(sql.SQL(old).format(table=db.qualified(runs.RUNS_TABLE)))
+    monkeypatch.setenv(runs.RUN_ID_ENV, "warn-run")
+    with runs.record("dbt build marts", url=pg_url) as stage:
+        stage.rows = 5
+        stage.warn("dbt test x warned: Got 1 result")
+    (row,) = runs.last_runs(1, url=pg_url)
+    assert (row[2], row[4], row[6], row[7]) == (
+        "dbt build marts",
+        5,
+        "warn",
+        "dbt test x warned: Got 1 result",
+    )
