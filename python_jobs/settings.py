@@ -79,9 +79,19 @@ def _number(kind: type) -> BeforeValidator:
     return BeforeValidator(convert)
 
 
+def _boolean(value: Any) -> Any:
+    if isinstance(value, _Interpolated):
+        text = value.strip().lower()
+        if text in ("true", "false"):
+            return text == "true"
+        return str(value)  # refused by name, as the field's type
+    return value
+
+
 # Strict: `true` is not 1 and "3" in a file is not 3; a ${VAR}'s text still is (_Interpolated).
 StrictInt = Annotated[int, _number(int), Strict()]
 StrictFloat = Annotated[float, _number(float), Strict()]
+StrictBool = Annotated[bool, BeforeValidator(_boolean), Strict()]
 
 
 def _check_url(value: SecretStr | None, schemes: tuple[str, ...], what: str, env: str) -> SecretStr | None:
@@ -144,6 +154,12 @@ class OnlineSettings(_Section):
     ts_earliest: dt.date = dt.date(1900, 1, 1)
     ts_max_ahead_days: Annotated[StrictFloat, Field(ge=0)] = 7.0
     max_frame_bytes: Annotated[StrictInt, Field(ge=1024)] = 1 << 20
+    # Every accepted point also goes to the raw table, through an outbox stream in Redis.
+    store_points: StrictBool = True
+    market_loto: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "market"
+    store_batch: Annotated[StrictInt, Field(ge=1)] = 5000
+    store_interval_s: Annotated[StrictFloat, Field(gt=0)] = 1.0
+    outbox_max: Annotated[StrictInt, Field(ge=1)] = 1_000_000
 
 
 class ServingSettings(_Section):

@@ -5,7 +5,10 @@ file, a bad URL, a port in use) and an unreachable server end with exit code 2 a
 never a traceback; no message shows a password. ``serve`` and ``demo`` read the settings
 (``redis.*``, ``online.*``) and exit 1, after saying how many, when updates never reached
 Redis (dropped from the full buffer, still buffered at shutdown, or in a batch that failed).
-SIGTERM and Ctrl-C stop ``serve`` the same way: drain, flush, report, exit code.
+SIGTERM and Ctrl-C stop ``serve`` the same way: drain, flush, report, exit code. With
+``online.store_points`` (the default) every accepted point is also stored in PostgreSQL
+(:mod:`python_jobs.realtime.sink`); points still waiting for it at shutdown, or dropped from
+the full outbox, also make the exit code 1, after a line saying how many.
 """
 
 from __future__ import annotations
@@ -217,6 +220,7 @@ def build_service(
         current=current,
         ttl=args.ttl,
         timeseries=_timeseries(args, engine.names),
+        outbox=current.online.store_points,
     )
     store.where = where
     engine = _warm_start(args, engine, store, max_symbols)
@@ -239,9 +243,27 @@ def build_service(
         processor,
         metrics,
         predictor,
+        sink=_sink(store, current) if current.online.store_points else None,
         max_batch=args.max_batch,
         # Zero or less: no status lines (demo has no such option).
         status_every=max(0.0, getattr(args, "status_every", 0.0)) or None,
+    )
+
+
+def _sink(store: Any, current: settings.Settings) -> Any:
+    """The sink that stores the store's outbox in the raw table (``online.*``)."""
+    from python_jobs.realtime.sink import PointSink
+
+    online = current.online
+    return PointSink(
+        store.client,
+        store.outbox_key,
+        loto=online.market_loto,
+        source=f"stream:{online.service_id}",
+        batch=online.store_batch,
+        interval=online.store_interval_s,
+        url=settings.secret(current.database.url),
+        schema=current.database.dbt_schema,
     )
 
 
@@ -287,6 +309,12 @@ def print_report(service: Any, seconds: float, sample_keys: int = 6) -> None:
     )
     if service.internal_errors:
         print(f"  internal errors {service.internal_errors} ({service.failed_updates:,} updates lost)")
+    if service.sink is not None:
+        sink = service.sink
+        print(
+            f"  PostgreSQL: {sink.counters.stored:,} points stored as loto {sink.loto!r}, "
+            f"{sink.counters.errors} errors, outbox {sink.outbox_length:,}"
+        )
     if service.predictor is not None:
         p = service.predictor
         print(f"  predictions published {p.published:,} to {p.stream} (dropped {p.dropped})")
@@ -317,17 +345,25 @@ def _print_sample(service: Any, sample_keys: int) -> None:
 
 
 def _outcome(service: Any) -> int:
-    """0 when every update reached Redis; else 1, after one line saying how many did not."""
+    """0 when every update reached Redis and every accepted point PostgreSQL; else 1, after
+    a line saying how many did not."""
     lost = service.lost()
-    if not lost["total"]:
-        return 0
-    print(
-        f"error: {lost['total']:,} updates never reached Redis ({lost['buffer_dropped']:,} dropped "
-        f"from the full buffer, {lost['not_written']:,} still buffered at shutdown, "
-        f"{lost['failed']:,} in failed batches)",
-        file=sys.stderr,
-    )
-    return EXIT_LOST
+    if lost["total"]:
+        print(
+            f"error: {lost['total']:,} updates never reached Redis ({lost['buffer_dropped']:,} dropped "
+            f"from the full buffer, {lost['not_written']:,} still buffered at shutdown, "
+            f"{lost['failed']:,} in failed batches)",
+            file=sys.stderr,
+        )
+    unstored = service.unstored()
+    if unstored["total"]:
+        print(
+            f"error: {unstored['total']:,} accepted points not stored in PostgreSQL "
+            f"({unstored['waiting']:,} waiting in the outbox {service.sink.outbox_key}, stored by the "
+            f"next run; {unstored['trimmed']:,} dropped from the full outbox)",
+            file=sys.stderr,
+        )
+    return EXIT_LOST if lost["total"] or unstored["total"] else 0
 
 
 async def _run_until_signalled(service: Any, duration: float | None) -> None:

@@ -4,7 +4,8 @@ One registry per service (so tests and benchmarks can run several): messages rec
 accepted, drops by reason (every reason of :data:`~python_jobs.realtime.stream.DROP_REASONS`
 exported from the start, at 0), the message-to-Redis latency histogram, queue depth, Redis
 errors, the store's buffer fill and the updates dropped from a full buffer, symbols held and
-evicted, internal errors, predictions published.
+evicted, internal errors, predictions published, and the points stored in PostgreSQL (stored,
+failed writes, the outbox's length and what was dropped from it when full).
 """
 
 from __future__ import annotations
@@ -50,6 +51,20 @@ class ServiceMetrics:
         )
         self.reconnects = Counter("realtime_feed_reconnects", "WebSocket reconnections", registry=r)
         self.predictions = Counter("realtime_predictions", "Predictions published", registry=r)
+        self.points_stored = Counter(
+            "realtime_points_stored", "Accepted points stored in the raw table of PostgreSQL", registry=r
+        )
+        self.store_errors = Counter(
+            "realtime_store_errors", "Failed writes of accepted points to PostgreSQL", registry=r
+        )
+        self.outbox_length = Gauge(
+            "realtime_outbox_length",
+            "Accepted points in the Redis outbox, waiting for PostgreSQL",
+            registry=r,
+        )
+        self.outbox_trimmed = Counter(
+            "realtime_outbox_trimmed", "Points dropped from the full outbox, never stored", registry=r
+        )
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> int:
         """Serve ``/metrics`` on ``addr:port`` (``online.host`` and ``online.metrics_port`` from

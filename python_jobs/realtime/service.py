@@ -12,6 +12,11 @@ Nothing stops the consumer: a batch whose handling fails unexpectedly is logged 
 the store holds updates Redis refused, a background task retries them (with the store's
 back-off) so they reach Redis when it is back even if no message arrives. :meth:`lost` says
 what never reached Redis; the command line turns it into its exit code.
+
+With a sink (:mod:`python_jobs.realtime.sink`), every accepted point also goes to the store's
+outbox with its features, and a background task moves the outbox into PostgreSQL in a worker
+thread (the event loop never waits for the database); at shutdown the outbox is flushed, and
+:meth:`unstored` says what is still waiting in it or was dropped from it.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import numpy as np
 from python_jobs.log import get_logger
 from python_jobs.realtime.engine import OrderError, RealTimeFeatureEngine
 from python_jobs.realtime.metrics import ServiceMetrics
+from python_jobs.realtime.sink import PointSink
 from python_jobs.realtime.store import RealTimeFeatureStore
 from python_jobs.realtime.stream import StreamingDataProcessor, Tick
 from python_jobs.redact import redact
@@ -41,6 +47,8 @@ LATENCY_SAMPLE = 200_000
 HOUSEKEEPING_SECONDS = 1.0
 # Seconds before a background part that failed unexpectedly is started again.
 RESTART_SECONDS = 1.0
+# Seconds the shutdown waits for the outbox to reach PostgreSQL.
+STORE_FLUSH_SECONDS = 5.0
 
 
 class FeatureService:
@@ -61,6 +69,8 @@ class FeatureService:
         None for none.
     status : callable, optional
         Receives each status line; default ``print``.
+    sink : PointSink, optional
+        Stores every accepted point in PostgreSQL, through the store's outbox.
     """
 
     def __init__(
@@ -74,6 +84,7 @@ class FeatureService:
         max_batch: int = 1000,
         status_every: float | None = None,
         status: Callable[[str], None] | None = None,
+        sink: PointSink | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be positive, got {max_batch}")
@@ -85,6 +96,7 @@ class FeatureService:
         self.max_batch = max_batch
         self.status_every = status_every
         self.status = status or (lambda line: print(line, flush=True))
+        self.sink = sink
         self.latencies: deque[float] = deque(maxlen=LATENCY_SAMPLE)
         self.observed = 0
         self.batches = 0
@@ -92,6 +104,7 @@ class FeatureService:
         self.failed_updates = 0
         self._errors_seen = 0
         self._evicted_seen = 0
+        self._sink_seen = (0, 0, 0)
         self._buffered: asyncio.Event | None = None
 
     # -- one batch --------------------------------------------------------------------------
@@ -107,7 +120,10 @@ class FeatureService:
             batch, rows = self._one_by_one(batch)
             symbols = [tick.symbol for tick in batch]
             stamps = [tick.ts for tick in batch]
-        self.store.write_batch(symbols, stamps, rows)
+        if self.sink is None:
+            self.store.write_batch(symbols, stamps, rows)
+        else:
+            self.store.write_batch(symbols, stamps, rows, prices=[tick.price for tick in batch])
         self._record(batch)
         if self.predictor is not None and len(batch):
             self.predictor.submit(symbols, stamps, rows)
@@ -161,6 +177,17 @@ class FeatureService:
         self.metrics.buffer_fill.set(self.store.buffer_fill)
         self.metrics.buffer_dropped.set(counters.buffer_dropped)
 
+    def _sync_sink_metrics(self) -> None:
+        if self.sink is None:
+            return
+        counters = (self.metrics.points_stored, self.metrics.store_errors, self.metrics.outbox_trimmed)
+        now = (self.sink.counters.stored, self.sink.counters.errors, self.store.counters.outbox_trimmed)
+        for counter, new, old in zip(counters, now, self._sink_seen, strict=True):
+            if new > old:
+                counter.inc(new - old)
+        self._sink_seen = now
+        self.metrics.outbox_length.set(self.sink.outbox_length)
+
     def _sync_symbol_metrics(self) -> None:
         self.metrics.symbols.set(len(self.engine.keys))
         evicted = self.engine.evicted
@@ -196,6 +223,14 @@ class FeatureService:
                 self._sync_store_metrics()
             self._buffered.clear()
 
+    async def store_points(self) -> None:
+        """Move the outbox into PostgreSQL, in a worker thread, every ``interval`` seconds (at
+        the back-off while the database refuses); what an earlier run left goes first."""
+        while True:
+            await asyncio.to_thread(self.sink.store_pending)
+            self._sync_sink_metrics()
+            await asyncio.sleep(self.sink.wait_s())
+
     async def housekeeping(self) -> None:
         """Refresh the symbol gauges every second; a status line every ``status_every`` seconds."""
         last_line = time.monotonic()
@@ -219,8 +254,13 @@ class FeatureService:
         return (
             f"status: {rate:,.0f} msg/s, accepted {counts['accepted']:,}, dropped {drops:,}, "
             f"p99 {p99}, buffer {self.store.buffer_fill:,}, redis errors {self.store.counters.errors:,}, "
-            f"lost {self.lost()['total']:,}"
+            f"lost {self.lost()['total']:,}{self._stored_part()}"
         )
+
+    def _stored_part(self) -> str:
+        if self.sink is None:
+            return ""
+        return f", stored {self.sink.counters.stored:,}, outbox {self.sink.outbox_length:,}"
 
     async def run(self, duration: float | None = None) -> None:
         """Run until ``duration`` seconds pass, :meth:`stop`, or the intake stops; then drain."""
@@ -237,6 +277,8 @@ class FeatureService:
         }
         if self.predictor is not None:
             parts["prediction pipeline"] = self.predictor.run
+        if self.sink is not None:
+            parts["point sink"] = self.store_points
         tasks = [reader, *(asyncio.ensure_future(self.keep_running(n, t)) for n, t in parts.items())]
         try:
             await asyncio.wait({reader}, timeout=duration)
@@ -253,6 +295,7 @@ class FeatureService:
                         self._internal_error("feed reader failed", exc)
             self._buffered = None
             self.drain()
+            self.flush_points()
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish (what SIGTERM and Ctrl-C call): it drains and returns."""
@@ -269,6 +312,14 @@ class FeatureService:
         self._sync_store_metrics()
         self._sync_symbol_metrics()
 
+    def flush_points(self, timeout: float = STORE_FLUSH_SECONDS) -> None:
+        """Store what the outbox holds (for ``timeout`` seconds at most); then close the sink."""
+        if self.sink is None:
+            return
+        self.sink.flush(timeout)
+        self.sink.close()
+        self._sync_sink_metrics()
+
     # -- results ----------------------------------------------------------------------------
 
     def lost(self) -> dict[str, int]:
@@ -279,6 +330,19 @@ class FeatureService:
             "not_written": self.store.buffer_fill,
             "failed": self.failed_updates,
         }
+        return {**parts, "total": sum(parts.values())}
+
+    def unstored(self) -> dict[str, int]:
+        """Accepted points not in PostgreSQL: waiting in the outbox (a later run stores them),
+        dropped from the full outbox, and their total; all 0 without a sink."""
+        if self.sink is None:
+            parts = {"waiting": 0, "trimmed": 0}
+        else:
+            waiting = self.sink.pending()
+            parts = {
+                "waiting": self.sink.outbox_length if waiting is None else waiting,
+                "trimmed": self.store.counters.outbox_trimmed,
+            }
         return {**parts, "total": sum(parts.values())}
 
     def latency_summary(self) -> dict[str, float]:

