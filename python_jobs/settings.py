@@ -153,6 +153,8 @@ class OnlineSettings(_Section):
     max_symbols: Annotated[StrictInt, Field(ge=1)] = 100_000
     ts_earliest: dt.date = dt.date(1900, 1, 1)
     ts_max_ahead_days: Annotated[StrictFloat, Field(ge=0)] = 7.0
+    # A point at its symbol's newest timestamp: replaces that point (a live bar) or is dropped.
+    on_same_ts: Literal["replace", "drop"] = "replace"
     max_frame_bytes: Annotated[StrictInt, Field(ge=1024)] = 1 << 20
     # Every accepted point also goes to the raw table, through an outbox stream in Redis.
     store_points: StrictBool = True

@@ -15,6 +15,14 @@ update depends on the windows only, not on the history, and ``update_many`` upda
 points of many series in one call. The two history-wide columns (matrix profile, isolation
 forest) are optional (``history_features``): they keep the whole series.
 
+A point with the same timestamp as its series' newest one replaces it (``on_same_ts="replace"``,
+the setting ``online.on_same_ts``): the current bar of a market feed updates until it closes,
+and every column is recomputed as if only the new value had ever been seen, as talipp's
+``update`` does. The kernel keeps, per series, what its newest point overwrote, so a
+replacement costs one more pass over the series' state row, never a replay. With ``"drop"``
+such a point raises :class:`OrderError` (``duplicate``). ``update_draw`` never replaces: a
+draw's lottery-domain state has no undo, so a second draw on the same date is refused.
+
 ``max_keys`` bounds the series held: a new key beyond it takes the slot of the least recently
 updated one, whose state starts again from empty. The state is saved and restored as data only
 (:meth:`RealTimeFeatureEngine.to_state`, written and checked by :mod:`python_jobs.realtime.state`).
@@ -32,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from python_jobs import settings
 from python_jobs.realtime import kernel
 from python_jobs.realtime.domain import DOMAIN_ARRAYS, LotteryDomain, domain_columns
 from python_jobs.realtime.history import SeriesHistory, subsequence_count
@@ -39,6 +48,8 @@ from python_jobs.realtime.indicators import STATE_SIZE
 from python_jobs.realtime.layout import FeatureLayout, layout
 
 Timestamp = str | dt.date | dt.datetime | np.datetime64 | int | float
+#: What a point with the same timestamp as its series' newest one does (``online.on_same_ts``).
+SAME_TS_MODES = ("replace", "drop")
 
 
 class OrderError(ValueError):
@@ -92,11 +103,16 @@ class RealTimeFeatureEngine:
         updated key is evicted: its slot is reused and reset, its history and (with the last
         position of its lottery) its lottery state dropped, :attr:`evicted` counts it and
         :attr:`on_evict` is called with it. None (the default) holds every key seen.
+    on_same_ts : {"replace", "drop"}, optional
+        A point with the same timestamp as its series' newest one replaces it (``replace``)
+        or raises :class:`OrderError` (``drop``). Default: the setting ``online.on_same_ts``.
 
     Attributes
     ----------
     evicted : int
         Keys evicted so far.
+    replaced : int
+        Points that replaced their series' newest one so far.
     on_evict : callable, optional
         Called with each evicted key (an intake forgets the key's ordering state with it).
 
@@ -116,7 +132,11 @@ class RealTimeFeatureEngine:
         history_features: bool = True,
         capacity: int = 64,
         max_keys: int | None = None,
+        on_same_ts: str | None = None,
     ) -> None:
+        on_same_ts = settings.get().online.on_same_ts if on_same_ts is None else on_same_ts
+        if on_same_ts not in SAME_TS_MODES:
+            raise ValueError(f"on_same_ts must be one of {', '.join(SAME_TS_MODES)}, got {on_same_ts!r}")
         if max_keys is not None and (
             isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1
         ):
@@ -124,7 +144,9 @@ class RealTimeFeatureEngine:
         self.layout: FeatureLayout = layout(overrides)
         self.history_features = history_features
         self.max_keys = max_keys
+        self.on_same_ts = on_same_ts
         self.evicted = 0
+        self.replaced = 0
         self.on_evict: Callable[[str], None] | None = None
         self._arrays = self.layout.kernel_arrays
         # key -> slot, least recently updated first: the front is the next key evicted.
@@ -148,6 +170,8 @@ class RealTimeFeatureEngine:
             "sorted": (np.float64, (sum(self.layout.state_windows),), 0.0),
             "ind": (np.float64, (STATE_SIZE,), 0.0),
             "last_ts": (np.float64, (), -np.inf),
+            # What the newest point overwrote: a point of the same timestamp replaces it.
+            "undo": (np.float64, (kernel.undo_size(STATE_SIZE),), 0.0),
         }
 
     def _bounded(self, rows: int) -> int:
@@ -232,9 +256,11 @@ class RealTimeFeatureEngine:
         """Apply points in order (epoch seconds, finite values); one row of features per point.
 
         The columns are :attr:`FeatureLayout.names` (booleans as 0/1, NULL as NaN); the
-        history-wide columns are not included. Raises :class:`OrderError` for a point that is
-        not after its series' newest one (the points before it are applied), and ValueError
-        for a batch with a value that is not finite (nothing is applied).
+        history-wide columns are not included. A point at its series' newest timestamp
+        replaces the newest point when :attr:`on_same_ts` is ``replace`` (counted in
+        :attr:`replaced`). Raises :class:`OrderError` for a point before its series' newest
+        one, or at it under ``drop`` (the points before it are applied), and ValueError for a
+        batch with a value that is not finite (nothing is applied).
         """
         values = np.asarray(values, dtype=float)
         if len(values) != len(keys):
@@ -242,8 +268,10 @@ class RealTimeFeatureEngine:
         if not np.isfinite(values).all():
             raise ValueError("feature values must be finite")
         slots = np.empty(len(keys), dtype=np.int64)
+        replaces = np.zeros(len(keys), dtype=np.bool_)
         out = np.empty((len(keys), len(self.layout.names)))
         held, applied = self._slots, 0
+        may_replace = self.on_same_ts == "replace"
         for i, (key, stamp) in enumerate(zip(keys, ts, strict=True)):
             slot = held.get(key)
             if slot is None:
@@ -251,29 +279,42 @@ class RealTimeFeatureEngine:
                 if victim is not None and (slots[applied:i] == victim).any():
                     # More keys in one batch than max_keys: the points of the key about to be
                     # evicted are applied before its slot is reused.
-                    self._apply(slots[applied:i], values[applied:i], out[applied:i])
+                    self._apply(slots, values, replaces, out, applied, i)
                     applied = i
                 slot = self.slot(key)
             else:
                 held.move_to_end(key)
             last = self._last_ts[slot]
             if not stamp > last:
-                self._apply(slots[applied:i], values[applied:i], out[applied:i])
-                raise OrderError(key, stamp, last)
+                if not (may_replace and stamp == last):
+                    self._apply(slots, values, replaces, out, applied, i)
+                    raise OrderError(key, stamp, last)
+                replaces[i] = True
+                self.replaced += 1
             self._last_ts[slot] = stamp
             slots[i] = slot
-        self._apply(slots[applied:], values[applied:], out[applied:])
+        self._apply(slots, values, replaces, out, applied, len(keys))
         return out
 
-    def _apply(self, slots: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:
-        if not len(slots):
+    def _apply(
+        self,
+        slots: np.ndarray,
+        values: np.ndarray,
+        replaces: np.ndarray,
+        out: np.ndarray,
+        start: int,
+        stop: int,
+    ) -> None:
+        """Run the kernel on points ``start:stop`` of a batch."""
+        if start >= stop:
             return
         arrays = self._arrays
         kernel.update_batch(
-            slots, values, self._ring, self._head, self._count, self._run_max, self._run_min,
-            self._sorted, self._ind, arrays["lags"], arrays["diffs"], arrays["pcts"],
-            arrays["windows"], arrays["window_columns"], arrays["fixed_index"], arrays["slots"],
-            arrays["outlier_limits"], out,
+            slots[start:stop], values[start:stop], replaces[start:stop], self._ring, self._head,
+            self._count, self._run_max, self._run_min, self._sorted, self._ind, self._undo,
+            arrays["lags"], arrays["diffs"], arrays["pcts"], arrays["windows"],
+            arrays["window_columns"], arrays["fixed_index"], arrays["slots"],
+            arrays["outlier_limits"], out[start:stop],
         )  # fmt: skip
 
     def update(self, key: str, ts: Timestamp, value: float) -> dict[str, float | bool | None]:
@@ -284,7 +325,8 @@ class RealTimeFeatureEngine:
         key : str
             Any series name: a symbol, or ``loto:unique_id`` such as ``loto6:N1``.
         ts : str, date, datetime, int or float
-            ISO-8601 string, date, datetime or epoch seconds; after the series' newest point.
+            ISO-8601 string, date, datetime or epoch seconds; after the series' newest point,
+            or at it to replace that point (:attr:`on_same_ts` ``replace``).
         value : float
             A finite value.
 
@@ -296,7 +338,7 @@ class RealTimeFeatureEngine:
         Raises
         ------
         OrderError
-            ``ts`` is not after the series' newest point (nothing changes).
+            ``ts`` is before the series' newest point, or at it under ``drop`` (nothing changes).
         ValueError
             ``value`` is not a finite number.
         """
@@ -304,10 +346,13 @@ class RealTimeFeatureEngine:
         number = float(value)
         if not math.isfinite(number):
             raise ValueError(f"{key}: value {value!r} is not finite")
+        replaced = self.replaced
         row = self.update_many([key], [stamp], [number])[0]
         features = self.as_dict(row)
         if self.history_features:
-            mp_left, score = self._histories[self._slots[key]].update(number)
+            history = self._histories[self._slots[key]]
+            step = history.replace_last if self.replaced > replaced else history.update
+            mp_left, score = step(number)
             for name, result in zip(self.history_names, (mp_left, score), strict=True):
                 features[name] = None if math.isnan(result) else result
         return features

@@ -129,6 +129,17 @@ class SeriesHistory:
         self.n += 1
         return self._mp_left(), self._iforest_score()
 
+    def replace_last(self, y: float) -> tuple[float, float]:
+        """Replace the newest value by ``y``; return the row's ``(mp_left, iforest_score)`` again.
+
+        Exact, as if the old value had never been seen: no earlier subsequence holds the
+        newest value, and a forest fitted at the newest row was fitted on the values before it.
+        """
+        if self.n == 0:
+            raise ValueError("no value to replace")
+        self.values[self.n - 1] = y
+        return self._mp_left(), self._iforest_score()
+
     def _mp_left(self) -> float:
         m, n = self.m, self.n
         if n < m or m < 3:

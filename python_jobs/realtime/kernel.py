@@ -7,7 +7,12 @@ of points for many symbols is one call with no Python per feature:
 - ``count[s]``, ``run_max[s]``, ``run_min[s]``: rows so far and the expanding extremes;
 - ``sorted_buf[s]``: for every state window ``w`` its last ``w`` values, sorted
   (:mod:`python_jobs.realtime.ordstat`);
-- ``ind_state[s]``: the indicators' recurrences (:mod:`python_jobs.realtime.indicators`).
+- ``ind_state[s]``: the indicators' recurrences (:mod:`python_jobs.realtime.indicators`);
+- ``undo[s]``: what the newest point overwrote (the ring cell it took, the expanding extremes
+  and the indicators' state before it), so that a point with the same timestamp can replace
+  it (a live bar updating until it closes) in O(state row): :func:`_pop` restores the series
+  to the state before its newest point, whose value is still in the ring, and the new value is
+  pushed as if the old one had never been seen.
 
 The per-window statistics are those of :mod:`python_jobs.features.rolling_spec`: the kernel
 writes each one into its ``kernel_slot`` (``slots.mean``, ...) of a scratch vector, and
@@ -35,6 +40,13 @@ from python_jobs.realtime.indicators import indicators_step
 from python_jobs.realtime.ordstat import sorted_insert, sorted_quantile, sorted_remove
 
 N_FIXED = 6
+# Slots of a series' ``undo`` row; the indicators' state fills it from ``UNDO_IND`` on.
+UNDO_RING, UNDO_RUN_MAX, UNDO_RUN_MIN, UNDO_IND = 0, 1, 2, 3
+
+
+def undo_size(ind_state_size: int) -> int:
+    """Length of a series' ``undo`` row for an indicator state of ``ind_state_size`` values."""
+    return UNDO_IND + ind_state_size
 
 
 @njit(cache=True, nogil=True)
@@ -97,11 +109,21 @@ def _autocorr1(ring, head, w, shift) -> float:  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
-def _push(s, y, ring, head, count, run_max, run_min, sorted_buf, windows, starts) -> int:  # pragma: no cover
-    """Append ``y`` to series ``s``: ring, count, expanding extremes, sorted windows."""
+def _push(
+    s, y, ring, head, count, run_max, run_min, sorted_buf, ind_state, undo, windows, starts
+) -> int:  # pragma: no cover
+    """Append ``y`` to series ``s``: ring, count, expanding extremes, sorted windows.
+
+    What the push overwrites, and the indicators' state it starts from, go to ``undo[s]``.
+    """
     size = ring.shape[1]
     n = count[s] + 1
+    saved = undo[s]
     head[s] = (head[s] + 1) % size
+    saved[UNDO_RING] = ring[s, head[s]]
+    saved[UNDO_RUN_MAX] = run_max[s]
+    saved[UNDO_RUN_MIN] = run_min[s]
+    saved[UNDO_IND:] = ind_state[s]
     ring[s, head[s]] = y
     count[s] = n
     if n == 1 or y > run_max[s]:
@@ -117,6 +139,36 @@ def _push(s, y, ring, head, count, run_max, run_min, sorted_buf, windows, starts
         else:
             sorted_insert(row, starts[a], n - 1, y)
     return n
+
+
+@njit(cache=True, nogil=True)
+def _pop(
+    s, ring, head, count, run_max, run_min, sorted_buf, ind_state, undo, windows, starts
+) -> None:  # pragma: no cover
+    """Undo series ``s``' newest push: its state becomes what it was before that point.
+
+    The inverse of :func:`_push` step by step: the newest value leaves each sorted window and
+    the value it pushed out (still in the ring, ``w`` rows back) comes back; the ring cell,
+    the expanding extremes and the indicators' state come from ``undo[s]``.
+    """
+    n = count[s]
+    h = head[s]
+    y = ring[s, h]
+    row = sorted_buf[s]
+    for a in range(windows.shape[0]):
+        w = windows[a]
+        if n > w:
+            sorted_remove(row, starts[a], w, y)
+            sorted_insert(row, starts[a], w - 1, _back(ring[s], h, w))
+        else:
+            sorted_remove(row, starts[a], n, y)
+    saved = undo[s]
+    ring[s, h] = saved[UNDO_RING]
+    head[s] = (h - 1) % ring.shape[1] if n > 1 else -1
+    count[s] = n - 1
+    run_max[s] = saved[UNDO_RUN_MAX]
+    run_min[s] = saved[UNDO_RUN_MIN]
+    ind_state[s] = saved[UNDO_IND:]
 
 
 @njit(cache=True, nogil=True)
@@ -153,10 +205,13 @@ def _window_values(
 
 @njit(cache=True, nogil=True)
 def update_batch(
-    slots, values, ring, head, count, run_max, run_min, sorted_buf, ind_state,
+    slots, values, replaces, ring, head, count, run_max, run_min, sorted_buf, ind_state, undo,
     lags, diffs, pcts, windows, window_columns, fixed_index, stat_slots, outlier_limits, out,
 ) -> None:  # pragma: no cover  # fmt: skip
     """Apply ``values[i]`` to series ``slots[i]`` in order and write its features to ``out[i]``.
+
+    Where ``replaces[i]`` is true, ``values[i]`` replaces the series' newest value instead of
+    following it: the newest push is undone first (:func:`_pop`).
 
     Output columns: lags, the per-window statistics where ``window_columns`` puts them, diffs,
     pct changes, the six fixed-window columns, the eight indicators
@@ -180,7 +235,9 @@ def update_batch(
     for i in range(slots.shape[0]):
         s = slots[i]
         y = values[i]
-        n = _push(s, y, ring, head, count, run_max, run_min, sorted_buf, windows, starts)
+        if replaces[i]:
+            _pop(s, ring, head, count, run_max, run_min, sorted_buf, ind_state, undo, windows, starts)
+        n = _push(s, y, ring, head, count, run_max, run_min, sorted_buf, ind_state, undo, windows, starts)
         series = ring[s]
         h = head[s]
         row = sorted_buf[s]

@@ -2,7 +2,11 @@
 
 :func:`dump_engine` writes :meth:`RealTimeFeatureEngine.to_state` as one uncompressed ``.npz``
 archive (``np.savez``): the member ``header`` is UTF-8 JSON (format, format version, feature-set
-version, definitions, keys, lotteries), every other member a plain numeric array.
+version, definitions, keys, lotteries), every other member a plain numeric array: the kernel
+state of every series (:attr:`RealTimeFeatureEngine.state_arrays`, with the ``undo`` row that
+lets a point of the same timestamp replace the newest one after a restart too), the histories
+and the lotteries' domain state. A state of an older format version is refused (start without
+it); nothing is converted.
 
 :func:`load_engine` reads it back with ``np.load(..., allow_pickle=False)`` and checks, before
 anything reaches an engine: the archive (a zip of stored ``.npy`` members, so what it holds is
@@ -29,7 +33,8 @@ from python_jobs.realtime.engine import RealTimeFeatureEngine
 from python_jobs.realtime.history import subsequence_count
 
 FORMAT = "loto-features/engine-state"
-FORMAT_VERSION = 1
+# 2: each series' ``undo`` row (what its newest point overwrote), for same-timestamp replacement.
+FORMAT_VERSION = 2
 HEADER = "header"
 HISTORY_ARRAYS = {
     "history_n": np.int64,

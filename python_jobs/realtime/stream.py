@@ -10,7 +10,10 @@ dropped for one reason of :data:`DROP_REASONS`, so ``received == accepted + sum(
 - ``malformed``: not JSON, not an object, a missing or ill-typed field, a symbol that is empty,
   too long or not printable text, a ``ts`` that is not ISO-8601 or a number;
 - ``non_finite``: ``price`` or ``volume`` NaN or infinite (``1e400`` and 400-digit integers too);
-- ``duplicate``: the same ``ts`` as the symbol's newest accepted message;
+- ``duplicate``: the same ``ts`` as the symbol's newest accepted message, when ``on_same_ts``
+  is ``drop``; with ``replace`` (the default) such a message is accepted as a :class:`Tick`
+  whose ``replaces`` is true: the current bar updating, which replaces the symbol's newest
+  point in the engine and in the raw table;
 - ``out_of_order``: older than the symbol's newest accepted message;
 - ``ts_out_of_range``: before ``ts_earliest`` or more than ``ts_max_ahead_s`` after now, so one
   absurd timestamp cannot hold a symbol's ordering state past every real message;
@@ -24,7 +27,8 @@ as a sample at most once per ``drop_log_interval_s``, with the number dropped si
 A lost connection is retried with exponential backoff (with jitter) until :meth:`stop`; the
 ``subscribe`` payload, when given, is sent on every connection. The per-symbol ordering state
 survives a reconnect, so a feed that replays its last messages after resuming has them dropped
-as duplicates rather than applied twice; it holds at most ``max_symbols`` symbols, forgetting
+(the older ones as out of order; the newest, under ``replace``, replaces itself with the same
+value) rather than applied twice; it holds at most ``max_symbols`` symbols, forgetting
 the least recently updated one (counted in :attr:`evicted`).
 """
 
@@ -68,13 +72,19 @@ _sample_repr.maxstring = _sample_repr.maxother = 80
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """One accepted message: symbol, epoch seconds, price, volume, and when it was received."""
+    """One accepted message: symbol, epoch seconds, price, volume, and when it was received.
+
+    ``replaces`` is true when the message has the same ``ts`` as its symbol's newest accepted
+    one, which it replaces (``on_same_ts`` ``replace``): a consumer that stores the points
+    overwrites the stored one.
+    """
 
     symbol: str
     ts: float
     price: float
     volume: float
     received: float
+    replaces: bool = False
 
 
 def _sample(message: Any) -> str:
@@ -97,6 +107,7 @@ def _online_limits() -> dict[str, float]:
         "ts_earliest": earliest.timestamp(),
         "ts_max_ahead_s": online.ts_max_ahead_days * 86400.0,
         "max_symbols": online.max_symbols,
+        "on_same_ts": online.on_same_ts,
     }
 
 
@@ -125,8 +136,16 @@ class StreamingDataProcessor:
         JSON text sent on every connection, before reading (a feed's subscription request).
     drop_log_interval_s : float
         Least seconds between two logged samples of one drop reason.
+    on_same_ts : {"replace", "drop"}, optional
+        A message at its symbol's newest ``ts``: accepted as a replacing :class:`Tick`, or
+        dropped as ``duplicate``.
 
-    The four limits left out are read from ``settings.get().online``.
+    The limits left out (and ``on_same_ts``) are read from ``settings.get().online``.
+
+    Attributes
+    ----------
+    replaced : int
+        Messages accepted as replacing their symbol's newest point.
     """
 
     def __init__(
@@ -143,12 +162,14 @@ class StreamingDataProcessor:
         max_symbols: int | None = None,
         subscribe: str | None = None,
         drop_log_interval_s: float = 10.0,
+        on_same_ts: str | None = None,
     ) -> None:
         given = {
             "max_frame_bytes": max_frame_bytes,
             "ts_earliest": ts_earliest,
             "ts_max_ahead_s": ts_max_ahead_s,
             "max_symbols": max_symbols,
+            "on_same_ts": on_same_ts,
         }
         if None in given.values():
             defaults = _online_limits()
@@ -167,6 +188,9 @@ class StreamingDataProcessor:
         self.ts_earliest = float(given["ts_earliest"])
         self.ts_max_ahead_s = float(given["ts_max_ahead_s"])
         self.max_symbols = int(given["max_symbols"])
+        if given["on_same_ts"] not in ("replace", "drop"):
+            raise ValueError(f"on_same_ts must be replace or drop, got {given['on_same_ts']!r}")
+        self.replace_same_ts = given["on_same_ts"] == "replace"
         self.subscribe = subscribe
         self.drop_log_interval_s = drop_log_interval_s
         self.received = 0
@@ -174,6 +198,7 @@ class StreamingDataProcessor:
         self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         self.connections = 0
         self.evicted = 0
+        self.replaced = 0
         # Newest accepted ts per symbol, least recently updated first.
         self._last_ts: OrderedDict[str, float] = OrderedDict()
         self._stopping = asyncio.Event()
@@ -226,17 +251,24 @@ class StreamingDataProcessor:
     ) -> Tick | None:
         last_ts = self._last_ts
         last = last_ts.get(symbol)
+        replaces = False
         if last is not None:
             if stamp <= last:
-                self._drop("duplicate" if stamp == last else "out_of_order", message)
-                return None
+                if stamp < last:
+                    self._drop("out_of_order", message)
+                    return None
+                if not self.replace_same_ts:
+                    self._drop("duplicate", message)
+                    return None
+                replaces = True
+                self.replaced += 1
             last_ts.move_to_end(symbol)
         elif len(last_ts) >= self.max_symbols:
             last_ts.popitem(last=False)
             self.evicted += 1
         last_ts[symbol] = stamp
         self.accepted += 1
-        return Tick(symbol, stamp, price, volume, received)
+        return Tick(symbol, stamp, price, volume, received, replaces)
 
     def forget(self, symbol: str) -> None:
         """Drop ``symbol``'s ordering state (its next message is accepted whatever its ts)."""

@@ -166,7 +166,7 @@ def test_saved_engine_continues_exactly(loto6_n3, streamed_n3):
 
 
 def test_bad_points_are_refused_and_change_nothing():
-    engine = RealTimeFeatureEngine(history_features=False)
+    engine = RealTimeFeatureEngine(history_features=False, on_same_ts="drop")
     before = engine.update("k", "2024-01-02T00:00:00Z", 5.0)
     with pytest.raises(OrderError) as duplicate:
         engine.update("k", dt.date(2024, 1, 2), 6.0)

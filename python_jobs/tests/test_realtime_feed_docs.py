@@ -17,22 +17,25 @@ from python_jobs.realtime.stream import DROP_REASONS, StreamingDataProcessor
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SCHEMA = json.loads((DOCS / "feed.schema.json").read_text(encoding="utf-8"))
 FEED_MD = (DOCS / "FEED.md").read_text(encoding="utf-8")
-# ```json accepted=1 duplicate=1  ...  ```: a frame and the counts it gives.
+# ```json accepted=1 duplicate=1  ...  ```: a frame and the counts it gives (``on_same_ts=drop``
+# first: under that setting).
 BLOCK = re.compile(r"^```json ([^\n]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 
-def _processor() -> StreamingDataProcessor:
-    return StreamingDataProcessor("ws://127.0.0.1:9")  # the limits of the default settings
+def _processor(on_same_ts: str | None = None) -> StreamingDataProcessor:
+    # the limits of the default settings
+    return StreamingDataProcessor("ws://127.0.0.1:9", on_same_ts=on_same_ts)
 
 
-def _counted_blocks() -> list[tuple[dict[str, int], str]]:
+def _counted_blocks() -> list[tuple[dict[str, int], str, str | None]]:
     blocks = []
     for info, body in BLOCK.findall(FEED_MD):
         if info.strip() == "subscribe":
             continue
         counts = dict(item.split("=") for item in info.split())
-        blocks.append(({name: int(n) for name, n in counts.items()}, body))
+        mode = counts.pop("on_same_ts", None)
+        blocks.append(({name: int(n) for name, n in counts.items()}, body, mode))
     return blocks
 
 
@@ -54,10 +57,10 @@ def test_symbols_with_colons_are_in_the_schema_and_control_characters_are_not():
         assert not jsonschema.Draft202012Validator(symbol).is_valid(bad)
 
 
-@pytest.mark.parametrize(("counts", "frame"), _counted_blocks(), ids=lambda v: str(v)[:40])
-def test_every_frame_in_feed_md_gives_the_counts_written_next_to_it(counts, frame):
+@pytest.mark.parametrize(("counts", "frame", "mode"), _counted_blocks(), ids=lambda v: str(v)[:40])
+def test_every_frame_in_feed_md_gives_the_counts_written_next_to_it(counts, frame, mode):
     assert set(counts) <= {"accepted", *DROP_REASONS}, counts
-    processor = _processor()
+    processor = _processor(mode)
     processor.parse_frame(frame)
     got = {name: n for name, n in {"accepted": processor.accepted, **processor.dropped}.items() if n}
     assert got == counts
@@ -69,7 +72,7 @@ def test_every_frame_in_feed_md_gives_the_counts_written_next_to_it(counts, fram
 
 
 def test_feed_md_shows_frames_accepted_and_each_reason_but_oversized():
-    shown = {name for counts, _ in _counted_blocks() for name in counts}
+    shown = {name for counts, _, _ in _counted_blocks() for name in counts}
     assert shown == {"accepted", *DROP_REASONS} - {"oversized"}
 
 

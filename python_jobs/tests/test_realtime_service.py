@@ -226,7 +226,9 @@ def _tick(symbol: str, ts: float, price: float) -> str:
 def test_websocket_dropped_reconnects_and_resumes():
     async def scenario() -> StreamingDataProcessor:
         async with Feed() as feed:
-            processor = StreamingDataProcessor(f"ws://127.0.0.1:{feed.port}", backoff_min=0.01)
+            processor = StreamingDataProcessor(
+                f"ws://127.0.0.1:{feed.port}", backoff_min=0.01, on_same_ts="drop"
+            )
             reader = asyncio.ensure_future(processor.run())
             for i in range(5):
                 feed.frames.put_nowait(_tick("A", i, 1.0 + i))
