@@ -220,6 +220,7 @@ def build_service(
         current=current,
         ttl=args.ttl,
         timeseries=_timeseries(args, engine.names),
+        booleans=engine.layout.boolean_columns,
         outbox=current.online.store_points,
     )
     store.where = where

@@ -12,6 +12,10 @@ so a symbol holding ``:`` such as ``BINANCE:BTCUSDT`` cannot run into the next p
   feature vector as little-endian float64 (NaN for NULL), 8 bytes per column;
 - ``{prefix}:names:{version}`` -> the column names of ``v`` (JSON), written once, no TTL (it
   describes every vector of the version);
+- ``{prefix}:registry:{version}`` -> everything a plain Redis client needs to decode a latest
+  hash, as JSON, written once, no TTL (:meth:`RealTimeFeatureStore.registry`): the names in
+  vector order, the dtype (``<f8``), the columns that hold booleans (1.0 true, 0.0 false, NaN
+  NULL), the per-indicator columns, and the key layout with the symbol escaping;
 - ``{prefix}:state:{service_id}:{version}`` -> the engine's state, numpy arrays and a JSON
   header, no pickle (:meth:`save_state` / :meth:`load_state`; ``online.service_id`` keeps two
   services on one Redis apart);
@@ -29,7 +33,7 @@ so a symbol holding ``:`` such as ``BINANCE:BTCUSDT`` cannot run into the next p
 
 The per-indicator keys and the latest hashes expire ``redis.ttl_s`` seconds after their last
 write, so a symbol that stops trading leaves nothing behind. A version is eight hex digits,
-so it never reads as ``latest``, ``names``, ``state`` or ``predictions``.
+so it never reads as ``latest``, ``names``, ``registry``, ``state`` or ``predictions``.
 
 A batch of updates goes to Redis as one server-side script call (every key of the batch, the
 latest hash once per symbol): one round trip, and a compact vector instead of one field per
@@ -69,6 +73,9 @@ log = get_logger(__name__)
 RETRY_MIN_SECONDS = 0.05
 RETRY_MAX_SECONDS = 2.0
 FLUSH_CHUNK = 1000
+#: The registry key's format, and how each vector is packed (little-endian float64).
+REGISTRY_FORMAT = "loto-features/online-registry/1"
+VECTOR_DTYPE = "<f8"
 #: What a failed write raises: every Redis error (connection, timeout, OOM, READONLY, NOAUTH)
 #: and the socket errors redis-py lets through.
 WRITE_ERRORS = (redis.RedisError, OSError)
@@ -177,7 +184,7 @@ def decode_latest(found: dict[bytes, bytes], names: Sequence[str]) -> tuple[floa
     """
     if not found or b"v" not in found or b"ts" not in found:
         return None
-    vector = np.frombuffer(found[b"v"], dtype="<f8")
+    vector = np.frombuffer(found[b"v"], dtype=VECTOR_DTYPE)
     if len(vector) != len(names):
         return None
     return float(found[b"ts"]), vector.tolist()
@@ -220,6 +227,9 @@ class RealTimeFeatureStore:
     buffer_size : int, optional
         Updates kept while Redis refuses writes; beyond it the oldest are dropped and counted.
         Default ``online.buffer_size``.
+    booleans : sequence of str, optional
+        Columns whose values are booleans (the layout's ``boolean_columns``), as the
+        registry key tells a reader.
     outbox : bool, optional
         Append the points given to :meth:`write_batch` to :attr:`outbox_key`, at most
         ``online.outbox_max`` (the oldest are dropped and counted in
@@ -236,6 +246,7 @@ class RealTimeFeatureStore:
         ttl: int | None = None,
         timeseries: Sequence[str] | None = None,
         buffer_size: int | None = None,
+        booleans: Sequence[str] = (),
         outbox: bool | None = None,
     ) -> None:
         current = current or settings.get()
@@ -260,6 +271,7 @@ class RealTimeFeatureStore:
         self._retry_at = 0.0
         self._retry_delay = RETRY_MIN_SECONDS
         self._names_written = False
+        self.booleans = tuple(name for name in booleans if name in self.names)
         self._script = client.register_script(_WRITE_SCRIPT)
         self.counters = StoreCounters()
 
@@ -286,6 +298,38 @@ class RealTimeFeatureStore:
     @property
     def names_key(self) -> str:
         return f"{self.prefix}:names:{self.version}"
+
+    @property
+    def registry_key(self) -> str:
+        return f"{self.prefix}:registry:{self.version}"
+
+    def registry(self) -> dict[str, Any]:
+        """What :attr:`registry_key` holds: how to find and decode this version's vectors.
+
+        ``names`` are the columns of ``v`` in order, each a ``dtype`` value (NaN for NULL);
+        ``booleans`` name those that are 1.0 (true) or 0.0 (false); in ``keys`` a key is its
+        pattern with ``{symbol}`` (escaped as ``symbol_escape`` says), ``{indicator}`` and
+        ``{epoch_ms}`` filled in.
+        """
+        return {
+            "format": REGISTRY_FORMAT,
+            "version": self.version,
+            "names": list(self.names),
+            "dtype": VECTOR_DTYPE,
+            "null": "NaN",
+            "booleans": list(self.booleans),
+            "timeseries": [name for _, name in self._series_columns],
+            "ttl_s": self.ttl,
+            "keys": {
+                "latest": f"{self.prefix}:latest:{self.version}:{{symbol}}",
+                "latest_fields": {
+                    "ts": "epoch seconds of the newest point, as text",
+                    "v": f"the vector: one {VECTOR_DTYPE} per name, in names order",
+                },
+                "timeseries": f"{self.prefix}:{self.version}:{{symbol}}:{{indicator}}:{{epoch_ms}}",
+                "symbol_escape": [["%", "%25"], [":", "%3A"]],
+            },
+        }
 
     @property
     def state_key(self) -> str:
@@ -323,7 +367,7 @@ class RealTimeFeatureStore:
         for symbol, (stamp, row) in latest.items():
             keys.append(self.latest_key(symbol))
             argv.append(repr(float(stamp)))
-            argv.append(np.ascontiguousarray(row, dtype="<f8").tobytes())
+            argv.append(np.ascontiguousarray(row, dtype=VECTOR_DTYPE).tobytes())
         # A NaN price marks an update given without its point (write_batch without prices).
         points = [point for point in zip(symbols, ts, prices, strict=True) if point[2] == point[2]]
         if self.outbox and points:
@@ -337,7 +381,9 @@ class RealTimeFeatureStore:
         self, symbols: Sequence[str], ts: Sequence[float], rows: np.ndarray, prices: Sequence[float]
     ) -> None:
         if not self._names_written:
-            self.client.set(self.names_key, json.dumps(list(self.names)))
+            self.client.mset(
+                {self.names_key: json.dumps(list(self.names)), self.registry_key: json.dumps(self.registry())}
+            )
             self._names_written = True
         keys, argv = self._command(symbols, ts, rows, prices)
         self.counters.outbox_trimmed += int(self._script(keys=keys, args=argv) or 0)
@@ -454,7 +500,7 @@ class RealTimeFeatureStore:
         found = self.client.hgetall(self.latest_key(symbol))
         if not found:
             return None
-        vector = np.frombuffer(found[b"v"], dtype="<f8")
+        vector = np.frombuffer(found[b"v"], dtype=VECTOR_DTYPE)
         out: dict[str, Any] = {"ts": float(found[b"ts"])}
         for name, value in zip(self.names, vector.tolist(), strict=True):
             out[name] = None if value != value else value
