@@ -13,7 +13,9 @@
    talipp-based baseline (bench/realtime.py).
 5. The whole pipeline on the panel, per stage, with the Python job's phases and families, and
    `demo`'s stages on the bundled data after a fresh schema and again (:mod:`bench.pipeline`).
-6. A soak of the online service: 1,000 msg/s over 1,000 symbols for BENCH_SOAK_MINUTES (10),
+6. The point-in-time training set of 100,000 entity rows on the panel against pandas
+   (read the marts out, ``merge_asof``): :mod:`bench.training_set` (BENCH_ENTITIES).
+7. A soak of the online service: 1,000 msg/s over 1,000 symbols for BENCH_SOAK_MINUTES (10),
    its memory sampled every 10 s, the slope after the warm-up and the p99 latency
    (:mod:`bench.soak`).
 
@@ -190,6 +192,10 @@ def print_table(results: dict) -> None:
             print_pipeline(results["pipeline"])
         if results.get("demo"):
             print_demo(results["demo"])
+    if results.get("training_set"):
+        from bench.training_set import print_training_set
+
+        print_training_set(results["training_set"])
     if results.get("soak"):
         from bench.soak import print_soak
 
@@ -198,7 +204,7 @@ def print_table(results: dict) -> None:
 
 def main(only: list[str] | None = None) -> int:
     url = db.database_url()
-    sections = only or ["hist", "families", "bundled", "realtime", "pipeline", "demo", "soak"]
+    sections = only or ["hist", "families", "bundled", "realtime", "pipeline", "demo", "training_set", "soak"]
     results: dict = {
         "machine": {
             "python": sys.version.split()[0],
@@ -239,6 +245,16 @@ def main(only: list[str] | None = None) -> int:
             from bench.pipeline import bench_demo
 
             results["demo"] = bench_demo(url)
+        if "training_set" in sections:
+            from bench.training_set import bench_training_set
+
+            results["training_set"] = bench_training_set(
+                url,
+                _env_int("BENCH_SERIES", 1000),
+                _env_int("BENCH_ROWS", 1000),
+                _env_int("BENCH_ENTITIES", 100_000),
+                _env_int("BENCH_REPEATS", 3),
+            )
         if "soak" in sections:
             from bench.soak import bench_soak
 

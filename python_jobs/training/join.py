@@ -68,6 +68,8 @@ def training_set(entities: pd.DataFrame, *, url: str | None = None) -> pd.DataFr
             "futr": _prefixed_columns(conn, "features_futr", "futr_"),
         }
         with conn.transaction():
+            # Compiling the wide query costs more than running it for most entity sets.
+            conn.execute("set local jit = off")
             _load_entities(conn, frame)
             _refuse_unknown_series(conn)
             _load_schedule(conn)
@@ -193,7 +195,11 @@ def _point_in_time_query(columns: dict[str, list[str]]) -> sql.Composed:
         "           where not entities.is_scheduled and " + series.format("draws") + " "
         "           and draws.ds <= entities.ds order by draws.ds desc limit 2) as recent)"
         "    ) as target_ds) as step on true "
-        "left join {futr} as futr on " + series.format("futr") + " and futr.ds = step.target_ds "
+        # A lateral probe, not a join: the planner would hash the whole mart on the series
+        # and compare each of its dates with the step.
+        "left join lateral (select {futr_columns} from {futr} as calendar "
+        "    where " + series.format("calendar") + " and calendar.ds = step.target_ds "
+        "    limit 1) as futr on true "
         "left join lateral (select draws.y from {draws} as draws "
         "    where " + series.format("draws") + " and draws.ds > entities.ds "
         "    order by draws.ds limit 1) as label on true "
@@ -202,6 +208,7 @@ def _point_in_time_query(columns: dict[str, list[str]]) -> sql.Composed:
         outputs=sql.SQL(", ").join(outputs),
         hist_columns=sql.SQL(", ").join(map(sql.Identifier, hist or ["ds"])),
         stat_columns=sql.SQL(", ").join(map(sql.Identifier, [*stat, "as_of"])),
+        futr_columns=sql.SQL(", ").join(map(sql.Identifier, futr or ["ds"])),
         hist=db.qualified("features_hist"),
         stat=db.qualified("features_stat_history"),
         futr=db.qualified("features_futr"),
