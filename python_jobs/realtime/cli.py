@@ -509,14 +509,24 @@ def _cmd_api(args: argparse.Namespace) -> int:
 # -- train -------------------------------------------------------------------------------------
 
 
-def _train(*, from_files: bool, out: Path) -> None:
+def _train(*, from_files: bool, out: Path, loto: str | None = None) -> None:
     from python_jobs.realtime.layout import layout
-    from python_jobs.realtime.predict import features_from_files, features_from_marts, train
+    from python_jobs.realtime.predict import features_from_files, train, training_features
 
-    source = "the bundled files through the online engine" if from_files else "features_hist"
-    features = features_from_files() if from_files else features_from_marts()
+    if from_files:
+        source = "the bundled files through the online engine"
+        features = features_from_files()
+    else:
+        loto = loto or settings.get().online.market_loto
+        source = f"the point-in-time training set of loto {loto}"
+        features = training_features(loto)
+    print(
+        f"training on {source}: {features['unique_id'].nunique():,} series, {len(features):,} rows, "
+        f"{features['ds'].min()} to {features['ds'].max()}"
+    )
     bundle, backtest = train(features, out, layout().version)
-    print(f"trained on {bundle['rows']:,} rows of {source}; {len(bundle['columns'])} inputs; saved {out}")
+    print(f"trained on {bundle['rows']:,} rows; {len(bundle['columns'])} inputs; saved {out}")
+    print(f"feature set {bundle['version']}, period {bundle['period'][0]} to {bundle['period'][1]}")
     print("walk-forward backtest, mean absolute error of the next value (each fold: a model fitted on")
     print("the rows before it):")
     print(backtest.report())
@@ -541,17 +551,27 @@ def _check_out(out: Path) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     import psycopg
 
-    from python_jobs.realtime.predict import MODEL_PATH
+    from python_jobs.marts import MartNotReadyError
+    from python_jobs.realtime.predict import MODEL_PATH, NoTrainingRows
+    from python_jobs.training.entities import TrainingSetError
 
     out = Path(args.out) if args.out else MODEL_PATH
     try:
         _check_out(out)
-        _train(from_files=args.from_files, out=out)
+        _train(from_files=args.from_files, out=out, loto=args.loto)
     except CommandError as exc:
+        return _fail(str(exc))
+    except NoTrainingRows as exc:
+        return _fail(
+            f"no rows for loto {exc} in stg_lottery__draws: run the service (`loto-features realtime "
+            "serve`) to store market ticks and `make demo` to build their marts, or train a lottery "
+            "with `--loto loto6`"
+        )
+    except (MartNotReadyError, TrainingSetError) as exc:
         return _fail(str(exc))
     except psycopg.Error as exc:
         return _fail(
-            f"cannot read features_hist ({type(exc).__name__}); build it with `make demo`, "
+            f"cannot read the marts ({type(exc).__name__}); build them with `make demo`, "
             "or train with --from-files"
         )
     except OSError as exc:
@@ -662,7 +682,15 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--loto", default=None, help="only this lottery's series (default: every series)")
     p.set_defaults(fn=_cmd_materialize)
 
-    p = sub.add_parser("train", help="train the next-value model from features_hist, with a backtest")
+    p = sub.add_parser(
+        "train", help="train the next-value model on a point-in-time training set, with a backtest"
+    )
+    p.add_argument(
+        "--loto",
+        default=None,
+        help=f"the series trained on (default: the stored market series, online.market_loto = "
+        f"{current.online.market_loto})",
+    )
     p.add_argument(
         "--from-files",
         action="store_true",
