@@ -282,12 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", default=None, help="run one benchmark (repeatable)")
     p.set_defaults(fn=_cmd_bench)
 
-    from python_jobs import health, report, runs, training
+    from python_jobs import catalog, health, report, runs, training
 
     settings.add_parser(sub)
     training.add_parser(sub)
     health.add_parser(sub)
     runs.add_parser(sub)
+    catalog.add_parser(sub)
     from python_jobs.ingest import rejects
 
     rejects.add_parser(sub)
