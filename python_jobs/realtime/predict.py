@@ -244,11 +244,9 @@ def training_features(loto: str, url: str | None = None) -> pd.DataFrame:
     if entities.empty:
         raise NoTrainingRows(loto)
     frame = training_set(entities, url=target)
-    frame["y"] = entities["y"].to_numpy(dtype=float)
-    for column in frame.columns:
-        if column.startswith("hist_"):
-            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    return frame
+    hist = [column for column in frame.columns if column.startswith("hist_")]
+    numbers = frame[hist].apply(pd.to_numeric, errors="coerce").astype(float)
+    return pd.concat([frame.drop(columns=hist), numbers, entities[["y"]].astype(float)], axis=1)
 
 
 def features_from_files() -> pd.DataFrame:

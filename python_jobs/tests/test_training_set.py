@@ -334,3 +334,39 @@ def test_a_skipped_draw_is_not_seen_in_the_next_step(pg_url, fresh_schema):
     # No row of 6 January: the calendar terms are unknown rather than those of 9 January.
     assert pd.isna(frame["futr_ds_day_of_week"].tolist()[1])
     assert frame["label_y"].tolist() == [2.0, 3.0]
+
+
+def test_train_uses_the_training_set_and_records_version_and_period(pg_url, schemas, in_schema, tmp_path):
+    import contextlib
+    import io
+
+    from python_jobs.cli import main
+    from python_jobs.realtime.layout import layout
+    from python_jobs.realtime.predict import load_model
+
+    in_schema(schemas[CUTS[0]])
+    out = tmp_path / "model.skops"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["train", "--loto", LOTO, "--out", str(out)]) == 0
+    first = printed.getvalue().splitlines()[0]
+    assert first.startswith(f"training on the point-in-time training set of loto {LOTO}: 8 series, ")
+    bundle = load_model(out, version=layout().version)
+    assert bundle["loto"] == LOTO
+    # The rows with a full 30-row window and a label: from the 30th draw to the one before the
+    # last draw of the cut data (whose next value is not in it).
+    with db.connect(pg_url) as conn:
+        dates = [
+            row[0]
+            for row in conn.execute(
+                sql.SQL("select distinct ds from {} where loto = %s order by ds").format(
+                    db.qualified(config.STAGING_MODEL)
+                ),
+                (LOTO,),
+            )
+        ]
+    assert bundle["period"] == [f"{dates[29]} 00:00:00", f"{dates[-2]} 00:00:00"]
+
+    code, err = _cli("train", "--out", str(out))
+    assert code == 2 and err.count("\n") == 1
+    assert "no rows for loto market" in err and "--loto loto6" in err
