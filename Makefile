@@ -1,4 +1,5 @@
 # Two commands matter: `make demo` (the whole pipeline on the bundled data) and `make test`.
+# `make build` builds from what you loaded (`.venv/bin/loto-features ingest ...`), no samples.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -9,19 +10,27 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export DO_NOT_TRACK := 1
 DEVICE ?= auto
 
-.PHONY: install demo test test-gpu gpu-features bench docs profile lint format db-start db-stop clean dbt-build pytest
+.PHONY: install demo build test test-gpu gpu-features bench docs profile lint format db-start db-stop clean dbt-build pytest
 .PHONY: realtime-demo generate
 
 install: $(VENV)/.installed
 
+# The first install takes a few minutes (about 1 GB of wheels: dbt, numba, scipy, tsfresh...):
+# each step says what it does, and pip prints a line per package it collects and installs.
+PIP := $(PY) -m pip install --disable-pip-version-check --progress-bar off
 $(VENV)/.installed: requirements.lock pyproject.toml
+	@echo "[1/4] virtual environment $(VENV) ($$($(PYTHON) --version 2>&1))"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	@echo "compiling the numba kernels once (cached in $(NUMBA_CACHE_DIR))"
-	$(PY) -m python_jobs warmup
+	@$(PIP) --quiet --upgrade "pip>=24"
+	@echo "[2/4] $$(grep -c '==' requirements.lock) pinned packages from requirements.lock (the first time: a few minutes)"
+	@set -o pipefail; $(PIP) -r requirements.lock \
+		| { grep --line-buffered -E '^(Collecting|Successfully installed)' || true; } | cut -c1-120
+	@echo "[3/4] the project itself (editable): $(VENV)/bin/loto-features"
+	@$(PIP) --quiet --no-deps --no-build-isolation -e .
+	@echo "[4/4] compiling the numba kernels, once: 1-4 minutes, one line per family (cached in $(NUMBA_CACHE_DIR); no later run pays it)"
+	@$(PY) -m python_jobs warmup
 	@touch $@
+	@echo "installed: run \`make demo\`, or \`source $(VENV)/bin/activate\` to type \`loto-features\` directly"
 
 profile: install
 	@$(PY) -m python_jobs profile
@@ -36,6 +45,11 @@ generate: install
 
 demo: generate
 	$(PY) -m python_jobs demo
+
+# The whole pipeline on what the raw tables hold (your files), in dbt's order: seeds and
+# staging, the Python job, the marts, then materialize into the online store. No samples.
+build: generate
+	$(PY) -m python_jobs build
 
 gpu-features: install
 	$(PY) -m python_jobs features --device $(DEVICE)

@@ -77,7 +77,7 @@ def cli_section() -> str:
         parts.append(f"| [`{name}`](#python--m-python_jobs-{name}) | {helps.get(name, '')} |")
     parts.append("")
     for name, sub in _subparsers(parser).items():
-        parts += [f"### python -m python_jobs {name}", "", helps.get(name, ""), "", "```text"]
+        parts += [f"### loto-features {name}", "", helps.get(name, ""), "", "```text"]
         parts += [sub.format_help().rstrip(), "```", ""]
     return "\n".join(parts)
 

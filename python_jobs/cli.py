@@ -199,7 +199,7 @@ def _add_build_arguments(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m python_jobs",
+        prog="loto-features",
         description="Lottery time-series features: ingestion, the Python feature job, the pipeline.",
     )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")

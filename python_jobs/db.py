@@ -88,7 +88,7 @@ def database_url() -> str:
     except Exception as exc:  # pgserver raises bare exceptions (assertions, subprocess errors)
         raise DatabaseError(
             f"the embedded PostgreSQL under {config.PGDATA_DIR} did not start ({redact(exc)}). "
-            "Run `python -m python_jobs db stop` and try again, or set DATABASE_URL."
+            "Run `loto-features db stop` and try again, or set DATABASE_URL."
         ) from None
 
 

@@ -1,4 +1,4 @@
-"""``python -m python_jobs health``: is everything the project needs up, as JSON.
+"""``loto-features health``: is everything the project needs up, as JSON.
 
 Each check gives ``ok``, ``required`` and what it found. The command exits 0 when every
 required check is ok, 1 when one is not, and 2 when the database itself cannot be reached

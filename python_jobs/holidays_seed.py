@@ -1,6 +1,6 @@
 """The Japanese national holiday calendar as a dbt seed (``seeds/jp_holidays.csv``).
 
-``python -m python_jobs holidays [--start-year Y] [--end-year Y]`` regenerates the file; the
+``loto-features holidays [--start-year Y] [--end-year Y]`` regenerates the file; the
 ``features_futr`` mart reads it through ``int_calendar__dates_enriched``. Years outside the
 seed's range have no holiday information there (the mart gives NULL, not ``false``), so widen
 the range before adding draws outside it.

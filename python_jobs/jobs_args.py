@@ -1,4 +1,4 @@
-"""Arguments of the Python feature job (``python -m python_jobs features``).
+"""Arguments of the Python feature job (``loto-features features``).
 
 Kept apart from :mod:`python_jobs.job` so that ``--help`` does not import NumPy, the
 feature families or Dask.

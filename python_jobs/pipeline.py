@@ -161,7 +161,7 @@ def dbt_outcome(path: Path | None = None) -> Outcome:
             # test.<project>.<name>.<hash>: the name is the third part.
             parts = result.get("unique_id", "").split(".")
             name = parts[2] if len(parts) > 2 else parts[-1]
-            warnings.append(f"dbt test {name} warned: {result.get('message') or 'warn'}")
+            warnings.append(f"{name} (dbt test, severity warn): {result.get('message') or 'rows found'}")
     parts = [f"{count} {kind}s" for kind, count in sorted(kinds.items())]
     detail = ", ".join(parts) + f"; {len(warnings)} warning{'s' * (len(warnings) != 1)}"
     return Outcome(detail, warnings=warnings)

@@ -1,4 +1,4 @@
-"""The Python feature job: ``make gpu-features`` / ``python -m python_jobs features``.
+"""The Python feature job: ``make gpu-features`` / ``loto-features features``.
 
 It reads ``stg_lottery__draws``, runs every registered feature family over the series that
 changed since the last run, and writes ``py_features_stat`` (one row per series) and

@@ -70,7 +70,7 @@ def series_summary(conn: psycopg.Connection) -> list[SeriesInfo]:
     if not db.table_exists(conn, config.STAGING_MODEL):
         raise JobIOError(
             f"{config.target_schema()}.{config.STAGING_MODEL} does not exist: load data and build "
-            "staging first (`python -m python_jobs ingest ...` then `dbt build --select staging`, "
+            "staging first (`loto-features ingest --loto NAME FILE`, then `loto-features build`, "
             "or `make demo`)"
         )
     query = sql.SQL(

@@ -530,7 +530,7 @@ def _record_end(session: Session, result: JobResult, error: str | None = None) -
 
 
 def main(args: argparse.Namespace) -> int:
-    """``python -m python_jobs features``: run the job, print the summary; 2 on a usage error."""
+    """``loto-features features``: run the job, print the summary; 2 on a usage error."""
     try:
         result = run_job(
             device=args.device,

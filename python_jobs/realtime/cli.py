@@ -455,7 +455,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return _fail(f"no such file: {args.file}")
     try:
         if not args.no_predict and load_model() is None:
-            print(f"no model at {MODEL_PATH}: training one first (python -m python_jobs train --from-files)")
+            print(f"no model at {MODEL_PATH}: training one first (loto-features train --from-files)")
             _train(from_files=True, out=MODEL_PATH)
         service = asyncio.run(_demo(args, settings.get()))
     except (CommandError, ModelError) as exc:

@@ -1,4 +1,4 @@
-"""The feature report: ``python -m python_jobs report --loto loto6`` writes ``reports/loto6.html``."""
+"""The feature report: ``loto-features report --loto loto6`` writes ``reports/loto6.html``."""
 
 from python_jobs.report.cli import add_parser
 

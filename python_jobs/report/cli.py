@@ -1,4 +1,4 @@
-"""``python -m python_jobs report --loto NAME``: write the feature report of one lottery."""
+"""``loto-features report --loto NAME``: write the feature report of one lottery."""
 
 from __future__ import annotations
 

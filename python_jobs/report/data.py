@@ -151,7 +151,7 @@ def load(loto: str, url: str | None = None) -> ReportData:
         if loto not in known:
             raise ReportError(
                 f"no lottery {loto!r} in {config.target_schema()}.{config.STAGING_MODEL} "
-                f"(known: {', '.join(known) or 'none'}); load it with `python -m python_jobs ingest`"
+                f"(known: {', '.join(known) or 'none'}); load it with `loto-features ingest`"
             )
         for table in ("features_hist", "features_stat"):
             if not db.table_exists(conn, table):

@@ -90,11 +90,26 @@ def _numbers_section(data: ReportData, folder: Path) -> str:
 """
 
 
+_STAT_NUMBERS = ("spread", "min", "median", "max")
+
+
 def _stat_section(data: ReportData, folder: Path) -> str:
-    stats = plots.stat_distribution_plot(data.stats, folder / "stat_distribution.png")
+    figure = plots.stat_family_plot(data.stats, folder / "stat_distribution.png")
+    overview = plots.stat_overview(data.stats)
+    # Four significant digits: the features range from 1e-4 (a frequency) to 1e6 (an energy).
+    shown = {column: overview[column].map(lambda value: f"{value:.4g}") for column in _STAT_NUMBERS}
+    overview = overview.assign(feature=overview["feature"].str.removeprefix("stat_"), **shown)
+    families = overview.groupby("family", sort=False).size().reset_index(name="features")
     return f"""<h2 id="stat">Static features across the series</h2>
-<p>Each <code>stat_</code> column of features_stat, standardized across this lottery's series.</p>
-{_image(folder, stats, "static feature distribution")}
+<p>The <code>stat_</code> columns of features_stat ({len(overview)} vary between this lottery's
+series), grouped by the family that computes them. The figure shows, per family, the
+{plots.STAT_PER_FAMILY} that differ most (relative spread: standard deviation over mean absolute
+value), coloured by their z-score across the series; the table lists every one.</p>
+{_table(families)}
+{_image(folder, figure, "static features by family")}
+<details><summary>every static feature: spread, min, median, max, the series with the max</summary>
+{_table(overview)}
+</details>
 """
 
 
@@ -104,7 +119,7 @@ def _timings_section(data: ReportData, folder: Path) -> str:
     if len(stages):
         stages = stages.assign(seconds=stages["seconds"].astype(float))
     return f"""<h2 id="timings">The last run's timings</h2>
-<p class="muted">run {html.escape(data.run_id or "none recorded")} (python -m python_jobs runs)</p>
+<p class="muted">run {html.escape(data.run_id or "none recorded")} (loto-features runs)</p>
 {_image(folder, timings, "timings")}
 {_table(stages) if len(stages) else ""}
 """

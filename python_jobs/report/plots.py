@@ -104,29 +104,98 @@ def heatmap_plot(draws: pd.DataFrame, table: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def stat_distribution_plot(stats: pd.DataFrame, path: Path) -> Path:
-    """Each static feature across the lottery's series, standardized so they share one axis."""
+#: Features per family in the figure: those that differ most between the series.
+STAT_PER_FAMILY = 4
+#: Family of the ``stat_`` columns that dbt computes in SQL rather than the Python job.
+SQL_FAMILY = "sql (dbt)"
+# z-scores beyond this share the extreme colour: with a handful of series |z| stays under ~2.5.
+_Z_CLIP = 2.5
+
+
+def stat_families(columns: list[str]) -> dict[str, str]:
+    """Each ``stat_`` column's family: the registered Python family that writes it, else SQL."""
+    from python_jobs.features import registry
+
+    owner: dict[str, str] = {}
+    for family in registry.families():
+        if family.kind == "stat":
+            owner.update(dict.fromkeys(family.output_names(), family.name))
+    return {column: owner.get(column, SQL_FAMILY) for column in columns}
+
+
+def stat_overview(stats: pd.DataFrame) -> pd.DataFrame:
+    """Per static feature: family, spread across the series, min, median, max, where the max is.
+
+    ``spread`` is the standard deviation over the mean absolute value (a relative spread, so
+    features of any scale compare); constant and all-NULL features are left out. Sorted by
+    family, then spread, largest first.
+    """
     values = stats.set_index("unique_id")
     spread = values.std(ddof=0)
     values = values.loc[:, spread.notna() & (spread > 0)]
-    z = (values - values.mean()) / values.std(ddof=0)
-    fig, ax = plt.subplots(figsize=(11, max(4.0, 0.16 * z.shape[1] + 1.5)))
-    positions = np.arange(z.shape[1])
-    ax.boxplot(
-        [z[column].dropna() for column in z.columns],
-        positions=positions,
-        vert=False,
-        widths=0.6,
-        showfliers=False,
+    families = stat_families(list(values.columns))
+    scale = values.abs().mean().replace(0, np.nan)
+    table = pd.DataFrame(
+        {
+            "feature": values.columns,
+            "family": [families[column] for column in values.columns],
+            "spread": (values.std(ddof=0) / scale).to_numpy(),
+            "min": values.min().to_numpy(),
+            "median": values.median().to_numpy(),
+            "max": values.max().to_numpy(),
+            "highest": values.idxmax().to_numpy(),
+        }
     )
-    cmap = plt.get_cmap("tab10")
-    for index, unique_id in enumerate(z.index):
-        ax.scatter(z.loc[unique_id], positions, s=10, color=cmap(index % 10), label=unique_id, zorder=3)
-    ax.set_yticks(positions, [column.removeprefix("stat_") for column in z.columns], fontsize=6)
-    ax.set_xlabel("value standardized across the series (z)")
-    ax.set_title(f"{z.shape[1]} static features across {z.shape[0]} series (constant ones left out)")
-    ax.legend(loc="lower right", fontsize=7, ncol=2)
-    ax.grid(axis="x", alpha=0.3)
+    order = {name: index for index, name in enumerate(_family_order(table["family"]))}
+    table = table.assign(_order=table["family"].map(order)).sort_values(
+        ["_order", "spread"], ascending=[True, False], na_position="last"
+    )
+    return table.drop(columns="_order").reset_index(drop=True)
+
+
+def _family_order(families: pd.Series) -> list[str]:
+    # The SQL columns first (what every series has), then the Python families as registered.
+    seen = list(dict.fromkeys(families))
+    return sorted(seen, key=lambda name: (name != SQL_FAMILY, seen.index(name)))
+
+
+def stat_family_plot(stats: pd.DataFrame, path: Path, per_family: int = STAT_PER_FAMILY) -> Path:
+    """The static features that differ most between the series, grouped by family.
+
+    One heatmap: a column per series, a row per feature (the ``per_family`` with the largest
+    relative spread of each family), the colour its z-score across the series. The other
+    features are in the report's table.
+    """
+    overview = stat_overview(stats)
+    shown = overview.groupby("family", sort=False).head(per_family)
+    values = stats.set_index("unique_id")[shown["feature"]]
+    z = ((values - values.mean()) / values.std(ddof=0)).T.clip(-_Z_CLIP, _Z_CLIP)
+    fig, ax = plt.subplots(figsize=(11, 1.6 + 0.24 * len(shown)))
+    image = ax.imshow(z.to_numpy(dtype=float), aspect="auto", cmap="RdBu_r", vmin=-_Z_CLIP, vmax=_Z_CLIP)
+    ax.set_xticks(range(z.shape[1]), z.columns, fontsize=8)
+    ax.xaxis.tick_top()
+    ax.set_yticks(range(len(shown)), [name.removeprefix("stat_") for name in shown["feature"]], fontsize=7.5)
+    families = shown["family"].to_list()
+    for row, family in enumerate(families):
+        if row == 0 or family != families[row - 1]:
+            if row:
+                ax.axhline(row - 0.5, color="#222222", linewidth=1.2)
+            count = int((overview["family"] == family).sum())
+            ax.annotate(
+                f"{family} ({count})",
+                xy=(1.01, row - 0.4),
+                xycoords=("axes fraction", "data"),
+                va="top",
+                fontsize=8,
+                fontweight="bold",
+            )
+    ax.set_title(
+        f"the {len(shown)} static features that differ most between the series, {per_family} per family "
+        f"(of {len(overview)}; all in the table below)",
+        fontsize=10,
+        pad=24,
+    )
+    fig.colorbar(image, ax=ax, label="z across the series", shrink=0.5, pad=0.22, location="right")
     return _save(fig, path)
 
 

@@ -77,7 +77,7 @@ def test_build_on_a_users_file_loads_no_samples_and_names_the_dbt_warning(
     assert "continuous_draw_numbers" in recorded["dbt build seeds+staging"][7]
     assert recorded["dbt build marts"][6] == "ok"
     assert cli.main(["runs", "--limit", "1"]) == 0
-    assert "warn: dbt test continuous_draw_numbers" in capsys.readouterr().out
+    assert "warn: continuous_draw_numbers_stg_lottery__draws_num (dbt test" in capsys.readouterr().out
 
     # The skipped lines, newest first, with line number, reason and the raw text.
     assert cli.main(["rejects", "--loto", "mine", "--limit", "2"]) == 0
@@ -107,7 +107,7 @@ def test_dbt_outcome_reads_counts_and_warnings(tmp_path: Path):
     outcome = pipeline.dbt_outcome(path)
     assert outcome.detail == "1 models, 2 tests; 1 warning"
     assert outcome.warnings == [
-        "dbt test continuous_draw_numbers_x warned: Got 1 result, configured to warn if != 0"
+        "continuous_draw_numbers_x (dbt test, severity warn): Got 1 result, configured to warn if != 0"
     ]
 
 

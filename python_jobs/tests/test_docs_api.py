@@ -16,7 +16,7 @@ def test_every_subcommand_has_its_help_in_the_reference():
     text = apidoc.TARGET.read_text(encoding="utf-8")
     parser = cli.build_parser()
     for name, sub in apidoc._subparsers(parser).items():
-        assert f"### python -m python_jobs {name}\n" in text
+        assert f"### loto-features {name}\n" in text
         # Each option of the subcommand is documented with its help.
         for action in sub._actions:
             for option in action.option_strings:

@@ -101,7 +101,7 @@ def test_unknown_lottery(demo_schema: str, in_schema, tmp_path: Path, capsys):
     err = capsys.readouterr().err
     assert err.strip() == (
         f"error: no lottery 'loto99' in {demo_schema}.stg_lottery__draws (known: bingo5, loto6); "
-        "load it with `python -m python_jobs ingest`"
+        "load it with `loto-features ingest`"
     )
     assert list(tmp_path.iterdir()) == []
 
