@@ -87,6 +87,7 @@ bench: install
 # an embedded Redis (or REDIS_URL); prints latencies, counters and a sample of the Redis keys.
 realtime-demo: install
 	$(PY) -m python_jobs realtime demo --seconds 5 --rate 1000 --symbols 10
+	@if [ -z "$$REDIS_URL" ]; then echo "the embedded Redis stays up for a look inside (README: Looking inside the embedded Redis); make db-stop stops it"; fi
 
 # The GPU tests alone (CuPy against the CPU families, 1e-6); they skip without a CUDA device.
 test-gpu: install
@@ -97,7 +98,7 @@ test-gpu: install
 docs: profile generate
 	$(DBT) docs generate --static
 	@echo "lineage site: $(CURDIR)/target/static_index.html (opens without a server)"
-	@echo "feature report: $(PY) -m python_jobs report --loto loto6 writes $(CURDIR)/reports/loto6.html"
+	@echo "feature report: $(VENV)/bin/loto-features report --loto loto6 writes $(CURDIR)/reports/loto6.html"
 
 db-start: install
 	@$(PY) -m python_jobs db start
