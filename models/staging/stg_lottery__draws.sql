@@ -1,5 +1,8 @@
 -- One row per (loto, unique_id, ds): the draws in long format. Draw numbers missing from
 -- the source become the 1-based rank of the draw date within its lottery.
+-- ds is a timestamp without time zone (UTC): a lottery's draws at midnight, a user's series
+-- (half-hourly demand, hourly bars) at its own instants. A raw table from before ds could
+-- hold a time (a date column) is read the same way, midnight of each day.
 {{
     config(
         indexes=[{'columns': ['loto', 'unique_id', 'ds'], 'unique': true}],
@@ -17,7 +20,7 @@ final as (
     select
         draws.loto::text as loto,
         draws.unique_id::text as unique_id,
-        draws.ds::date as ds,
+        draws.ds::timestamp as ds,
         draws.y::numeric as y,
         draws.co::bigint as co,
         coalesce(

@@ -3,6 +3,9 @@
 -- prize (files write 0, 該当なし or nothing for it). Small (tiers x draws): a plain table.
 -- Ingestion creates the raw table; where draws were written some other way and it does not
 -- exist, the model is empty rather than failing, like a lottery without prize data.
+-- The raw table keys a prize table by its draw's day (a date); ds here is that day as a
+-- timestamp (midnight), the type and value of the draw's ds in stg_lottery__draws, so the
+-- marts join prizes to draws on equal timestamps.
 {{
     config(
         indexes=[{'columns': ['loto', 'ds', 'tier'], 'unique': true}],
@@ -21,7 +24,7 @@
     {%- set prizes_from = raw_prizes -%}
 {%- else -%}
     {%- set prizes_from -%}
-        (select null::text as loto, null::date as ds, null::integer as tier,
+        (select null::text as loto, null::timestamp as ds, null::integer as tier,
             null::bigint as winners, null::bigint as prize where false)
     {%- endset -%}
 {%- endif %}
@@ -41,7 +44,7 @@ prizes as (
 final as (
     select
         prizes.loto::text as loto,
-        prizes.ds::date as ds,
+        prizes.ds::timestamp as ds,
         prizes.tier::integer as tier,
         prizes.winners::bigint as winners,
         (case when prizes.winners = 0 then null else prizes.prize end)::bigint as prize

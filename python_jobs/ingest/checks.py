@@ -5,6 +5,9 @@ two dates, a number repeated across a draw's lines) is checked over the staged t
 tables. After the merge, every draw the file touched is checked again as stored, so a file
 that is right on its own but breaks a draw already in the table (a correction that makes a
 number repeat, a missing position) rolls the whole load back, naming the draw.
+
+``ds`` is a timestamp; messages show it as PostgreSQL prints it without a midnight time
+(``regexp_replace(ds::text, ' 00:00:00$', '')``), so a lottery's draw reads ``2000-10-05``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from python_jobs.ingest.spec import LotoSpec
 
 STAGING_DDL = """
 create temporary table _ingest_draws (
-    loto text, unique_id text, ds date, y numeric, num integer, co bigint, line integer
+    loto text, unique_id text, ds timestamp, y numeric, num integer, co bigint, line integer
 ) on commit drop;
 create temporary table _ingest_prizes (
     loto text, ds date, tier integer, winners bigint, prize bigint, line integer
@@ -40,9 +43,9 @@ create temporary table _ingest_positions (
 # dates.
 FILE_DUPLICATES = """
 insert into _ingest_problems (line, draw_date, reason, raw_line, kind)
-select line, ds::text,
+select line, regexp_replace(ds::text, ' 00:00:00$', ''),
        'duplicate draw: ' || loto || ' ' || string_agg(unique_id, ', ' order by unique_id)
-       || ' on ' || ds || ' is already on line ' || min(first_line),
+       || ' on ' || regexp_replace(ds::text, ' 00:00:00$', '') || ' is already on line ' || min(first_line),
        '', 'duplicate'
 from (
     select line, loto, unique_id, ds,
@@ -54,9 +57,9 @@ where line <> first_line
 group by line, loto, ds;
 
 insert into _ingest_problems (line, draw_date, reason, raw_line, kind)
-select distinct line, ds::text,
+select distinct line, regexp_replace(ds::text, ' 00:00:00$', ''),
        'duplicate draw: draw number ' || num || ' is already on line ' || first_line
-       || ' (' || first_ds || ')',
+       || ' (' || regexp_replace(first_ds::text, ' 00:00:00$', '') || ')',
        '', 'duplicate'
 from (
     select line, loto, num, ds,
@@ -74,7 +77,7 @@ where ds <> first_ds
 # A number twice in one draw of a lottery without repeats (rows of a draw on several lines).
 FILE_REPEATS = """
 insert into _ingest_problems (line, draw_date, reason, raw_line)
-select draws.line, draws.ds::text,
+select draws.line, regexp_replace(draws.ds::text, ' 00:00:00$', ''),
        'number ' || draws.y || ' repeats within the draw (' || repeats.positions || ')', ''
 from _ingest_draws as draws
 inner join (
@@ -94,10 +97,12 @@ where not exists (select 1 from _ingest_problems as known where known.line = dra
 # loading the rest would store an incomplete draw.
 SIBLINGS_OF_BAD_ROWS = """
 insert into _ingest_problems (line, draw_date, reason, raw_line)
-select draws.line, draws.ds::text, 'another row of this draw is bad (line ' || min(bad.line) || ')', ''
+select draws.line, regexp_replace(draws.ds::text, ' 00:00:00$', ''),
+       'another row of this draw is bad (line ' || min(bad.line) || ')', ''
 from _ingest_draws as draws
 inner join _ingest_specs as specs on specs.loto = draws.loto
-inner join _ingest_problems as bad on bad.draw_date = draws.ds::text and bad.kind = 'row'
+inner join _ingest_problems as bad
+    on bad.draw_date = regexp_replace(draws.ds::text, ' 00:00:00$', '') and bad.kind = 'row'
 where not exists (select 1 from _ingest_problems as known where known.line = draws.line)
 group by draws.line, draws.ds;
 """
@@ -135,7 +140,7 @@ per_draw as (
     from stored
     group by loto, ds
 )
-select first_line, loto, ds::text, concat_ws('; ',
+select first_line, loto, regexp_replace(ds::text, ' 00:00:00$', ''), concat_ws('; ',
     case when main_rows <> main_count
         then main_rows || ' main numbers stored, ' || loto || ' draws ' || main_count end,
     case when bonus_rows > bonus_count
@@ -159,7 +164,7 @@ limit 200
 
 STORED_DRAW_NUMBERS = """
 select min(staged.line), raw.loto, raw.num,
-       string_agg(distinct raw.ds::text, ', ') as dates
+       string_agg(distinct regexp_replace(raw.ds::text, ' 00:00:00$', ''), ', ') as dates
 from {draws} as raw
 inner join (
     select loto, num, min(line) as line

@@ -4,6 +4,13 @@ All or nothing: a file with a bad row loads nothing unless ``skip_bad_rows`` is 
 case the good rows load and the bad ones go to the rejects table with their reasons. Loading
 the same file twice changes nothing (the upsert skips identical rows, the rejects are keyed by
 file checksum, line and reason). Draws and their prize tables load in the same transaction.
+
+``ds`` of the draws table is a ``timestamp`` without time zone (naive UTC): a lottery's draws
+at midnight, a user's series at whatever instant its file gives. A table made when ``ds`` was
+a ``date`` is converted in place the first time the tables are ensured (:func:`ensure_tables`;
+every value becomes midnight of its day, so nothing moves). The prize table stays keyed by the
+draw's day (``ds date``): prizes exist only for the known lotteries, whose draws are at
+midnight, and stg_lottery__prizes casts that day to the draws' timestamp for the joins.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from python_jobs import config, db
+from python_jobs import config, db, retype
 from python_jobs.ingest import checks
 from python_jobs.ingest.parse import OPTIONAL_DRAW_COLUMNS, Chunk, ParsedFile, parse_file
 from python_jobs.ingest.problems import FileLevelError, Problem
@@ -42,7 +49,7 @@ DDL = """
 create table if not exists {draws} (
     loto text not null,
     unique_id text not null,
-    ds date not null,
+    ds timestamp not null,
     y numeric not null,
     num integer,
     co bigint,
@@ -140,6 +147,7 @@ class IngestResult:
 
 
 def ensure_tables(conn: psycopg.Connection) -> None:
+    """Create the raw tables where missing, and give an older draws table a timestamp ``ds``."""
     conn.execute(
         sql.SQL(DDL).format(
             draws=db.qualified(config.RAW_DRAWS_TABLE),
@@ -148,6 +156,17 @@ def ensure_tables(conn: psycopg.Connection) -> None:
             runs=db.qualified(config.INGEST_RUNS_TABLE),
         )
     )
+    migrate_draws_ds(conn)
+
+
+def migrate_draws_ds(conn: psycopg.Connection) -> bool:
+    """Turn a ``ds date`` column of the draws table into ``timestamp``; True when it did.
+
+    Tables made before ``ds`` could hold a time of day have a ``date``. Each value becomes
+    midnight of its day, so the keys and every feature built on them stay as they were. A
+    table already converted is left alone (one catalog lookup), so this runs on every load.
+    """
+    return retype.date_to_timestamp(conn, config.RAW_DRAWS_TABLE, "ds")
 
 
 def _csv_text(frame: pd.DataFrame, columns: list[str]) -> str:

@@ -4,13 +4,18 @@ A chunk of lines is checked column-wise with pandas (a million rows take seconds
 across the whole file (a row twice, a number repeated within a draw) run in the database over
 the staged rows. The ``loto`` column, where present, must agree with ``--loto``: a file whose
 rows belong to another lottery is refused line by line rather than loaded under either name.
+
+``ds`` may carry a time of day (half-hourly demand, hourly bars): it is read by
+:func:`python_jobs.ingest.values.parse_timestamp` (an offset converted to naive UTC) and two
+rows of one series at the same instant are a duplicate. A known lottery's rows are dated by
+day, at midnight.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -26,8 +31,9 @@ from python_jobs.ingest.values import (
     date_problem,
     normalize,
     normalize_header,
-    parse_date,
     parse_int,
+    parse_timestamp,
+    shown_timestamp,
 )
 
 LONG_REQUIRED = ("unique_id", "ds", "y")
@@ -128,12 +134,33 @@ def _check_names(frame: pd.DataFrame, flags: _Flags, loto: str) -> None:
     )
 
 
+def _stamps(texts: pd.Series, day_only: bool) -> pd.Series:
+    """``parse_timestamp`` once per distinct text, kept as Python datetimes (object dtype:
+    pandas would turn them into nanoseconds, which end in 2262)."""
+    lookup = {}
+    for text in texts.unique():
+        stamp = parse_timestamp(text)
+        if stamp is not None and day_only:
+            # A known lottery's draw is dated by its day (midnight), whatever time a file gives.
+            stamp = datetime(stamp.year, stamp.month, stamp.day)
+        lookup[text] = stamp
+    return pd.Series([lookup[text] for text in texts], index=texts.index, dtype=object)
+
+
 def _check_dates(frame: pd.DataFrame, flags: _Flags, spec: LotoSpec | None, loto: str) -> None:
-    dates = _map_unique(frame["ds"], parse_date)
-    frame["ds_date"] = dates
-    flags.add(dates.isna(), lambda bad: "unparseable date " + bad["ds"].str.slice(0, 40).map(repr))
+    stamps = _stamps(frame["ds"], day_only=spec is not None)
+    frame["ds_stamp"] = stamps
+    flags.add(
+        stamps.isna(),
+        lambda bad: (
+            "unparseable date "
+            + bad["ds"].str.slice(0, 40).map(repr)
+            + " (use 2000-06-05, 2000-06-05 00:30:00 or 2000-06-05T00:30:00Z)"
+        ),
+    )
     first = spec.first_draw if spec else None
-    problems = _map_unique(dates, lambda ds: date_problem(ds, first, loto) if isinstance(ds, date) else None)
+    found = {stamp: date_problem(stamp, first, loto) for stamp in set(stamps) if stamp is not None}
+    problems = pd.Series([found.get(stamp) for stamp in stamps], index=stamps.index, dtype=object)
     flags.add(problems.notna(), lambda bad: problems[bad.index])
 
 
@@ -253,8 +280,11 @@ def parse_long_chunk(
     bad = flags.reasons != ""
     fields_of = dict(good_rows) if bad.any() else {}
     for index in frame.index[bad]:
-        shown = frame.at[index, "ds_date"]
-        draw_date = shown.isoformat() if isinstance(shown, date) else (frame.at[index, "ds"][:40] or None)
+        shown = frame.at[index, "ds_stamp"]
+        if isinstance(shown, datetime):
+            draw_date = shown_timestamp(shown)
+        else:
+            draw_date = frame.at[index, "ds"][:40] or None
         line = int(frame.at[index, "line"])
         problems.append(Problem(line, draw_date, flags.reasons[index], ",".join(fields_of[line])))
     good = frame[~bad]
@@ -262,7 +292,7 @@ def parse_long_chunk(
         {
             "loto": loto,
             "unique_id": good["unique_id"],
-            "ds": good["ds_date"].map(date.isoformat),
+            "ds": [stamp.isoformat(sep=" ") for stamp in good["ds_stamp"]],
             "y": good["y"],
             "num": good["num"],
             "co": good["co"],

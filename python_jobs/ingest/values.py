@@ -4,13 +4,19 @@ Every number the parsers accept fits its column: ``num`` an ``integer``, ``co``,
 and ``prize`` a ``bigint``; ``y`` is bounded so that aggregates over it stay exact in
 ``numeric`` and finite in ``double precision``. Dates must lie between the lottery's first
 draw (or 1900 for a series of the user's own) and a few days after today.
+
+Timestamps. ``ds`` is stored as a ``timestamp`` without time zone, read as UTC. A long-format
+file may give a time of day (``2000-06-05 00:30:00``, ``2000-06-05T00:30``, fractions of a
+second to the microsecond); a time with an offset (``Z``, ``+09:00``, ``+0900``) is converted to
+UTC and stored without it; a date alone is midnight. A known lottery is dated by day: its draws
+stay at midnight (a time of day in its files is dropped, as the Japanese files' dates are read).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
@@ -28,6 +34,13 @@ EARLIEST_DATE = date(1900, 1, 1)
 DATE_RE = re.compile(
     r"^(\d{4})\s*[/\-.年]\s*(\d{1,2})\s*[/\-.月]\s*(\d{1,2})\s*日?"
     r"(?:\s*[\(（][^)）]*[\)）])?(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?$"
+)
+# An ISO-like date with a time of day and an optional UTC offset; inner spaces are significant
+# here (between date and time), so this is matched before the spaces are squeezed out.
+TIMESTAMP_RE = re.compile(
+    r"^(\d{4})[/\-.](\d{1,2})[/\-.](\d{1,2})(?:\s+|T)(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6}))?)?"
+    r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?$",
+    re.IGNORECASE,
 )
 COMPACT_DATE_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 _INT_RE = re.compile(r"[+-]?\d+")
@@ -64,13 +77,61 @@ def parse_date(text: str) -> date | None:
         return None
 
 
+@lru_cache(maxsize=65536)
+def parse_timestamp(text: str) -> datetime | None:
+    """A naive UTC timestamp from a date (midnight) or a date and time; None otherwise.
+
+    Accepts every form of :func:`parse_date`, and ``2000-06-05 00:30``, ``2000-06-05T00:30:00``,
+    ``2000-06-05T00:30:00.25``, each optionally followed by ``Z`` or an offset (``+09:00``,
+    ``-0500``, ``+09``), which is applied: ``2000-06-05T09:30+09:00`` is ``2000-06-05 00:30``.
+    """
+    value = unicodedata.normalize("NFKC", str(text)).strip().strip('"').strip()
+    match = TIMESTAMP_RE.match(value)
+    if not match:
+        day = parse_date(value)
+        return datetime(day.year, day.month, day.day) if day else None
+    year, month, dom, hour, minute, second, fraction, offset = match.groups()
+    try:
+        stamp = datetime(
+            int(year),
+            int(month),
+            int(dom),
+            int(hour),
+            int(minute),
+            int(second or 0),
+            int((fraction or "0").ljust(6, "0")),
+        )
+    except ValueError:
+        return None
+    if offset and offset.upper() != "Z":
+        digits = offset[1:].replace(":", "")
+        shift = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
+        if shift > timedelta(hours=18):
+            return None
+        stamp = stamp - shift if offset[0] == "+" else stamp + shift
+    return stamp
+
+
+def shown_timestamp(stamp: datetime) -> str:
+    """``ds`` as reports show it and PostgreSQL prints it: the date alone at midnight."""
+    if stamp.time() == datetime.min.time():
+        return stamp.date().isoformat()
+    return stamp.isoformat(sep=" ")
+
+
 def latest_allowed_date(today: date | None = None) -> date:
     """The last draw date accepted: a few days after today (a draw announced in advance)."""
     return (today or date.today()) + timedelta(days=FUTURE_DAYS_ALLOWED)
 
 
 def date_problem(ds: date, first_draw: date | None, loto: str) -> str | None:
-    """Why ``ds`` cannot be a draw date of ``loto``, or None when it can."""
+    """Why ``ds`` cannot be a draw date of ``loto``, or None when it can.
+
+    A timestamp is judged by its day: not before the first draw (or 1900), and at most
+    ``FUTURE_DAYS_ALLOWED`` days after today.
+    """
+    if isinstance(ds, datetime):
+        ds = ds.date()
     earliest = first_draw or EARLIEST_DATE
     if ds < earliest:
         if first_draw is not None:

@@ -3,8 +3,8 @@
 The job reads series and writes feature rows in this format: no per-value Python work, and
 no text to parse on the server. Two writers:
 
-* :func:`fixed_rows` - rows of int4 and float8 fields of fixed width, NaN kept as NaN (for
-  staging tables that turn NaN into NULL in SQL);
+* :func:`fixed_rows` - rows of int4 (or int8) and float8 fields of fixed width, NaN kept as
+  NaN (for staging tables that turn NaN into NULL in SQL);
 * :func:`feature_rows` - the rows of a feature table as stored, ``(loto, unique_id, ds,
   computed_at, value ...)``, with NULL for every non-finite value: a field of length -1,
   so the rows differ in length and are packed by :func:`_pack_feature_rows`.
@@ -25,21 +25,32 @@ HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 TRAILER = struct.pack(">h", -1)
 # Binary dates are days, and timestamps microseconds, since 2000-01-01.
 EPOCH_DATE = np.datetime64("2000-01-01", "D")
+EPOCH_US = np.datetime64("2000-01-01", "us")
 EPOCH_TIMESTAMP = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
+def timestamp_micros(stamps: np.ndarray) -> np.ndarray:
+    """``datetime64`` values as a binary ``timestamp``: int8 microseconds since 2000-01-01."""
+    return (stamps.astype("datetime64[us]") - EPOCH_US).astype(np.int64)
+
+
 def fixed_rows(ints: Sequence[np.ndarray], floats: np.ndarray) -> bytes:
-    """Binary COPY data of rows (int4 ..., float8 ...); a non-finite float becomes NaN."""
+    """Binary COPY data of rows (int4 ..., float8 ...); a non-finite float becomes NaN.
+
+    An int64 array travels as an int8 field (a ``bigint`` or a binary ``timestamp``), any
+    other integer array as int4.
+    """
     n_rows = len(floats)
     fields: list[tuple[str, str]] = [("n", ">i2")]
-    for i in range(len(ints)):
-        fields += [(f"li{i}", ">i4"), (f"i{i}", ">i4")]
+    widths = [8 if np.asarray(values).dtype == np.int64 else 4 for values in ints]
+    for i, width in enumerate(widths):
+        fields += [(f"li{i}", ">i4"), (f"i{i}", f">i{width}")]
     for j in range(floats.shape[1]):
         fields += [(f"lf{j}", ">i4"), (f"f{j}", ">f8")]
     rows = np.empty(n_rows, dtype=np.dtype(fields))
     rows["n"] = len(ints) + floats.shape[1]
     for i, values in enumerate(ints):
-        rows[f"li{i}"] = 4
+        rows[f"li{i}"] = widths[i]
         rows[f"i{i}"] = values
     clean = np.where(np.isfinite(floats), floats, np.nan)
     for j in range(floats.shape[1]):
@@ -57,7 +68,7 @@ def _put_be(out, pos, value, n_bytes):  # pragma: no cover - compiled
 
 @njit(cache=True)
 def _pack_feature_rows(
-    prefixes, prefix_starts, row_series, days, stamp, bits, finite, out
+    prefixes, prefix_starts, row_series, row_ds, stamp, bits, finite, out
 ):  # pragma: no cover
     """Rows into ``out`` from ``pos`` 0; returns the bytes written.
 
@@ -71,8 +82,8 @@ def _pack_feature_rows(
         for b in range(prefix_starts[s], prefix_starts[s + 1]):
             out[pos] = prefixes[b]
             pos += 1
-        pos = _put_be(out, pos, 4, 4)
-        pos = _put_be(out, pos, days[r], 4)
+        pos = _put_be(out, pos, 8, 4)
+        pos = _put_be(out, pos, row_ds[r], 8)
         pos = _put_be(out, pos, 8, 4)
         pos = _put_be(out, pos, stamp, 8)
         for j in range(n_values):
@@ -92,14 +103,15 @@ def _text_field(value: str) -> bytes:
 def feature_rows(
     keys: Sequence[tuple[str, str]],
     row_series: np.ndarray,
-    days: np.ndarray,
+    row_ds: np.ndarray,
     computed_at: dt.datetime,
     values: np.ndarray,
 ) -> memoryview:
     """Binary COPY data of ``(loto, unique_id, ds, computed_at, value ...)`` rows.
 
-    Row ``r`` belongs to the series ``keys[row_series[r]]`` and falls on ``days[r]`` (days
-    since 2000-01-01); ``values`` is (rows, columns). Non-finite values are written as NULL.
+    Row ``r`` belongs to the series ``keys[row_series[r]]`` and falls on ``row_ds[r]``
+    (a ``timestamp``: microseconds since 2000-01-01, :func:`timestamp_micros`); ``values`` is
+    (rows, columns). Non-finite values are written as NULL.
     """
     n_fields = 4 + values.shape[1]
     encoded = [struct.pack(">h", n_fields) + _text_field(loto) + _text_field(uid) for loto, uid in keys]
@@ -111,13 +123,13 @@ def feature_rows(
     stamp = (computed_at - EPOCH_TIMESTAMP) // dt.timedelta(microseconds=1)
     widest = int(np.diff(prefix_starts).max(initial=0))
     start = len(HEADER)
-    out = np.empty(start + len(values) * (widest + 20 + 12 * values.shape[1]) + len(TRAILER), np.uint8)
+    out = np.empty(start + len(values) * (widest + 24 + 12 * values.shape[1]) + len(TRAILER), np.uint8)
     out[:start] = np.frombuffer(HEADER, dtype=np.uint8)
     used = start + _pack_feature_rows(
         prefixes,
         prefix_starts,
         np.asarray(row_series, dtype=np.int64),
-        np.asarray(days, dtype=np.int64),
+        np.asarray(row_ds, dtype=np.int64),
         np.int64(stamp),
         values.view(np.uint64),
         finite,

@@ -19,15 +19,15 @@ from psycopg import sql
 
 from python_jobs import config, db
 from python_jobs.job.errors import JobIOError
-from python_jobs.job.pgcopy import EPOCH_DATE, HEADER, TRAILER
+from python_jobs.job.pgcopy import EPOCH_US, HEADER, TRAILER
 from python_jobs.job.tables import STATE_TABLE, table
 
 # The checksum of a series, computed in SQL both for the whole series and for a prefix of it:
-# the exact sum of a 64-bit hash of each y seeded with its date, so a changed, added, removed
-# or moved draw changes it. A sum needs no sort and no text conversion of each value (an md5
+# the exact sum of a 64-bit hash of each y seeded with a hash of its timestamp, so a changed,
+# added, removed or moved draw changes it. A sum needs no sort and no text conversion of each value (an md5
 # of the series as text cost four times as much), and a prefix's checksum is the same sum
 # over fewer rows. Equal numbers hash equally (1 and 1.0 are one value).
-_CHECKSUM = "sum(hash_numeric_extended(d.y, d.ds - date '2000-01-01'))::text"
+_CHECKSUM = "sum(hash_numeric_extended(d.y, timestamp_hash_extended(d.ds, 0)))::text"
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class SeriesInfo:
     loto: str
     unique_id: str
     n_rows: int
-    max_ds: dt.date
+    max_ds: dt.datetime
     checksum: str
 
 
@@ -47,7 +47,7 @@ class StateRow:
 
     feature_version: str
     n_rows: int
-    max_ds: dt.date | None
+    max_ds: dt.datetime | None
     checksum: str | None
     status: str
 
@@ -58,7 +58,7 @@ class SeriesData:
 
     loto: str
     unique_id: str
-    ds: np.ndarray  # datetime64[D]
+    ds: np.ndarray  # datetime64[us]: naive UTC, midnight for a lottery
     y: np.ndarray  # float64
 
     def __len__(self) -> int:
@@ -92,14 +92,15 @@ def load_state(conn: psycopg.Connection, families: Sequence[str]) -> dict[tuple[
 
 
 def prefix_checksums(
-    conn: psycopg.Connection, items: Sequence[tuple[str, str, dt.date]], chunk: int = 5000
+    conn: psycopg.Connection, items: Sequence[tuple[str, str, dt.datetime]], chunk: int = 5000
 ) -> list[str | None]:
     """Checksum of each series' rows with ``ds <= cutoff``, in the order of ``items``."""
     out: list[str | None] = [None] * len(items)
     # Lateral, so that each series is an index range scan (see read_series).
     query = sql.SQL(
         "select k.idx::int, agg.checksum "
-        "from unnest(%s::text[], %s::text[], %s::date[]) with ordinality as k (loto, unique_id, cutoff, idx) "
+        "from unnest(%s::text[], %s::text[], %s::timestamp[]) "
+        "with ordinality as k (loto, unique_id, cutoff, idx) "
         "cross join lateral (select " + _CHECKSUM + " as checksum from {} as d "
         "where d.loto = k.loto and d.unique_id = k.unique_id and d.ds <= k.cutoff) as agg"
     ).format(table(config.STAGING_MODEL))
@@ -114,10 +115,10 @@ def prefix_checksums(
 
 
 def parse_read_copy(data: bytes | bytearray | memoryview) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """The rows of a binary COPY of (int4 sid, bytea dates, bytea values), decoded.
+    """The rows of a binary COPY of (int4 sid, bytea timestamps, bytea values), decoded.
 
-    The two byte strings are a series' ``int4send`` dates (days since 2000-01-01) and
-    ``float8send`` values, concatenated in ``ds`` order by the server.
+    The two byte strings are a series' ``timestamp_send`` timestamps (int8 microseconds since
+    2000-01-01) and ``float8send`` values, concatenated in ``ds`` order by the server.
     """
     buf = memoryview(data)
     if len(buf) < len(HEADER) + len(TRAILER) or bytes(buf[:11]) != HEADER[:11]:
@@ -139,20 +140,22 @@ def parse_read_copy(data: bytes | bytearray | memoryview) -> list[tuple[int, np.
             fields.append(buf[pos + 4 : pos + 4 + length])
             pos += 4 + length
         sid = struct.unpack(">i", fields[0])[0]
-        days = np.frombuffer(fields[1], dtype=">i4").astype(np.int32)
+        if len(fields[1]) % 8:
+            raise JobIOError("unexpected COPY output: timestamps of a length not a multiple of 8")
+        micros = np.frombuffer(fields[1], dtype=">i8").astype(np.int64)
         values = np.frombuffer(fields[2], dtype=">f8").astype(np.float64)
-        if len(days) != len(values):
+        if len(micros) != len(values):
             raise JobIOError("unexpected COPY output: dates and values of different lengths")
-        out.append((sid, days, values))
+        out.append((sid, micros, values))
     return out
 
 
 def read_series(conn: psycopg.Connection, keys: Sequence[tuple[str, str]]) -> list[SeriesData]:
     """The draws of ``keys`` (in that order), each series in ``ds`` order, by one binary COPY.
 
-    The server packs each series into two byte strings (``int4send`` of the dates,
-    ``float8send`` of the values, in ``ds`` order), so the COPY carries one message per
-    series instead of one per draw and NumPy decodes each in a single call.
+    The server packs each series into two byte strings (``timestamp_send`` of the
+    timestamps, ``float8send`` of the values, in ``ds`` order), so the COPY carries one message
+    per series instead of one per draw and NumPy decodes each in a single call.
     """
     # A lateral subquery per series is always an index range scan; a plain join of a few
     # hundred keys is planned as a scan of the whole staging model, once per batch.
@@ -160,7 +163,7 @@ def read_series(conn: psycopg.Connection, keys: Sequence[tuple[str, str]]) -> li
         "copy (select k.sid::int4, agg.ds, agg.y "
         "from unnest(%s::text[], %s::text[]) with ordinality as k (loto, unique_id, sid) "
         "cross join lateral ("
-        "select string_agg(int4send(d.ds - date '2000-01-01'), ''::bytea order by d.ds) as ds, "
+        "select string_agg(timestamp_send(d.ds), ''::bytea order by d.ds) as ds, "
         "string_agg(float8send(coalesce(d.y::float8, 'NaN'::float8)), ''::bytea order by d.ds) as y "
         "from {} as d where d.loto = k.loto and d.unique_id = k.unique_id"
         ") as agg where agg.ds is not null) to stdout (format binary)"
@@ -170,9 +173,9 @@ def read_series(conn: psycopg.Connection, keys: Sequence[tuple[str, str]]) -> li
         for chunk in copy:
             data += chunk
     found = {sid: (days, values) for sid, days, values in parse_read_copy(data)}
-    empty = (np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float64))
+    empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
     out = []
     for i, (loto, uid) in enumerate(keys, start=1):
-        days, values = found.get(i, empty)
-        out.append(SeriesData(loto, uid, EPOCH_DATE + days.astype("timedelta64[D]"), values))
+        micros, values = found.get(i, empty)
+        out.append(SeriesData(loto, uid, EPOCH_US + micros.astype("timedelta64[us]"), values))
     return out
