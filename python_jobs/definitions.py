@@ -63,7 +63,10 @@ class FeatureDefinitions:
     season_length : int
         Season length of the STL/tsfeatures family (``freq`` of ``tsfeatures``).
     futr_horizon : int
-        Future scheduled draws per series in ``features_futr``.
+        Future scheduled draws (or steps) per series in ``features_futr``.
+    futr_step_diffs : int
+        A series without a lottery schedule steps into the future by the median of its last
+        this many differences between consecutive ``ds``.
     fourier_periods, fourier_orders : tuple of int
         ``futr_p{P}_k{K}_sin/cos`` for every period ``P`` (days) and order ``K``.
     stat_window : int
@@ -86,6 +89,7 @@ class FeatureDefinitions:
     mp_window: int
     season_length: int
     futr_horizon: int
+    futr_step_diffs: int
     fourier_periods: tuple[int, ...]
     fourier_orders: tuple[int, ...]
     stat_window: int
@@ -110,7 +114,14 @@ class FeatureDefinitions:
 
 
 _LISTS = ("lags", "windows", "diffs", "pct_changes", "freq_windows", "fourier_periods", "fourier_orders")
-_SCALARS = ("mp_window", "season_length", "futr_horizon", "stat_window", "incremental_lookback_rows")
+_SCALARS = (
+    "mp_window",
+    "season_length",
+    "futr_horizon",
+    "futr_step_diffs",
+    "stat_window",
+    "incremental_lookback_rows",
+)
 _NUMBERS = ("outlier_z_threshold", "outlier_iqr_multiplier")
 
 #: Definitions derived from the vars, with the Jinja expression that computes each one in dbt.

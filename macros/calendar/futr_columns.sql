@@ -11,7 +11,7 @@
                      'month_end'] -%}
         {%- do cols.append('futr_ds_' ~ part) -%}
     {%- endfor -%}
-    {%- for cycle in ['day', 'week', 'month', 'quarter'] -%}
+    {%- for cycle in ['day', 'week', 'month', 'quarter', 'hour', 'minute_of_day'] -%}
         {%- do cols.append('futr_ds_' ~ cycle ~ '_sin') -%}
         {%- do cols.append('futr_ds_' ~ cycle ~ '_cos') -%}
     {%- endfor -%}

@@ -1,5 +1,9 @@
--- One row per draw date of int_calendar__schedule_projected (history and future) with every
--- calendar column of features_futr, computed once per date rather than once per series.
+-- One row per distinct ds of int_calendar__schedule_projected (history and future) with every
+-- calendar column of features_futr, computed once per timestamp rather than once per series.
+-- ds is a timestamp: the parts of the day (year ... holidays) come from its date, the hour
+-- and minute-of-day terms from its time (0 at midnight), and the Fourier terms from the
+-- fractional days since 1970-01-01, so a daily series (midnight) gets exactly the values it
+-- had when ds was a date.
 -- Holidays come from the jp_holidays seed; dates in years the seed does not cover get NULL
 -- holiday columns rather than a guess.
 with
@@ -15,6 +19,12 @@ holidays as (
 dates as (
     select distinct draw_dates.ds
     from draw_dates
+),
+
+days as (
+    -- The holiday columns depend on the day alone.
+    select distinct dates.ds::date as calendar_date
+    from dates
 ),
 
 holiday_coverage as (
@@ -37,6 +47,8 @@ date_parts as (
         extract(week from dates.ds)::integer as futr_ds_week_of_year,
         {{ day_of_week('dates.ds') }} as futr_ds_day_of_week,
         {{ days_in_month('dates.ds') }} as futr_ds_days_in_month,
+        extract(hour from dates.ds)::integer as ds_hour,
+        (60 * extract(hour from dates.ds) + extract(minute from dates.ds))::integer as ds_minute_of_day,
         {{ days_since_epoch('dates.ds') }} as days_since_epoch
     from dates
 ),
@@ -45,10 +57,10 @@ timeline as (
     -- Draw dates and holidays on one time line; on a shared day the holiday row sorts first
     -- in both directions, so "on or before" and "on or after" include the day itself.
     select
-        dates.ds as calendar_date,
+        days.calendar_date,
         1 as is_draw_date,
         null::date as holiday_date
-    from dates
+    from days
 
     union all
 
@@ -120,19 +132,21 @@ final as (
         {{ cyclical_encoding('date_parts.futr_ds_day_of_week', 7, 'futr_ds_week') }},
         {{ cyclical_encoding('date_parts.futr_ds_month - 1', 12, 'futr_ds_month') }},
         {{ cyclical_encoding('date_parts.futr_ds_quarter - 1', 4, 'futr_ds_quarter') }},
+        {{ cyclical_encoding('date_parts.ds_hour', 24, 'futr_ds_hour') }},
+        {{ cyclical_encoding('date_parts.ds_minute_of_day', 1440, 'futr_ds_minute_of_day') }},
         {{ fourier_terms('date_parts.days_since_epoch', 'futr') }},
         case when holiday_flags.is_covered then coalesce(holiday_flags.is_holiday, false) end as futr_is_holiday,
         case
             when holiday_flags.is_covered
-                then date_parts.ds - holiday_flags.previous_holiday_date
+                then date_parts.ds::date - holiday_flags.previous_holiday_date
         end as futr_days_since_holiday,
         case
             when holiday_flags.is_covered
-                then holiday_flags.next_holiday_date - date_parts.ds
+                then holiday_flags.next_holiday_date - date_parts.ds::date
         end as futr_days_until_holiday
     from date_parts
     inner join holiday_flags
-        on date_parts.ds = holiday_flags.ds
+        on date_parts.ds::date = holiday_flags.ds
 )
 
 select * from final

@@ -1,7 +1,12 @@
--- One row per (loto, ds): every date a lottery drew (history) and its next var('futr_horizon')
--- scheduled draw dates after its last draw (future), by the dated weekly schedule of
--- loto_schedule and outside the New Year break. A lottery without a schedule row gets no
--- future dates: nothing is inferred from its past draw weekdays.
+-- One row per (loto, unique_id, ds): every row of a series (history) and its next
+-- var('futr_horizon') steps (future), the grid of features_futr.
+--   * A lottery with rows in loto_schedule projects its dated weekly schedule from the
+--     lottery's last draw, outside the New Year break: the same dates for each of its series.
+--     Nothing is inferred from the weekdays it happened to draw on.
+--   * Any other series (a user's own: daily, half-hourly, hourly bars) steps at its own
+--     cadence: last ds + k * step for k = 1..futr_horizon, the step being the median of its
+--     last var('futr_step_diffs') differences between consecutive rows (an interval; the
+--     median of an even number interpolates). A series of one row has no step and no future.
 with
 
 draws as (
@@ -12,19 +17,18 @@ schedule as (
     select * from {{ ref('loto_schedule') }}
 ),
 
-history_dates as (
-    select distinct
-        draws.loto,
-        draws.ds
-    from draws
+scheduled_lotos as (
+    select distinct schedule.loto
+    from schedule
 ),
 
 last_draws as (
     select
-        history_dates.loto,
-        max(history_dates.ds) as last_draw_date
-    from history_dates
-    group by history_dates.loto
+        draws.loto,
+        max(draws.ds) as last_draw_date
+    from draws
+    where draws.loto in (select scheduled_lotos.loto from scheduled_lotos)
+    group by draws.loto
 ),
 
 candidate_dates as (
@@ -32,7 +36,7 @@ candidate_dates as (
     -- a year more lets a schedule resume after a pause of up to a year.
     select
         last_draws.loto,
-        last_draws.last_draw_date + day_offsets.day_offset as ds
+        last_draws.last_draw_date + day_offsets.day_offset * interval '1 day' as ds
     from last_draws
     cross join
         generate_series(1, 7 * {{ var('futr_horizon') }} + 366) as day_offsets (day_offset)
@@ -55,27 +59,82 @@ scheduled_dates as (
             where
                 schedule.loto = candidate_dates.loto
                 and schedule.draw_weekday = {{ day_of_week('candidate_dates.ds') }}
-                and candidate_dates.ds between schedule.valid_from_date and schedule.valid_to_date
+                and candidate_dates.ds::date between schedule.valid_from_date and schedule.valid_to_date
         )
+),
+
+series as (
+    select distinct
+        draws.loto,
+        draws.unique_id
+    from draws
+),
+
+recent_gaps as (
+    -- The series without a schedule, newest row first, each with its gap to the row before.
+    select
+        draws.loto,
+        draws.unique_id,
+        draws.ds,
+        draws.ds - lag(draws.ds) over (
+            partition by draws.loto, draws.unique_id
+            order by draws.ds
+        ) as gap,
+        row_number() over (
+            partition by draws.loto, draws.unique_id
+            order by draws.ds desc
+        ) as rows_from_end
+    from draws
+    where draws.loto not in (select scheduled_lotos.loto from scheduled_lotos)
+),
+
+series_steps as (
+    -- Ordered-set aggregates skip the NULL gap of a series' first row.
+    select
+        recent_gaps.loto,
+        recent_gaps.unique_id,
+        max(recent_gaps.ds) as last_ds,
+        percentile_cont(0.5) within group (order by recent_gaps.gap) as step
+    from recent_gaps
+    where recent_gaps.rows_from_end <= {{ var('futr_step_diffs') }}
+    group by
+        recent_gaps.loto,
+        recent_gaps.unique_id
 ),
 
 final as (
     select
-        history_dates.loto,
-        history_dates.ds,
+        draws.loto,
+        draws.unique_id,
+        draws.ds,
         false as is_future,
         null::integer as future_step
-    from history_dates
+    from draws
 
     union all
 
     select
-        scheduled_dates.loto,
+        series.loto,
+        series.unique_id,
         scheduled_dates.ds,
         true as is_future,
         scheduled_dates.future_step::integer as future_step
-    from scheduled_dates
+    from series
+    inner join scheduled_dates
+        on series.loto = scheduled_dates.loto
     where scheduled_dates.future_step <= {{ var('futr_horizon') }}
+
+    union all
+
+    select
+        series_steps.loto,
+        series_steps.unique_id,
+        series_steps.last_ds + steps.future_step * series_steps.step as ds,
+        true as is_future,
+        steps.future_step
+    from series_steps
+    cross join generate_series(1, {{ var('futr_horizon') }}) as steps (future_step)
+    where series_steps.step is not null
 )
 
 select * from final

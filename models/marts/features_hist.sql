@@ -94,7 +94,7 @@
     in this order: every read says which value it takes (row_values[i][slot.y_sum]). -#}
 {%- set row_slots = [
     'y', 'y_sum', 'y_sq_sum', 'index_y_sum', 'lag_cross_sum', 'running_max', 'running_min',
-    'co', 'co_sum', 'co_y_sum', 'co_var_n', 'ds_days',
+    'co', 'co_sum', 'co_y_sum', 'co_var_n', 'ds_us',
 ] -%}
 {#- Prefix sums of y^3, y^4 ... as far as a rolling statistic reads them (hist_window_max_power()). -#}
 {%- set powers = range(3, hist_window_max_power() + 1) | list -%}
@@ -382,7 +382,9 @@ series_prefix as (
         series_running.running_min,
         series_running.co_var_n,
         coalesce(series_running.co::double precision, 'NaN') as co,
-        (series_running.ds - date '1970-01-01')::double precision as ds_days,
+        -- ds as microseconds since 1970 (a whole number below 2^53 until the year 2255: exact
+        -- in double precision), so a timestamp with a time of day comes back out unchanged.
+        (extract(epoch from series_running.ds) * 1000000)::double precision as ds_us,
         sum(series_running.y) over running as y_sum,
         sum(series_running.y * series_running.y) over running as y_sq_sum,
         {%- for p in powers %}
@@ -474,7 +476,8 @@ row_windows as (
         series.unique_id,
         series_row.i,
         series.hist_y_gap_expected,
-        date '1970-01-01' + series.row_values[series_row.i][{{ slot.ds_days }}]::integer as ds,
+        timestamp '1970-01-01'
+        + series.row_values[series_row.i][{{ slot.ds_us }}] * interval '1 microsecond' as ds,
         nullif(series.row_values[series_row.i][{{ slot.co }}], 'NaN') as co,
         series.row_values[series_row.i][{{ slot.y }}] as y,
         series.row_values[series_row.i][{{ slot.running_max }}] as running_max,

@@ -83,7 +83,7 @@ def _import_named(names: Sequence[str]) -> bool:
 class Planned:
     info: SeriesInfo
     families: tuple[str, ...]
-    cutoff: dt.date | None = None
+    cutoff: dt.datetime | None = None
 
 
 def plan(
@@ -116,7 +116,7 @@ def append_candidates(
     state: dict[tuple[str, str, str], StateRow],
     kinds: dict[str, str],
     versions: dict[str, str],
-) -> list[tuple[Planned, dt.date, str]]:
+) -> list[tuple[Planned, dt.datetime, str]]:
     """Series whose per-draw families all last ran, at this version, on one shorter prefix."""
     out = []
     for item in planned:

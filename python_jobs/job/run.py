@@ -477,7 +477,7 @@ def _new_hist_rows(
         return full[np.zeros(0, dtype=bool)]
     keep = np.concatenate(
         [
-            s.ds > np.datetime64(c, "D") if c is not None else np.ones(len(s), dtype=bool)
+            s.ds > np.datetime64(c, "us") if c is not None else np.ones(len(s), dtype=bool)
             for s, c in zip(job.series, cutoffs, strict=True)
         ]
     )

@@ -7,7 +7,7 @@ NULL columns, from the generated column macros, while the job has not run yet).
 ``py_features_stat``
     One row per series (``loto, unique_id``): the ``stat`` families' columns.
 ``py_features_hist``
-    One row per draw (``loto, unique_id, ds``): the ``hist`` families' columns.
+    One row per draw (``loto, unique_id, ds``, ``ds`` a timestamp): the ``hist`` families' columns.
 ``py_job_runs``
     One row per run: status (``running``, ``success``, ``failed``), device, counts, seconds.
 ``py_job_errors``
@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 import psycopg
 from psycopg import sql
 
-from python_jobs import config, db
+from python_jobs import config, db, retype
 from python_jobs.job.errors import JobIOError
 from python_jobs.log import get_logger
 
@@ -54,7 +54,7 @@ TABLES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
         (
             ("loto", "text not null"),
             ("unique_id", "text not null"),
-            ("ds", "date not null"),
+            ("ds", "timestamp not null"),
             ("computed_at", "timestamptz"),
         ),
         ("loto", "unique_id", "ds"),
@@ -97,7 +97,7 @@ TABLES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
             ("family", "text not null"),
             ("feature_version", "text not null"),
             ("n_rows", "integer not null"),
-            ("max_ds", "date"),
+            ("max_ds", "timestamp"),
             ("checksum", "text"),
             ("status", "text not null"),
             ("run_id", "text"),
@@ -195,6 +195,9 @@ def ensure_tables(conn: psycopg.Connection, stat_columns: Sequence[str], hist_co
         db.ensure_schema(conn)
         for name in JOB_TABLES:
             conn.execute(create_statement(name))
+        # Tables made while ds was a date: midnight of each day, so no row moves.
+        retype.date_to_timestamp(conn, HIST_TABLE, "ds")
+        retype.date_to_timestamp(conn, STATE_TABLE, "max_ds")
         # A run killed during a bulk load left the table without its key.
         add_primary_key(conn, HIST_TABLE)
         for name, wanted in ((STAT_TABLE, stat_columns), (HIST_TABLE, hist_columns)):

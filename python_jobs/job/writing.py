@@ -45,12 +45,12 @@ class BatchWrite:
 
     run_id: str
     series: list[SeriesData]
-    cutoffs: list[dt.date | None]
+    cutoffs: list[dt.datetime | None]
     stat_columns: list[str]
     stat_values: np.ndarray | None
     hist_columns: list[str]
     hist_values: np.ndarray | None
-    state: list[tuple[str, str, str, str, int, dt.date, str | None, str]]
+    state: list[tuple[str, str, str, str, int, dt.datetime, str | None, str]]
     errors: list[tuple[str, str, str, str]]
     # The run loads an empty hist table without its primary key (tables.begin_bulk_load):
     # there are no stored rows to compare with, so the rows are inserted as they are.
@@ -155,7 +155,7 @@ def write_batch(conn: psycopg.Connection, batch: BatchWrite) -> dict[str, int]:
                     "insert into {} (loto, unique_id, family, feature_version, n_rows, max_ds, checksum, "
                     "status, run_id, computed_at) "
                     "select k.*, %s, %s from unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
-                    "%s::int[], %s::date[], %s::text[], %s::text[]) as k "
+                    "%s::int[], %s::timestamp[], %s::text[], %s::text[]) as k "
                     "on conflict (loto, unique_id, family) do update set "
                     "feature_version = excluded.feature_version, n_rows = excluded.n_rows, "
                     "max_ds = excluded.max_ds, checksum = excluded.checksum, status = excluded.status, "
@@ -193,10 +193,10 @@ def _write_hist(
     """
     row_sid, row_ds = [], []
     for i, (series, cutoff) in enumerate(zip(batch.series, batch.cutoffs, strict=True)):
-        keep = series.ds > np.datetime64(cutoff, "D") if cutoff is not None else slice(None)
-        days = (series.ds[keep] - pgcopy.EPOCH_DATE).astype(np.int32)
-        row_sid.append(np.full(len(days), i + 1, dtype=np.int32))
-        row_ds.append(days)
+        keep = series.ds > np.datetime64(cutoff, "us") if cutoff is not None else slice(None)
+        micros = pgcopy.timestamp_micros(series.ds[keep])
+        row_sid.append(np.full(len(micros), i + 1, dtype=np.int32))
+        row_ds.append(micros)
     if batch.bulk:
         # An empty table loaded without its key: the rows go straight in, NULLs and all.
         _copy_in(
@@ -212,8 +212,8 @@ def _write_hist(
             ),
         )
         return len(batch.hist_values)
-    _stage_table(conn, HIST_STAGE, [("sid", "int4"), ("ds", "date")], batch.hist_columns)
-    # A binary date is an int4 of days since 2000-01-01, so dates travel as int4 fields.
+    _stage_table(conn, HIST_STAGE, [("sid", "int4"), ("ds", "timestamp")], batch.hist_columns)
+    # A binary timestamp is an int8 of microseconds since 2000-01-01: ds travels as int8 fields.
     _copy_in(
         conn,
         HIST_STAGE,
@@ -231,7 +231,7 @@ def _write_hist(
         sql.SQL(
             "create temp table {keys} on commit drop as "
             "select k.sid::int4 as sid, k.loto, k.unique_id, k.cutoff "
-            "from unnest(%s::text[], %s::text[], %s::date[]) "
+            "from unnest(%s::text[], %s::text[], %s::timestamp[]) "
             "with ordinality as k (loto, unique_id, cutoff, sid)"
         ).format(**names),
         (lotos, uids, batch.cutoffs),

@@ -22,12 +22,14 @@ NEW_YEAR_BREAK = {(12, 31), (1, 1), (1, 2), (1, 3)}
 
 
 def calendar_features(dates: Iterable[dt.date]) -> pd.DataFrame:
-    """The calendar columns of features_futr for each date, indexed by the date.
+    """The calendar columns of features_futr for each date or timestamp, indexed by it.
 
     Notes
     -----
     Reference: pandas ``DatetimeIndex`` attributes (``.year``, ``.quarter``, ``.isocalendar()``,
-    ``.days_in_month``, ``.is_quarter_start`` ...) and ``holidays.JP`` queried directly.
+    ``.days_in_month``, ``.is_quarter_start``, ``.hour``, ``.minute`` ...) and ``holidays.JP``
+    queried directly. The Fourier index t is ``(ds - 1970-01-01) / 1 day``, fractional within
+    a day.
     """
     index = pd.DatetimeIndex(sorted(set(pd.to_datetime(list(dates)))))
     out = pd.DataFrame(index=index)
@@ -50,16 +52,18 @@ def calendar_features(dates: Iterable[dt.date]) -> pd.DataFrame:
         "week": (index.day_of_week.to_numpy(), 7),
         "month": ((index.month - 1).to_numpy(), 12),
         "quarter": ((index.quarter - 1).to_numpy(), 4),
+        "hour": (index.hour.to_numpy(), 24),
+        "minute_of_day": ((60 * index.hour + index.minute).to_numpy(), 1440),
     }
     for name, (value, period) in cycles.items():
         out[f"futr_ds_{name}_sin"] = np.sin(2 * np.pi * value / period)
         out[f"futr_ds_{name}_cos"] = np.cos(2 * np.pi * value / period)
-    t = (index - EPOCH).days.to_numpy()
+    t = ((index - EPOCH) / pd.Timedelta(days=1)).to_numpy()
     for period in FOURIER_PERIODS:
         for order in FOURIER_ORDERS:
             out[f"futr_p{period}_k{order}_sin"] = np.sin(2 * np.pi * order * t / period)
             out[f"futr_p{period}_k{order}_cos"] = np.cos(2 * np.pi * order * t / period)
-    days = [stamp.date() for stamp in index]
+    days = [stamp.date() for stamp in index]  # holidays are per day, whatever the time
     # One year either side, so that the nearest holiday of every date is in the calendar.
     calendar = holidays.JP(years=range(index.year.min() - 1, index.year.max() + 2))
     holiday_days = sorted(calendar)
@@ -73,6 +77,16 @@ def calendar_features(dates: Iterable[dt.date]) -> pd.DataFrame:
     out["futr_days_since_holiday"] = since
     out["futr_days_until_holiday"] = until
     return out
+
+
+def own_steps(ds: Sequence[pd.Timestamp], horizon: int, diffs: int) -> list[pd.Timestamp]:
+    """The next ``horizon`` steps of a series without a schedule: last + k * step, the step
+    being the median of its last ``diffs`` differences (pandas ``Series.diff().median()``)."""
+    stamps = pd.Series(pd.to_datetime(list(ds))).sort_values()
+    step = stamps.diff().dropna().iloc[-diffs:].median()
+    if pd.isna(step):
+        return []
+    return [stamps.iloc[-1] + k * step for k in range(1, horizon + 1)]
 
 
 def scheduled_dates(
@@ -124,9 +138,9 @@ def series_stats(draws: pd.DataFrame) -> pd.DataFrame:
                 "stat_y_global_skewness": y.skew(),
                 "stat_y_global_kurtosis": y.kurt(),
                 "stat_series_length": len(y),
-                "stat_series_start_date": ds.min().date(),
-                "stat_series_end_date": ds.max().date(),
-                "stat_series_frequency_days": ds.diff().dt.days.median(),
+                "stat_series_start_date": ds.min(),
+                "stat_series_end_date": ds.max(),
+                "stat_series_frequency_days": (ds.diff() / pd.Timedelta(days=1)).median(),
                 "stat_unique_id_category": {"N": "main", "B": "bonus"}.get(unique_id[0]),
                 "stat_loto_type": loto,
                 "stat_loto_draw_count_total": int(lottery_draws[loto]),
