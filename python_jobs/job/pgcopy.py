@@ -3,8 +3,8 @@
 The job reads series and writes feature rows in this format: no per-value Python work, and
 no text to parse on the server. Two writers:
 
-* :func:`fixed_rows` - rows of int4 (or int8) and float8 fields of fixed width, NaN kept as
-  NaN (for staging tables that turn NaN into NULL in SQL);
+* :func:`fixed_rows` - rows of int4 (or timestamp) and float8 fields of fixed width, NaN kept
+  as NaN (for staging tables that turn NaN into NULL in SQL);
 * :func:`feature_rows` - the rows of a feature table as stored, ``(loto, unique_id, ds,
   computed_at, value ...)``, with NULL for every non-finite value: a field of length -1,
   so the rows differ in length and are packed by :func:`_pack_feature_rows`.
@@ -37,19 +37,22 @@ def timestamp_micros(stamps: np.ndarray) -> np.ndarray:
 def fixed_rows(ints: Sequence[np.ndarray], floats: np.ndarray) -> bytes:
     """Binary COPY data of rows (int4 ..., float8 ...); a non-finite float becomes NaN.
 
-    An int64 array travels as an int8 field (a ``bigint`` or a binary ``timestamp``), any
-    other integer array as int4.
+    A ``datetime64`` array among ``ints`` travels as a ``timestamp`` field (int8 microseconds
+    since 2000-01-01, :func:`timestamp_micros`); any other array as int4.
     """
     n_rows = len(floats)
     fields: list[tuple[str, str]] = [("n", ">i2")]
-    widths = [8 if np.asarray(values).dtype == np.int64 else 4 for values in ints]
+    encoded = [
+        timestamp_micros(values) if np.asarray(values).dtype.kind == "M" else values for values in ints
+    ]
+    widths = [8 if np.asarray(values).dtype.kind == "M" else 4 for values in ints]
     for i, width in enumerate(widths):
         fields += [(f"li{i}", ">i4"), (f"i{i}", f">i{width}")]
     for j in range(floats.shape[1]):
         fields += [(f"lf{j}", ">i4"), (f"f{j}", ">f8")]
     rows = np.empty(n_rows, dtype=np.dtype(fields))
     rows["n"] = len(ints) + floats.shape[1]
-    for i, values in enumerate(ints):
+    for i, values in enumerate(encoded):
         rows[f"li{i}"] = widths[i]
         rows[f"i{i}"] = values
     clean = np.where(np.isfinite(floats), floats, np.nan)

@@ -194,9 +194,9 @@ def _write_hist(
     row_sid, row_ds = [], []
     for i, (series, cutoff) in enumerate(zip(batch.series, batch.cutoffs, strict=True)):
         keep = series.ds > np.datetime64(cutoff, "us") if cutoff is not None else slice(None)
-        micros = pgcopy.timestamp_micros(series.ds[keep])
-        row_sid.append(np.full(len(micros), i + 1, dtype=np.int32))
-        row_ds.append(micros)
+        stamps = series.ds[keep].astype("datetime64[us]")
+        row_sid.append(np.full(len(stamps), i + 1, dtype=np.int32))
+        row_ds.append(stamps)
     if batch.bulk:
         # An empty table loaded without its key: the rows go straight in, NULLs and all.
         _copy_in(
@@ -206,14 +206,14 @@ def _write_hist(
             pgcopy.feature_rows(
                 list(zip(lotos, uids, strict=True)),
                 np.concatenate(row_sid) - 1,
-                np.concatenate(row_ds),
+                pgcopy.timestamp_micros(np.concatenate(row_ds)),
                 now,
                 batch.hist_values,
             ),
         )
         return len(batch.hist_values)
     _stage_table(conn, HIST_STAGE, [("sid", "int4"), ("ds", "timestamp")], batch.hist_columns)
-    # A binary timestamp is an int8 of microseconds since 2000-01-01: ds travels as int8 fields.
+    # A binary timestamp is an int8 of microseconds since 2000-01-01 (pgcopy.fixed_rows).
     _copy_in(
         conn,
         HIST_STAGE,

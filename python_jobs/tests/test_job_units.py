@@ -62,10 +62,11 @@ def _reference_copy(rows: list[tuple[int, int, float]]) -> bytes:
 
 
 def _reference_series_copy(series: list[tuple[int, list[int], list[float]]]) -> bytes:
-    """The read query's COPY: (int4 sid, bytea of int4 days, bytea of float8 values) per series."""
+    """The read query's COPY: (int4 sid, bytea of int8 timestamps, bytea of float8 values) per
+    series; a timestamp is microseconds since 2000-01-01."""
     out = [b"PGCOPY\n\xff\r\n\x00", struct.pack(">ii", 0, 0)]
     for sid, days, values in series:
-        day_bytes = b"".join(struct.pack(">i", d) for d in days)
+        day_bytes = b"".join(struct.pack(">q", d) for d in days)
         value_bytes = b"".join(struct.pack(">d", v) for v in values)
         out.append(struct.pack(">h", 3))
         out.append(struct.pack(">ii", 4, sid))
@@ -94,11 +95,11 @@ def test_binary_payload_turns_infinities_into_nan() -> None:
 
 def test_read_copy_parser_decodes_each_series() -> None:
     parsed = reading.parse_read_copy(
-        _reference_series_copy([(1, [-10, 9000], [3.0, 7.5]), (3, [9001], [-1.0])])
+        _reference_series_copy([(1, [-10, 9000 * 86_400_000_000], [3.0, 7.5]), (3, [1_800_000_000], [-1.0])])
     )
     assert [(sid, days.tolist(), values.tolist()) for sid, days, values in parsed] == [
-        (1, [-10, 9000], [3.0, 7.5]),
-        (3, [9001], [-1.0]),
+        (1, [-10, 9000 * 86_400_000_000], [3.0, 7.5]),
+        (3, [1_800_000_000], [-1.0]),
     ]
     assert reading.parse_read_copy(_reference_series_copy([])) == []
 
@@ -356,7 +357,7 @@ def test_bench_reads_the_demo_stage_table() -> None:
 
 
 def _parse_feature_rows(payload: bytes) -> list[tuple]:
-    """Decode binary COPY rows of (text, text, date, timestamptz, float8 ...), field by field."""
+    """Decode binary COPY rows of (text, text, timestamp, timestamptz, float8 ...), field by field."""
     pos, rows = 19, []
     while True:
         (n_fields,) = struct.unpack_from(">h", payload, pos)
@@ -374,7 +375,7 @@ def _parse_feature_rows(payload: bytes) -> list[tuple]:
             (
                 loto.decode(),
                 uid.decode(),
-                struct.unpack(">i", day)[0],
+                struct.unpack(">q", day)[0],
                 struct.unpack(">q", stamp)[0],
                 *[None if v is None else struct.unpack(">d", v)[0] for v in values],
             )
@@ -388,15 +389,20 @@ def test_feature_rows_write_keys_dates_and_null_for_non_finite_values() -> None:
         pgcopy.feature_rows(
             [("loto6", "N1"), ("ミニロト", "N12")],
             np.array([0, 0, 1]),
-            np.array([-3, 9000, 9001]),
+            pgcopy.timestamp_micros(
+                np.array(
+                    ["1999-12-29", "2024-08-21T00:30", "2024-08-21T00:30:00.000001"], dtype="datetime64[us]"
+                )
+            ),
             computed_at,
             values,
         )
     )
+    half_past = (dt.datetime(2024, 8, 21, 0, 30) - dt.datetime(2000, 1, 1)) // dt.timedelta(microseconds=1)
     micros = (computed_at - dt.datetime(2000, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
     assert payload.startswith(pgcopy.HEADER) and payload.endswith(pgcopy.TRAILER)
     assert _parse_feature_rows(payload) == [
-        ("loto6", "N1", -3, micros, 1.5, None),
-        ("loto6", "N1", 9000, micros, None, 2.0),
-        ("ミニロト", "N12", 9001, micros, 3.0, 1e300),
+        ("loto6", "N1", -3 * 86_400_000_000, micros, 1.5, None),
+        ("loto6", "N1", half_past, micros, None, 2.0),
+        ("ミニロト", "N12", half_past + 1, micros, 3.0, 1e300),
     ]
