@@ -25,6 +25,8 @@ class PgProxy:
         self._open: list[socket.socket] = []
         self._lock = threading.Lock()
         self.stalled = False
+        #: Connections accepted while stalled (each one waits for an answer that never comes).
+        self.held = 0
 
     @property
     def url(self) -> str:
@@ -81,6 +83,7 @@ class PgProxy:
             if self.stalled:
                 with self._lock:
                     self._open.append(client)
+                    self.held += 1
                 continue
             try:
                 server = self._upstream()

@@ -198,12 +198,15 @@ def test_database_down_then_back_is_stored_by_itself_without_stalling_the_stream
             await _until(lambda: service.sink.counters.stored == 5)
             # A server that hangs: the sink's connection attempt waits in its thread...
             proxy.stall()
-            for ts in range(6, 16):
+            for ts in range(6, 11):
+                feed.send("A", 3600.0 * ts)
+            await _until(lambda: service.sink.counters.errors >= 1 and proxy.held >= 1)
+            for ts in range(11, 16):
                 feed.send("A", 3600.0 * ts)
             # ...while every message still reaches Redis at once.
-            await _until(lambda: service.store.counters.written == 15, timeout=2.0)
-            await _until(lambda: service.sink.counters.errors >= 1 and service.sink.outbox_length == 10)
-            assert len(stored(pg_url, schema)) == 5
+            await _until(lambda: service.store.counters.written == 15, timeout=1.0)
+            await _until(lambda: service.sink.outbox_length == 10)
+            assert len(stored(pg_url, schema)) == 5 and proxy.held >= 1
             proxy.up()
             # No new message: the outbox still reaches PostgreSQL.
             await _until(lambda: service.sink.counters.stored == 15, timeout=30)
