@@ -18,6 +18,9 @@
 7. A soak of the online service: 1,000 msg/s over 1,000 symbols for BENCH_SOAK_MINUTES (10),
    its memory sampled every 10 s, the slope after the warm-up and the p99 latency
    (:mod:`bench.soak`).
+8. The feature API (``POST /get-online-features`` on uvicorn) for 1 and 100 entities while the
+   stream runs at 1,000 msg/s, against redis-py reading the same hashes (:mod:`bench.serving`;
+   BENCH_SERVING_SECONDS, BENCH_SERVING_RATE, BENCH_SERVING_RATE_100).
 
 Sizes come from the environment: BENCH_SERIES, BENCH_ROWS (1000 each), BENCH_REPEATS (3),
 BENCH_FAMILY_SERIES (1000), BENCH_PIPELINE_SERIES and BENCH_PIPELINE_ROWS (default
@@ -200,11 +203,25 @@ def print_table(results: dict) -> None:
         from bench.soak import print_soak
 
         print_soak(results["soak"])
+    if results.get("serving"):
+        from bench.serving import print_serving
+
+        print_serving(results["serving"])
 
 
 def main(only: list[str] | None = None) -> int:
     url = db.database_url()
-    sections = only or ["hist", "families", "bundled", "realtime", "pipeline", "demo", "training_set", "soak"]
+    sections = only or [
+        "hist",
+        "families",
+        "bundled",
+        "realtime",
+        "serving",
+        "pipeline",
+        "demo",
+        "training_set",
+        "soak",
+    ]
     results: dict = {
         "machine": {
             "python": sys.version.split()[0],
@@ -255,6 +272,10 @@ def main(only: list[str] | None = None) -> int:
                 _env_int("BENCH_ENTITIES", 100_000),
                 _env_int("BENCH_REPEATS", 3),
             )
+        if "serving" in sections:
+            from bench.serving import bench_serving
+
+            results["serving"] = bench_serving()
         if "soak" in sections:
             from bench.soak import bench_soak
 

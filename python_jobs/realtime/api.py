@@ -172,9 +172,12 @@ def _check_entities(request: GetOnlineFeaturesRequest, limit: int) -> list[tuple
     return list(zip(lotos, ids, strict=True))
 
 
-def _body(features: list[str], columns: list[serving.Column]) -> bytes:
+def _body(features: list[str], columns: serving.Columns) -> bytes:
     results = [
-        {"values": c.values, "statuses": c.statuses, "event_timestamps": c.event_timestamps} for c in columns
+        {"values": values, "statuses": statuses, "event_timestamps": stamps}
+        for values, statuses, stamps in zip(
+            columns.values, columns.statuses, columns.event_timestamps, strict=True
+        )
     ]
     # NaN never reaches here (materialize writes null, the stream's NaN reads as None).
     text = json.dumps({"metadata": {"feature_names": features}, "results": results}, separators=(",", ":"))
@@ -235,7 +238,7 @@ def create_app(current: settings.Settings | None = None, client: Any | None = No
             return _problem(400, str(exc))
         except REDIS_ERRORS as exc:
             return _problem(503, f"the online store does not answer ({type(exc).__name__})")
-        columns = serving.assemble(sources, features, catalog, state.max_age)
+        columns = serving.assemble(sources, catalog.plan(features), state.max_age)
         return Response(_body(features, columns), media_type="application/json")
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}})

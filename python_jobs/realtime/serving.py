@@ -40,6 +40,8 @@ from python_jobs.realtime.store import ServingKeys, decode_latest
 PRESENT, NULL_VALUE, NOT_FOUND, OUTSIDE_MAX_AGE = "PRESENT", "NULL_VALUE", "NOT_FOUND", "OUTSIDE_MAX_AGE"
 #: The event time of a value that was not found (Feast's answer too).
 NO_TIMESTAMP = "1970-01-01T00:00:00Z"
+#: Feature lists whose plan a catalog keeps (requests tend to repeat theirs).
+PLANS_KEPT = 256
 #: The group whose maximum age applies to the stream's columns.
 STREAM_GROUP = "hist"
 
@@ -75,6 +77,7 @@ class Catalog:
     stream_names: tuple[str, ...] = ()
     stream_booleans: frozenset[str] = frozenset()
     loaded_at: float = field(default_factory=time.monotonic)
+    _plans: dict[tuple[str, ...], Plan] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def names(self) -> list[str]:
@@ -93,6 +96,16 @@ class Catalog:
         for name in stream_names:
             groups.setdefault(name, STREAM_GROUP)
         return cls(groups, stream_names, frozenset(layout().boolean_columns) & set(stream_names))
+
+    def plan(self, features: Sequence[str]) -> Plan:
+        """The :class:`Plan` of ``features`` (all known), kept for the next request like it."""
+        key = tuple(features)
+        found = self._plans.get(key)
+        if found is None:
+            if len(self._plans) >= PLANS_KEPT:
+                self._plans.clear()
+            found = self._plans[key] = plan(self, key)
+        return found
 
     def check(self, features: Sequence[str]) -> None:
         """Raise :class:`UnknownFeatures` for names not served."""
@@ -137,81 +150,115 @@ async def read_sources(
     return sources
 
 
-def _stream_wins(source: Source) -> bool:
-    if source.stream_ts is None:
-        return False
-    hist_ts = source.fields.get(ts_field("hist").encode())
-    return hist_ts is None or source.stream_ts > float(hist_ts)
-
-
 def _decode_all(texts: list[bytes]) -> list[Any]:
-    # One parse for every value of a request: each is a JSON text written by materialize.
+    # One parse for every value of an entity: each is a JSON text written by materialize.
     return json.loads(b"[" + b",".join(texts) + b"]") if texts else []
 
 
-@dataclass
-class Column:
-    """One feature's values, statuses and event times over the request's entities."""
+@dataclass(frozen=True)
+class Plan:
+    """How to read each feature of a request: hash field, group, stream column, boolean."""
 
-    values: list[Any]
-    statuses: list[str]
-    event_timestamps: list[str]
+    features: tuple[str, ...]
+    fields: tuple[bytes, ...]
+    groups: tuple[int, ...]
+    stream_columns: tuple[int, ...]  # -1: the stream does not compute it
+    booleans: tuple[bool, ...]
+
+
+def plan(catalog: Catalog, features: Sequence[str]) -> Plan:
+    """The :class:`Plan` of ``features`` (all known to ``catalog``)."""
+    stream_index = {name: i for i, name in enumerate(catalog.stream_names)}
+    return Plan(
+        tuple(features),
+        tuple(name.encode() for name in features),
+        tuple(GROUPS.index(catalog.groups[name]) for name in features),
+        tuple(stream_index.get(name, -1) for name in features),
+        tuple(name in catalog.stream_booleans for name in features),
+    )
+
+
+@dataclass
+class Columns:
+    """The response's columns: per feature, the values, statuses and event times in entity order."""
+
+    values: list[list[Any]]
+    statuses: list[list[str]]
+    event_timestamps: list[list[str]]
+
+
+_TS_FIELDS = tuple(ts_field(group).encode() for group in GROUPS)
+_STREAM_GROUP = GROUPS.index(STREAM_GROUP)
+
+
+class _Times:
+    """Event times as text (each converted once a request) and whether they are past their limit."""
+
+    def __init__(self, max_age: Mapping[str, float | None], now: float) -> None:
+        self.limits = [max_age[group] for group in GROUPS]
+        self.now = now
+        self._texts: dict[float, str] = {}
+
+    def describe(self, ts: float | None, group: int) -> tuple[str, bool]:
+        """``(ISO text, past the group's maximum age)`` of ``ts``."""
+        if ts is None:
+            return NO_TIMESTAMP, False
+        text = self._texts.get(ts)
+        if text is None:
+            text = self._texts[ts] = iso(ts)
+        limit = self.limits[group]
+        return text, limit is not None and self.now - ts > limit
 
 
 def assemble(
     sources: Sequence[Source],
-    features: Sequence[str],
-    catalog: Catalog,
+    how: Plan,
     max_age: Mapping[str, float | None],
     now: float | None = None,
-) -> list[Column]:
+) -> Columns:
     """The response's columns: one per feature, values in entity order (see the module's rules)."""
-    now = time.time() if now is None else now
-    stream_index = {name: i for i, name in enumerate(catalog.stream_names)}
-    columns = [
-        Column([None] * len(sources), [NOT_FOUND] * len(sources), [NO_TIMESTAMP] * len(sources))
-        for _ in features
-    ]
-    stamps: dict[float, str] = {}
+    times = _Times(max_age, time.time() if now is None else now)
+    n = len(sources)
+    columns = Columns(
+        [[None] * n for _ in how.fields],
+        [[NOT_FOUND] * n for _ in how.fields],
+        [[NO_TIMESTAMP] * n for _ in how.fields],
+    )
     for e, source in enumerate(sources):
-        stream = _stream_wins(source)
-        pending: list[tuple[int, float]] = []
-        texts: list[bytes] = []
-        for f, name in enumerate(features):
-            group = catalog.groups[name]
-            if (
-                name in stream_index
-                and (stream or name.encode() not in source.fields)
-                and source.stream_values
-            ):
-                value = source.stream_values[stream_index[name]]
-                value = (
-                    None if value != value else (bool(value) if name in catalog.stream_booleans else value)
-                )
-                _set(columns[f], e, value, source.stream_ts, max_age[group], now, stamps)
-                continue
-            text = source.fields.get(name.encode())
-            ts = source.fields.get(ts_field(group).encode())
-            if text is not None and ts is not None:
-                pending.append((f, float(ts)))
-                texts.append(text)
-        for (f, ts), value in zip(pending, _decode_all(texts), strict=True):
-            _set(columns[f], e, value, ts, max_age[catalog.groups[features[f]]], now, stamps)
+        _fill_entity(columns, e, source, how, times)
     return columns
 
 
-def _set(
-    column: Column, e: int, value: Any, ts: float, limit: float | None, now: float, stamps: dict
-) -> None:
-    column.values[e] = value
-    if limit is not None and now - ts > limit:
-        column.statuses[e] = OUTSIDE_MAX_AGE
-    else:
-        column.statuses[e] = NULL_VALUE if value is None else PRESENT
-    text = stamps.get(ts)
-    if text is None:
-        text = stamps[ts] = iso(ts)
-    column.event_timestamps[e] = text
+def _fill_entity(columns: Columns, e: int, source: Source, how: Plan, times: _Times) -> None:
+    """Entity ``e``'s values: from the stream where it wins, else from the materialized hash."""
+    fields, stream = source.fields, source.stream_values
+    stamps = [fields.get(field) for field in _TS_FIELDS]
+    group_ts = [None if stamp is None else float(stamp) for stamp in stamps]
+    described = [times.describe(ts, group) for group, ts in enumerate(group_ts)]
+    hist_ts = group_ts[_STREAM_GROUP]
+    newer = stream is not None and (hist_ts is None or source.stream_ts > hist_ts)
+    stream_text, stream_stale = times.describe(source.stream_ts, _STREAM_GROUP)
+    values, statuses, event_timestamps = columns.values, columns.statuses, columns.event_timestamps
+    pending: list[int] = []
+    texts: list[bytes] = []
+    for f, key in enumerate(how.fields):
+        column = how.stream_columns[f]
+        if column >= 0 and stream is not None and (newer or key not in fields):
+            value = stream[column]
+            value = None if value != value else (bool(value) if how.booleans[f] else value)
+            values[f][e] = value
+            statuses[f][e] = OUTSIDE_MAX_AGE if stream_stale else (NULL_VALUE if value is None else PRESENT)
+            event_timestamps[f][e] = stream_text
+            continue
+        text = fields.get(key)
+        if text is not None and group_ts[how.groups[f]] is not None:
+            pending.append(f)
+            texts.append(text)
+    for f, value in zip(pending, _decode_all(texts), strict=True):
+        text, stale = described[how.groups[f]]
+        values[f][e] = value
+        statuses[f][e] = OUTSIDE_MAX_AGE if stale else (NULL_VALUE if value is None else PRESENT)
+        event_timestamps[f][e] = text
 
 
 def max_ages(current: settings.Settings) -> dict[str, float | None]:
