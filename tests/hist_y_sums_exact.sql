@@ -1,8 +1,9 @@
--- features_hist computes its windows from prefix sums in double precision, exact while every
--- sum stays below 2^53 and y is integer-valued (every lottery's numbers). A row here names a
--- series for which that no longer holds: a non-integer y, or prefix sums of y^2 (and of the
--- higher powers a rolling statistic reads, hist_window_max_power()), index * y or
--- carry-over * y that could pass 2^53.
+-- features_hist computes the windows of a series of whole numbers (every lottery's draws) from
+-- prefix sums in double precision, exact while every sum stays below 2^53; a series holding a
+-- non-integer y (hist_has_fraction) takes exact numeric window sums instead, whatever its
+-- size. A row here names a series of whole numbers for which that bound no longer holds: prefix
+-- sums of y^2 (and of the higher powers a rolling statistic reads, hist_window_max_power()),
+-- index * y or carry-over * y that could pass 2^53, so its moments would round.
 with
 
 draws as (
@@ -21,7 +22,7 @@ series_bounds as (
         count(*)::numeric as n_rows,
         max(abs(draws.y)) as y_abs_max,
         coalesce(max(abs(draws.co)), 0)::numeric as co_abs_max,
-        bool_or(draws.y <> trunc(draws.y)) as has_fraction
+        bool_or({{ hist_has_fraction('draws.y') }}) as has_fraction
     from draws
     group by
         draws.loto,
@@ -32,10 +33,12 @@ final as (
     select *
     from series_bounds
     where
-        has_fraction
-        or n_rows * y_abs_max ^ {{ [2, hist_window_max_power()] | max }} >= 2 ^ 53
-        or n_rows * n_rows * y_abs_max >= 2 ^ 53
-        or n_rows * co_abs_max * greatest(y_abs_max, 1) >= 2 ^ 53
+        not has_fraction
+        and (
+            n_rows * y_abs_max ^ {{ [2, hist_window_max_power()] | max }} >= 2 ^ 53
+            or n_rows * n_rows * y_abs_max >= 2 ^ 53
+            or n_rows * co_abs_max * greatest(y_abs_max, 1) >= 2 ^ 53
+        )
 )
 
 select * from final

@@ -30,13 +30,13 @@
     {%- elif stat == 'iqr' -%}
         py_hist.hist_y_roll_q75_w{{ w }} - py_hist.hist_y_roll_q25_w{{ w }}
     {%- elif stat == 'zscore' -%}
-        case when row_stats.y_var_n_w{{ w }} > 0 then (row_stats.y - row_stats.y_mean_w{{ w }}) / row_stats.y_std_w{{ w }} end
+        case when row_stats.y_var_n_w{{ w }} > 0 then row_stats.y_dev_mean_w{{ w }} / row_stats.y_std_w{{ w }} end
     {%- elif stat == 'dev_mean' -%}
-        row_stats.y - row_stats.y_mean_w{{ w }}
+        row_stats.y_dev_mean_w{{ w }}
     {%- elif stat == 'skew' -%}
-        case when row_stats.y_var_n_w{{ w }} > 0 then sqrt({{ w * (w - 1) }}) / {{ w - 2 }} * ({{ window_centered_power_sum('row_stats', w, 3) }})::double precision / power(row_stats.y_var_n_w{{ w }}, 1.5) end
+        case when row_stats.y_var_n_w{{ w }} > 0 then sqrt({{ w * (w - 1) }}) / {{ w - 2 }} * row_stats.y_centered_pow3_n_w{{ w }} / power(row_stats.y_var_n_w{{ w }}, 1.5) end
     {%- elif stat == 'kurt' -%}
-        case when row_stats.y_var_n_w{{ w }} > 0 then {{ w - 1 }} * ({{ w + 1 }} * ({{ window_centered_power_sum('row_stats', w, 4) }})::double precision / (row_stats.y_var_n_w{{ w }} * row_stats.y_var_n_w{{ w }}) - {{ 3 * (w - 1) }}) / {{ (w - 2) * (w - 3) }} end
+        case when row_stats.y_var_n_w{{ w }} > 0 then {{ w - 1 }} * ({{ w + 1 }} * row_stats.y_centered_pow4_n_w{{ w }} / (row_stats.y_var_n_w{{ w }} * row_stats.y_var_n_w{{ w }}) - {{ 3 * (w - 1) }}) / {{ (w - 2) * (w - 3) }} end
     {%- else -%}
         {{ exceptions.raise_compiler_error("hist_window_stat_sql: no rolling statistic " ~ stat) }}
     {%- endif -%}

@@ -145,9 +145,21 @@ position_gap_expected as (
     select * from {{ ref('int_hist__position_gap_expected') }}
 ),
 
+lottery_spec as (
+    select * from {{ ref('loto_spec') }}
+),
+
+decimal_draws as not materialized (
+    -- The draws read a second time, by exact_sums: only the rows of series holding a
+    -- non-integer y pass its filter (a lottery's draws never do).
+    select * from {{ ref('stg_lottery__draws') }}
+),
+
 draw_level as (
     -- One row per (loto, ds, y): the lottery-level counts with the value's gap statistics
-    -- (the same keys), so the million rows take one join for both.
+    -- (the same keys), so the million rows take one join for both. Only for a loto of the
+    -- lottery spec: a user's series or a market's prices have no draw, so these columns are
+    -- NULL there (as in the online engine, which adds them only to a whole draw).
     select
         draw_domain.*,
         value_gaps.hist_y_gap_mean,
@@ -158,6 +170,7 @@ draw_level as (
             draw_domain.loto = value_gaps.loto
             and draw_domain.ds = value_gaps.ds
             and draw_domain.y = value_gaps.y
+    where draw_domain.loto in (select lottery_spec.loto from lottery_spec)
 ),
 
 py_hist as not materialized (
@@ -517,38 +530,176 @@ row_windows as (
     offset 0  -- noqa: AM09
 ),
 
+decimal_series as (
+    -- The series holding a non-integer y (prices, a user's measurements): their double
+    -- precision prefix sums are not exact, so their window moments come from exact_moments.
+    select distinct
+        decimal_draws.loto,
+        decimal_draws.unique_id
+    from decimal_draws
+    where {{ hist_has_fraction('decimal_draws.y') }}
+),
+
+decimal_rows as (
+    select
+        decimal_draws.loto,
+        decimal_draws.unique_id,
+        decimal_draws.ds,
+        decimal_draws.y,
+        decimal_draws.co::numeric as co,
+        row_number() over series_order as row_index,
+        lag(decimal_draws.y) over series_order as y_lag1
+    from decimal_draws
+    inner join decimal_series
+        on
+            decimal_draws.loto = decimal_series.loto
+            and decimal_draws.unique_id = decimal_series.unique_id
+    window series_order as ({{ hist_series_order('decimal_draws') }})
+),
+
+exact_sums as (
+    -- The window sums of those series in numeric, exact for any decimal y, from moving frames
+    -- (O(1) per row: numeric sums have inverse transitions). Each sum is NULL until its
+    -- window is complete, as a difference of the prefix arrays is.
+    select
+        decimal_rows.loto,
+        decimal_rows.unique_id,
+        decimal_rows.ds,
+        decimal_rows.y,
+        decimal_rows.row_index,
+        {%- for w in moment_windows %}
+            {%- set frame = 'w' ~ w %}
+            {%- set full = 'count(*) over ' ~ frame ~ ' = ' ~ w %}
+            case when {{ full }} then sum(decimal_rows.y) over {{ frame }} end as y_sum_w{{ w }},
+            case when {{ full }} then sum(decimal_rows.y * decimal_rows.y) over {{ frame }} end as y_sq_sum_w{{ w }},
+            {%- for p in powers %}
+                case when {{ full }} then sum({{ (['decimal_rows.y'] * p) | join(' * ') }}) over {{ frame }} end
+                    as y_pow{{ p }}_sum_w{{ w }},
+            {%- endfor %}
+        {%- endfor %}
+        sum(decimal_rows.row_index * decimal_rows.y) over w{{ fixed_window }} as index_y_sum,
+        -- Lag-1 pairs of the last window - 1 rows, complete where the lag of the earliest is known.
+        case
+            when count(decimal_rows.y_lag1) over lead_frame = {{ fixed_window - 1 }}
+                then sum(decimal_rows.y) over lead_frame
+        end as lead_sum,
+        sum(decimal_rows.y * decimal_rows.y) over lead_frame as lead_sq_sum,
+        sum(decimal_rows.y_lag1) over lead_frame as lag_sum,
+        sum(decimal_rows.y_lag1 * decimal_rows.y_lag1) over lead_frame as lag_sq_sum,
+        sum(decimal_rows.y * decimal_rows.y_lag1) over lead_frame as cross_sum,
+        case
+            when count(decimal_rows.co) over w{{ fixed_window }} = {{ fixed_window }}
+                then
+                    {{ fixed_window }} * sum(decimal_rows.co * decimal_rows.co) over w{{ fixed_window }}
+                    - sum(decimal_rows.co) over w{{ fixed_window }} * sum(decimal_rows.co) over w{{ fixed_window }}
+            else 0
+        end as co_var_n,
+        sum(decimal_rows.co) over w{{ fixed_window }} as co_sum,
+        sum(decimal_rows.co * decimal_rows.y) over w{{ fixed_window }} as co_y_sum
+    from decimal_rows
+    window
+        {%- for w in moment_windows %}
+            w{{ w }} as ({{ hist_series_order('decimal_rows') }} rows between {{ w - 1 }} preceding and current row),
+        {%- endfor %}
+        lead_frame as (
+            {{ hist_series_order('decimal_rows') }} rows between {{ fixed_window - 2 }} preceding and current row
+        )
+),
+
+exact_moments as (
+    -- The centred sums of exact_sums, exact in numeric and rounded once to double precision;
+    -- row_moments takes them instead of the prefix-sum ones for these series.
+    select
+        exact_sums.loto,
+        exact_sums.unique_id,
+        exact_sums.ds,
+        {%- for w in moment_windows %}
+            exact_sums.y_sum_w{{ w }}::double precision / {{ w }} as y_mean_w{{ w }},
+            ({{ w }} * exact_sums.y - exact_sums.y_sum_w{{ w }})::double precision / {{ w }} as y_dev_mean_w{{ w }},
+            ({{ window_centered_power_sum('exact_sums', w, 2) }})::double precision as y_var_n_w{{ w }},
+            {%- for p in powers if w >= p and w in windows %}
+                ({{ window_centered_power_sum('exact_sums', w, p) }})::double precision as y_centered_pow{{ p }}_n_w{{ w }},
+            {%- endfor %}
+        {%- endfor %}
+        (
+            {{ fixed_window }} * exact_sums.index_y_sum
+            - ({{ fixed_window }} * exact_sums.row_index - {{ (fixed_window * (fixed_window - 1) / 2) | int }})
+            * exact_sums.y_sum_w{{ fixed_window }}
+        )::double precision / {{ (fixed_window * fixed_window * (fixed_window * fixed_window - 1) / 12) | int }} as trend_slope,
+        {{ pearson_from_centered_sums(
+            '(' ~ (fixed_window - 1) ~ ' * exact_sums.cross_sum - exact_sums.lead_sum * exact_sums.lag_sum)::double precision',
+            '(' ~ (fixed_window - 1) ~ ' * exact_sums.lead_sq_sum - exact_sums.lead_sum * exact_sums.lead_sum)::double precision',
+            '(' ~ (fixed_window - 1) ~ ' * exact_sums.lag_sq_sum - exact_sums.lag_sum * exact_sums.lag_sum)::double precision',
+        ) }} as autocorr1,
+        {{ pearson_from_centered_sums(
+            '(' ~ fixed_window ~ ' * exact_sums.co_y_sum - exact_sums.y_sum_w' ~ fixed_window ~ ' * exact_sums.co_sum)::double precision',
+            '(' ~ window_centered_power_sum('exact_sums', fixed_window, 2) ~ ')::double precision',
+            'exact_sums.co_var_n::double precision',
+        ) }} as co_corr
+    from exact_sums
+),
+
 row_moments as (
-    -- Centred sums n S2 - S1^2 are exact (integers below 2^53); only the ratios round.
+    -- Centred sums n S2 - S1^2 are exact for whole numbers (below 2^53); a series holding a
+    -- non-integer y takes the exact ones of exact_moments instead. Only the ratios round.
+    {%- set is_decimal = 'exact_moments.loto is not null' %}
     select
         row_windows.*,
         {%- for w in moment_windows %}
-            row_windows.y_sum_w{{ w }} / {{ w }} as y_mean_w{{ w }},
-            {{ w }} * row_windows.y_sq_sum_w{{ w }}
-            - row_windows.y_sum_w{{ w }} * row_windows.y_sum_w{{ w }} as y_var_n_w{{ w }},
+            {%- set var_n = w ~ ' * row_windows.y_sq_sum_w' ~ w ~ ' - row_windows.y_sum_w' ~ w ~ ' * row_windows.y_sum_w' ~ w %}
+            case
+                when {{ is_decimal }} then exact_moments.y_mean_w{{ w }} else row_windows.y_sum_w{{ w }} / {{ w }}
+            end as y_mean_w{{ w }},
+            case
+                when {{ is_decimal }} then exact_moments.y_dev_mean_w{{ w }}
+                else row_windows.y - row_windows.y_sum_w{{ w }} / {{ w }}
+            end as y_dev_mean_w{{ w }},
+            case when {{ is_decimal }} then exact_moments.y_var_n_w{{ w }} else {{ var_n }} end as y_var_n_w{{ w }},
             sqrt(
-                ({{ w }} * row_windows.y_sq_sum_w{{ w }} - row_windows.y_sum_w{{ w }} * row_windows.y_sum_w{{ w }})
+                case when {{ is_decimal }} then exact_moments.y_var_n_w{{ w }} else ({{ var_n }}) end
                 / {{ w * (w - 1) }}
             ) as y_std_w{{ w }},
+            {#- n^(p-1) sum((y - mean)^p) for the higher moments of hist_window_stats() (skewness, kurtosis). #}
+            {%- for p in powers if w >= p and w in windows %}
+                case
+                    when {{ is_decimal }} then exact_moments.y_centered_pow{{ p }}_n_w{{ w }}
+                    else ({{ window_centered_power_sum('row_windows', w, p) }})::double precision
+                end as y_centered_pow{{ p }}_n_w{{ w }},
+            {%- endfor %}
         {%- endfor %}
         -- Least squares on the row index t over the window: the index sums are those of the
         -- window's n consecutive integers, n sum(t^2) - sum(t)^2 = n^2 (n^2 - 1) / 12.
-        (
-            {{ fixed_window }} * row_windows.index_y_sum
-            - ({{ fixed_window }} * row_windows.i - {{ (fixed_window * (fixed_window - 1) / 2) | int }})
-            * row_windows.y_sum_w{{ fixed_window }}
-        ) / {{ (fixed_window * fixed_window * (fixed_window * fixed_window - 1) / 12) | int }} as trend_slope,
-        {{ pearson_from_centered_sums(
-            (fixed_window - 1) ~ ' * row_windows.cross_sum - row_windows.lead_sum * row_windows.lag_sum',
-            (fixed_window - 1) ~ ' * row_windows.lead_sq_sum - row_windows.lead_sum * row_windows.lead_sum',
-            (fixed_window - 1) ~ ' * row_windows.lag_sq_sum - row_windows.lag_sum * row_windows.lag_sum',
-        ) }} as autocorr1,
-        {{ pearson_from_centered_sums(
-            fixed_window ~ ' * row_windows.co_y_sum - row_windows.y_sum_w' ~ fixed_window ~ ' * row_windows.co_sum',
-            fixed_window ~ ' * row_windows.y_sq_sum_w' ~ fixed_window
-            ~ ' - row_windows.y_sum_w' ~ fixed_window ~ ' * row_windows.y_sum_w' ~ fixed_window,
-            'row_windows.co_var_n',
-        ) }} as co_corr
+        case
+            when {{ is_decimal }} then exact_moments.trend_slope
+            else (
+                {{ fixed_window }} * row_windows.index_y_sum
+                - ({{ fixed_window }} * row_windows.i - {{ (fixed_window * (fixed_window - 1) / 2) | int }})
+                * row_windows.y_sum_w{{ fixed_window }}
+            ) / {{ (fixed_window * fixed_window * (fixed_window * fixed_window - 1) / 12) | int }}
+        end as trend_slope,
+        case
+            when {{ is_decimal }} then exact_moments.autocorr1
+            else {{ pearson_from_centered_sums(
+                (fixed_window - 1) ~ ' * row_windows.cross_sum - row_windows.lead_sum * row_windows.lag_sum',
+                (fixed_window - 1) ~ ' * row_windows.lead_sq_sum - row_windows.lead_sum * row_windows.lead_sum',
+                (fixed_window - 1) ~ ' * row_windows.lag_sq_sum - row_windows.lag_sum * row_windows.lag_sum',
+            ) }}
+        end as autocorr1,
+        case
+            when {{ is_decimal }} then exact_moments.co_corr
+            else {{ pearson_from_centered_sums(
+                fixed_window ~ ' * row_windows.co_y_sum - row_windows.y_sum_w' ~ fixed_window ~ ' * row_windows.co_sum',
+                fixed_window ~ ' * row_windows.y_sq_sum_w' ~ fixed_window
+                ~ ' - row_windows.y_sum_w' ~ fixed_window ~ ' * row_windows.y_sum_w' ~ fixed_window,
+                'row_windows.co_var_n',
+            ) }}
+        end as co_corr
     from row_windows
+    left join exact_moments
+        on
+            row_windows.loto = exact_moments.loto
+            and row_windows.unique_id = exact_moments.unique_id
+            and row_windows.ds = exact_moments.ds
     offset 0  -- noqa: AM09
 ),
 
@@ -575,7 +726,7 @@ final as (
         case
             when row_stats.y_var_n_w{{ fixed_window }} > 0
                 then
-                    abs((row_stats.y - row_stats.y_mean_w{{ fixed_window }}) / row_stats.y_std_w{{ fixed_window }})
+                    abs(row_stats.y_dev_mean_w{{ fixed_window }} / row_stats.y_std_w{{ fixed_window }})
                     > {{ var('outlier_z_threshold') }}
         end as hist_y_is_outlier_z_w{{ fixed_window }},
         (

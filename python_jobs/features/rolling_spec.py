@@ -89,9 +89,13 @@ class RollingStatistic:
     sql : str or None
         Jinja for the value of window ``w`` (``{{ w }}``) in the ``final`` step of
         ``features_hist.sql``, which reads ``row_stats`` (the row's ``y`` and ``i``, and per
-        window ``y_mean_w{w}``, ``y_std_w{w}``, ``y_var_n_w{w}`` = n sum(y^2) - sum(y)^2,
-        ``y_min_w{w}``, ``y_max_w{w}`` and the power sums ``y_sum_w{w}``, ``y_sq_sum_w{w}``,
-        ``y_pow{p}_sum_w{w}``) and ``py_hist`` (the Python job's columns).
+        window ``y_mean_w{w}``, ``y_dev_mean_w{w}`` = y - mean, ``y_std_w{w}``,
+        ``y_var_n_w{w}`` = n sum(y^2) - sum(y)^2, ``y_min_w{w}``, ``y_max_w{w}`` and, for
+        ``p <= w``, ``y_centered_pow{p}_n_w{w}`` = n^(p-1) sum((y - mean)^p)) and ``py_hist``
+        (the Python job's columns). The centred values are exact before they are rounded once
+        to double precision, for whole numbers and decimals alike (the model takes them from
+        prefix sums in double precision or, for a series holding a non-integer y, from numeric
+        window sums); a statistic reads them, never the raw power sums.
     kernel_slot : int or None
         Its index in the online kernel's per-window values (:mod:`python_jobs.realtime.kernel`);
         None for a statistic the online engine does not compute.
@@ -193,7 +197,7 @@ STATISTICS: tuple[RollingStatistic, ...] = (
         "zscore",
         "(y - hist_y_roll_mean_w{w}) / hist_y_roll_std_w{w}; NULL where that std is 0 or NULL.",
         _zscore,
-        sql=_IF_VARIED % "(row_stats.y - row_stats.y_mean_w{{ w }}) / row_stats.y_std_w{{ w }}",
+        sql=_IF_VARIED % "row_stats.y_dev_mean_w{{ w }} / row_stats.y_std_w{{ w }}",
         kernel_slot=8,
         template="hist_y_{stat}_w{w}",
     ),
@@ -201,7 +205,7 @@ STATISTICS: tuple[RollingStatistic, ...] = (
         "dev_mean",
         "y - hist_y_roll_mean_w{w}.",
         lambda window: window[-1] - np.mean(window),
-        sql="row_stats.y - row_stats.y_mean_w{{ w }}",
+        sql="row_stats.y_dev_mean_w{{ w }}",
         kernel_slot=9,
         template="hist_y_{stat}_w{w}",
     ),
@@ -212,8 +216,8 @@ STATISTICS: tuple[RollingStatistic, ...] = (
         _constant_is_null(pd.Series.skew),
         sql=_IF_VARIED
         % (
-            "sqrt({{ w * (w - 1) }}) / {{ w - 2 }} * ({{ window_centered_power_sum('row_stats', w, 3) }})"
-            "::double precision / power(row_stats.y_var_n_w{{ w }}, 1.5)"
+            "sqrt({{ w * (w - 1) }}) / {{ w - 2 }} * row_stats.y_centered_pow3_n_w{{ w }}"
+            " / power(row_stats.y_var_n_w{{ w }}, 1.5)"
         ),
         kernel_slot=10,
         min_window=3,
@@ -226,8 +230,8 @@ STATISTICS: tuple[RollingStatistic, ...] = (
         _constant_is_null(pd.Series.kurt),
         sql=_IF_VARIED
         % (
-            "{{ w - 1 }} * ({{ w + 1 }} * ({{ window_centered_power_sum('row_stats', w, 4) }})"
-            "::double precision / (row_stats.y_var_n_w{{ w }} * row_stats.y_var_n_w{{ w }})"
+            "{{ w - 1 }} * ({{ w + 1 }} * row_stats.y_centered_pow4_n_w{{ w }}"
+            " / (row_stats.y_var_n_w{{ w }} * row_stats.y_var_n_w{{ w }})"
             " - {{ 3 * (w - 1) }})"
             " / {{ (w - 2) * (w - 3) }}"
         ),
