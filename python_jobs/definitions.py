@@ -235,6 +235,38 @@ def load(overrides: str | Mapping[str, Any] | None = None) -> FeatureDefinitions
 #: dbt var that switches the marts' contracts off (``false``) whatever the definitions.
 CONTRACT_VAR = "enforce_mart_contracts"
 
+#: dbt var of the snapshot times of ``features_stat_history`` (and the job's per-snapshot table).
+SNAPSHOT_CADENCE_VAR = "stat_snapshot_cadence"
+#: Each cadence's calendar period, a PostgreSQL ``date_trunc`` field, as the dbt macro
+#: ``stat_snapshot_period_start`` maps it: a snapshot is the last row of each such period.
+SNAPSHOT_PERIODS = {"yearly": "year", "monthly": "month"}
+
+
+def snapshot_period(overrides: str | Mapping[str, Any] | None = None) -> str:
+    """The ``date_trunc`` field of the snapshot cadence in force (``year`` or ``month``).
+
+    The var ``stat_snapshot_cadence`` of ``dbt_project.yml``, then ``$LOTO_DBT_VARS``, then
+    ``overrides``; it is not a feature definition (no family and no online column depends
+    on it), so it is read here rather than held in :class:`FeatureDefinitions`.
+
+    Raises
+    ------
+    DefinitionError
+        The cadence is not one of :data:`SNAPSHOT_PERIODS`.
+
+    >>> snapshot_period({"stat_snapshot_cadence": "monthly"})
+    'month'
+    """
+    merged = project_vars()
+    merged.update(parse_vars(os.environ.get(VARS_ENV)))
+    merged.update(parse_vars(overrides))
+    cadence = merged.get(SNAPSHOT_CADENCE_VAR, "yearly")
+    if not isinstance(cadence, str) or cadence not in SNAPSHOT_PERIODS:
+        raise DefinitionError(
+            f"dbt var {SNAPSHOT_CADENCE_VAR!r} must be one of {sorted(SNAPSHOT_PERIODS)}, got {cadence!r}"
+        )
+    return SNAPSHOT_PERIODS[cadence]
+
 
 def vars_json(overrides: str | Mapping[str, Any] | None = None) -> str:
     """The effective overrides (``$LOTO_DBT_VARS`` and ``overrides``) as JSON for ``dbt --vars``."""

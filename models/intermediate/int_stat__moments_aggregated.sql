@@ -1,6 +1,10 @@
--- One row per series (loto, unique_id) with the moments of y over the whole series, as pandas
--- gives them: mean, std (ddof=1), min, max, skew() (adjusted Fisher-Pearson G1) and kurt()
--- (bias-corrected excess kurtosis G2).
+-- One row per snapshot (loto, unique_id, as_of) of each series: the last row of every calendar
+-- period (var('stat_snapshot_cadence'), macro stat_snapshot_period_start), the series' latest
+-- row included, with the moments of y over the rows with ds <= as_of, as pandas gives them on
+-- the series cut there: mean, std (ddof=1), min, max, skew() (adjusted Fisher-Pearson G1) and
+-- kurt() (bias-corrected excess kurtosis G2).
+-- Fast at any cadence: the aggregates run along each series once (running windows, which
+-- PostgreSQL extends row by row instead of restarting), and only the snapshot rows are kept.
 -- Skewness and kurtosis come from the power sums S1..S4 of y, kept in numeric: the central
 -- sums n M2 = n S2 - S1^2, n^2 M3 and n^3 M4 are then exact for any numeric y, and only the
 -- final ratios are taken in double precision. NULL where pandas gives NaN: fewer than 3 (4)
@@ -11,24 +15,35 @@ draws as (
     select * from {{ ref('stg_lottery__draws') }}
 ),
 
-power_sums as (
+running_sums as (
     -- Products rather than `^`: numeric multiplication is exact, `^` on integers is not.
+    -- Numeric sums are exact, so each running value equals the aggregate over its prefix.
     select
         draws.loto,
         draws.unique_id,
-        count(*)::numeric as n_rows,
-        avg(draws.y) as y_mean,
-        stddev_samp(draws.y) as y_std,
-        min(draws.y) as y_min,
-        max(draws.y) as y_max,
-        sum(draws.y) as sum_y1,
-        sum(draws.y * draws.y) as sum_y2,
-        sum(draws.y * draws.y * draws.y) as sum_y3,
-        sum(draws.y * draws.y * draws.y * draws.y) as sum_y4
+        draws.ds as as_of,
+        {{ stat_snapshot_period_start('draws.ds') }} as period_start,
+        lead({{ stat_snapshot_period_start('draws.ds') }}) over by_ds as next_period_start,
+        count(*) over running::numeric as n_rows,
+        avg(draws.y) over running as y_mean,
+        stddev_samp(draws.y) over running as y_std,
+        min(draws.y) over running as y_min,
+        max(draws.y) over running as y_max,
+        sum(draws.y) over running as sum_y1,
+        sum(draws.y * draws.y) over running as sum_y2,
+        sum(draws.y * draws.y * draws.y) over running as sum_y3,
+        sum(draws.y * draws.y * draws.y * draws.y) over running as sum_y4
     from draws
-    group by
-        draws.loto,
-        draws.unique_id
+    window
+        by_ds as (partition by draws.loto, draws.unique_id order by draws.ds),
+        running as (by_ds rows between unbounded preceding and current row)
+),
+
+power_sums as (
+    -- The last row of its period (the next row starts another one, or there is none).
+    select running_sums.*
+    from running_sums
+    where running_sums.next_period_start is distinct from running_sums.period_start
 ),
 
 central_sums as (
@@ -50,6 +65,7 @@ in_double as (
     select
         central_sums.loto,
         central_sums.unique_id,
+        central_sums.as_of,
         central_sums.n_rows::integer as n_rows,
         central_sums.n_rows::double precision as n,
         central_sums.y_mean::double precision as y_mean,
@@ -66,6 +82,7 @@ final as (
     select
         in_double.loto,
         in_double.unique_id,
+        in_double.as_of,
         in_double.n_rows,
         in_double.y_mean,
         in_double.y_std,

@@ -190,11 +190,23 @@ def _python_job_columns(model: str, present: set[str], defs: definitions.Feature
 
 
 def expand(template: Mapping[str, Any], defs: definitions.FeatureDefinitions) -> dict[str, Any]:
-    """The YAML document of one template file for the definitions ``defs``."""
+    """The YAML document of one template file for the definitions ``defs``.
+
+    A model with ``columns_from: OTHER`` (a model earlier in the same file) gets every column of
+    OTHER after its own, and OTHER's definitions in its contract condition.
+    """
     document = copy.deepcopy(dict(template))
+    by_name = {model["name"]: model for model in template.get("models", [])}
+    expanded: dict[str, list[dict]] = {}
     for model in document.get("models", []):
+        source = model.pop("columns_from", None)
+        if source is not None and source not in expanded:
+            raise TemplateError(f"{model['name']}: 'columns_from' names {source!r}, not a model before it")
         if model.pop("enforce_contract_for_definitions", False):
-            condition = contract_condition(_definition_names(model), defs)
+            names = _definition_names(model)
+            if source is not None:
+                names |= _definition_names(by_name[source])
+            condition = contract_condition(names, defs)
             config_block = dict(model.pop("config", {}))
             config_block["contract"] = {**dict(config_block.get("contract") or {}), "enforced": condition}
             # right after the name, where a reader of the model looks first
@@ -204,7 +216,11 @@ def expand(template: Mapping[str, Any], defs: definitions.FeatureDefinitions) ->
             continue
         columns = [col for entry in model["columns"] for col in _expand_entry(entry, defs)]
         columns += _python_job_columns(model["name"], {col["name"] for col in columns}, defs)
+        if source is not None:
+            own = {col["name"] for col in columns}
+            columns += [copy.deepcopy(col) for col in expanded[source] if col["name"] not in own]
         model["columns"] = columns
+        expanded[model["name"]] = columns
     return document
 
 

@@ -7,6 +7,8 @@ computed when its bookkeeping row (``py_job_state``) is missing, failed, or has 
 or checksum; ``full_refresh`` computes everything. A re-run with nothing new reads no draws.
 For per-draw families, when the old rows are an unchanged prefix of the series (a draw was
 appended), only the new rows are written: values are point in time, so old rows stand.
+Per-series families are computed per snapshot (:mod:`python_jobs.job.snapshots`): a series'
+item lists the snapshots whose (snapshot, family) bookkeeping differs, and always its latest.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 from python_jobs import definitions
 from python_jobs.features import registry
 from python_jobs.features.registry import Family
-from python_jobs.job import catalog, reading, tables
+from python_jobs.job import catalog, reading, snapshots, tables
 from python_jobs.job.errors import JobError
 from python_jobs.job.reading import SeriesInfo, StateRow
 from python_jobs.log import get_logger
@@ -84,6 +86,8 @@ class Planned:
     info: SeriesInfo
     families: tuple[str, ...]
     cutoff: dt.datetime | None = None
+    # The snapshots its stat families are computed on, in as_of order, the latest last.
+    snapshots: tuple[snapshots.SnapshotInfo, ...] = ()
 
 
 def plan(
@@ -141,6 +145,57 @@ def append_candidates(
     return out
 
 
+def plan_snapshots(
+    planned: list[Planned],
+    summary: list[SeriesInfo],
+    snaps: dict[tuple[str, str], list[snapshots.SnapshotInfo]],
+    state: dict[tuple[str, str, dt.datetime, str], snapshots.SnapshotState],
+    fams: list[Family],
+    versions: dict[str, str],
+    full_refresh: bool,
+) -> list[Planned]:
+    """``planned`` with each series' stat snapshots to compute, and the series that only need those.
+
+    A (snapshot, family) is computed when its bookkeeping row is missing, failed, or has another
+    version or checksum. A series computes its stat families that have such a snapshot, or that
+    :func:`plan` found to do, on the union of those snapshots and its latest one (whose values
+    are also its ``py_features_stat`` row).
+    """
+    stat_names = [fam.name for fam in fams if fam.kind == "stat"]
+    order = [fam.name for fam in fams]
+    by_key = {(item.info.loto, item.info.unique_id): item for item in planned}
+    out = list(planned)
+    for info in summary:
+        key = (info.loto, info.unique_id)
+        series_snaps = snaps.get(key, [])
+        dirty_names: set[str] = set()
+        dirty_as_of = set()
+        for name in stat_names:
+            for snap in series_snaps:
+                row = state.get((*key, snap.as_of, name))
+                if (
+                    full_refresh
+                    or row is None
+                    or row.status != "ok"
+                    or row.feature_version != versions[name]
+                    or row.checksum != snap.checksum
+                ):
+                    dirty_names.add(name)
+                    dirty_as_of.add(snap.as_of)
+        item = by_key.get(key)
+        needed = dirty_names | {name for name in (item.families if item else ()) if name in stat_names}
+        if not needed or not series_snaps:
+            continue
+        if item is None:
+            item = Planned(info, ())
+            out.append(item)
+        item.families = tuple(name for name in order if name in item.families or name in needed)
+        item.snapshots = tuple(
+            snap for snap in series_snaps if snap.as_of in dirty_as_of or snap is series_snaps[-1]
+        )
+    return out
+
+
 def batches(planned: list[Planned], batch_size: int) -> Iterator[list[Planned]]:
     groups: dict[tuple[str, ...], list[Planned]] = {}
     for item in planned:
@@ -156,14 +211,24 @@ def plan_run(
     versions: dict[str, str],
     kinds: dict[str, str],
     full_refresh: bool,
+    period: str = "year",
 ) -> tuple[list[SeriesInfo], list[Planned]]:
-    """What to compute: the changed (series, family) pairs, and where appending is enough."""
+    """What to compute: the changed (series, family) pairs and stat snapshots, and where
+    appending is enough. ``period`` is the snapshot period (``year`` or ``month``)."""
     names = [fam.name for fam in fams]
     summary = reading.series_summary(conn)
     state = reading.load_state(conn, names)
     live = {(s.loto, s.unique_id) for s in summary}
     tables.delete_series(conn, sorted({(k[0], k[1]) for k in state} - live))
     planned = plan(summary, state, fams, versions, full_refresh)
+    stat_names = [name for name in names if kinds[name] == "stat"]
+    if stat_names:
+        snaps = snapshots.snapshot_summary(conn, period)
+        deleted = snapshots.delete_stale(conn, snaps)
+        if deleted:
+            log.info("job.snapshots_removed", snapshots=deleted)
+        snap_state = snapshots.load_state(conn, stat_names)
+        planned = plan_snapshots(planned, summary, snaps, snap_state, fams, versions, full_refresh)
     candidates = append_candidates(planned, state, kinds, versions)
     if candidates:
         sums = reading.prefix_checksums(

@@ -15,6 +15,12 @@ NULL columns, from the generated column macros, while the job has not run yet).
 ``py_job_state``
     One row per (series, family): the family version, row count, last date and checksum of
     the series when it was last computed; what the next run compares to decide what to do.
+``py_features_stat_history``
+    One row per snapshot (``loto, unique_id, as_of``): the ``stat`` families' columns over the
+    series' rows up to ``as_of``, with their row count and checksum
+    (:mod:`python_jobs.job.snapshots`).
+``py_job_snapshot_state``
+    One row per (snapshot, family): what ``py_job_state`` is to a series.
 
 Every feature column is ``double precision`` (:data:`FEATURE_TYPE`); every identifier reaches
 SQL through :class:`psycopg.sql.Identifier`.
@@ -39,7 +45,17 @@ HIST_TABLE = "py_features_hist"
 RUNS_TABLE = "py_job_runs"
 ERRORS_TABLE = "py_job_errors"
 STATE_TABLE = "py_job_state"
-JOB_TABLES = (STAT_TABLE, HIST_TABLE, RUNS_TABLE, ERRORS_TABLE, STATE_TABLE)
+STAT_HISTORY_TABLE = "py_features_stat_history"
+SNAPSHOT_STATE_TABLE = "py_job_snapshot_state"
+JOB_TABLES = (
+    STAT_TABLE,
+    HIST_TABLE,
+    RUNS_TABLE,
+    ERRORS_TABLE,
+    STATE_TABLE,
+    STAT_HISTORY_TABLE,
+    SNAPSHOT_STATE_TABLE,
+)
 FEATURE_TYPE = "double precision"
 # Postgres identifiers longer than this are silently truncated, which would merge columns.
 MAX_IDENTIFIER = 63
@@ -106,6 +122,34 @@ TABLES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
         ("loto", "unique_id", "family"),
     ),
 }
+# A snapshot's as_of is a ds of its series: the same type.
+_AS_OF_TYPE = dict(TABLES[HIST_TABLE][0])["ds"]
+TABLES[STAT_HISTORY_TABLE] = (
+    (
+        ("loto", "text not null"),
+        ("unique_id", "text not null"),
+        ("as_of", _AS_OF_TYPE),
+        ("n_rows", "integer not null"),
+        ("checksum", "text not null"),
+        ("computed_at", "timestamptz"),
+    ),
+    ("loto", "unique_id", "as_of"),
+)
+TABLES[SNAPSHOT_STATE_TABLE] = (
+    (
+        ("loto", "text not null"),
+        ("unique_id", "text not null"),
+        ("as_of", _AS_OF_TYPE),
+        ("family", "text not null"),
+        ("feature_version", "text not null"),
+        ("n_rows", "integer not null"),
+        ("checksum", "text"),
+        ("status", "text not null"),
+        ("run_id", "text"),
+        ("computed_at", "timestamptz not null"),
+    ),
+    ("loto", "unique_id", "as_of", "family"),
+)
 
 
 def table(name: str) -> sql.Composed:
@@ -200,7 +244,11 @@ def ensure_tables(conn: psycopg.Connection, stat_columns: Sequence[str], hist_co
         retype.date_to_timestamp(conn, STATE_TABLE, "max_ds")
         # A run killed during a bulk load left the table without its key.
         add_primary_key(conn, HIST_TABLE)
-        for name, wanted in ((STAT_TABLE, stat_columns), (HIST_TABLE, hist_columns)):
+        for name, wanted in (
+            (STAT_TABLE, stat_columns),
+            (STAT_HISTORY_TABLE, stat_columns),
+            (HIST_TABLE, hist_columns),
+        ):
             have = set(existing_columns(conn, name))
             missing = [col for col in wanted if col not in have]
             if missing:
@@ -233,7 +281,7 @@ def delete_series(conn: psycopg.Connection, keys: Sequence[tuple[str, str]]) -> 
         return
     lotos, uids = [k[0] for k in keys], [k[1] for k in keys]
     with conn.transaction():
-        for name in (STAT_TABLE, HIST_TABLE, STATE_TABLE):
+        for name in (STAT_TABLE, HIST_TABLE, STATE_TABLE, STAT_HISTORY_TABLE, SNAPSHOT_STATE_TABLE):
             conn.execute(
                 sql.SQL(
                     "delete from {} as t using unnest(%s::text[], %s::text[]) as k (loto, unique_id) "

@@ -21,10 +21,18 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from python_jobs.job import pgcopy
+from python_jobs.job import pgcopy, snapshots
 from python_jobs.job.reading import SeriesData
 from python_jobs.job.session import Session
-from python_jobs.job.tables import ERRORS_TABLE, FEATURE_TYPE, HIST_TABLE, STAT_TABLE, STATE_TABLE, ident_list
+from python_jobs.job.tables import (
+    ERRORS_TABLE,
+    FEATURE_TYPE,
+    HIST_TABLE,
+    STAT_HISTORY_TABLE,
+    STAT_TABLE,
+    STATE_TABLE,
+    ident_list,
+)
 from python_jobs.job.tables import table as qualified_table
 
 # Temporary tables of one write (dropped at commit).
@@ -55,6 +63,8 @@ class BatchWrite:
     # The run loads an empty hist table without its primary key (tables.begin_bulk_load):
     # there are no stored rows to compare with, so the rows are inserted as they are.
     bulk: bool = False
+    # The stat families' values per snapshot (py_features_stat_history) and their bookkeeping.
+    history: snapshots.HistoryWrite | None = None
 
 
 def _copy_in(
@@ -123,7 +133,7 @@ def write_batch(conn: psycopg.Connection, batch: BatchWrite) -> dict[str, int]:
 
     Returns the rows written per feature table.
     """
-    written = {STAT_TABLE: 0, HIST_TABLE: 0}
+    written = {STAT_TABLE: 0, HIST_TABLE: 0, STAT_HISTORY_TABLE: 0}
     lotos = [s.loto for s in batch.series]
     uids = [s.unique_id for s in batch.series]
     sids = np.arange(1, len(batch.series) + 1, dtype=np.int32)
@@ -148,6 +158,8 @@ def write_batch(conn: psycopg.Connection, batch: BatchWrite) -> dict[str, int]:
             )
         if batch.hist_values is not None and batch.hist_columns:
             written[HIST_TABLE] = _write_hist(conn, batch, lotos, uids, now)
+        if batch.history is not None:
+            written[STAT_HISTORY_TABLE] = snapshots.write_history(conn, batch.history, batch.run_id, now)
         if batch.state:
             cols = list(zip(*batch.state, strict=True))
             conn.execute(

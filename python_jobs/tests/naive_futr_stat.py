@@ -120,7 +120,8 @@ def series_stats(draws: pd.DataFrame) -> pd.DataFrame:
     Reference: pandas ``Series.mean / std(ddof=1) / min / max / skew / kurt / median``.
     """
     rows = []
-    lottery_draws = draws.groupby("loto")["ds"].nunique()
+    # The lottery's distinct dates, counted up to each series' last row (its point in time).
+    lottery_dates = {loto: np.unique(pd.to_datetime(ds)) for loto, ds in draws.groupby("loto")["ds"]}
     for (loto, unique_id), group in draws.sort_values("ds").groupby(["loto", "unique_id"], sort=True):
         y = group["y"].astype("float64")
         ds = pd.to_datetime(group["ds"])
@@ -143,7 +144,7 @@ def series_stats(draws: pd.DataFrame) -> pd.DataFrame:
                 "stat_series_frequency_days": (ds.diff() / pd.Timedelta(days=1)).median(),
                 "stat_unique_id_category": {"N": "main", "B": "bonus"}.get(unique_id[0]),
                 "stat_loto_type": loto,
-                "stat_loto_draw_count_total": int(lottery_draws[loto]),
+                "stat_loto_draw_count_total": int((lottery_dates[loto] <= ds.max()).sum()),
             }
         )
     return pd.DataFrame(rows).set_index(["loto", "unique_id"])

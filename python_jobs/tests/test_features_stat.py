@@ -115,7 +115,7 @@ def test_sql_columns_match_pandas_on_real_data(built):
 
 def test_edge_cases_match_pandas_and_python_columns_join(pg_url, fresh_schema):
     """Short, constant, zero-mean and fractional series of a lottery the seeds do not know;
-    a row written to py_features_stat shows up in the mart."""
+    a row the Python job wrote for a series' latest snapshot shows up in the mart."""
     schema = fresh_schema("stat_edge")
     series = {
         "N1": [5, 5, 5, 5, 5],  # constant: skew and kurt NaN in pandas
@@ -149,19 +149,22 @@ def test_edge_cases_match_pandas_and_python_columns_join(pg_url, fresh_schema):
                 ),
                 rows,
             )
-        # A result of the Python job for one series, written before dbt runs: the job-table
-        # hook (on-run-start) keeps this table and only adds the feature columns it lacks.
+        # A result of the Python job for the latest snapshot of one series (N5's last draw),
+        # written before dbt runs; the columns the table lacks are NULL in the mart.
         conn.execute(
             sql.SQL(
-                "create table {}.py_features_stat (loto text not null, unique_id text not null, "
-                "computed_at timestamptz, stat_acf_lag1 double precision, primary key (loto, unique_id))"
+                "create table {}.py_features_stat_history (loto text not null, unique_id text not null, "
+                "as_of timestamp not null, n_rows integer not null, checksum text not null, "
+                "computed_at timestamptz, stat_acf_lag1 double precision, "
+                "primary key (loto, unique_id, as_of))"
             ).format(sql.Identifier(schema))
         )
         conn.execute(
             sql.SQL(
-                "insert into {}.py_features_stat (loto, unique_id, stat_acf_lag1) values (%s, %s, %s)"
+                "insert into {}.py_features_stat_history (loto, unique_id, as_of, n_rows, checksum, "
+                "stat_acf_lag1) values (%s, %s, %s, 7, '0', %s)"
             ).format(sql.Identifier(schema)),
-            ("edgeloto", "N5", 0.5),
+            ("edgeloto", "N5", days[6].to_pydatetime(), 0.5),
         )
     seeds_and_models = ["--resource-type", "seed", "--resource-type", "model"]
     dbt.run(["build", "--quiet", "--select", "+features_stat", *seeds_and_models], url=pg_url)
@@ -173,4 +176,5 @@ def test_edge_cases_match_pandas_and_python_columns_join(pg_url, fresh_schema):
     assert got.loc["N5", "stat_acf_lag1"] == 0.5
     assert got.drop(index="N5")["stat_acf_lag1"].isna().all()
     assert got.loc["B1", "stat_unique_id_category"] == "bonus"
-    assert got["stat_loto_draw_count_total"].eq(7).all()
+    # The lottery's draws up to each series' latest row: every series starts on the first day.
+    assert got["stat_loto_draw_count_total"].to_dict() == {uid: len(values) for uid, values in series.items()}
