@@ -116,7 +116,8 @@ def _cmd_features(args: argparse.Namespace) -> int:
     from python_jobs import runs
     from python_jobs.job import main as job_main
 
-    settings.apply_gpu_memory_limit()
+    # gpu.memory_limit_gb is applied where CuPy is first used (python_jobs.gpu.cupy), once the
+    # GPU is the device: a CPU run never imports CuPy.
     with runs.record("python feature job", what="features") as stage:
         code = job_main(args)
         if code:

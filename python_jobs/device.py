@@ -1,21 +1,16 @@
 """Which device the feature job computes on: ``DEVICE=cpu|gpu|auto``.
 
-``auto`` means the GPU when CuPy and a CUDA device are present, else the CPU. Asking for the
+``auto`` means the GPU when a CuPy kernel runs on a CUDA device, else the CPU. Asking for the
 GPU where there is none is one clear error, raised before any work starts. On a machine
 without CuPy nothing here imports cupy or cudf: the check looks for the package first.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Callable
 from typing import Literal
 
-from python_jobs import settings
-from python_jobs.log import get_logger
-
-log = get_logger(__name__)
+from python_jobs import gpu, settings
 
 Device = Literal["cpu", "gpu"]
 REQUESTS = ("auto", "cpu", "gpu")
@@ -25,30 +20,13 @@ class DeviceError(RuntimeError):
     """The requested device cannot be used; the message says what to do instead."""
 
 
-def _probe_cuda() -> bool:
-    # Only reached when the cupy package is installed, so a CPU-only machine never imports it.
-    if importlib.util.find_spec("cupy") is None:
-        return False
-    try:
-        cupy = importlib.import_module("cupy")
-        return int(cupy.cuda.runtime.getDeviceCount()) > 0
-    except Exception as exc:  # a driver or runtime problem means no usable device
-        log.debug("device.cuda_probe_failed", error=str(exc))
-        return False
-
-
 def gpu_available() -> bool:
-    """Whether CuPy and at least one CUDA device are usable here.
+    """Whether a CuPy kernel runs on a CUDA device here (see :func:`python_jobs.gpu.gpu_available`).
 
-    Defers to ``python_jobs.gpu.gpu_available`` (the GPU kernels' own check) where that
-    module exists, so the job and the kernels agree on what "available" means.
+    One definition for the job and the kernels: a device is usable once a smoke kernel has
+    run on it and returned the right values, not when the driver merely lists it.
     """
-    if importlib.util.find_spec("python_jobs.gpu") is not None:
-        gpu = importlib.import_module("python_jobs.gpu")
-        check = getattr(gpu, "gpu_available", None)
-        if callable(check):
-            return bool(check())
-    return _probe_cuda()
+    return gpu.gpu_available()
 
 
 def resolve_device(

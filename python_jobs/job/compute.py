@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from python_jobs.features.registry import Family
-from python_jobs.job.errors import SeriesFailure
+from python_jobs.job.errors import GpuFailure, SeriesFailure
 from python_jobs.job.reading import SeriesData
 from python_jobs.log import get_logger
 
@@ -43,6 +43,8 @@ class FamilyBatchResult:
     too_short: int
     seconds: float
     device: str
+    # Batches whose GPU call raised and that were computed on the CPU instead (0 or 1 here).
+    gpu_failures: int = 0
 
 
 def _stat_row(result: Any, outputs: list[str]) -> np.ndarray:
@@ -71,22 +73,42 @@ def _hist_block(result: Any, outputs: list[str], n: int) -> np.ndarray:
     return block
 
 
-def _gpu_results(fam: Family, ys: list[np.ndarray], params: dict[str, Any]) -> list[Any] | None:
+def _gpu_results(
+    fam: Family, ys: list[np.ndarray], params: dict[str, Any], required: bool
+) -> list[Any] | None:
+    """The family's GPU batch; ``None`` when it raised and the CPU is to compute the batch.
+
+    A failure is never quiet: it is logged as an error naming the family and the exception,
+    and counted by the caller; where the GPU was asked for (``required``) it stops the job.
+    """
     try:
         results = fam.gpu_fn()(ys, **params)
         if len(results) != len(ys):
             raise ValueError(f"{len(results)} results for {len(ys)} series")
         return list(results)
     except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        log.error(
+            "job.gpu_batch_failed",
+            family=fam.name,
+            series=len(ys),
+            error=error,
+            then="stop" if required else "computed on the CPU",
+        )
+        if required:
+            raise GpuFailure(fam.name, error) from exc
         # The CPU path then runs series by series, which also isolates a failing series.
-        log.warning("job.gpu_batch_failed", family=fam.name, series=len(ys), error=str(exc))
         return None
 
 
-def compute_family(fam: Family, batch: SeriesBatch, device: str, on_error: str) -> FamilyBatchResult:
+def compute_family(
+    fam: Family, batch: SeriesBatch, device: str, on_error: str, gpu_required: bool = False
+) -> FamilyBatchResult:
     """Run one family over a batch of series; failures follow ``on_error``.
 
-    ``fam`` is bound to the run's definitions (an unbound family resolves them here).
+    ``fam`` is bound to the run's definitions (an unbound family resolves them here). On the
+    GPU, a batch whose GPU call raises is computed on the CPU and counted in ``gpu_failures``,
+    unless ``gpu_required`` (the GPU was asked for by name), which raises :class:`GpuFailure`.
 
     A series shorter than the family's ``min_length`` gets NULLs (valid input, not an error);
     a series with non-finite values, or one the family raises on, is an error: raised with
@@ -113,9 +135,11 @@ def compute_family(fam: Family, batch: SeriesBatch, device: str, on_error: str) 
 
     used = "cpu"
     gpu_results: list[Any] | None = None
+    gpu_failures = 0
     if device == "gpu" and fam.gpu is not None and eligible:
-        gpu_results = _gpu_results(fam, [series[i].y for i in eligible], params)
+        gpu_results = _gpu_results(fam, [series[i].y for i in eligible], params, gpu_required)
         used = "gpu" if gpu_results is not None else "cpu"
+        gpu_failures = int(gpu_results is None)
 
     with warnings.catch_warnings():
         # Undefined statistics of short or constant series come back as NaN, which is the intent.
@@ -140,4 +164,5 @@ def compute_family(fam: Family, batch: SeriesBatch, device: str, on_error: str) 
             values[i] = np.nan
         else:
             values[offsets[i] : offsets[i + 1]] = np.nan
-    return FamilyBatchResult(fam.name, values, errors, too_short, time.perf_counter() - start, used)
+    seconds = time.perf_counter() - start
+    return FamilyBatchResult(fam.name, values, errors, too_short, seconds, used, gpu_failures)

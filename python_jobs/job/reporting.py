@@ -50,6 +50,8 @@ class JobResult:
     rows_written: dict[str, int] = field(default_factory=dict)
     seconds_per_family: dict[str, float] = field(default_factory=dict)
     device_per_family: dict[str, str] = field(default_factory=dict)
+    # Batches per family whose GPU call raised and that the CPU computed instead.
+    gpu_failures_per_family: dict[str, int] = field(default_factory=dict)
     seconds_total: float = 0.0
     # Wall seconds of the run's phases (see PHASES); the families' own seconds are above.
     seconds_per_phase: dict[str, float] = field(default_factory=dict)
@@ -89,6 +91,12 @@ class JobResult:
             f"  series: {self.series_computed} computed, {self.series_skipped} unchanged, "
             f"{self.series_failed} with errors, of {self.series_total}; rows written: {rows or 'none'}"
         )
+        gpu_failures = sum(self.gpu_failures_per_family.values())
+        if gpu_failures:
+            lines.append(
+                f"  GPU failures: {gpu_failures} batch(es) computed on the CPU instead "
+                "(job.gpu_batch_failed in the log names the family and the error)"
+            )
         lines.append(f"  total {self.seconds_total:.2f} s, {self.series_per_second:.1f} series/s")
         if self.seconds_per_phase:
             phases = ", ".join(f"{name} {secs:.2f}" for name, secs in self.seconds_per_phase.items())
@@ -153,6 +161,7 @@ def log_done(result: JobResult) -> None:
             failed=sum(e.family == name for e in result.errors),
             seconds=round(result.seconds_per_family[name], 3),
             device=result.device_per_family[name],
+            gpu_failures=result.gpu_failures_per_family.get(name, 0),
         )
     log.info(
         "job.done",

@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from python_jobs import config, definitions
+from python_jobs import config, definitions, settings
 from python_jobs.device import DeviceError, resolve_device
 from python_jobs.features.registry import FAMILY_MODULES, Family
 from python_jobs.job import catalog, reading, runs, tables
 from python_jobs.job.compute import FamilyBatchResult, SeriesBatch, compute_family
-from python_jobs.job.errors import JobError, JobIOError, SeriesFailure
+from python_jobs.job.errors import GpuFailure, JobError, JobIOError, SeriesFailure
 from python_jobs.job.executors import estimated_seconds, is_remote, make_executor
 from python_jobs.job.planning import Planned, batches, plan_run, select_families
 from python_jobs.job.reading import SeriesData
@@ -85,6 +85,8 @@ class _Run:
     outputs: dict[str, list[str]] = field(default_factory=dict)
     # The hist table is loaded without its primary key, built once at the end.
     bulk_hist: bool = False
+    # The GPU was asked for by name: a GPU failure stops the run instead of falling back.
+    gpu_required: bool = False
 
     def __post_init__(self) -> None:
         self.outputs = {fam.name: fam.output_names() for fam in self.fams}
@@ -172,6 +174,7 @@ def run_job(
         on_error=on_error,
         batch_size=batch_size,
         executor=executor,
+        gpu_required=resolved == "gpu" and _requested_device(device) == "gpu",
     )
     run.result.seconds_per_phase["setup"] = setup_seconds
     run.result.feature_version = _feature_version(run.versions)
@@ -231,6 +234,11 @@ def _setup(
     return resolved, fams, executor
 
 
+def _requested_device(device: str | None) -> str:
+    """What was asked for (``auto``, ``cpu`` or ``gpu``), before it is resolved."""
+    return (device or settings.get().gpu.device).strip().lower()
+
+
 def _new_result(device: str, fams: list[Family]) -> JobResult:
     names = [fam.name for fam in fams]
     return JobResult(
@@ -245,6 +253,7 @@ def _new_result(device: str, fams: list[Family]) -> JobResult:
         rows_written={tables.STAT_TABLE: 0, tables.HIST_TABLE: 0},
         seconds_per_family=dict.fromkeys(names, 0.0),
         device_per_family={name: "-" for name in names},
+        gpu_failures_per_family=dict.fromkeys(names, 0),
         seconds_per_phase=phase_seconds(),
     )
 
@@ -370,7 +379,9 @@ def _compute_batches(run: _Run, ticker: ProgressLog) -> None:
         with run.timed("compute"):
             shipped = run.executor.scatter(SeriesBatch(series))
             futures = {
-                name: run.executor.submit(compute_family, by_name[name], shipped, run.device, run.on_error)
+                name: run.executor.submit(
+                    compute_family, by_name[name], shipped, run.device, run.on_error, run.gpu_required
+                )
                 for name in items[0].families
             }
         in_flight.append(InFlight(items, series, futures))
@@ -393,6 +404,7 @@ def _collect(run: _Run, job: InFlight, computed: set[tuple[str, str]], ticker: P
         result.too_short_per_family[name] += res.too_short
         previous = result.device_per_family[name]
         result.device_per_family[name] = res.device if previous in ("-", res.device) else "mixed"
+        result.gpu_failures_per_family[name] += res.gpu_failures
         for i, message in res.errors:
             err = SeriesError(job.series[i].loto, job.series[i].unique_id, name, message)
             result.errors.append(err)
@@ -545,6 +557,9 @@ def main(args: argparse.Namespace) -> int:
         )
     except SeriesFailure as exc:
         print(f"error: {exc} (run with --on-error warn to record failures and go on)", file=sys.stderr)
+        return 1
+    except GpuFailure as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except (DeviceError, JobError, JobIOError, definitions.DefinitionError, config.ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)

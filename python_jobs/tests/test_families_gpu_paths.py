@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 
 import numpy as np
 import pytest
@@ -98,6 +99,29 @@ def test_the_gpu_bench_checks_every_column_through_numpy():
     # the same array code on NumPy over a small synthetic panel, finds every value equal.
     from bench.families_gpu import compare_devices
 
-    result = compare_devices(4, 300, through_numpy=True)
+    result = compare_devices(4, 300, through_numpy=True, cpu_workers=1)
     assert [row["family"] for row in result["families"]] == [fam.name for fam in registry.families()]
     assert result["parity"], [row for row in result["families"] if row["values_over_tolerance"]]
+
+
+def test_the_gpu_bench_times_the_job_against_every_core(monkeypatch):
+    # `--job` runs the job's entry point on each device: the CPU run on a local cluster of
+    # every core of the machine, the GPU run with the GPU asked for by name.
+    import bench.families_gpu as bench
+    from python_jobs.job import run_job
+
+    assert bench.run_job is run_job
+    calls: list[dict] = []
+    monkeypatch.setattr(bench, "run_job", lambda **options: calls.append(options))
+    for name in ("_reset_schema", "load_panel"):
+        monkeypatch.setattr(bench, name, lambda *args, **kwargs: None)
+    monkeypatch.setattr(bench.dbt, "run", lambda *args, **kwargs: 0)
+    monkeypatch.setattr(bench.db, "database_url", lambda: "postgresql://bench@127.0.0.1/bench")
+    monkeypatch.setenv("DBT_SCHEMA", "public")
+    result = bench.time_job_end_to_end(3, 50)
+    cores = os.cpu_count()
+    assert [(call["device"], call["scheduler"], call.get("n_workers")) for call in calls] == [
+        ("cpu", "local", cores),
+        ("gpu", "sync", None),
+    ]
+    assert all(call["full_refresh"] for call in calls) and result["cpu_workers"] == cores

@@ -22,6 +22,7 @@ from python_jobs import config, db, device, job
 from python_jobs.features.registry import Family
 from python_jobs.job import reading, reporting, session, tables, writing
 from python_jobs.job import run as job_run
+from python_jobs.job.errors import GpuFailure
 
 BUNDLED_SERIES = 15  # loto6 N1..N6, B1 and bingo5 N1..N8
 BUNDLED_ROWS = 2037 * 7 + 375 * 8
@@ -416,8 +417,14 @@ def test_gpu_path_sends_whole_batches_and_falls_back_to_cpu(
         min_length=3,
         gpu=f"{__name__}:tj_broken_batch",
     )
-    fallback = run(pg_url, families=[broken, HIST], device="gpu", full_refresh=True)
+    # Asked for by name, the GPU's failure stops the job; under auto each failing batch is
+    # computed on the CPU and counted.
+    with pytest.raises(GpuFailure, match="device lost"):
+        run(pg_url, families=[broken, HIST], device="gpu", full_refresh=True)
+    fallback = run(pg_url, families=[broken, HIST], device="auto", full_refresh=True)
     assert fallback.device_per_family["tj_stat"] == "cpu" and not fallback.errors
+    assert fallback.gpu_failures_per_family == {"tj_stat": 4, "tj_hist": 0}
+    assert "GPU failures: 4 batch(es)" in fallback.summary()
     assert_tables_match_direct_calls(pg_url)
 
 
