@@ -91,22 +91,23 @@ def own_steps(ds: Sequence[pd.Timestamp], horizon: int, diffs: int) -> list[pd.T
 
 def scheduled_dates(
     last_draw_date: dt.date, schedule: Sequence[tuple[dt.date, dt.date, int]], horizon: int
-) -> list[dt.date]:
-    """The next ``horizon`` draw dates after ``last_draw_date``, walking one day at a time.
+) -> list[pd.Timestamp]:
+    """The next ``horizon`` draw dates after ``last_draw_date``, walking one day at a time, as
+    midnight timestamps (the type of ``ds``).
 
     ``schedule`` holds ``(valid_from, valid_to, weekday)`` rows (Monday = 0). No draw on
     31 December or 1 to 3 January. Returns fewer dates only when the schedule stops within
     three years of the last draw.
     """
-    found: list[dt.date] = []
-    day = last_draw_date
-    limit = last_draw_date + dt.timedelta(days=3 * 366)
+    found: list[pd.Timestamp] = []
+    day = pd.Timestamp(last_draw_date).date()
+    limit = day + dt.timedelta(days=3 * 366)
     while len(found) < horizon and day < limit:
         day += dt.timedelta(days=1)
         if (day.month, day.day) in NEW_YEAR_BREAK:
             continue
         if any(start <= day <= end and day.weekday() == weekday for start, end, weekday in schedule):
-            found.append(day)
+            found.append(pd.Timestamp(day))
     return found
 
 

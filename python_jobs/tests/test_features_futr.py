@@ -128,7 +128,7 @@ def test_future_rows_follow_the_schedule(built):
         assert len(got) == HORIZON
         assert min(got) > last_draw
         assert all((day.month, day.day) not in naive.NEW_YEAR_BREAK for day in got)
-        weekdays = {weekday for start, end, weekday in schedule[loto] if start <= got[0] <= end}
+        weekdays = {weekday for start, end, weekday in schedule[loto] if start <= got[0].date() <= end}
         assert {day.weekday() for day in got} <= weekdays
     # loto6 draws Monday and Thursday, bingo5 Wednesday.
     assert set(pd.to_datetime(future.loc[future["loto"] == "loto6", "ds"]).dt.day_of_week) == {0, 3}
@@ -146,16 +146,17 @@ def test_schedule_and_new_year_break_fit_every_real_draw(built):
             walked += naive.scheduled_dates(walked[-1], schedule[loto], 1)
         assert set(real) <= set(walked), loto
         # The one scheduled date without a draw in 25 years of data.
-        assert sorted(set(walked) - set(real)) == ([dt.date(2020, 1, 6)] if loto == "loto6" else [])
+        assert sorted(set(walked) - set(real)) == ([pd.Timestamp(2020, 1, 6)] if loto == "loto6" else [])
 
 
 def test_cut_data_projects_the_real_next_draws(pg_url, built, fresh_schema):
     """Look-ahead: cut the input after a date; earlier rows are unchanged and the projected
     dates are the draws that really followed (across loto6's 2011 schedule change and the
-    2019/2020 New Year break of bingo5). A lottery without a schedule gets no future rows, and
-    years outside the holiday seed get NULL holiday columns."""
+    2019/2020 New Year break of bingo5). A lottery without a schedule steps at its series' own
+    cadence (the median of its last futr_step_diffs gaps), and years outside the holiday seed
+    get NULL holiday columns."""
     full_schema, full, draws = built
-    cuts = {"loto6": dt.date(2011, 2, 3), "bingo5": dt.date(2019, 12, 11)}
+    cuts = {"loto6": pd.Timestamp(2011, 2, 3), "bingo5": pd.Timestamp(2019, 12, 11)}
     schema = fresh_schema("futr_cut")
     with db.connect(pg_url, autocommit=True) as conn:
         raw = sql.Identifier(config.RAW_DRAWS_TABLE)
@@ -184,7 +185,16 @@ def test_cut_data_projects_the_real_next_draws(pg_url, built, fresh_schema):
     cut = _read(pg_url, schema, "select * from features_futr order by loto, unique_id, ds")
 
     own = cut[cut["loto"] == "mylotto"]
-    assert len(own) == 3 and not own["is_future"].any()
+    history = own[~own["is_future"]]
+    assert len(history) == 3
+    # Gaps of 7 and 3532 days: the median (their mean) is the step, from the last row on.
+    real = pd.to_datetime(history["ds"])
+    step = (real.diff().dropna()).median()
+    assert step == pd.Timedelta(days=(7 + 3532) / 2)
+    assert list(pd.to_datetime(own.loc[own["is_future"], "ds"])) == [
+        real.max() + k * step for k in range(1, HORIZON + 1)
+    ]
+    own = history
     in_1990 = own[pd.to_datetime(own["ds"]).dt.year == 1990]
     assert (
         in_1990[["futr_is_holiday", "futr_days_since_holiday", "futr_days_until_holiday"]].isna().all().all()

@@ -126,8 +126,8 @@ def _create_python_job_table(url: str, schema: str, columns: list[str]) -> None:
     _execute(
         url,
         sql.SQL(
-            "create table if not exists {} (loto text not null, unique_id text not null, ds date not null, "
-            "computed_at timestamptz, {}, primary key (loto, unique_id, ds))"
+            "create table if not exists {} (loto text not null, unique_id text not null, "
+            "ds timestamp not null, computed_at timestamptz, {}, primary key (loto, unique_id, ds))"
         ).format(db.qualified("py_features_hist", schema), feature_columns),
     )
 
@@ -259,7 +259,10 @@ def test_polars_peer_computes_the_same_columns(reference_build, reference, monke
         }
     )
     computed = hist_polars_peer.compute(frame)
-    peer = pd.DataFrame({name: computed[name].to_list() for name in computed.columns}).set_index(KEYS)
+    peer = pd.DataFrame({name: computed[name].to_list() for name in computed.columns})
+    # The peer keys its rows by day; the mart's ds is the same day as a midnight timestamp.
+    peer["ds"] = pd.to_datetime(peer["ds"])
+    peer = peer.set_index(KEYS)
     peer = peer.sort_index()
     want = _peer_columns(reference, peer)
     quartiles = [column for column in job_values.columns if QUARTILE_COLUMN.fullmatch(column)]

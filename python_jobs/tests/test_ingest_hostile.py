@@ -119,11 +119,14 @@ def test_one_utf8_line_in_a_cp932_file_is_a_bad_line(pg_url, schema, tmp_path):
     assert sorted(set(loaded["ds"])) == expected  # every date read right: no mojibake
 
 
-def ingest_expected_bingo5_dates(lines: list[str], skip: int) -> list[date]:
+def ingest_expected_bingo5_dates(lines: list[str], skip: int) -> list[pd.Timestamp]:
+    """The draw dates of the lines, as stored: midnight timestamps."""
     from python_jobs.ingest.values import parse_date
 
     return sorted(
-        parse_date(line.split(",")[0]) for index, line in enumerate(lines) if index and index != skip
+        pd.Timestamp(parse_date(line.split(",")[0]))
+        for index, line in enumerate(lines)
+        if index and index != skip
     )
 
 
@@ -179,7 +182,7 @@ def test_bundled_files_never_revert_a_correction(pg_url, schema, tmp_path):
         conn.execute(sql.SQL("delete from {}").format(db.qualified("raw_lottery_prizes")))
     load_bundled(pg_url)  # what `make demo` runs on every call
     rows = raw_rows(pg_url, "loto6")
-    value = rows[(rows["unique_id"] == "N6") & (rows["ds"] == date(2000, 10, 5))]["y"].iloc[0]
+    value = rows[(rows["unique_id"] == "N6") & (rows["ds"] == pd.Timestamp(2000, 10, 5))]["y"].iloc[0]
     assert int(value) == 31
     assert len(raw_rows(pg_url, "bingo5")) == 375 * 8
     assert len(raw_rows(pg_url, "loto6", table="raw_lottery_prizes")) == 2037 * 5

@@ -98,7 +98,7 @@ def test_a_corrected_number_merges_and_the_missing_columns_stay(pg_url, schema, 
 
     assert (result.rows_inserted, result.rows_updated) == (0, 1), result.summary()
     after = raw_rows(pg_url, "loto6").set_index(["unique_id", "ds"])
-    key = ("B1", pd.to_datetime(draw["日付"], format="%Y/%m/%d").date())
+    key = ("B1", pd.to_datetime(draw["日付"], format="%Y/%m/%d"))
     assert int(after.loc[key, "y"]) == int(draw["ボーナス数字"])
     for column in ("num", "co"):
         assert after.loc[key, column] == before.loc[key, column]
