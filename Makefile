@@ -57,8 +57,15 @@ gpu-features: install
 dbt-build: profile generate
 	$(DBT) build
 
+# pytest in parallel (pytest-xdist): a worker per core, at most 4, each building the schemas
+# its tests share (python_jobs/tests/conftest.py keeps such tests on one worker), with the line
+# coverage of python_jobs (`.venv/bin/coverage report` lists it per file afterwards).
+PYTEST_WORKERS ?= auto
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadgroup
+COVERAGE := --cov=python_jobs --cov-report=
 pytest: install
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_PARALLEL) $(COVERAGE)
+	@echo "python_jobs line coverage: $$($(PY) -m coverage report --format=total)% (per file: $(VENV)/bin/coverage report)"
 
 lint: install
 	$(PY) -m python_jobs generate-macros --check
@@ -71,13 +78,23 @@ format: install
 	$(VENV)/bin/ruff format python_jobs bench
 	$(VENV)/bin/ruff check --fix python_jobs bench
 
-# Everything: lint, pytest (against a real PostgreSQL), then the whole pipeline with
-# `dbt build` (seeds, models, data tests and unit tests) in a schema of its own.
+# Everything: lint, then pytest (against a real PostgreSQL) and, beside it, the whole pipeline
+# with `dbt build` (seeds, models, data tests and unit tests) in a schema of its own. The demo
+# shares no schema and no dbt folder with the tests, so both run at once: each uses the cores
+# the other leaves idle (dbt waiting on the database, pytest's last group running alone). The
+# demo's output follows pytest's; either failing fails the target.
 TEST_SCHEMA ?= ci_pipeline
 test: install
 	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest
-	DBT_SCHEMA=$(TEST_SCHEMA) $(PY) -m python_jobs demo --quiet
+	@mkdir -p logs; \
+	DBT_SCHEMA=$(TEST_SCHEMA) DBT_TARGET_PATH=target/$(TEST_SCHEMA) DBT_LOG_PATH=logs/$(TEST_SCHEMA) \
+		$(PY) -m python_jobs demo --quiet > logs/$(TEST_SCHEMA).out 2>&1 & demo=$$!; \
+	$(MAKE) --no-print-directory pytest; tests=$$?; \
+	wait $$demo; pipeline=$$?; \
+	echo "DBT_SCHEMA=$(TEST_SCHEMA) $(PY) -m python_jobs demo --quiet (run beside pytest):"; \
+	cat logs/$(TEST_SCHEMA).out; \
+	if [ $$pipeline -ne 0 ]; then echo "the demo into $(TEST_SCHEMA) failed (exit $$pipeline)"; fi; \
+	[ $$tests -eq 0 ] && [ $$pipeline -eq 0 ]
 
 bench: install
 	$(PY) -m python_jobs bench

@@ -39,9 +39,13 @@ def render_profile(url: str | None = None, *, path: Path | None = None) -> Path:
         {key: _template_value(value) for key, value in params.items() if key != "password"}
     )
     if not target.exists() or target.read_text(encoding="utf-8") != rendered:
-        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # Written beside and renamed over: a dbt process starting meanwhile (another command,
+        # a parallel test) reads the old file or the new one, never a truncated one.
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(rendered)
+        os.replace(temporary, target)
     target.chmod(0o600)
     return target
 

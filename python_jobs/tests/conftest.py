@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,13 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(config.numba_cache_dir()))
 # dbt artefacts of the tests stay apart from those of `make demo` / `make docs`.
 os.environ.setdefault("DBT_TARGET_PATH", str(config.REPO_ROOT / "target" / "pytest"))
 os.environ.setdefault("DBT_LOG_PATH", str(config.REPO_ROOT / "logs" / "pytest"))
+# Under pytest-xdist (`make test`), each worker process runs dbt in folders of its own: two dbt
+# runs writing one manifest, partial-parse file and run_results.json would read each other's.
+# The schemas are apart already: every fixture makes a uniquely named one.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if XDIST_WORKER:
+    for _name in ("DBT_TARGET_PATH", "DBT_LOG_PATH"):
+        os.environ[_name] = str(Path(os.environ[_name]) / XDIST_WORKER)
 # The online service stores its accepted points in PostgreSQL only in the tests that ask for
 # it (in a schema of their own): the others must not write market rows into a shared schema.
 os.environ.setdefault("LOTO_STORE_POINTS", "false")
@@ -108,3 +116,42 @@ def demo_schema(pg_url: str) -> Iterator[str]:
             os.environ["DBT_SCHEMA"] = previous
     yield schema
     _drop_schema(pg_url, schema)
+
+
+# -- parallel runs (pytest-xdist, `--dist loadgroup`) --------------------------------------------
+
+# Rough weight of a test for the order below: one that runs dbt or is marked slow costs about
+# ten quick ones.
+SLOW_MARKS = ("dbt", "slow")
+
+
+def _group(item: pytest.Item, demo_modules: set[str]) -> str:
+    """The tests that share a built schema run on one worker, so it is built once: a module's
+    tests (its module-scoped fixtures), and every module that uses ``demo_schema`` together."""
+    module = item.nodeid.split("::")[0]
+    return "demo" if module in demo_modules else module
+
+
+def _weight(item: pytest.Item) -> int:
+    return 10 if any(item.get_closest_marker(mark) for mark in SLOW_MARKS) else 1
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist's ``loadgroup``: one group per shared schema, the heaviest groups first.
+
+    A worker takes a whole group; started last, a long group (the incremental-run property test,
+    the demo's modules) would leave the other workers idle at the end, so the groups are handed
+    out longest first. Runs here before xdist reads the ``xdist_group`` marks (``tryfirst``).
+    """
+    if not (XDIST_WORKER and config.getvalue("loadgroup")):
+        return
+    demo_modules = {item.nodeid.split("::")[0] for item in items if "demo_schema" in item.fixturenames}
+    groups = {id(item): _group(item, demo_modules) for item in items}
+    weights: dict[str, int] = {}
+    for item in items:
+        weights[groups[id(item)]] = weights.get(groups[id(item)], 0) + _weight(item)
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(groups[id(item)]))
+    # Stable: within a group, the collection order.
+    items.sort(key=lambda item: (-weights[groups[id(item)]], groups[id(item)]))

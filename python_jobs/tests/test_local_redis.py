@@ -30,6 +30,9 @@ def local_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A .local of its own (the embedded Redis of the checkout is left alone), no REDIS_URL."""
     monkeypatch.setattr(config, "LOCAL_DIR", tmp_path)
     monkeypatch.setattr(config, "REDIS_DB_PATH", tmp_path / "redis.db")
+    # `db stop` also stops the embedded PostgreSQL: not the one the other tests (and other
+    # test processes) are using.
+    monkeypatch.setattr(config, "PGDATA_DIR", tmp_path / "pgdata")
     monkeypatch.delenv("REDIS_URL", raising=False)
     settings.patch(settings.load(overrides={"redis": {"url": None}}))
     env = {
@@ -67,6 +70,7 @@ def test_db_stop_stops_the_embedded_redis_a_command_left_running(local_dir, caps
     assert cli.main(["db", "stop"]) == 0
     out = capsys.readouterr().out
     assert "embedded Redis stopped" in out
+    assert "embedded PostgreSQL stopped" not in out  # the server the other tests use stays up
     deadline = time.monotonic() + 5
     while _alive(server.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
