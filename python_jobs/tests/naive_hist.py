@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from python_jobs import definitions
+from python_jobs import config, definitions
 from python_jobs.features import rolling_spec
 
 # The feature definitions of dbt_project.yml (python_jobs/definitions.py).
@@ -178,6 +178,11 @@ def lottery_features(draws: pd.DataFrame, *, freq_windows: Sequence[int] = DEFS.
     return pd.DataFrame(rows)
 
 
+def lotteries() -> set[str]:
+    """The lotteries of the ``loto_positions`` seed: the only lotos with lottery-level columns."""
+    return set(pd.read_csv(config.SEEDS_DIR / "loto_positions.csv")["loto"])
+
+
 def features_hist(draws: pd.DataFrame, quartiles: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every SQL column of features_hist for ``draws`` (loto, unique_id, ds, y, co).
 
@@ -197,6 +202,9 @@ def features_hist(draws: pd.DataFrame, quartiles: pd.DataFrame | None = None) ->
         parts.append(frame)
     out = pd.concat(parts, ignore_index=True)
     lottery = lottery_features(draws[["loto", "unique_id", "ds", "y"]].assign(y=draws["y"].astype(float)))
+    # The lottery-level columns belong to the lotteries of loto_positions; a user's or a
+    # market's series has no draw of numbers, so they are NULL there.
+    lottery = lottery[lottery["loto"].isin(lotteries())]
     out = out.merge(lottery, on=["loto", "unique_id", "ds"], how="left", validate="one_to_one")
 
     w = OUTLIER_WINDOW

@@ -339,8 +339,8 @@ def test_incremental_runs_equal_full_refresh_and_nothing_looks_ahead(pg_url, fre
 
 
 def _edge_draws() -> pd.DataFrame:
-    """A digits lottery (repeats, zeros, gaps in the carry-over), a short series and a series of
-    a user's file without main numbers."""
+    """A digits lottery (numbers4 of the spec: repeats, zeros, gaps in the carry-over), a short
+    series and a series of a user's file without main numbers."""
     rng = np.random.default_rng(7)
     dates = pd.bdate_range("2021-01-04", periods=140)
     rows = []
@@ -350,7 +350,7 @@ def _edge_draws() -> pd.DataFrame:
             digits[0] = 7  # a constant stretch: zero variance, NULL z-scores and correlations
         co = None if i % 37 == 5 else int(rng.integers(0, 3)) * 1_000_000_007 + i
         for position, value in zip(["N1", "N2", "N3", "B1"], digits, strict=True):
-            rows.append(("digits", position, ds.date(), int(value), co))
+            rows.append(("numbers4", position, ds.date(), int(value), co))
     # Carry-overs around floor(sqrt(2^63 - 1)) = 3,037,000,499, whose squares the mart sums
     # as bigint below and as numeric above, mixed in one window, and a constant stretch of a
     # large one (a zero variance: NULL correlation).
@@ -388,10 +388,12 @@ def test_edge_cases_match_reference(pg_url, fresh_schema):
     mart = _mart(pg_url, schema)
     want = naive_hist.features_hist(_draws(pg_url, schema))
     _assert_close(mart, want, rtol=RELATIVE_TOLERANCE, atol=ABSOLUTE_TOLERANCE)
-    digits = mart.loc["digits"]
+    digits = mart.loc["numbers4"]
     assert digits["hist_y_drawup"].isna().any() and digits["hist_y_zscore_w30"].isna().sum() > 30
     assert (mart.loc["short", "hist_y_roll_mean_w3"].isna()).all()
     jackpot = mart.loc["jackpot"]["hist_y_co_corr_w30"]
     assert jackpot.notna().sum() > 30 and jackpot.iloc[69:75].isna().all() and jackpot.iloc[75:].notna().all()
     user = mart.loc["user_file"]
-    assert user["hist_draw_sum"].isna().all() and (user["hist_y_streak"] == 0).all()
+    # Lottery-level columns only for a lottery of loto_positions (numbers4 here).
+    assert user["hist_draw_sum"].isna().all() and user["hist_y_streak"].isna().all()
+    assert digits["hist_y_streak"].notna().all() and digits["hist_draw_sum"].notna().all()
