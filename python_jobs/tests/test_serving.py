@@ -376,6 +376,28 @@ def test_openapi_describes_the_endpoints(served):
     assert health.json()["features"] > 200
 
 
+def test_a_burst_waits_for_a_redis_connection(served):
+    """More requests at once than connections: each waits for one, none fails."""
+    import asyncio
+
+    state = api.ServingState(served["current"])
+    state.open()
+
+    async def burst() -> list[int]:
+        catalog, _ = await state.features(None)
+        entities = [("loto6", "N1")]
+        reads = [
+            serving.read_sources(state.client, state.keys, entities, "market", catalog) for _ in range(300)
+        ]
+        try:
+            return [len(found[0].fields) for found in await asyncio.gather(*reads)]
+        finally:
+            await state.close()
+
+    sizes = asyncio.run(burst())
+    assert len(sizes) == 300 and min(sizes) > 200
+
+
 def test_redis_down_is_a_503_not_a_500(served):
     down = aioredis.Redis(port=free_port(), socket_connect_timeout=0.5)
     with _app(served["current"], down) as app:
