@@ -12,10 +12,13 @@
 --   * The rows are then folded into one array per series; every lag and window is an O(1)
 --     array subscript: window sums are differences of prefix sums, rolling min/max come from
 --     a doubling (sparse-table) scheme of block extremes.
---   * y is integer-valued, so the prefix sums, window sums and centred sums are exact in double
+--   * For whole numbers the prefix sums, window sums and centred sums are exact in double
 --     precision as long as they stay below 2^53 (any lottery; the singular test
 --     hist_y_sums_exact checks it): zero variances are exactly zero and only the final
---     ratios round.
+--     ratios round. A series holding a non-integer y (prices, a user's measurements) takes
+--     its window moments from exact_moments instead: numeric moving sums, centred in numeric
+--     and rounded once. Lotteries never enter that path (its filter finds no row of theirs),
+--     so their columns are those of the double precision path, bit for bit.
 --   * `offset 0` keeps the planner from inlining a subquery whose columns the next step uses
 --     many times, which would evaluate the same subscripts once per use. The row estimates
 --     after the arrays are guesses, so merge joins (which would sort a million wide rows)
