@@ -4,9 +4,8 @@ and the Python job build for it, every column equal to pandas by rows.
 The file is made here, from the real EUR/USD hourly bars (seeds/raw/eurusd_h1.csv), at a
 place in the bars drawn for each run: a bar at ``t`` gives the row ``t`` (its open) and the
 row ``t + 30 min`` (its close), so the series is half-hourly, with the bars' own weekend gaps.
-Prices are written in pips above 1 (``round((price - 1) / 1e-4)``, a few hundred): the window
-sums of features_hist are exact only for integers whose fourth powers, summed, stay below
-2^53 (the singular test hist_y_sums_exact refuses any other series).
+Prices are written in pips above 1 (``round((price - 1) / 1e-4)``, a few hundred), so the
+marts take their whole-number path and the comparison can be tight.
 The same rows are written in three forms (``2017-04-19 09:30:00``, ``2017-04-19T09:30Z`` and
 the Tokyo time ``2017-04-19T18:30+09:00``) and must be stored alike.
 """
