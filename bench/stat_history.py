@@ -3,10 +3,11 @@
 ``python -m bench.stat_history`` on a fresh schema: the ``BENCH_SERIES`` x ``BENCH_ROWS`` panel
 (default 1,000 x 1,000, Mon/Thu draws from 2000, so ten yearly snapshots per series),
 
-1. the Python job, full refresh, every family (the stat families once per snapshot), in this
-   process with the default scheduler;
-2. one new draw for every series, then the job again (one snapshot per series);
-3. ``dbt run`` of the stat models (selector ``stat_models``), each model's seconds.
+1. the Python job, full refresh, every family, the stat families on each series' latest
+   snapshot only: what the job cost when it computed them once per whole series;
+2. the same with every snapshot, in this process with the default scheduler;
+3. one new draw for every series, then the job again (one snapshot per series);
+4. ``dbt run`` of the stat models (selector ``stat_models``), each model's seconds.
 
 The load average of the machine is printed with the figures: they are wall seconds on a
 shared machine. ``BENCH_STAT_CADENCE=monthly`` runs it with monthly snapshots.
@@ -23,6 +24,7 @@ from pathlib import Path
 from psycopg import sql
 
 from python_jobs import config, db, dbt
+from python_jobs.job import planning
 
 SCHEMA = "bench_stat_history"
 
@@ -59,6 +61,27 @@ def _add_one_draw(url: str) -> None:
     dbt.run(["run", "--quiet", "--select", config.STAGING_MODEL], url=url)
 
 
+def _job_figures(result) -> dict:
+    return {
+        "seconds": round(result.seconds_total, 2),
+        "scheduler": result.scheduler,
+        "snapshots_computed": result.snapshots_computed,
+        "seconds_per_family": {k: round(v, 2) for k, v in result.seconds_per_family.items()},
+        "seconds_per_phase": {k: round(v, 2) for k, v in result.seconds_per_phase.items()},
+        "load_average_after": os.getloadavg(),
+    }
+
+
+def _latest_only(planned, summary, snaps, state, fams, versions, full_refresh):
+    """Planning as if each series had one snapshot, its latest: the per-series job's work."""
+    return _PLAN_SNAPSHOTS(
+        planned, summary, {k: v[-1:] for k, v in snaps.items()}, state, fams, versions, full_refresh
+    )
+
+
+_PLAN_SNAPSHOTS = planning.plan_snapshots
+
+
 def main() -> int:
     from bench.panel import load_panel
     from python_jobs.job import run_job
@@ -74,15 +97,16 @@ def main() -> int:
     dbt.run(["build", "--quiet", "--select", "resource_type:seed", "staging"], url=url)
     out: dict = {"panel": f"{n_series} series x {n_rows} draws", "cadence": cadence}
     out["load_average_before"] = os.getloadavg()
-    full = run_job(url=url, device="cpu", full_refresh=True, progress=False, quiet=True)
-    out["job_full_refresh"] = {
-        "seconds": round(full.seconds_total, 2),
-        "scheduler": full.scheduler,
-        "snapshots_computed": full.snapshots_computed,
-        "seconds_per_family": {k: round(v, 2) for k, v in full.seconds_per_family.items()},
-        "seconds_per_phase": {k: round(v, 2) for k, v in full.seconds_per_phase.items()},
-    }
-    out["load_average_after_job"] = os.getloadavg()
+    planning.plan_snapshots = _latest_only
+    try:
+        out["job_full_refresh_latest_snapshot_only"] = _job_figures(
+            run_job(url=url, device="cpu", full_refresh=True, progress=False, quiet=True)
+        )
+    finally:
+        planning.plan_snapshots = _PLAN_SNAPSHOTS
+    out["job_full_refresh"] = _job_figures(
+        run_job(url=url, device="cpu", full_refresh=True, progress=False, quiet=True)
+    )
     _add_one_draw(url)
     grown = run_job(url=url, device="cpu", progress=False, quiet=True)
     out["job_one_new_draw"] = {
@@ -92,7 +116,8 @@ def main() -> int:
     }
     start = time.perf_counter()
     dbt.run(["run", "--quiet", "--selector", "stat_models"], url=url)
-    out["dbt_stat_models"] = {"wall_seconds": round(time.perf_counter() - start, 2), "models": _model_seconds()}
+    wall = round(time.perf_counter() - start, 2)
+    out["dbt_stat_models"] = {"wall_seconds": wall, "models": _model_seconds()}
     out["load_average_end"] = os.getloadavg()
     json.dump(out, sys.stdout, indent=2)
     print()

@@ -7,6 +7,8 @@
 -- run). Joined to a row at ds, the latest snapshot with as_of <= ds leaks nothing from after ds.
 -- A table rebuilt in full: each intermediate runs along each series once (running windows),
 -- so the cost does not grow with the number of snapshots.
+{{ config(post_hook=['analyze {{ this }}']) }}
+
 with
 
 draws as (

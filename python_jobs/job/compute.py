@@ -24,17 +24,34 @@ log = get_logger(__name__)
 
 @dataclass
 class SeriesBatch:
-    """The unit shipped to a worker: a few series, sent once for all families of the batch."""
+    """The unit shipped to a worker: a few series, sent once for all families of the batch.
+
+    ``prefix_lengths`` (one tuple per series) are the rows of each of its snapshots: a stat
+    family is then computed once per snapshot, on the series cut there, instead of once on the
+    whole series. The cuts are made on the worker, so each series travels once.
+    """
 
     series: list[SeriesData]
+    prefix_lengths: list[tuple[int, ...]] | None = None
+
+    def snapshot_series(self) -> list[SeriesData]:
+        """Each series cut at each of its snapshots (views, no copies), series by series."""
+        if self.prefix_lengths is None:
+            return self.series
+        return [
+            SeriesData(s.loto, s.unique_id, s.ds[:n], s.y[:n])
+            for s, lengths in zip(self.series, self.prefix_lengths, strict=True)
+            for n in lengths
+        ]
 
 
 @dataclass
 class FamilyBatchResult:
     """One family over one batch, as computed on a worker.
 
-    ``values`` is (series, outputs) for a stat family and (all rows of the batch, outputs)
-    for a hist family, NaN where a value is undefined or the series failed.
+    ``values`` is (series, outputs) for a stat family, (snapshots of every series, outputs) when
+    the batch has ``prefix_lengths``, and (all rows of the batch, outputs) for a hist family,
+    NaN where a value is undefined or the series failed. ``errors`` index the same rows.
     """
 
     family: str
@@ -117,9 +134,9 @@ def compute_family(
     start = time.perf_counter()
     params = fam.resolved()
     outputs = fam.output_names()
-    series = batch.series
-    lengths = [len(s) for s in series]
     stat = fam.kind == "stat"
+    series = batch.snapshot_series() if stat else batch.series
+    lengths = [len(s) for s in series]
     values = np.full((len(series) if stat else sum(lengths), len(outputs)), np.nan)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(int)
     errors: list[tuple[int, str]] = []

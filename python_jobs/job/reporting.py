@@ -44,6 +44,8 @@ class JobResult:
     feature_version: str
     series_total: int = 0
     series_computed: int = 0
+    # Snapshots of py_features_stat_history the stat families were computed on.
+    snapshots_computed: int = 0
     computed_per_family: dict[str, int] = field(default_factory=dict)
     too_short_per_family: dict[str, int] = field(default_factory=dict)
     errors: list[SeriesError] = field(default_factory=list)
@@ -97,6 +99,8 @@ class JobResult:
                 f"  GPU failures: {gpu_failures} batch(es) computed on the CPU instead "
                 "(job.gpu_batch_failed in the log names the family and the error)"
             )
+        if self.snapshots_computed:
+            lines.append(f"  stat snapshots computed: {self.snapshots_computed:,}")
         lines.append(f"  total {self.seconds_total:.2f} s, {self.series_per_second:.1f} series/s")
         if self.seconds_per_phase:
             phases = ", ".join(f"{name} {secs:.2f}" for name, secs in self.seconds_per_phase.items())

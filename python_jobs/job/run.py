@@ -32,7 +32,7 @@ import numpy as np
 from python_jobs import config, definitions, settings
 from python_jobs.device import DeviceError, resolve_device
 from python_jobs.features.registry import FAMILY_MODULES, Family
-from python_jobs.job import catalog, reading, runs, tables
+from python_jobs.job import catalog, reading, runs, snapshots, tables
 from python_jobs.job.compute import FamilyBatchResult, SeriesBatch, compute_family
 from python_jobs.job.errors import GpuFailure, JobError, JobIOError, SeriesFailure
 from python_jobs.job.executors import estimated_seconds, is_remote, make_executor
@@ -87,6 +87,8 @@ class _Run:
     bulk_hist: bool = False
     # The GPU was asked for by name: a GPU failure stops the run instead of falling back.
     gpu_required: bool = False
+    # The calendar period of the stat snapshots (definitions.snapshot_period).
+    snapshot_period: str = "year"
 
     def __post_init__(self) -> None:
         self.outputs = {fam.name: fam.output_names() for fam in self.fams}
@@ -159,6 +161,7 @@ def run_job(
     started = time.perf_counter()
     schema = config.target_schema()  # a bad DBT_SCHEMA fails here, before any connection
     defs = definitions.load(dbt_vars)
+    period = definitions.snapshot_period(dbt_vars)
     resolved, fams, executor = _setup(device, families, scheduler, n_workers, defs)
     setup_seconds = time.perf_counter() - started
     target = url or db.database_url()
@@ -175,6 +178,7 @@ def run_job(
         batch_size=batch_size,
         executor=executor,
         gpu_required=resolved == "gpu" and _requested_device(device) == "gpu",
+        snapshot_period=period,
     )
     run.result.seconds_per_phase["setup"] = setup_seconds
     run.result.feature_version = _feature_version(run.versions)
@@ -250,7 +254,7 @@ def _new_result(device: str, fams: list[Family]) -> JobResult:
         feature_version="",
         computed_per_family=dict.fromkeys(names, 0),
         too_short_per_family=dict.fromkeys(names, 0),
-        rows_written={tables.STAT_TABLE: 0, tables.HIST_TABLE: 0},
+        rows_written={tables.STAT_TABLE: 0, tables.HIST_TABLE: 0, tables.STAT_HISTORY_TABLE: 0},
         seconds_per_family=dict.fromkeys(names, 0.0),
         device_per_family={name: "-" for name in names},
         gpu_failures_per_family=dict.fromkeys(names, 0),
@@ -271,7 +275,7 @@ def _prepare_tables(run: _Run) -> None:
 def _plan(run: _Run, full_refresh: bool) -> None:
     kinds = {fam.name: fam.kind for fam in run.fams}
     summary, run.planned = run.reader.run(
-        lambda conn: plan_run(conn, run.fams, run.versions, kinds, full_refresh), "plan"
+        lambda conn: plan_run(conn, run.fams, run.versions, kinds, full_refresh, run.snapshot_period), "plan"
     )
     run.result.series_total = len(summary)
     log.info(
@@ -377,7 +381,10 @@ def _compute_batches(run: _Run, ticker: ProgressLog) -> None:
             series = run.reader.run(lambda conn, keys=keys: reading.read_series(conn, keys), "read batch")
         # In-process, submit is the computation itself; on a cluster, the hand-over.
         with run.timed("compute"):
-            shipped = run.executor.scatter(SeriesBatch(series))
+            cuts = None
+            if any(by_name[name].kind == "stat" for name in items[0].families):
+                cuts = snapshots.prefix_lengths([item.snapshots for item in items])
+            shipped = run.executor.scatter(SeriesBatch(series, cuts))
             futures = {
                 name: run.executor.submit(
                     compute_family, by_name[name], shipped, run.device, run.on_error, run.gpu_required
@@ -398,6 +405,12 @@ def _collect(run: _Run, job: InFlight, computed: set[tuple[str, str]], ticker: P
     result = run.result
     with run.timed("compute"):
         results = {name: fut.result() for name, fut in job.futures.items()}
+    by_name = {fam.name: fam for fam in run.fams}
+    stat = _split_stat(run, job, results, by_name)
+    # Failures per family by series index (a stat family's, its first failing snapshot's).
+    errors = {name: list(res.errors) for name, res in results.items() if by_name[name].kind != "stat"}
+    for i, name, message in stat.errors if stat else []:
+        errors.setdefault(name, []).append((i, message))
     for name, res in results.items():
         result.seconds_per_family[name] += res.seconds
         result.computed_per_family[name] += len(job.series)
@@ -405,15 +418,14 @@ def _collect(run: _Run, job: InFlight, computed: set[tuple[str, str]], ticker: P
         previous = result.device_per_family[name]
         result.device_per_family[name] = res.device if previous in ("-", res.device) else "mixed"
         result.gpu_failures_per_family[name] += res.gpu_failures
-        for i, message in res.errors:
+        for i, message in errors.get(name, []):
             err = SeriesError(job.series[i].loto, job.series[i].unique_id, name, message)
             result.errors.append(err)
             if run.on_error == "warn":
                 log.warning(
                     "job.series_failed", loto=err.loto, unique_id=err.unique_id, family=name, error=message
                 )
-    by_name = {fam.name: fam for fam in run.fams}
-    write = _assemble(job, results, result.run_id, by_name, run.versions, run.outputs, run.on_error)
+    write = _assemble(job, results, errors, stat, result.run_id, by_name, run)
     write.bulk = run.bulk_hist
 
     def written(counts: dict[str, int]) -> None:
@@ -425,6 +437,24 @@ def _collect(run: _Run, job: InFlight, computed: set[tuple[str, str]], ticker: P
         ticker.tick(len(computed))
 
     run.writes.put(write, written)
+
+
+def _split_stat(
+    run: _Run, job: InFlight, results: dict[str, FamilyBatchResult], by_name: dict[str, Family]
+) -> snapshots.AssembledStat | None:
+    """The stat families' per-snapshot results of a batch, split for their two tables."""
+    names = [name for name in results if by_name[name].kind == "stat"]
+    if not names:
+        return None
+    stat = snapshots.assemble(
+        [item.snapshots for item in job.items],
+        {name: results[name].values for name in names},
+        {name: results[name].errors for name in names},
+        run.outputs,
+        run.versions,
+    )
+    run.result.snapshots_computed += len(stat.history.snapshots)
+    return stat
 
 
 def _finish(run: _Run, started: float, error: str | None = None) -> None:
@@ -450,33 +480,41 @@ def _close(run: _Run) -> None:
 def _assemble(
     job: InFlight,
     results: dict[str, FamilyBatchResult],
+    errors: dict[str, list[tuple[int, str]]],
+    stat: snapshots.AssembledStat | None,
     run_id: str,
     by_name: dict[str, Family],
-    versions: dict[str, str],
-    outputs: dict[str, list[str]],
-    on_error: str,
+    run: _Run,
 ) -> BatchWrite:
-    """Turn a batch's family results into the rows of one write."""
+    """Turn a batch's family results into the rows of one write.
+
+    The stat families' ``py_features_stat`` row is each series' latest snapshot; a series'
+    ``py_job_state`` row of a stat family is an error when that snapshot failed.
+    """
     stat_names = [n for n in job.items[0].families if by_name[n].kind == "stat"]
     hist_names = [n for n in job.items[0].families if by_name[n].kind == "hist"]
     cutoffs = [item.cutoff for item in job.items]
-    errors = []
-    if on_error == "warn":
-        errors = [
+    failed = {name: {i for i, _ in errors.get(name, [])} for name in results}
+    if stat is not None:
+        failed.update(stat.failed_latest)
+    rows = []
+    if run.on_error == "warn":
+        rows = [
             (job.series[i].loto, job.series[i].unique_id, name, message[:2000])
-            for name, res in results.items()
-            for i, message in res.errors
+            for name, found in errors.items()
+            for i, message in found
         ]
     return BatchWrite(
         run_id=run_id,
         series=job.series,
         cutoffs=cutoffs,
-        stat_columns=[c for n in stat_names for c in outputs[n]],
-        stat_values=np.hstack([results[n].values for n in stat_names]) if stat_names else None,
-        hist_columns=[c for n in hist_names for c in outputs[n]],
+        stat_columns=[c for n in stat_names for c in run.outputs[n]],
+        stat_values=stat.latest_values if stat is not None else None,
+        hist_columns=[c for n in hist_names for c in run.outputs[n]],
         hist_values=_new_hist_rows(job, results, hist_names, cutoffs) if hist_names else None,
-        state=_state_rows(job, results, versions),
-        errors=errors,
+        state=_state_rows(job, failed, run.versions),
+        errors=rows,
+        history=stat.history if stat is not None else None,
     )
 
 
@@ -496,16 +534,13 @@ def _new_hist_rows(
     return full[keep]
 
 
-def _state_rows(
-    job: InFlight, results: dict[str, FamilyBatchResult], versions: dict[str, str]
-) -> list[tuple]:
-    """One ``py_job_state`` row per (series, family) of the batch."""
+def _state_rows(job: InFlight, failed: dict[str, set[int]], versions: dict[str, str]) -> list[tuple]:
+    """One ``py_job_state`` row per (series, family) of the batch; ``failed`` series by family."""
     rows = []
-    for name, res in results.items():
-        failed = {i for i, _ in res.errors}
+    for name, failed_series in failed.items():
         for i, item in enumerate(job.items):
             info = item.info
-            ok = i not in failed
+            ok = i not in failed_series
             # A failed (series, family) keeps no checksum, so the next run tries it again.
             rows.append(
                 (

@@ -26,6 +26,8 @@ from python_jobs.job.errors import GpuFailure
 
 BUNDLED_SERIES = 15  # loto6 N1..N6, B1 and bingo5 N1..N8
 BUNDLED_ROWS = 2037 * 7 + 375 * 8
+# Stat snapshots: the last draw of each year, loto6 2000-2025 and bingo5 2017-2024.
+BUNDLED_SNAPSHOTS = 26 * 7 + 8 * 8
 
 
 def tj_stat(y: np.ndarray) -> dict[str, float]:
@@ -174,7 +176,11 @@ def test_job_writes_one_row_per_series_and_per_draw(pg_url: str, job_schema: str
     result = run(pg_url)
     assert result.status == "success"
     assert result.series_total == result.series_computed == BUNDLED_SERIES
-    assert result.rows_written == {tables.STAT_TABLE: BUNDLED_SERIES, tables.HIST_TABLE: BUNDLED_ROWS}
+    assert result.rows_written == {
+        tables.STAT_TABLE: BUNDLED_SERIES,
+        tables.HIST_TABLE: BUNDLED_ROWS,
+        tables.STAT_HISTORY_TABLE: BUNDLED_SNAPSHOTS,
+    }
     assert execute(pg_url, "select count(*) from py_features_stat") == [(BUNDLED_SERIES,)]
     assert execute(pg_url, "select count(*) from py_features_hist") == [(BUNDLED_ROWS,)]
     assert_tables_match_direct_calls(pg_url)
@@ -196,7 +202,7 @@ def test_job_writes_one_row_per_series_and_per_draw(pg_url: str, job_schema: str
     assert (computed, total, written, finished) == (
         BUNDLED_SERIES,
         BUNDLED_SERIES,
-        BUNDLED_SERIES + BUNDLED_ROWS,
+        BUNDLED_SERIES + BUNDLED_ROWS + BUNDLED_SNAPSHOTS,
         True,
     )
     assert set(seconds) == {"tj_stat", "tj_hist"}
@@ -228,7 +234,9 @@ def test_rerun_skips_unchanged_series_and_new_draws_recompute_only_theirs(
     grown = run(pg_url)
     assert grown.series_computed == 7
     assert grown.computed_per_family == {"tj_stat": 7, "tj_hist": 7}
-    assert grown.rows_written == {tables.STAT_TABLE: 7, tables.HIST_TABLE: 7}
+    # ...and their latest stat snapshot moves to it: seven snapshots computed and written.
+    assert grown.rows_written == {tables.STAT_TABLE: 7, tables.HIST_TABLE: 7, tables.STAT_HISTORY_TABLE: 7}
+    assert grown.snapshots_computed == 7
     assert_tables_match_direct_calls(pg_url)
 
     # A corrected past value: that series is recomputed in full, the others are not touched.
@@ -274,7 +282,8 @@ def test_version_bump_and_full_refresh_recompute_everything(pg_url: str, job_sch
     bumped = run(pg_url, families=[replace(STAT, version=2), replace(HIST, version=2)])
     assert bumped.computed_per_family == {"tj_stat": BUNDLED_SERIES, "tj_hist": BUNDLED_SERIES}
     # Same values as before, so only the two rows that were tampered with are rewritten.
-    assert bumped.rows_written == {tables.STAT_TABLE: 2, tables.HIST_TABLE: 0}
+    assert bumped.rows_written == {tables.STAT_TABLE: 2, tables.HIST_TABLE: 0, tables.STAT_HISTORY_TABLE: 0}
+    assert bumped.snapshots_computed == BUNDLED_SNAPSHOTS
     assert_tables_match_direct_calls(pg_url)
     assert run(pg_url, families=[replace(STAT, version=2), replace(HIST, version=2)]).series_computed == 0
     refreshed = run(pg_url, full_refresh=True)
@@ -406,7 +415,8 @@ def test_gpu_path_sends_whole_batches_and_falls_back_to_cpu(
     )
     GPU_CALLS.clear()
     result = run(pg_url, families=[batched, HIST], batch_size=8, device="gpu")
-    assert GPU_CALLS == [8, 7]  # two launches for fifteen series
+    # Two launches for fifteen series: each launch takes every snapshot of its batch's series.
+    assert GPU_CALLS == [8 * 8, 7 * 26]
     assert result.device_per_family == {"tj_stat": "gpu", "tj_hist": "cpu"}
     assert_tables_match_direct_calls(pg_url)
     broken = Family(

@@ -133,7 +133,7 @@ def test_contract_condition_holds_only_for_the_generated_values():
             enforced = model.get("config", {}).get("contract", {}).get("enforced")
             if enforced is not None:
                 generated[model["name"]] = enforced
-    assert set(generated) == {"features_hist", "features_futr", "features_stat"}
+    assert set(generated) == {"features_hist", "features_futr", "features_stat", "features_stat_history"}
 
     def enforced(model: str, overrides: dict) -> bool:
         values = {**project, **overrides}
@@ -147,6 +147,9 @@ def test_contract_condition_holds_only_for_the_generated_values():
     assert not enforced("features_hist", {"stat_window": 20})
     assert not enforced("features_futr", {"fourier_orders": [1]})
     assert not enforced("features_stat", {"mp_window": 12})
+    # features_stat_history takes features_stat's columns (columns_from), so its vars too.
+    assert not enforced("features_stat_history", {"mp_window": 12})
+    assert enforced("features_stat_history", {"windows": [5, 10]})
     assert not any(enforced(model, {definitions.CONTRACT_VAR: False}) for model in generated)
     # the same vars passed again (as --vars does) keep it on
     assert enforced("features_hist", {"windows": list(project["windows"])})

@@ -30,8 +30,8 @@ final as (
         py_stat_history.unique_id,
         py_stat_history.as_of::timestamp as as_of,
         {%- for column in py_stat_columns() %}
-            {{ 'py_stat_history.' ~ column if column in stored_names else 'null' }}::double precision
-            as {{ column }}
+            {%- set source_column = 'py_stat_history.' ~ column if column in stored_names else 'null' %}
+            {{ source_column }}::double precision as {{ column }}
             {%- if not loop.last %},{% endif %}
         {%- endfor %}
     from py_stat_history
