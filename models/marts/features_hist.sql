@@ -621,14 +621,16 @@ exact_moments as (
             ({{ w }} * exact_sums.y - exact_sums.y_sum_w{{ w }})::double precision / {{ w }} as y_dev_mean_w{{ w }},
             ({{ window_centered_power_sum('exact_sums', w, 2) }})::double precision as y_var_n_w{{ w }},
             {%- for p in powers if w >= p and w in windows %}
-                ({{ window_centered_power_sum('exact_sums', w, p) }})::double precision as y_centered_pow{{ p }}_n_w{{ w }},
+                ({{ window_centered_power_sum('exact_sums', w, p) }})::double precision
+                    as y_centered_pow{{ p }}_n_w{{ w }},
             {%- endfor %}
         {%- endfor %}
         (
             {{ fixed_window }} * exact_sums.index_y_sum
             - ({{ fixed_window }} * exact_sums.row_index - {{ (fixed_window * (fixed_window - 1) / 2) | int }})
             * exact_sums.y_sum_w{{ fixed_window }}
-        )::double precision / {{ (fixed_window * fixed_window * (fixed_window * fixed_window - 1) / 12) | int }} as trend_slope,
+        )::double precision
+        / {{ (fixed_window * fixed_window * (fixed_window * fixed_window - 1) / 12) | int }} as trend_slope,
         {{ pearson_from_centered_sums(
             '(' ~ (fixed_window - 1) ~ ' * exact_sums.cross_sum - exact_sums.lead_sum * exact_sums.lag_sum)::double precision',
             '(' ~ (fixed_window - 1) ~ ' * exact_sums.lead_sq_sum - exact_sums.lead_sum * exact_sums.lead_sum)::double precision',
@@ -649,7 +651,9 @@ row_moments as (
     select
         row_windows.*,
         {%- for w in moment_windows %}
-            {%- set var_n = w ~ ' * row_windows.y_sq_sum_w' ~ w ~ ' - row_windows.y_sum_w' ~ w ~ ' * row_windows.y_sum_w' ~ w %}
+            {%- set sum_sq = 'row_windows.y_sq_sum_w' ~ w %}
+            {%- set sum_y = 'row_windows.y_sum_w' ~ w %}
+            {%- set var_n = w ~ ' * ' ~ sum_sq ~ ' - ' ~ sum_y ~ ' * ' ~ sum_y %}
             case
                 when {{ is_decimal }} then exact_moments.y_mean_w{{ w }} else row_windows.y_sum_w{{ w }} / {{ w }}
             end as y_mean_w{{ w }},
