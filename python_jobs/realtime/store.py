@@ -401,7 +401,12 @@ class RealTimeFeatureStore:
     def _flush_buffer(self, chunk: int = FLUSH_CHUNK) -> None:
         while self._buffer:
             part = [self._buffer[i] for i in range(min(chunk, len(self._buffer)))]
-            self._send([p[0] for p in part], [p[1] for p in part], np.stack([p[2] for p in part]))
+            self._send(
+                [p[0] for p in part],
+                [p[1] for p in part],
+                np.stack([p[2] for p in part]),
+                [p[3] for p in part],
+            )
             for _ in part:
                 self._buffer.popleft()
             self.counters.written += len(part)
