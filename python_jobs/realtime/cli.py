@@ -1,4 +1,4 @@
-"""Command line of the online half: ``realtime feed|serve|demo|api``, ``materialize``, ``train``.
+"""Command line of the online half: ``realtime feed|serve|demo|api``, ``materialize``.
 
 Registered on the main parser by :func:`add_parsers`. Bad input (a bad argument, a missing
 file, a bad URL, a port in use) and an unreachable server end with exit code 2 and one line,
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from python_jobs import config, settings
-from python_jobs.realtime import serving_cli
+from python_jobs.realtime import serving_cli, train_cli
 from python_jobs.redact import mask_url, redact
 
 DEFAULT_FEED = config.RAW_DATA_DIR / "eurusd_h1.csv"
@@ -457,7 +457,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     try:
         if not args.no_predict and load_model() is None:
             print(f"no model at {MODEL_PATH}: training one first (loto-features train --from-files)")
-            _train(from_files=True, out=MODEL_PATH)
+            train_cli.train_model(from_files=True, out=MODEL_PATH)
         service = asyncio.run(_demo(args, settings.get()))
     except (CommandError, ModelError) as exc:
         return _fail(str(exc))
@@ -465,79 +465,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return _fail(f"{args.file}: {exc}")
     print_report(service, args.seconds)
     return _outcome(service)
-
-
-# -- train -------------------------------------------------------------------------------------
-
-
-def _train(*, from_files: bool, out: Path, loto: str | None = None) -> None:
-    from python_jobs.realtime.layout import layout
-    from python_jobs.realtime.predict import features_from_files, train, training_features
-
-    if from_files:
-        source = "the bundled files through the online engine"
-        features = features_from_files()
-    else:
-        loto = loto or settings.get().online.market_loto
-        source = f"the point-in-time training set of loto {loto}"
-        features = training_features(loto)
-    print(
-        f"training on {source}: {features['unique_id'].nunique():,} series, {len(features):,} rows, "
-        f"{features['ds'].min()} to {features['ds'].max()}"
-    )
-    bundle, backtest = train(features, out, layout().version)
-    print(f"trained on {bundle['rows']:,} rows; {len(bundle['columns'])} inputs; saved {out}")
-    print(f"feature set {bundle['version']}, period {bundle['period'][0]} to {bundle['period'][1]}")
-    print("walk-forward backtest, mean absolute error of the next value (each fold: a model fitted on")
-    print("the rows before it):")
-    print(backtest.report())
-    total = backtest.overall()
-    gain = 1 - total["model_mae"] / total["window_mean_mae"]
-    print(f"The model is {100 * gain:+.1f}% against the 30-draw mean. Lottery draws are random by design,")
-    print("so no model should beat the mean by more than noise: a score near it is the honest result")
-    print("(and shows no future data leaks in); the last-value baseline is worse because it repeats noise.")
-
-
-def _check_out(out: Path) -> None:
-    """Refuse an output path that cannot be the model file, before any training."""
-    if out.is_dir():
-        raise CommandError(f"--out {out} is a directory; give a file path such as {out / 'model.pkl'}")
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise CommandError(f"--out {out}: {parent} is not a directory")
-            break
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    import psycopg
-
-    from python_jobs.marts import MartNotReadyError
-    from python_jobs.realtime.predict import MODEL_PATH, NoTrainingRows
-    from python_jobs.training.entities import TrainingSetError
-
-    out = Path(args.out) if args.out else MODEL_PATH
-    try:
-        _check_out(out)
-        _train(from_files=args.from_files, out=out, loto=args.loto)
-    except CommandError as exc:
-        return _fail(str(exc))
-    except NoTrainingRows as exc:
-        return _fail(
-            f"no rows for loto {exc} in stg_lottery__draws: run the service (`loto-features realtime "
-            "serve`) to store market ticks and `make demo` to build their marts, or train a lottery "
-            "with `--loto loto6`"
-        )
-    except (MartNotReadyError, TrainingSetError) as exc:
-        return _fail(str(exc))
-    except psycopg.Error as exc:
-        return _fail(
-            f"cannot read the marts ({type(exc).__name__}); build them with `make demo`, "
-            "or train with --from-files"
-        )
-    except OSError as exc:
-        return _fail(f"cannot write the model to {out}: {exc.strerror or exc}")
-    return 0
 
 
 # -- parsers -----------------------------------------------------------------------------------
@@ -630,24 +557,5 @@ def add_parsers(sub: Any) -> None:
     # The feature server and what it serves (python_jobs/realtime/serving_cli.py).
     serving_cli.add_parsers(commands, sub, current, port_type=port_number)
 
-    p = sub.add_parser(
-        "train", help="train the next-value model on a point-in-time training set, with a backtest"
-    )
-    p.add_argument(
-        "--loto",
-        default=None,
-        help=f"the series trained on (default: the stored market series, online.market_loto = "
-        f"{current.online.market_loto})",
-    )
-    p.add_argument(
-        "--from-files",
-        action="store_true",
-        help="features from the bundled files by the online engine (no database)",
-    )
-    p.add_argument(
-        "--out",
-        default=None,
-        help="the model file written, not a directory (default: the one serve loads, "
-        ".local/models/next_value.skops)",
-    )
-    p.set_defaults(fn=_cmd_train)
+    # The model trained from the marts and loaded by serve (python_jobs/realtime/train_cli.py).
+    train_cli.add_parser(sub, current)
