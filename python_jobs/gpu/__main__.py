@@ -15,7 +15,7 @@ from python_jobs import gpu
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m python_jobs.gpu", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="gpu-check", description=__doc__.splitlines()[0])
     parser.add_argument("--driver", action="store_true", help="only ask the CUDA driver for a device")
     args = parser.parse_args(argv)
     if args.driver:
