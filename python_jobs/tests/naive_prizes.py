@@ -6,7 +6,6 @@ lottery's draws (gaps), independently of the SQL models.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
@@ -20,14 +19,17 @@ WINDOW = definitions.load().stat_window
 
 
 def loto6_prizes(path: Path) -> pd.DataFrame:
-    """One row per (ds, tier) of a loto6.json-style file: winners and prize (NaN if nobody won)."""
+    """One row per (ds, tier) of a loto6.json-style file: winners and prize (NaN if nobody won).
+
+    ``ds`` is the draw day as a midnight timestamp, as the draws' ``ds`` is, so the two join.
+    """
     rows = []
     for draw in json.loads(path.read_text(encoding="utf-8")):
         year, month, day = (int(part) for part in draw["日付"].split("/"))
         for tier in range(1, 6):
             winners = int(draw[f"{tier}等口数"])
             prize = float(draw[f"{tier}等賞金"]) if winners > 0 else np.nan
-            rows.append(("loto6", dt.date(year, month, day), tier, winners, prize))
+            rows.append(("loto6", pd.Timestamp(year, month, day), tier, winners, prize))
     return pd.DataFrame(rows, columns=["loto", "ds", "tier", "winners", "prize"])
 
 

@@ -59,7 +59,7 @@ def _draws(url: str, schema: str) -> pd.DataFrame:
     return _read(url, schema, "select loto, unique_id, ds, y, co from stg_lottery__draws")
 
 
-def _ingest_bundled(url: str, cut: dt.date | None = None) -> None:
+def _ingest_bundled(url: str, cut: dt.datetime | None = None) -> None:
     """Load the bundled files into the raw table (an idempotent upsert), drop what is after
     ``cut``, and rebuild the staging table from it."""
     for loto, path in config.BUNDLED_FILES:
@@ -300,7 +300,8 @@ def test_polars_peer_round_trip_writes_its_columns(pg_url, fresh_schema, monkeyp
 
 def test_incremental_runs_equal_full_refresh_and_nothing_looks_ahead(pg_url, fresh_schema):
     schema = fresh_schema("hist_incr")
-    first_cut, second_cut = dt.date(2023, 6, 30), dt.date(2024, 3, 31)
+    # ds is a timestamp (draws at midnight): the cuts are too.
+    first_cut, second_cut = dt.datetime(2023, 6, 30), dt.datetime(2024, 3, 31)
     _ingest_bundled(pg_url, cut=first_cut)
     _write_python_job_values(pg_url, schema)
     _build(pg_url)

@@ -32,7 +32,8 @@ from python_jobs.tests.test_features_hist import (
 pytestmark = pytest.mark.dbt
 
 # An early Loto6 row that no correction below reaches: an incremental run must not rewrite it.
-MARKER = ("loto6", "N1", dt.date(2001, 1, 4))
+# ds is a timestamp (draws at midnight).
+MARKER = ("loto6", "N1", pd.Timestamp(2001, 1, 4))
 
 
 def _raw(schema: str) -> sql.Composable:

@@ -128,7 +128,7 @@ def test_stat_prize_columns_match_reference(built):
 def test_no_value_uses_a_later_draw(pg_url, fresh_schema, built):
     """Cut the draws and prizes after a date, build, compare with the full build's earlier rows."""
     schema = fresh_schema("prizes_cut")
-    cut = dt.date(2015, 6, 30)
+    cut = dt.datetime(2015, 6, 30)  # ds is a timestamp (draws at midnight)
     load_bundled(pg_url, schema, build_staging=False)
     with db.connect(pg_url, autocommit=True) as conn:
         for table in (config.RAW_DRAWS_TABLE, "raw_lottery_prizes"):
