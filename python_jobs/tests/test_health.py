@@ -39,7 +39,7 @@ def _copy_built_tables(
             conn.execute(
                 sql.SQL(
                     "delete from {} where unique_id = %s and loto = 'loto6' and ds > "
-                    "(select max(ds) - 10 from {} where loto = 'loto6')"
+                    "(select max(ds) - interval '10 days' from {} where loto = 'loto6')"
                 ).format(
                     sql.Identifier(target, "py_features_hist"), sql.Identifier(target, "py_features_hist")
                 ),

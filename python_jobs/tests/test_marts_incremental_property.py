@@ -180,10 +180,13 @@ def _change_schedule_seed(url: str, schema: str, data: st.DataObject) -> None:
 
 
 def _new_value(data: st.DataObject, current: float | None, label: str) -> float | None:
-    return data.draw(
-        st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False)).filter(lambda new: new != current),
-        label=label,
-    )
+    """A value other than ``current``. The draw does not depend on ``current`` (the changes
+    accumulate, so a replayed example meets another state and must draw as it did): a drawn
+    value equal to ``current`` is replaced by one derived from it alone."""
+    new = data.draw(st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False)), label=label)
+    if new != current:
+        return new
+    return 0.0 if current is None else None
 
 
 def _change_python_hist(url: str, schema: str, data: st.DataObject) -> None:
@@ -216,23 +219,36 @@ def _change_python_hist(url: str, schema: str, data: st.DataObject) -> None:
 
 
 def _change_python_stat(url: str, schema: str, data: st.DataObject) -> None:
-    """The job rewrites one of its per-series values."""
-    series = _rows(url, schema, "select loto, unique_id from py_features_stat order by 1, 2")
-    loto, unique_id = _pick(data, series, "series")
+    """The job rewrites one of its per-series values: that of the series' latest snapshot in
+    py_features_stat_history (what features_stat reads), and its copy in py_features_stat."""
+    series = _rows(
+        url,
+        schema,
+        "select loto, unique_id, max(as_of) from py_features_stat_history group by 1, 2 order by 1, 2",
+    )
+    loto, unique_id, as_of = _pick(data, series, "series")
     column = data.draw(st.sampled_from(registry.output_columns("stat")), label="column")
+    key = (loto, unique_id, as_of)
     current = _rows(
         url,
         schema,
-        sql.SQL("select {} from py_features_stat where loto = %s and unique_id = %s").format(
-            sql.Identifier(column)
-        ),
-        (loto, unique_id),
+        sql.SQL(
+            "select {} from py_features_stat_history where loto = %s and unique_id = %s and as_of = %s"
+        ).format(sql.Identifier(column)),
+        key,
     )[0][0]
-    statement = sql.SQL("update {} set {} = %s where loto = %s and unique_id = %s")
+    value = _new_value(data, current, "new value")
+    history = sql.SQL("update {} set {} = %s where loto = %s and unique_id = %s and as_of = %s")
     _execute(
         url,
-        statement.format(_table("py_features_stat", schema), sql.Identifier(column)),
-        (_new_value(data, current, "new value"), loto, unique_id),
+        history.format(_table("py_features_stat_history", schema), sql.Identifier(column)),
+        (value, *key),
+    )
+    latest = sql.SQL("update {} set {} = %s where loto = %s and unique_id = %s")
+    _execute(
+        url,
+        latest.format(_table("py_features_stat", schema), sql.Identifier(column)),
+        (value, loto, unique_id),
     )
 
 
@@ -248,7 +264,8 @@ CHANGES: dict[str, Change] = {
 
 
 def _write_python_stat_values(url: str, schema: str) -> None:
-    """Stand in for the Python job: a value of every per-series column for every staged series."""
+    """Stand in for the Python job: a value of every per-series column for every staged series,
+    in py_features_stat and as the latest snapshot of the series in py_features_stat_history."""
     columns = registry.output_columns("stat")
     series = pd.DataFrame(
         _rows(url, schema, "select distinct loto, unique_id from stg_lottery__draws order by 1, 2"),
@@ -274,6 +291,23 @@ def _write_python_stat_values(url: str, schema: str) -> None:
             sql.SQL("copy {} ({}) from stdin with (format csv)").format(target, names)
         ) as copy:
             copy.write(buffer.getvalue())
+        # The same values as each series' latest snapshot (its last draw), the row of
+        # py_features_stat_history that features_stat reads.
+        history = _table("py_features_stat_history", schema)
+        conn.execute(
+            sql.SQL(
+                "create table {} (loto text not null, unique_id text not null, "
+                "as_of timestamp not null, {}, primary key (loto, unique_id, as_of))"
+            ).format(history, definitions)
+        )
+        columns_list = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in columns)
+        conn.execute(
+            sql.SQL(
+                "insert into {} select s.loto, s.unique_id, d.as_of, {} from {} as s join "
+                "(select loto, unique_id, max(ds) as as_of from {} group by 1, 2) as d "
+                "on s.loto = d.loto and s.unique_id = d.unique_id"
+            ).format(history, columns_list, target, _table("stg_lottery__draws", schema))
+        )
         conn.commit()
 
 

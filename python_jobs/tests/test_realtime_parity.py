@@ -100,7 +100,7 @@ def test_every_shared_column_equals_the_mart(built_mart, streamed):
 
 def test_restart_warm_started_from_postgres_continues_exactly(pg_url, built_mart, draws, streamed):
     schema, _ = built_mart
-    cut = pd.Timestamp("2020-01-01").date()
+    cut = pd.Timestamp("2020-01-01")  # ds is a timestamp (draws at midnight)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DBT_SCHEMA", schema)
         # The service restarts: its state is rebuilt from the draws stored before the cut...
