@@ -59,25 +59,8 @@ __all__ = ["add_parser", "training_set"]
 def training_set(entities: pd.DataFrame, *, url: str | None = None) -> pd.DataFrame:
     """The point-in-time training set of ``entities``: one row per entity, in input order.
 
-    Parameters
-    ----------
-    entities : pandas.DataFrame
-        Columns ``loto``, ``unique_id``, ``ds`` (others are ignored).
-    url : str, optional
-        The database (default: ``DATABASE_URL`` or the embedded server); the marts are read in
-        the target schema.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``loto, unique_id, ds``, the ``hist_*`` columns, the ``stat_*`` columns and
-        ``stat_as_of``, the ``futr_*`` columns and ``target_ds``, and ``label_y``.
-
-    Raises
-    ------
-    python_jobs.training.entities.TrainingSetError
-        A bad entity row, a series that is not staged, or a missing mart (named, with the
-        command that builds it).
+    See :func:`python_jobs.training.join.training_set` for the parameters, the columns and the
+    errors; this entry point only defers importing it.
     """
     # pandas and the joins are imported on first use: the command line registers this
     # module's command without paying for them.
