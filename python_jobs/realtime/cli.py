@@ -450,7 +450,7 @@ async def _demo(args: argparse.Namespace, current: settings.Settings) -> Any:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from python_jobs.realtime.predict import MODEL_PATH, ModelError, load_model
+    from python_jobs.realtime.predict import MODEL_PATH, ModelError, WindowColumnsMissing, load_model
 
     if not Path(args.file).is_file():
         return _fail(f"no such file: {args.file}")
@@ -459,7 +459,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             print(f"no model at {MODEL_PATH}: training one first (loto-features train --from-files)")
             train_cli.train_model(from_files=True, out=MODEL_PATH)
         service = asyncio.run(_demo(args, settings.get()))
-    except (CommandError, ModelError) as exc:
+    except (CommandError, ModelError, WindowColumnsMissing) as exc:
         return _fail(str(exc))
     except (ValueError, KeyError) as exc:
         return _fail(f"{args.file}: {exc}")

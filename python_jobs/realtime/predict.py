@@ -1,15 +1,18 @@
 """Next-value model: trained offline from ``features_hist``, served on every online update.
 
-Model. The target is the next value of a series in units of its 30-row window,
-``z = (y[t+1] - mean_w30) / std_w30``, predicted from scale-free columns of the row (z-scores
+Model. The target is the next value of a series in units of its ``stat_window``-row window
+(the dbt var, 30 rows by default; :func:`scale_columns`),
+``z = (y[t+1] - mean_wN) / std_wN``, predicted from scale-free columns of the row (z-scores
 of every window, pct changes, lag-1 autocorrelation, drawdown/drawup), so one model serves
-lottery positions and price series alike; the prediction is ``mean_w30 + z std_w30``. The
+lottery positions and price series alike; the prediction is ``mean_wN + z std_wN``. The
+rolling mean and standard deviation over ``stat_window`` rows exist only when ``stat_window``
+is one of the ``windows``; otherwise training is refused with :class:`WindowColumnsMissing`. The
 model is a small ensemble of scikit-learn regressors averaged (ridge regression, extra trees,
 gradient boosting).
 
 Backtest. Walk-forward by date: the rows are cut at the quantiles of ``ds`` into folds, each
 fold is predicted by a model trained on every earlier row only, and the mean absolute error is
-compared with two baselines: the last value, and the 30-row mean. Lottery draws are random
+compared with two baselines: the last value, and the window mean. Lottery draws are random
 by design (each number is drawn uniformly, independently of earlier draws), so no model can
 beat the window mean by more than noise: a score near the mean baseline is the honest result
 and says the pipeline leaks no future information; a score far better would mean a leak.
@@ -49,7 +52,7 @@ from sklearn.linear_model import Ridge
 from sklearn.tree import ExtraTreeRegressor
 from skops.io.exceptions import UntrustedTypesFoundException
 
-from python_jobs import config
+from python_jobs import config, definitions
 
 MODEL_PATH = config.LOCAL_DIR / "models" / "next_value.skops"
 # The types of a saved ensemble that skops does not trust by default (the others it holds are
@@ -71,7 +74,6 @@ BUNDLE_FIELDS = {
     "loto": str,
     "period": list,
 }
-WINDOW = 30
 FOLDS = 5
 STREAM_MAXLEN = 100_000
 
@@ -92,6 +94,37 @@ class ModelError(ValueError):
     """A model file that is refused; the message is one line: the file and why."""
 
 
+class WindowColumnsMissing(ValueError):
+    """The features lack the rolling mean or std the target is scaled by; one line: which and why."""
+
+
+def scale_columns(window: int) -> tuple[str, str]:
+    """The rolling mean and standard deviation columns over ``window`` rows (the target's scale)."""
+    return f"hist_y_roll_mean_w{window}", f"hist_y_roll_std_w{window}"
+
+
+def model_window(defs: definitions.FeatureDefinitions | None = None) -> int:
+    """The window of the target's scale: the dbt var ``stat_window`` of ``defs`` (default: in force)."""
+    return (defs or definitions.load()).stat_window
+
+
+def require_scale_columns(columns: Sequence[str], window: int) -> None:
+    """Refuse features without the two columns of :func:`scale_columns` over ``window`` rows.
+
+    Raises
+    ------
+    WindowColumnsMissing
+        One of them is absent: ``stat_window`` is not among the dbt var ``windows``.
+    """
+    missing = [name for name in scale_columns(window) if name not in columns]
+    if missing:
+        raise WindowColumnsMissing(
+            f"the features have no {' or '.join(missing)}: the model scales its target by the rolling "
+            f"mean and std over stat_window = {window} rows, which exist only when {window} is one of "
+            f"the dbt var windows; add it to windows or set stat_window to one of them"
+        )
+
+
 def _ensemble() -> VotingRegressor:
     return VotingRegressor(
         [
@@ -102,15 +135,23 @@ def _ensemble() -> VotingRegressor:
     )
 
 
-def training_frame(features: pd.DataFrame) -> pd.DataFrame:
+def training_frame(features: pd.DataFrame, window: int) -> pd.DataFrame:
     """Rows with a next value and a usable window: inputs, target z, and what the baselines need.
 
     ``features`` holds loto, unique_id, ds, y and the ``features_hist`` columns, one row per
     (series, ds); the next value is its ``label_y`` where it has one (a training set of
-    :func:`python_jobs.training_set`), else y of the series' next row.
+    :func:`python_jobs.training_set`), else y of the series' next row. The target is scaled by
+    the rolling mean and std over ``window`` rows.
+
+    Raises
+    ------
+    WindowColumnsMissing
+        ``features`` has no rolling mean or std over ``window`` rows.
     """
+    require_scale_columns(features.columns, window)
     frame = features.sort_values(["loto", "unique_id", "ds"]).reset_index(drop=True).copy()
-    mean, std = frame[f"hist_y_roll_mean_w{WINDOW}"], frame[f"hist_y_roll_std_w{WINDOW}"]
+    mean_name, std_name = scale_columns(window)
+    mean, std = frame[mean_name], frame[std_name]
     if "label_y" in frame:
         frame["y_next"] = frame["label_y"].astype(float)
     else:
@@ -122,8 +163,12 @@ def training_frame(features: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class Backtest:
-    """Walk-forward mean absolute errors of the model and the baselines, per fold and overall."""
+    """Walk-forward mean absolute errors of the model and the baselines, per fold and overall.
 
+    ``window`` is the rows of the window-mean baseline (the target's scale).
+    """
+
+    window: int
     folds: list[dict[str, Any]] = field(default_factory=list)
 
     def overall(self) -> dict[str, float]:
@@ -134,7 +179,8 @@ class Backtest:
         }
 
     def report(self) -> str:
-        lines = [f"  {'test from':<12} {'rows':>7} {'model':>8} {'last value':>11} {'mean w30':>9}"]
+        mean = f"mean w{self.window}"
+        lines = [f"  {'test from':<12} {'rows':>7} {'model':>8} {'last value':>11} {mean:>9}"]
         for f in self.folds:
             lines.append(
                 f"  {f['from']:<12} {f['rows']:>7,} {f['model_mae']:>8.3f} {f['last_value_mae']:>11.3f}"
@@ -148,12 +194,16 @@ class Backtest:
         return "\n".join(lines)
 
 
-def walk_forward(frame: pd.DataFrame, columns: list[str], folds: int = FOLDS) -> Backtest:
-    """Each fold of dates predicted by a model trained on the rows before it (MAE in y units)."""
+def walk_forward(frame: pd.DataFrame, columns: list[str], window: int, folds: int = FOLDS) -> Backtest:
+    """Each fold of dates predicted by a model trained on the rows before it (MAE in y units).
+
+    ``frame`` is a :func:`training_frame` over ``window`` rows.
+    """
     cuts = frame["ds"].quantile(np.linspace(0, 1, folds + 2)[1:-1], interpolation="nearest").tolist()
     cuts.append(frame["ds"].max() + pd.Timedelta(days=1) if hasattr(cuts[0], "day") else np.inf)
-    result = Backtest()
-    mean, std = frame[f"hist_y_roll_mean_w{WINDOW}"], frame[f"hist_y_roll_std_w{WINDOW}"]
+    result = Backtest(window)
+    mean_name, std_name = scale_columns(window)
+    mean, std = frame[mean_name], frame[std_name]
     inputs = frame[columns].fillna(0.0).to_numpy()
     for start, stop in itertools.pairwise(cuts):
         train = (frame["ds"] < start).to_numpy()
@@ -275,22 +325,34 @@ def features_from_files() -> pd.DataFrame:
 
 
 def train(
-    features: pd.DataFrame, path: Path = MODEL_PATH, version: str = "", folds: int = FOLDS
+    features: pd.DataFrame,
+    path: Path = MODEL_PATH,
+    version: str = "",
+    folds: int = FOLDS,
+    *,
+    window: int | None = None,
 ) -> tuple[dict[str, Any], Backtest]:
     """Backtest walk-forward (``folds`` folds), fit on every row, save ``{model, columns, ...}``.
 
-    The bundle records the feature-set ``version``, the lotteries trained on (``loto``,
-    comma-separated) and the training ``period`` (first and last ds of the rows). It is written
-    as a skops archive (no pickle), replacing ``path`` in one rename.
+    The bundle records the target's ``window`` (default: :func:`model_window`), the feature-set
+    ``version``, the lotteries trained on (``loto``, comma-separated) and the training
+    ``period`` (first and last ds of the rows). It is written as a skops archive (no pickle),
+    replacing ``path`` in one rename.
+
+    Raises
+    ------
+    WindowColumnsMissing
+        ``features`` has no rolling mean or std over ``window`` rows.
     """
-    frame = training_frame(features)
+    window = model_window() if window is None else window
+    frame = training_frame(features, window)
     columns = model_columns([c for c in frame.columns if c.startswith("hist_")])
-    backtest = walk_forward(frame, columns, folds)
+    backtest = walk_forward(frame, columns, window, folds)
     model = _ensemble().fit(frame[columns].fillna(0.0).to_numpy(), frame["z_next"])
     bundle = {
         "model": model,
         "columns": columns,
-        "window": WINDOW,
+        "window": window,
         "version": version,
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "rows": len(frame),
@@ -469,17 +531,13 @@ class AsyncPredictionPipeline:
     ) -> None:
         self.model = bundle["model"]
         index = {name: i for i, name in enumerate(names)}
-        window = bundle["window"]
-        missing = [
-            name
-            for name in (*bundle["columns"], f"hist_y_roll_mean_w{window}", f"hist_y_roll_std_w{window}")
-            if name not in index
-        ]
+        mean_name, std_name = scale_columns(bundle["window"])
+        missing = [name for name in (*bundle["columns"], mean_name, std_name) if name not in index]
         if missing:
             raise ModelError(f"model inputs not among the engine's columns: {', '.join(missing[:3])}")
         self.inputs = np.asarray([index[c] for c in bundle["columns"]], dtype=np.int64)
-        self.mean_at = index[f"hist_y_roll_mean_w{window}"]
-        self.std_at = index[f"hist_y_roll_std_w{window}"]
+        self.mean_at = index[mean_name]
+        self.std_at = index[std_name]
         self.client = client
         self.stream = f"predictions:{version}"
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=queue_size)
@@ -496,7 +554,7 @@ class AsyncPredictionPipeline:
         self.queue.put_nowait((list(symbols), list(ts), rows))
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
-        """Next-value predictions of the rows; NaN where the 30-row window is not full yet."""
+        """Next-value predictions of the rows; NaN where the model's window is not full yet."""
         mean, std = rows[:, self.mean_at], rows[:, self.std_at]
         out = np.full(len(rows), np.nan)
         ready = np.isfinite(mean) & (std > 0)

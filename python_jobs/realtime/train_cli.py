@@ -29,8 +29,16 @@ def _fail(message: str) -> int:
 def train_model(*, from_files: bool, out: Path, loto: str | None = None) -> None:
     """Train on the bundled files or a loto's training set, save to ``out``, print the backtest."""
     from python_jobs.realtime.layout import layout
-    from python_jobs.realtime.predict import features_from_files, train, training_features
+    from python_jobs.realtime.predict import (
+        features_from_files,
+        model_window,
+        require_scale_columns,
+        train,
+        training_features,
+    )
 
+    window = model_window()
+    require_scale_columns(layout().hist_names, window)
     if from_files:
         source = "the bundled files through the online engine"
         features = features_from_files()
@@ -42,7 +50,7 @@ def train_model(*, from_files: bool, out: Path, loto: str | None = None) -> None
         f"training on {source}: {features['unique_id'].nunique():,} series, {len(features):,} rows, "
         f"{features['ds'].min()} to {features['ds'].max()}"
     )
-    bundle, backtest = train(features, out, layout().version)
+    bundle, backtest = train(features, out, layout().version, window=window)
     print(f"trained on {bundle['rows']:,} rows; {len(bundle['columns'])} inputs; saved {out}")
     print(f"feature set {bundle['version']}, period {bundle['period'][0]} to {bundle['period'][1]}")
     print("walk-forward backtest, mean absolute error of the next value (each fold: a model fitted on")
@@ -50,8 +58,8 @@ def train_model(*, from_files: bool, out: Path, loto: str | None = None) -> None
     print(backtest.report())
     total = backtest.overall()
     gain = 1 - total["model_mae"] / total["window_mean_mae"]
-    print(f"The model is {100 * gain:+.1f}% against the 30-draw mean. Lottery draws are random by design,")
-    print("so no model should beat the mean by more than noise: a score near it is the honest result")
+    print(f"The model is {100 * gain:+.1f}% against the {window}-draw mean. Lottery draws are random by")
+    print("design, so no model should beat the mean by more than noise: a score near it is the honest result")
     print("(and shows no future data leaks in); the last-value baseline is worse because it repeats noise.")
 
 
@@ -70,7 +78,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import psycopg
 
     from python_jobs.marts import MartNotReadyError
-    from python_jobs.realtime.predict import MODEL_PATH, NoTrainingRows
+    from python_jobs.realtime.predict import MODEL_PATH, NoTrainingRows, WindowColumnsMissing
     from python_jobs.training.entities import TrainingSetError
 
     out = Path(args.out) if args.out else MODEL_PATH
@@ -85,7 +93,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "serve`) to store market ticks and `make demo` to build their marts, or train a lottery "
             "with `--loto loto6`"
         )
-    except (MartNotReadyError, TrainingSetError) as exc:
+    except (MartNotReadyError, TrainingSetError, WindowColumnsMissing) as exc:
         return _fail(str(exc))
     except psycopg.Error as exc:
         return _fail(

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from python_jobs import definitions
 from python_jobs.cli import main
 from python_jobs.realtime import predict
 from python_jobs.realtime.engine import RealTimeFeatureEngine
@@ -22,12 +23,13 @@ from python_jobs.realtime.predict import ModelError
 from python_jobs.tests.realtime_reference import bundled_draws
 
 
-@pytest.fixture(scope="module")
-def bingo5_features() -> pd.DataFrame:
-    """The engine's columns for every bingo5 row (equal to features_hist, tested elsewhere)."""
+def _engine_features(overrides=None, positions=None) -> pd.DataFrame:
+    """The engine's columns for the bingo5 rows (of ``positions``, default all) under ``overrides``."""
     draws = bundled_draws()
     draws = draws[draws.loto == "bingo5"]
-    engine = RealTimeFeatureEngine(history_features=False)
+    if positions is not None:
+        draws = draws[draws.unique_id.isin(positions)]
+    engine = RealTimeFeatureEngine(overrides, history_features=False)
     rows = []
     for ds, draw in draws.groupby("ds", sort=True):
         positions = dict(zip(draw.unique_id, draw.y, strict=True))
@@ -41,8 +43,14 @@ def bingo5_features() -> pd.DataFrame:
     return frame
 
 
+@pytest.fixture(scope="module")
+def bingo5_features() -> pd.DataFrame:
+    """The engine's columns for every bingo5 row (equal to features_hist, tested elsewhere)."""
+    return _engine_features()
+
+
 def test_walk_forward_uses_only_earlier_rows_and_is_honest(bingo5_features, tmp_path):
-    frame = predict.training_frame(bingo5_features)
+    frame = predict.training_frame(bingo5_features, definitions.load().stat_window)
     # The target is the next draw's value.
     series = frame[frame.unique_id == "N3"]
     following = bingo5_features[bingo5_features.unique_id == "N3"].set_index("ds")["y"]
@@ -56,7 +64,12 @@ def test_walk_forward_uses_only_earlier_rows_and_is_honest(bingo5_features, tmp_
     # the last value is clearly worse.
     assert abs(total["model_mae"] / total["window_mean_mae"] - 1) < 0.05
     assert total["last_value_mae"] > 1.2 * total["window_mean_mae"]
-    assert "test from" in backtest.report()
+    # The target's scale is the configured stat_window; the baseline is its rolling mean
+    # (pandas as the reference).
+    window = definitions.load().stat_window
+    assert bundle["window"] == window and f"mean w{window}" in backtest.report()
+    reference = following.rolling(window).mean().loc[series["ds"]].to_numpy()
+    np.testing.assert_allclose(series[f"hist_y_roll_mean_w{window}"].to_numpy(), reference)
     loaded = predict.load_model(tmp_path / "model.skops", version="v1")
     assert loaded["columns"] == bundle["columns"] and loaded["version"] == "v1"
     assert all(
@@ -112,6 +125,35 @@ def test_commands_refuse_bad_input_with_exit_code_2(capsys, monkeypatch, tmp_pat
     assert main(["realtime", "serve", "--feed", "ws://127.0.0.1:1", "--no-predict"]) == 2
     captured = capsys.readouterr()
     assert "REDIS_URL" in captured.err and "hunter2" not in captured.err + captured.out
+
+
+def test_the_model_window_follows_stat_window(tmp_path):
+    overrides = {"windows": [5, 10], "stat_window": 10}
+    features = _engine_features(overrides, ["N1", "N2", "N3"])
+    window = predict.model_window(definitions.load(overrides))
+    bundle, backtest = predict.train(features, tmp_path / "m.skops", folds=1, window=window)
+    assert bundle["window"] == 10 and "mean w10" in backtest.report()
+    engine = RealTimeFeatureEngine(overrides, history_features=False)
+    values = features[features.unique_id == "N1"]["y"].to_numpy()[:30]
+    rows = engine.update_many(["N1"] * 30, np.arange(30.0), values)
+    predictions = predict.AsyncPredictionPipeline(bundle, engine.names, None, "v1").predict(rows)
+    assert np.isnan(predictions[:9]).all() and np.isfinite(predictions[9:]).all()
+
+
+def test_training_without_the_stat_window_columns_is_refused(tmp_path, monkeypatch, capsys):
+    # windows [5, 10] with stat_window 30: no rolling mean or std over 30 rows to scale by.
+    overrides = {"windows": [5, 10]}
+    features = _engine_features(overrides, ["N1"])
+    window = predict.model_window(definitions.load(overrides))
+    assert window == definitions.project_definitions().stat_window
+    with pytest.raises(predict.WindowColumnsMissing, match=f"hist_y_roll_mean_w{window}"):
+        predict.train(features, tmp_path / "m.skops", folds=1, window=window)
+    monkeypatch.setenv(definitions.VARS_ENV, "{windows: [5, 10]}")
+    out = tmp_path / "cli.skops"
+    assert main(["train", "--from-files", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and f"stat_window = {window}" in err
+    assert "Traceback" not in err and not out.exists()
 
 
 # -- the model file -------------------------------------------------------------------------------
