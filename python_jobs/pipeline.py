@@ -56,7 +56,7 @@ class Outcome:
 
 @dataclass
 class StageTimer:
-    """Runs the stages of one command, records each in ``loto_runs`` and prints its line."""
+    """Runs the stages of one command, records each in ``pipeline_runs`` and prints its line."""
 
     what: str = "demo"
     verbose: bool = True

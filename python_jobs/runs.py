@@ -1,7 +1,10 @@
 """Run history: one row per stage of every ingest, dbt phase, feature job and demo run.
 
-The ``loto_runs`` table (in the target schema) answers "what ran, when, how long, and did it
-work" without reading logs; ``loto-features runs`` prints the last runs.
+The ``pipeline_runs`` table (in the target schema) answers "what ran, when, how long, and did
+it work" without reading logs; ``loto-features runs`` prints the last runs. (The feature job's
+own runs, one row per job with its parameters, are ``py_job_runs``:
+:mod:`python_jobs.job.runs`.) A database from before the table had this name keeps its rows:
+the first use renames ``loto_runs`` and its constraints in place.
 
 A stage is recorded with :func:`record`::
 
@@ -36,11 +39,16 @@ from python_jobs.redact import mask_url
 
 log = get_logger(__name__)
 
-RUNS_TABLE = "loto_runs"
+RUNS_TABLE = "pipeline_runs"
+#: The table's earlier name, renamed to :data:`RUNS_TABLE` on first use (:func:`migrate_legacy`).
+LEGACY_RUNS_TABLE = "loto_runs"
 #: Environment variable carrying the run id to child processes, so one run's stages share it.
 RUN_ID_ENV = "LOTO_RUN_ID"
 # Longest error text kept per row: the head of a message says what went wrong.
 _ERROR_CHARS = 2000
+
+# PostgreSQL's name for the table's check constraint, which _allow_warn replaces.
+_OUTCOME_CHECK = sql.Identifier(f"{RUNS_TABLE}_outcome_check")
 
 _DDL = """
 create table if not exists {table} (
@@ -87,8 +95,42 @@ class Stage:
             self.error = message
 
 
+def migrate_legacy(conn: psycopg.Connection) -> bool:
+    """Rename ``loto_runs`` (and its constraints) to ``pipeline_runs`` when only the old one exists.
+
+    Returns whether this call renamed it. ``conn`` may be in autocommit or not; the rename is
+    one transaction, and a process that loses a race to do it finds it done.
+    """
+    if db.table_exists(conn, RUNS_TABLE) or not db.table_exists(conn, LEGACY_RUNS_TABLE):
+        return False
+    legacy, prefix = db.qualified(LEGACY_RUNS_TABLE), f"{LEGACY_RUNS_TABLE}_"
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("lock table {} in access exclusive mode").format(legacy))
+            names = conn.execute(
+                "select conname from pg_constraint "
+                "where conrelid = to_regclass(%s) and starts_with(conname, %s)",
+                (legacy.as_string(conn), prefix),
+            ).fetchall()
+            conn.execute(sql.SQL("alter table {} rename to {}").format(legacy, sql.Identifier(RUNS_TABLE)))
+            for (name,) in names:
+                conn.execute(
+                    sql.SQL("alter table {} rename constraint {} to {}").format(
+                        db.qualified(RUNS_TABLE),
+                        sql.Identifier(name),
+                        sql.Identifier(RUNS_TABLE + name.removeprefix(LEGACY_RUNS_TABLE)),
+                    )
+                )
+    except (psycopg.errors.UndefinedTable, psycopg.errors.DuplicateTable):
+        # Another process renamed it (or made the new table) between the check and the lock.
+        return False
+    log.info("runs.renamed", table=RUNS_TABLE, was=LEGACY_RUNS_TABLE)
+    return True
+
+
 def ensure_table(conn: psycopg.Connection) -> None:
-    """Create ``loto_runs`` in the target schema if it is missing."""
+    """Create ``pipeline_runs`` in the target schema if it is missing (renaming ``loto_runs``)."""
+    migrate_legacy(conn)
     # Two processes creating it at the same moment: the other one won, which is fine.
     with contextlib.suppress(psycopg.errors.UniqueViolation):
         conn.execute(sql.SQL(_DDL).format(table=db.qualified(RUNS_TABLE)))
@@ -104,14 +146,11 @@ def _allow_warn(conn: psycopg.Connection) -> None:
     ).fetchone()
     if row and "'warn'" not in row[0]:
         table = db.qualified(RUNS_TABLE)
+        conn.execute(sql.SQL("alter table {} drop constraint if exists {}").format(table, _OUTCOME_CHECK))
         conn.execute(
-            sql.SQL("alter table {} drop constraint if exists loto_runs_outcome_check").format(table)
-        )
-        conn.execute(
-            sql.SQL(
-                "alter table {} add constraint loto_runs_outcome_check "
-                "check (outcome in ('ok', 'warn', 'failed'))"
-            ).format(table)
+            sql.SQL("alter table {} add constraint {} check (outcome in ('ok', 'warn', 'failed'))").format(
+                table, _OUTCOME_CHECK
+            )
         )
 
 
@@ -143,7 +182,7 @@ def _write(stage: Stage, seconds: float, started_at: datetime, url: str | None) 
 
 @contextmanager
 def record(stage: str, *, what: str | None = None, url: str | None = None) -> Iterator[Stage]:
-    """Time the block and write one ``loto_runs`` row for it, whether it succeeds or raises.
+    """Time the block and write one ``pipeline_runs`` row for it, whether it succeeds or raises.
 
     Parameters
     ----------
@@ -168,7 +207,8 @@ def record(stage: str, *, what: str | None = None, url: str | None = None) -> It
 
 def last_runs(limit: int = 5, url: str | None = None) -> list[tuple]:
     """The stages of the last ``limit`` runs, newest run first, stages in order."""
-    with db.connect(url, attempts=1) as conn:
+    with db.connect(url, autocommit=True, attempts=1) as conn:
+        migrate_legacy(conn)
         if not db.table_exists(conn, RUNS_TABLE):
             return []
         query = sql.SQL(

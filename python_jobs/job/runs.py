@@ -1,4 +1,8 @@
-"""Run records of the feature job (``py_job_runs``): started, finished, interrupted."""
+"""Run records of the feature job (``py_job_runs``): started, finished, interrupted.
+
+One row per job run, with its device, scheduler and families; the per-stage records of every
+command (ingest, dbt phases, the job as one stage) are ``pipeline_runs`` (:mod:`python_jobs.runs`).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Run history: one loto_runs row per stage, written on success and on failure."""
+"""Run history: one pipeline_runs row per stage, written on success and on failure; a database
+with the table's earlier name (loto_runs) is renamed in place on first use, rows kept."""
 
 from __future__ import annotations
 
@@ -111,3 +112,64 @@ def test_runs_against_a_down_database(monkeypatch, capsys):
     assert cli.main(["runs"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err and "hunter2" not in err
+
+
+# The table as it was first created, under its earlier name, before the 'warn' outcome.
+_LEGACY_DDL = """
+create table {table} (
+    run_id text not null, stage text not null, what text, rows bigint,
+    seconds double precision not null,
+    outcome text not null check (outcome in ('ok', 'failed')),
+    error text, started_at timestamptz not null
+)
+"""
+
+
+def _make_legacy_table(url: str) -> None:
+    with db.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL(_LEGACY_DDL).format(table=db.qualified("loto_runs")))
+        conn.execute(
+            sql.SQL("insert into {} values ('old-run', 'ingest', 'a.csv', 7, 0.5, 'ok', null, now())").format(
+                db.qualified("loto_runs")
+            )
+        )
+
+
+def _constraints(url: str, schema: str) -> list[tuple[str, str]]:
+    with db.connect(url) as conn:
+        return list(
+            conn.execute(
+                "select cls.relname, con.conname from pg_constraint as con "
+                "inner join pg_class as cls on cls.oid = con.conrelid "
+                "inner join pg_namespace as nsp on nsp.oid = cls.relnamespace where nsp.nspname = %s",
+                (schema,),
+            ).fetchall()
+        )
+
+
+def test_an_old_loto_runs_table_is_renamed_in_place_with_its_rows(fresh_schema, pg_url: str, run_id: str):
+    schema = fresh_schema("runslegacy")
+    _make_legacy_table(pg_url)
+    assert _constraints(pg_url, schema) == [("loto_runs", "loto_runs_outcome_check")]
+    with runs.record("dbt build marts", url=pg_url) as stage:
+        stage.warn("1 test warned")
+    rows = _rows(pg_url)
+    assert [(r[0], r[1], r[5]) for r in rows] == [
+        ("old-run", "ingest", "ok"),
+        (run_id, "dbt build marts", "warn"),
+    ]
+    with db.connect(pg_url) as conn:
+        assert not db.table_exists(conn, "loto_runs")
+    # The constraint is renamed with the table, then widened to take 'warn'.
+    assert _constraints(pg_url, schema) == [("pipeline_runs", "pipeline_runs_outcome_check")]
+    with db.connect(pg_url, autocommit=True) as conn:
+        assert runs.migrate_legacy(conn) is False
+
+
+def test_the_runs_command_reads_an_old_loto_runs_table(fresh_schema, pg_url: str, capsys):
+    fresh_schema("runslegacycmd")
+    _make_legacy_table(pg_url)
+    assert cli.main(["runs"]) == 0
+    out = capsys.readouterr().out
+    assert "old-run" in out and "a.csv" in out
+    assert [r[0] for r in _rows(pg_url)] == ["old-run"]
