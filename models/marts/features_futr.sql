@@ -3,7 +3,10 @@
 -- scheduled draw dates, or a user's series' own cadence (int_calendar__schedule_projected),
 -- with the calendar features known in advance for each timestamp.
 -- A table: the future rows move with every new draw, and the whole mart takes well under a
--- second to rebuild from the per-timestamp calendar.
+-- second to rebuild from the per-timestamp calendar. Its primary key is the grain, added
+-- after the load (primary_key_after_load).
+{{ config(post_hook=["{{ primary_key_after_load(['loto', 'unique_id', 'ds']) }}"]) }}
+
 with
 
 grid as (

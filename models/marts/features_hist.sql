@@ -39,9 +39,10 @@
 -- var('features_hist_unlogged') true it is unlogged instead: a full build skips the WAL
 -- (bench/results: the time saved), but after a crash PostgreSQL empties the table; `health`
 -- then reports it, `report` and `train` refuse it, and the next run rebuilds every series.
--- Its key is a unique index that a build creates after loading the rows (a primary key
--- in the contract would be maintained row by row during the load: a quarter of the
--- model's time); the merges of incremental runs find their rows through it.
+-- Its primary key is the grain, added by a first build or a full refresh after loading the
+-- rows (primary_key_after_load: a primary key in the contract would be maintained row by row
+-- during the load, a quarter of the model's time); the merges of incremental runs find their
+-- rows through its index.
 {{
     config(
         materialized='incremental',
@@ -49,13 +50,15 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         unlogged=var('features_hist_unlogged', false),
-        indexes=[{'columns': ['loto', 'unique_id', 'ds'], 'unique': true}],
         pre_hook=[
             "set local work_mem = '256MB'",
             "set local jit = off",
             "set local enable_mergejoin = off",
         ],
-        post_hook=["{{ features_hist_delete_unstaged_rows() }}"],
+        post_hook=[
+            "{{ primary_key_after_load(['loto', 'unique_id', 'ds']) }}",
+            "{{ features_hist_delete_unstaged_rows() }}",
+        ],
     )
 }}
 

@@ -3,6 +3,9 @@
 -- lottery-wide ones the lottery's rows up to the series' latest row) and a consumer of this
 -- table sees exactly the snapshot a point-in-time join would give at the series' latest row.
 -- A table: every statistic covers the whole series, so each new draw changes every row.
+-- Its primary key is the grain, added after the load (primary_key_after_load).
+{{ config(post_hook=["{{ primary_key_after_load(['loto', 'unique_id']) }}"]) }}
+
 with
 
 history as (

@@ -6,8 +6,16 @@
 -- come from py_features_stat_history, computed by the job per snapshot (NULL until it has
 -- run). Joined to a row at ds, the latest snapshot with as_of <= ds leaks nothing from after ds.
 -- A table rebuilt in full: each intermediate runs along each series once (running windows),
--- so the cost does not grow with the number of snapshots.
-{{ config(post_hook=['analyze {{ this }}']) }}
+-- so the cost does not grow with the number of snapshots. Its primary key is the grain, added
+-- after the load (primary_key_after_load).
+{{
+    config(
+        post_hook=[
+            "{{ primary_key_after_load(['loto', 'unique_id', 'as_of']) }}",
+            'analyze {{ this }}',
+        ],
+    )
+}}
 
 with
 
