@@ -8,7 +8,9 @@
 4. :func:`_start`: pick the executor, import the families that have work (planning reads
    the catalog of :mod:`python_jobs.job.catalog` and imports none), record the run.
 5. :func:`_compute_and_write`: read batches, compute each family on the executor, write each
-   batch in one transaction while the next is computed.
+   batch in one transaction while the next is computed (:mod:`python_jobs.job.assembly` turns
+   the results into rows; :mod:`python_jobs.job.swap` says how ``py_features_hist`` is
+   loaded, and a full refresh swaps in a rebuilt table at the end).
 6. :func:`_finish`: record the outcome; the connections, executor and bars are closed whether
    the run succeeded or not.
 """
@@ -27,17 +29,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from python_jobs import config, definitions, settings
 from python_jobs.device import DeviceError, resolve_device
 from python_jobs.features.registry import FAMILY_MODULES, Family
-from python_jobs.job import catalog, reading, runs, snapshots, tables
+from python_jobs.job import assembly, catalog, reading, runs, snapshots, swap, tables
+from python_jobs.job.assembly import InFlight
 from python_jobs.job.compute import FamilyBatchResult, SeriesBatch, compute_family
 from python_jobs.job.errors import GpuFailure, JobError, JobIOError, SeriesFailure
 from python_jobs.job.executors import estimated_seconds, is_remote, make_executor
 from python_jobs.job.planning import Planned, batches, plan_run, select_families
-from python_jobs.job.reading import SeriesData
 from python_jobs.job.reporting import (
     JobResult,
     ProgressLog,
@@ -47,22 +47,13 @@ from python_jobs.job.reporting import (
     progress_bars,
 )
 from python_jobs.job.session import Session
-from python_jobs.job.writing import BatchWrite, WriteQueue
+from python_jobs.job.writing import WriteQueue
 from python_jobs.jobs_args import DEFAULT_BATCH_SIZE
 from python_jobs.log import get_logger
 
 log = get_logger(__name__)
 
 ON_ERROR_MODES = ("raise", "warn", "ignore")
-
-
-@dataclass
-class InFlight:
-    """A batch whose family tasks were submitted and are not collected yet."""
-
-    items: list[Planned]
-    series: list[SeriesData]
-    futures: dict[str, Any]
 
 
 @dataclass
@@ -83,8 +74,8 @@ class _Run:
     planned: list[Planned] = field(default_factory=list)
     bars: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, list[str]] = field(default_factory=dict)
-    # The hist table is loaded without its primary key, built once at the end.
-    bulk_hist: bool = False
+    # How py_features_hist is written: merged, bulk-loaded, or rebuilt and swapped in.
+    hist_load: swap.HistLoad = field(default_factory=swap.HistLoad)
     # The GPU was asked for by name: a GPU failure stops the run instead of falling back.
     gpu_required: bool = False
     # The calendar period of the stat snapshots (definitions.snapshot_period).
@@ -190,7 +181,7 @@ def run_job(
             _plan(run, full_refresh)
         with run.timed("setup"):
             _start(run, scheduler, n_workers, progress, full_refresh)
-        _compute_and_write(run)
+        _compute_and_write(run, full_refresh)
         run.result.status = "success"
         with run.timed("finish"):
             _finish(run, started)
@@ -343,32 +334,41 @@ def _start(run: _Run, scheduler: Any, n_workers: int | None, progress: bool, ful
     run.bars = progress_bars(run.fams, totals, progress)
 
 
-def _compute_and_write(run: _Run) -> None:
+def _compute_and_write(run: _Run, full_refresh: bool) -> None:
     """Batches read, submitted per family, collected in order and written behind."""
     # Without bars (a log file, a CI run), a line now and then says how far the run is.
     ticker = ProgressLog(len(run.planned), enabled=not any(not bar.disable for bar in run.bars.values()))
-    writes_hist = any(
-        fam.kind == "hist" and fam.name in item.families for item in run.planned for fam in run.fams
-    )
-    if writes_hist:
-        run.bulk_hist = run.reader.run(
-            lambda conn: tables.begin_bulk_load(conn, tables.HIST_TABLE), "bulk load"
-        )
+    _begin_hist_load(run, full_refresh)
     try:
         _compute_batches(run, ticker)
     except BaseException:
-        # The key of a failed bulk load is built if it can be, else by the next run's table check.
+        # A failed bulk load's key is built if it can be (else by the next run's table check),
+        # a failed swap's table dropped (else by the next run).
         with contextlib.suppress(Exception):
-            _end_bulk_load(run)
+            run.reader.run(lambda conn: swap.abandon(conn, run.hist_load), "end hist load")
         raise
-    _end_bulk_load(run)
-    run.result.seconds_per_phase["write"] = run.writes.busy_seconds
+    started = time.perf_counter()
+    run.reader.run(lambda conn: swap.finish(conn, run.hist_load, run.result.run_id), "end hist load")
+    run.result.seconds_per_phase["write"] = run.writes.busy_seconds + time.perf_counter() - started
     run.result.seconds_per_phase["write_wait"] = run.writes.wait_seconds
 
 
-def _end_bulk_load(run: _Run) -> None:
-    if run.bulk_hist:
-        run.reader.run(lambda conn: tables.add_primary_key(conn, tables.HIST_TABLE), "primary key")
+def _begin_hist_load(run: _Run, full_refresh: bool) -> None:
+    """Choose how ``py_features_hist`` is written (:mod:`python_jobs.job.swap`).
+
+    A swap rewrites every row, so it is offered only when every planned series computes
+    every per-draw family of the run, and then no series is cut to its appended rows.
+    """
+    hist = {fam.name for fam in run.fams if fam.kind == "hist"}
+    if not any(hist & set(item.families) for item in run.planned):
+        return
+    rewrite = full_refresh and all(hist <= set(item.families) for item in run.planned)
+    columns = [c for fam in run.fams if fam.name in hist for c in run.outputs[fam.name]]
+    run.hist_load = run.reader.run(lambda conn: swap.begin(conn, rewrite, columns), "hist load")
+    if run.hist_load.mode == swap.SWAP:
+        for item in run.planned:
+            item.cutoff = None
+    log.info("job.hist_load", mode=run.hist_load.mode)
 
 
 def _compute_batches(run: _Run, ticker: ProgressLog) -> None:
@@ -425,8 +425,10 @@ def _collect(run: _Run, job: InFlight, computed: set[tuple[str, str]], ticker: P
                 log.warning(
                     "job.series_failed", loto=err.loto, unique_id=err.unique_id, family=name, error=message
                 )
-    write = _assemble(job, results, errors, stat, result.run_id, by_name, run)
-    write.bulk = run.bulk_hist
+    write = assembly.assemble(
+        job, results, errors, stat, result.run_id, by_name, run.outputs, run.versions, run.on_error == "warn"
+    )
+    run.hist_load.route(write, {name for name in results if by_name[name].kind == "hist"})
 
     def written(counts: dict[str, int]) -> None:
         for name, n in counts.items():
@@ -475,86 +477,6 @@ def _close(run: _Run) -> None:
             stack.callback(run.executor.close)
         for bar in run.bars.values():
             stack.callback(bar.close)
-
-
-def _assemble(
-    job: InFlight,
-    results: dict[str, FamilyBatchResult],
-    errors: dict[str, list[tuple[int, str]]],
-    stat: snapshots.AssembledStat | None,
-    run_id: str,
-    by_name: dict[str, Family],
-    run: _Run,
-) -> BatchWrite:
-    """Turn a batch's family results into the rows of one write.
-
-    The stat families' ``py_features_stat`` row is each series' latest snapshot; a series'
-    ``py_job_state`` row of a stat family is an error when that snapshot failed.
-    """
-    stat_names = [n for n in job.items[0].families if by_name[n].kind == "stat"]
-    hist_names = [n for n in job.items[0].families if by_name[n].kind == "hist"]
-    cutoffs = [item.cutoff for item in job.items]
-    failed = {name: {i for i, _ in errors.get(name, [])} for name in results}
-    if stat is not None:
-        failed.update(stat.failed_latest)
-    rows = []
-    if run.on_error == "warn":
-        rows = [
-            (job.series[i].loto, job.series[i].unique_id, name, message[:2000])
-            for name, found in errors.items()
-            for i, message in found
-        ]
-    return BatchWrite(
-        run_id=run_id,
-        series=job.series,
-        cutoffs=cutoffs,
-        stat_columns=[c for n in stat_names for c in run.outputs[n]],
-        stat_values=stat.latest_values if stat is not None else None,
-        hist_columns=[c for n in hist_names for c in run.outputs[n]],
-        hist_values=_new_hist_rows(job, results, hist_names, cutoffs) if hist_names else None,
-        state=_state_rows(job, failed, run.versions),
-        errors=rows,
-        history=stat.history if stat is not None else None,
-    )
-
-
-def _new_hist_rows(
-    job: InFlight, results: dict[str, FamilyBatchResult], names: list[str], cutoffs: list
-) -> np.ndarray:
-    """The per-draw values of the batch, without the rows at or before each series' cutoff."""
-    full = np.hstack([results[n].values for n in names])
-    if not job.series:
-        return full[np.zeros(0, dtype=bool)]
-    keep = np.concatenate(
-        [
-            s.ds > np.datetime64(c, "us") if c is not None else np.ones(len(s), dtype=bool)
-            for s, c in zip(job.series, cutoffs, strict=True)
-        ]
-    )
-    return full[keep]
-
-
-def _state_rows(job: InFlight, failed: dict[str, set[int]], versions: dict[str, str]) -> list[tuple]:
-    """One ``py_job_state`` row per (series, family) of the batch; ``failed`` series by family."""
-    rows = []
-    for name, failed_series in failed.items():
-        for i, item in enumerate(job.items):
-            info = item.info
-            ok = i not in failed_series
-            # A failed (series, family) keeps no checksum, so the next run tries it again.
-            rows.append(
-                (
-                    info.loto,
-                    info.unique_id,
-                    name,
-                    versions[name],
-                    int(info.n_rows),
-                    info.max_ds,
-                    info.checksum if ok else None,
-                    "ok" if ok else "error",
-                )
-            )
-    return rows
 
 
 def _record_end(session: Session, result: JobResult, error: str | None = None) -> None:

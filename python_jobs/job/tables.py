@@ -161,13 +161,22 @@ def ident_list(names: Iterable[str]) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(name) for name in names)
 
 
-def create_statement(name: str) -> sql.Composed:
-    """``create table if not exists`` of one of :data:`TABLES` (without feature columns)."""
-    columns, key = TABLES[name]
+def create_statement(
+    name: str, *, into: str | None = None, feature_columns: Sequence[str] = (), key: bool = True
+) -> sql.Composed:
+    """``create table if not exists`` of one of :data:`TABLES`.
+
+    ``into`` names the table made (default ``name``: a table to load and swap in for it takes
+    its definition), ``feature_columns`` are added as :data:`FEATURE_TYPE` columns after the
+    table's own, and ``key=False`` leaves the primary key to :func:`build_primary_key`.
+    """
+    columns, primary = TABLES[name]
     # The types are constants of this module, never input: plain SQL text.
     body = [sql.SQL("{} {}").format(sql.Identifier(col), sql.SQL(kind)) for col, kind in columns]
-    body.append(sql.SQL("primary key ({})").format(ident_list(key)))
-    return sql.SQL("create table if not exists {} ({})").format(table(name), sql.SQL(", ").join(body))
+    body += [sql.SQL("{} {}").format(sql.Identifier(col), sql.SQL(FEATURE_TYPE)) for col in feature_columns]
+    if key:
+        body.append(sql.SQL("primary key ({})").format(ident_list(primary)))
+    return sql.SQL("create table if not exists {} ({})").format(table(into or name), sql.SQL(", ").join(body))
 
 
 def primary_key(conn: psycopg.Connection, name: str) -> str | None:
@@ -192,6 +201,31 @@ def add_primary_key(conn: psycopg.Connection, name: str) -> None:
             sql.SQL("alter table {} add primary key ({})").format(table(name), ident_list(TABLES[name][1]))
         )
     log.info("job.primary_key_built", table=name, seconds=round(time.perf_counter() - started, 2))
+
+
+def build_primary_key(conn: psycopg.Connection, name: str, into: str) -> str:
+    """Give ``into``, a loaded copy of ``name`` made without its key, the key of ``name``.
+
+    The unique index is built once over the loaded rows (one sort, no per-row upkeep during
+    the load), and the key takes it over instead of building a second one. Returns the key's
+    name, ``<into>_pkey``.
+    """
+    key = f"{into}_pkey"
+    started = time.perf_counter()
+    with conn.transaction():
+        conn.execute("set local maintenance_work_mem = '256MB'")
+        conn.execute(
+            sql.SQL("create unique index {} on {} ({})").format(
+                sql.Identifier(key), table(into), ident_list(TABLES[name][1])
+            )
+        )
+        conn.execute(
+            sql.SQL("alter table {} add constraint {} primary key using index {}").format(
+                table(into), sql.Identifier(key), sql.Identifier(key)
+            )
+        )
+    log.info("job.primary_key_built", table=into, seconds=round(time.perf_counter() - started, 2))
+    return key
 
 
 def begin_bulk_load(conn: psycopg.Connection, name: str) -> bool:

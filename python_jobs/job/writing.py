@@ -3,9 +3,11 @@
 Each batch goes to temporary tables by binary ``COPY ... FROM STDIN`` (built by NumPy, no
 per-value Python work) and into the job's tables set-wise: ``insert ... on conflict do update``
 for the per-series rows, and for the per-draw rows the same upsert done as joins (see
-:func:`_write_hist` for why). Rows whose values did not change are not rewritten. Everything of
-a batch, its bookkeeping rows included, is one transaction, so a run that dies half-way leaves
-every finished batch complete and every other series still marked as to do.
+:func:`_write_hist` for why). Rows whose values did not change are not rewritten. A run that
+loads a table without its key (an empty table, or the table of a full refresh that is swapped
+in at the end, :mod:`python_jobs.job.swap`) COPYs the per-draw rows straight into it.
+Everything of a batch, its bookkeeping rows included, is one transaction, so a run that dies
+half-way leaves every finished batch complete and every other series still marked as to do.
 """
 
 from __future__ import annotations
@@ -60,9 +62,10 @@ class BatchWrite:
     hist_values: np.ndarray | None
     state: list[tuple[str, str, str, str, int, dt.datetime, str | None, str]]
     errors: list[tuple[str, str, str, str]]
-    # The run loads an empty hist table without its primary key (tables.begin_bulk_load):
-    # there are no stored rows to compare with, so the rows are inserted as they are.
-    bulk: bool = False
+    # A table without its key that the hist rows are COPYed into as they are: the empty
+    # py_features_hist, or the table a full refresh swaps in (python_jobs.job.swap). None:
+    # they are merged into py_features_hist, compared with the stored rows.
+    bulk_into: str | None = None
     # The stat families' values per snapshot (py_features_stat_history) and their bookkeeping.
     history: snapshots.HistoryWrite | None = None
 
@@ -161,31 +164,57 @@ def write_batch(conn: psycopg.Connection, batch: BatchWrite) -> dict[str, int]:
         if batch.history is not None:
             written[STAT_HISTORY_TABLE] = snapshots.write_history(conn, batch.history, batch.run_id, now)
         if batch.state:
-            cols = list(zip(*batch.state, strict=True))
-            conn.execute(
-                sql.SQL(
-                    "insert into {} (loto, unique_id, family, feature_version, n_rows, max_ds, checksum, "
-                    "status, run_id, computed_at) "
-                    "select k.*, %s, %s from unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
-                    "%s::int[], %s::timestamp[], %s::text[], %s::text[]) as k "
-                    "on conflict (loto, unique_id, family) do update set "
-                    "feature_version = excluded.feature_version, n_rows = excluded.n_rows, "
-                    "max_ds = excluded.max_ds, checksum = excluded.checksum, status = excluded.status, "
-                    "run_id = excluded.run_id, computed_at = excluded.computed_at"
-                ).format(qualified_table(STATE_TABLE)),
-                (batch.run_id, now, *[list(c) for c in cols]),
-            )
+            write_state(conn, batch.run_id, now, batch.state)
         if batch.errors:
-            cols = list(zip(*batch.errors, strict=True))
-            conn.execute(
-                sql.SQL(
-                    "insert into {} (run_id, loto, unique_id, family, error, recorded_at) "
-                    "select %s, k.*, %s from unnest(%s::text[], %s::text[], %s::text[], %s::text[]) as k "
-                    "on conflict (run_id, loto, unique_id, family) do update set error = excluded.error"
-                ).format(qualified_table(ERRORS_TABLE)),
-                (batch.run_id, now, *[list(c) for c in cols]),
-            )
+            _write_errors(conn, batch.run_id, now, batch.errors)
     return written
+
+
+def write_state(
+    conn: psycopg.Connection,
+    run_id: str,
+    now: dt.datetime,
+    rows: Sequence[tuple[str, str, str, str, int, dt.datetime, str | None, str]],
+) -> None:
+    """Upsert ``py_job_state`` rows ``(loto, unique_id, family, version, n_rows, max_ds, checksum,
+    status)`` of run ``run_id`` (inside the caller's transaction)."""
+    cols = list(zip(*rows, strict=True))
+    conn.execute(
+        sql.SQL(
+            "insert into {} (loto, unique_id, family, feature_version, n_rows, max_ds, checksum, "
+            "status, run_id, computed_at) "
+            "select k.*, %s, %s from unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
+            "%s::int[], %s::timestamp[], %s::text[], %s::text[]) as k "
+            "on conflict (loto, unique_id, family) do update set "
+            "feature_version = excluded.feature_version, n_rows = excluded.n_rows, "
+            "max_ds = excluded.max_ds, checksum = excluded.checksum, status = excluded.status, "
+            "run_id = excluded.run_id, computed_at = excluded.computed_at"
+        ).format(qualified_table(STATE_TABLE)),
+        (run_id, now, *[list(c) for c in cols]),
+    )
+
+
+def _write_errors(
+    conn: psycopg.Connection, run_id: str, now: dt.datetime, rows: Sequence[tuple[str, str, str, str]]
+) -> None:
+    cols = list(zip(*rows, strict=True))
+    conn.execute(
+        sql.SQL(
+            "insert into {} (run_id, loto, unique_id, family, error, recorded_at) "
+            "select %s, k.*, %s from unnest(%s::text[], %s::text[], %s::text[], %s::text[]) as k "
+            "on conflict (run_id, loto, unique_id, family) do update set error = excluded.error"
+        ).format(qualified_table(ERRORS_TABLE)),
+        (run_id, now, *[list(c) for c in cols]),
+    )
+
+
+# The names of the temporary tables of a hist merge, as the SQL of its steps uses them.
+_HIST_NAMES = {
+    "stage": sql.Identifier(HIST_STAGE),
+    "keys": sql.Identifier(HIST_KEYS),
+    "old_rows": sql.Identifier(HIST_OLD),
+    "diff": sql.Identifier(HIST_DIFF),
+}
 
 
 def _write_hist(
@@ -194,99 +223,159 @@ def _write_hist(
     """The per-draw rows of a batch: one set-based upsert, done as a join instead of row by row.
 
     ``insert ... on conflict do update`` costs a speculative insertion and an index probe per
-    row, several times a plain insert on a (text, text, date) key, and rewrites rows whose
+    row, several times a plain insert on a (text, text, timestamp) key, and rewrites rows whose
     values did not change. Under the job's schema lock nothing else writes these rows, so the
-    upsert is done set-wise: one join updates the rows whose values changed, one anti-join
+    upsert is done set-wise (:func:`_stage_hist`, :func:`_fetch_stored`, :func:`_diff_hist`,
+    :func:`_apply_diff`): one join updates the rows whose values changed, one anti-join
     inserts the missing ones, and the dates that left a fully rewritten series are deleted.
-    A re-computation that gives the same values (a full refresh, a version bump that changes
-    nothing) therefore writes nothing, and an appended draw writes one row.
+    A re-computation that gives the same values (a version bump that changes nothing)
+    therefore writes nothing, and an appended draw writes one row. A table loaded without its
+    key (``batch.bulk_into``) takes the rows as they are (:func:`_copy_hist`).
 
     Returns the rows inserted or changed.
     """
+    row_sid, row_ds = _hist_rows(batch)
+    if batch.bulk_into is not None:
+        return _copy_hist(conn, batch, lotos, uids, row_sid, row_ds, now)
+    _stage_hist(conn, batch, lotos, uids, row_sid, row_ds)
+    if not _fetch_stored(conn, batch.hist_columns):
+        # Nothing stored yet for these rows (a first run, appended draws): a plain insert.
+        return _insert_hist(conn, batch.hist_columns, HIST_STAGE, now)
+    _diff_hist(conn, batch.hist_columns)
+    return _apply_diff(conn, batch.hist_columns, now)
+
+
+def _hist_rows(batch: BatchWrite) -> tuple[np.ndarray, np.ndarray]:
+    """The series number (from 1) and ``ds`` of each hist row: each series after its cutoff."""
     row_sid, row_ds = [], []
     for i, (series, cutoff) in enumerate(zip(batch.series, batch.cutoffs, strict=True)):
         keep = series.ds > np.datetime64(cutoff, "us") if cutoff is not None else slice(None)
         stamps = series.ds[keep].astype("datetime64[us]")
         row_sid.append(np.full(len(stamps), i + 1, dtype=np.int32))
         row_ds.append(stamps)
-    if batch.bulk:
-        # An empty table loaded without its key: the rows go straight in, NULLs and all.
-        _copy_in(
-            conn,
-            qualified_table(HIST_TABLE),
-            ["loto", "unique_id", "ds", "computed_at", *batch.hist_columns],
-            pgcopy.feature_rows(
-                list(zip(lotos, uids, strict=True)),
-                np.concatenate(row_sid) - 1,
-                pgcopy.timestamp_micros(np.concatenate(row_ds)),
-                now,
-                batch.hist_values,
-            ),
-        )
-        return len(batch.hist_values)
+    if not row_sid:
+        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype="datetime64[us]")
+    return np.concatenate(row_sid), np.concatenate(row_ds)
+
+
+def _copy_hist(
+    conn: psycopg.Connection,
+    batch: BatchWrite,
+    lotos: list[str],
+    uids: list[str],
+    row_sid: np.ndarray,
+    row_ds: np.ndarray,
+    now: dt.datetime,
+) -> int:
+    """The rows straight into a table without its key, NULLs and all, by one binary COPY."""
+    _copy_in(
+        conn,
+        qualified_table(batch.bulk_into),
+        ["loto", "unique_id", "ds", "computed_at", *batch.hist_columns],
+        pgcopy.feature_rows(
+            list(zip(lotos, uids, strict=True)),
+            row_sid - 1,
+            pgcopy.timestamp_micros(row_ds),
+            now,
+            batch.hist_values,
+        ),
+    )
+    return len(batch.hist_values)
+
+
+def _stage_hist(
+    conn: psycopg.Connection,
+    batch: BatchWrite,
+    lotos: list[str],
+    uids: list[str],
+    row_sid: np.ndarray,
+    row_ds: np.ndarray,
+) -> None:
+    """The batch's rows and series keys (with their cutoffs) into analysed temporary tables."""
     _stage_table(conn, HIST_STAGE, [("sid", "int4"), ("ds", "timestamp")], batch.hist_columns)
     # A binary timestamp is an int8 of microseconds since 2000-01-01 (pgcopy.fixed_rows).
     _copy_in(
         conn,
         HIST_STAGE,
         ["sid", "ds", *batch.hist_columns],
-        pgcopy.fixed_rows([np.concatenate(row_sid), np.concatenate(row_ds)], batch.hist_values),
+        pgcopy.fixed_rows([row_sid, row_ds], batch.hist_values),
     )
-    names = {
-        "stage": sql.Identifier(HIST_STAGE),
-        "keys": sql.Identifier(HIST_KEYS),
-        "old_rows": sql.Identifier(HIST_OLD),
-        "diff": sql.Identifier(HIST_DIFF),
-        "table": qualified_table(HIST_TABLE),
-    }
     conn.execute(
         sql.SQL(
             "create temp table {keys} on commit drop as "
             "select k.sid::int4 as sid, k.loto, k.unique_id, k.cutoff "
             "from unnest(%s::text[], %s::text[], %s::timestamp[]) "
             "with ordinality as k (loto, unique_id, cutoff, sid)"
-        ).format(**names),
+        ).format(**_HIST_NAMES),
         (lotos, uids, batch.cutoffs),
     )
     # Hash joins of a batch fit in memory instead of spilling to disk.
     conn.execute("set local work_mem = '64MB'")
-    columns = batch.hist_columns
-    cols = ident_list(columns)
-    # Temporary tables have no statistics until analysed: the joins below would be planned
-    # as nested loops over whole tables. Only the join keys matter, and analysing the feature
+    # Temporary tables have no statistics until analysed: the joins would be planned as
+    # nested loops over whole tables. Only the join keys matter, and analysing the feature
     # columns too would cost more than the joins.
-    conn.execute(sql.SQL("analyze {stage} (sid, ds)").format(**names))
-    conn.execute(sql.SQL("analyze {keys} (sid)").format(**names))
-    new_values = sql.SQL(", ").join(
-        sql.SQL("nullif(s.{}, 'NaN'::float8)").format(sql.Identifier(c)) for c in columns
-    )
-    insert_all = sql.SQL(
-        "insert into {table} (loto, unique_id, ds, {cols}, computed_at) "
-        "select k.loto, k.unique_id, s.ds, {new}, %(now)s "
-        "from {source} as s join {keys} as k using (sid) "
-    )
-    # The batch's stored rows (those a cutoff leaves alone excluded), fetched by index once;
-    # everything else joins temporary tables only instead of scanning the whole table.
+    conn.execute(sql.SQL("analyze {stage} (sid, ds)").format(**_HIST_NAMES))
+    conn.execute(sql.SQL("analyze {keys} (sid)").format(**_HIST_NAMES))
+
+
+def _fetch_stored(conn: psycopg.Connection, columns: Sequence[str]) -> bool:
+    """The batch's stored rows (those a cutoff leaves alone excluded), fetched by index once.
+
+    Every later step joins temporary tables only instead of scanning the whole table.
+    Returns whether any row is stored.
+    """
     conn.execute(
         sql.SQL(
             "create temp table {old_rows} on commit drop as "
             "select k.sid, t.* from {keys} as k cross join lateral ("
             "select t.ds, {old} from {table} as t where t.loto = k.loto and t.unique_id = k.unique_id "
             "and (k.cutoff is null or t.ds > k.cutoff)) as t"
-        ).format(old=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in columns), **names)
-    )
-    if conn.execute(sql.SQL("select not exists (select 1 from {old_rows})").format(**names)).fetchone()[0]:
-        # Nothing stored yet for these rows (a first run, appended draws): a plain insert.
-        return max(
-            conn.execute(
-                insert_all.format(cols=cols, new=new_values, source=names["stage"], **names),
-                {"now": now},
-            ).rowcount,
-            0,
+        ).format(
+            old=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in columns),
+            table=qualified_table(HIST_TABLE),
+            **_HIST_NAMES,
         )
-    conn.execute(sql.SQL("analyze {old_rows} (sid, ds)").format(**names))
-    # One pass over stage and stored rows finds every row to insert, change or delete; the
-    # statements after it touch those rows only, through the primary key.
+    )
+    if conn.execute(sql.SQL("select not exists (select 1 from {old_rows})").format(**_HIST_NAMES)).fetchone()[
+        0
+    ]:
+        return False
+    conn.execute(sql.SQL("analyze {old_rows} (sid, ds)").format(**_HIST_NAMES))
+    return True
+
+
+def _new_values(columns: Sequence[str]) -> sql.Composable:
+    """The stage's values of ``columns`` as stored: NaN read as NULL."""
+    return sql.SQL(", ").join(
+        sql.SQL("nullif(s.{}, 'NaN'::float8)").format(sql.Identifier(c)) for c in columns
+    )
+
+
+def _insert_hist(
+    conn: psycopg.Connection, columns: Sequence[str], source: str, now: dt.datetime, action: str | None = None
+) -> int:
+    """Insert the rows of ``source`` (the stage, or the diff's rows of ``action``)."""
+    query = sql.SQL(
+        "insert into {table} (loto, unique_id, ds, {cols}, computed_at) "
+        "select k.loto, k.unique_id, s.ds, {new}, %(now)s "
+        "from {source} as s join {keys} as k using (sid)"
+    ).format(
+        table=qualified_table(HIST_TABLE),
+        cols=ident_list(columns),
+        new=_new_values(columns),
+        source=sql.Identifier(source),
+        **_HIST_NAMES,
+    )
+    if action is not None:
+        query += sql.SQL(" where s.action = %(action)s")
+    return max(conn.execute(query, {"now": now, "action": action}).rowcount, 0)
+
+
+def _diff_hist(conn: psycopg.Connection, columns: Sequence[str]) -> None:
+    """One pass over the stage and the stored rows: every row to insert, change or delete.
+
+    The statements after it touch those rows only, through the primary key.
+    """
     conn.execute(
         sql.SQL(
             "create temp table {diff} on commit drop as "
@@ -298,10 +387,15 @@ def _write_hist(
         ).format(
             stage_cols=sql.SQL(", ").join(sql.SQL("s.{0} as {0}").format(sql.Identifier(c)) for c in columns),
             old=sql.SQL(", ").join(sql.SQL("o.{}").format(sql.Identifier(c)) for c in columns),
-            new=new_values,
-            **names,
+            new=_new_values(columns),
+            **_HIST_NAMES,
         )
     )
+
+
+def _apply_diff(conn: psycopg.Connection, columns: Sequence[str], now: dt.datetime) -> int:
+    """Delete, update and insert the diff's rows; returns the rows changed or inserted."""
+    names = {**_HIST_NAMES, "table": qualified_table(HIST_TABLE)}
     conn.execute(
         sql.SQL(
             "delete from {table} as t using {diff} as s join {keys} as k using (sid) "
@@ -313,15 +407,10 @@ def _write_hist(
             "update {table} as t set ({cols}, computed_at) = ({new}, %(now)s) "
             "from {diff} as s join {keys} as k using (sid) "
             "where s.action = 'update' and t.loto = k.loto and t.unique_id = k.unique_id and t.ds = s.ds"
-        ).format(cols=cols, new=new_values, **names),
+        ).format(cols=ident_list(columns), new=_new_values(columns), **names),
         {"now": now},
     ).rowcount
-    inserted = conn.execute(
-        insert_all.format(cols=cols, new=new_values, source=names["diff"], **names)
-        + sql.SQL("where s.action = 'insert'"),
-        {"now": now},
-    ).rowcount
-    return max(updated, 0) + max(inserted, 0)
+    return max(updated, 0) + _insert_hist(conn, columns, HIST_DIFF, now, action="insert")
 
 
 class WriteQueue:
