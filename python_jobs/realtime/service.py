@@ -1,17 +1,21 @@
 """The online service: WebSocket feed -> engine -> Redis store -> predictions, with metrics.
 
 Ticks come off the intake queue in batches (whatever is waiting, up to ``max_batch``): the
-engine updates every symbol of the batch in one compiled call, the store writes the batch in
-one Redis round trip, and the latency of each message, from the moment its frame was received
-to the moment its features are in Redis, goes to the histogram. Batching is what lets the
-service keep up with thousands of messages per second while the latency of each stays in
-the milliseconds: under light load a batch is one message.
+engine updates every symbol of the batch in one compiled call and hands the rows to the store
+writer (:mod:`python_jobs.realtime.writer`), which writes what has accumulated in one Redis
+round trip on an asyncio connection, so the event loop goes on reading the feed while Redis
+answers. The latency of each message, from the moment its frame was received to the moment
+Redis acknowledged its features, goes to the histogram. Batching is what lets the service
+keep up with thousands of messages per second while the latency of each stays in the
+milliseconds: under light load a batch is one message.
 
 Nothing stops the consumer: a batch whose handling fails unexpectedly is logged and counted
 (``realtime_internal_errors``, and its updates as lost), and the next batch is handled. While
-the store holds updates Redis refused, a background task retries them (with the store's
-back-off) so they reach Redis when it is back even if no message arrives. :meth:`lost` says
-what never reached Redis; the command line turns it into its exit code.
+the store holds updates Redis refused, the writer retries them (with the store's back-off) so
+they reach Redis when it is back even if no message arrives. At shutdown the writes under way
+end, then what is left (queued, waiting for the writer, buffered) is written with the
+blocking client. :meth:`lost` says what never reached Redis; the command line turns it into
+its exit code.
 
 With a sink (:mod:`python_jobs.realtime.sink`), every accepted point also goes to the store's
 outbox with its features, and a background task moves the outbox into PostgreSQL in a worker
@@ -38,6 +42,7 @@ from python_jobs.realtime.metrics import ServiceMetrics
 from python_jobs.realtime.sink import PointSink
 from python_jobs.realtime.store import RealTimeFeatureStore
 from python_jobs.realtime.stream import StreamingDataProcessor, Tick
+from python_jobs.realtime.writer import StoreWriter
 from python_jobs.redact import redact
 
 log = get_logger(__name__)
@@ -49,6 +54,8 @@ HOUSEKEEPING_SECONDS = 1.0
 RESTART_SECONDS = 1.0
 # Seconds the shutdown waits for the outbox to reach PostgreSQL.
 STORE_FLUSH_SECONDS = 5.0
+# Seconds the shutdown waits for the Redis writes under way before it writes the rest itself.
+WRITER_FINISH_SECONDS = 2.0
 
 
 class FeatureService:
@@ -63,7 +70,7 @@ class FeatureService:
     predictor : AsyncPredictionPipeline, optional
         Gets every batch after it reached Redis.
     max_batch : int
-        Most ticks handled in one engine call and one Redis write.
+        Most ticks handled in one engine call, and in one Redis write.
     status_every : float, optional
         Seconds between two status lines (rate, drops, p99, buffer) given to ``status``;
         None for none.
@@ -105,29 +112,43 @@ class FeatureService:
         self._errors_seen = 0
         self._evicted_seen = 0
         self._sink_seen = (0, 0, 0)
-        self._buffered: asyncio.Event | None = None
+        self.writer = StoreWriter(
+            store, self._written, self._write_failed, with_prices=sink is not None, max_write=max_batch
+        )
 
     # -- one batch --------------------------------------------------------------------------
 
     def handle(self, batch: list[Tick]) -> None:
-        """Features of a batch of ticks, written to Redis; latencies recorded."""
-        symbols = [tick.symbol for tick in batch]
-        stamps = [tick.ts for tick in batch]
+        """Features of a batch of ticks, written to Redis with the blocking client (what the
+        final drain does; :meth:`run` writes through :attr:`writer`); latencies recorded."""
+        self._write_now(*self._compute(batch))
+
+    def _compute(self, batch: list[Tick]) -> tuple[list[Tick], np.ndarray]:
+        """The ticks applied (all but those the engine refused) and their feature rows."""
         try:
-            rows = self.engine.update_many(symbols, stamps, [tick.price for tick in batch])
+            prices = [tick.price for tick in batch]
+            return batch, self.engine.update_many([t.symbol for t in batch], [t.ts for t in batch], prices)
         except OrderError:
             # Only when the engine was warm-started past the feed: apply tick by tick.
-            batch, rows = self._one_by_one(batch)
-            symbols = [tick.symbol for tick in batch]
-            stamps = [tick.ts for tick in batch]
-        if self.sink is None:
-            self.store.write_batch(symbols, stamps, rows)
-        else:
-            self.store.write_batch(symbols, stamps, rows, prices=[tick.price for tick in batch])
+            return self._one_by_one(batch)
+
+    def _write_now(self, batch: list[Tick], rows: np.ndarray) -> None:
+        symbols = [tick.symbol for tick in batch]
+        stamps = [tick.ts for tick in batch]
+        prices = None if self.sink is None else [tick.price for tick in batch]
+        self.store.write_batch(symbols, stamps, rows, prices)
+        self._written(batch, rows)
+
+    def _written(self, batch: list[Tick], rows: np.ndarray) -> None:
+        """What follows a write Redis answered (or the store buffered): latencies, predictions."""
         self._record(batch)
         if self.predictor is not None and len(batch):
-            self.predictor.submit(symbols, stamps, rows)
+            self.predictor.submit([tick.symbol for tick in batch], [tick.ts for tick in batch], rows)
         self.batches += 1
+
+    def _write_failed(self, lost: int, exc: BaseException) -> None:
+        self.failed_updates += lost
+        self._internal_error("write failed; consuming goes on", exc, messages=lost)
 
     def _record(self, batch: list[Tick]) -> None:
         done = time.perf_counter()
@@ -138,8 +159,6 @@ class FeatureService:
         self.observed += len(batch)
         self.metrics.accepted.inc(len(batch))
         self._sync_store_metrics()
-        if self.store.buffer_fill and self._buffered is not None:
-            self._buffered.set()
 
     def _one_by_one(self, batch: list[Tick]) -> tuple[list[Tick], np.ndarray]:
         kept, rows = [], []
@@ -153,11 +172,15 @@ class FeatureService:
         width = len(self.engine.layout.names)
         return kept, np.array(rows).reshape(len(rows), width)
 
-    def handle_safely(self, batch: list[Tick]) -> None:
-        """:meth:`handle`, with any unexpected failure logged and counted instead of raised."""
+    def handle_safely(self, batch: list[Tick], rows: np.ndarray | None = None) -> None:
+        """:meth:`handle` (given the ``rows``, its write alone), with any unexpected failure
+        logged and counted instead of raised."""
         given = self.store.counters.updates
         try:
-            self.handle(batch)
+            if rows is None:
+                self.handle(batch)
+            else:
+                self._write_now(batch, rows)
         except Exception as exc:
             # The updates the store never received are lost; count them for the exit code.
             self.failed_updates += max(0, len(batch) - (self.store.counters.updates - given))
@@ -199,7 +222,13 @@ class FeatureService:
 
     async def consume(self) -> None:
         async for batch in self.processor.batches(self.max_batch):
-            self.handle_safely(batch)
+            try:
+                computed = self._compute(batch)
+            except Exception as exc:
+                self.failed_updates += len(batch)
+                self._internal_error("batch failed; consuming goes on", exc, messages=len(batch))
+                continue
+            await self.writer.put(*computed)
 
     async def keep_running(self, name: str, task: Callable[[], Any]) -> None:
         """Run ``task()`` (a coroutine function); after an unexpected failure, count it, log
@@ -211,17 +240,6 @@ class FeatureService:
             except Exception as exc:
                 self._internal_error(f"{name} failed; restarting it", exc)
                 await asyncio.sleep(RESTART_SECONDS)
-
-    async def flush_when_redis_is_back(self) -> None:
-        """While the store holds updates, retry them at the store's back-off until it is empty."""
-        self._buffered = self._buffered or asyncio.Event()
-        while True:
-            await self._buffered.wait()
-            while self.store.buffer_fill:
-                await asyncio.sleep(self.store.retry_in())
-                self.store.flush_pending()
-                self._sync_store_metrics()
-            self._buffered.clear()
 
     async def store_points(self) -> None:
         """Move the outbox into PostgreSQL, in a worker thread, every ``interval`` seconds (at
@@ -268,13 +286,9 @@ class FeatureService:
         # the collector's sight, a full collection no longer walks it between two messages.
         gc.collect()
         gc.freeze()
-        self._buffered = asyncio.Event()
         reader = asyncio.ensure_future(self.processor.run())
-        parts = {
-            "consumer": self.consume,
-            "buffer flush": self.flush_when_redis_is_back,
-            "housekeeping": self.housekeeping,
-        }
+        writer = asyncio.ensure_future(self.keep_running("store writer", self.writer.run))
+        parts = {"consumer": self.consume, "housekeeping": self.housekeeping}
         if self.predictor is not None:
             parts["prediction pipeline"] = self.predictor.run
         if self.sink is not None:
@@ -293,7 +307,11 @@ class FeatureService:
                     except Exception as exc:
                         # The intake ended on an error: reported, never left unretrieved.
                         self._internal_error("feed reader failed", exc)
-            self._buffered = None
+            # The writes under way end (a cancelled one would be sent again); the rest is drained.
+            await self.writer.finish(WRITER_FINISH_SECONDS)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
             self.drain()
             self.flush_points()
 
@@ -302,7 +320,10 @@ class FeatureService:
         self.processor.stop()
 
     def drain(self, timeout: float = 2.0) -> None:
-        """Handle what is still queued and flush the store's buffer (for ``timeout`` seconds at most)."""
+        """Write what the writer still holds, handle what is still queued, and flush the
+        store's buffer (for ``timeout`` seconds at most), with the blocking client."""
+        for batch, rows in self.writer.take_all():
+            self.handle_safely(batch, rows)
         pending = []
         while not self.processor.queue.empty():
             pending.append(self.processor.queue.get_nowait())
@@ -327,7 +348,7 @@ class FeatureService:
         in a batch that failed; and their total."""
         parts = {
             "buffer_dropped": self.store.counters.buffer_dropped,
-            "not_written": self.store.buffer_fill,
+            "not_written": self.store.buffer_fill + self.writer.pending,
             "failed": self.failed_updates,
         }
         return {**parts, "total": sum(parts.values())}

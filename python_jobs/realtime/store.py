@@ -55,7 +55,7 @@ import math
 import time
 import warnings
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,13 +79,19 @@ VECTOR_DTYPE = "<f8"
 #: What a failed write raises: every Redis error (connection, timeout, OOM, READONLY, NOAUTH)
 #: and the socket errors redis-py lets through.
 WRITE_ERRORS = (redis.RedisError, OSError)
+#: A write as steps: each Redis call it needs is yielded as ``(kind, first, second)``, either
+#: ``("mset", mapping, None)`` or ``("script", keys, argv)``, and gets its reply (or its error)
+#: back; the steps return whether the updates reached Redis. One definition of the write
+#: (buffering, back-off, counting) serves the blocking client (:meth:`write_batch`) and the
+#: asyncio one (:mod:`python_jobs.realtime.writer`).
+Steps = Generator[tuple[str, Any, Any], Any, bool]
 
 # KEYS: the per-indicator keys, the latest hashes, then the outbox (when points are stored).
 # ARGV: ttl, the number of indicator values and of hashes, the values, (ts, vector) per hash,
 # then the outbox's bound and (symbol, ts, price) per point. Returns the points trimmed from
 # the full outbox. One script: the points reach the outbox exactly when their features reach
 # Redis.
-_WRITE_SCRIPT = """
+WRITE_SCRIPT = """
 local ttl = ARGV[1]
 local n_values = tonumber(ARGV[2])
 local n_hashes = tonumber(ARGV[3])
@@ -272,7 +278,7 @@ class RealTimeFeatureStore:
         self._retry_delay = RETRY_MIN_SECONDS
         self._names_written = False
         self.booleans = tuple(name for name in booleans if name in self.names)
-        self._script = client.register_script(_WRITE_SCRIPT)
+        self._script = client.register_script(WRITE_SCRIPT)
         self.counters = StoreCounters()
 
     # -- keys -------------------------------------------------------------------------------
@@ -379,14 +385,13 @@ class RealTimeFeatureStore:
 
     def _send(
         self, symbols: Sequence[str], ts: Sequence[float], rows: np.ndarray, prices: Sequence[float]
-    ) -> None:
+    ) -> Steps:
         if not self._names_written:
-            self.client.mset(
-                {self.names_key: json.dumps(list(self.names)), self.registry_key: json.dumps(self.registry())}
-            )
+            names, registry = json.dumps(list(self.names)), json.dumps(self.registry())
+            yield ("mset", {self.names_key: names, self.registry_key: registry}, None)
             self._names_written = True
         keys, argv = self._command(symbols, ts, rows, prices)
-        self.counters.outbox_trimmed += int(self._script(keys=keys, args=argv) or 0)
+        self.counters.outbox_trimmed += int((yield ("script", keys, argv)) or 0)
 
     def _enqueue(
         self, symbols: Sequence[str], ts: Sequence[float], rows: np.ndarray, prices: Sequence[float]
@@ -398,10 +403,21 @@ class RealTimeFeatureStore:
             self._buffer.append((symbol, float(stamp), np.array(row), float(price)))
             self.counters.buffered += 1
 
-    def _flush_buffer(self, chunk: int = FLUSH_CHUNK) -> None:
+    def keep(
+        self,
+        symbols: Sequence[str],
+        ts: Sequence[float],
+        rows: np.ndarray,
+        prices: Sequence[float] | None = None,
+    ) -> None:
+        """Buffer updates already given whose write was interrupted (a cancelled asyncio
+        write): the next write or flush sends them, the buffer's bound and counts apply."""
+        self._enqueue(symbols, ts, rows, [math.nan] * len(symbols) if prices is None else prices)
+
+    def _flush_buffer(self, chunk: int = FLUSH_CHUNK) -> Steps:
         while self._buffer:
             part = [self._buffer[i] for i in range(min(chunk, len(self._buffer)))]
-            self._send(
+            yield from self._send(
                 [p[0] for p in part],
                 [p[1] for p in part],
                 np.stack([p[2] for p in part]),
@@ -445,6 +461,11 @@ class RealTimeFeatureStore:
         refuses writes (or within the back-off after a failure) the updates are buffered; the
         buffer goes out first on the next successful write.
         """
+        return self._run(self.write_steps(symbols, ts, rows, prices))
+
+    def write_steps(
+        self, symbols: Sequence[str], ts: Sequence[float], rows: np.ndarray, prices: Sequence[float] | None
+    ) -> Steps:
         if not len(symbols):
             return True
         if prices is None:
@@ -456,8 +477,8 @@ class RealTimeFeatureStore:
         flushed = bool(self._buffer)
         try:
             if flushed:
-                self._flush_buffer()
-            self._send(symbols, ts, rows, prices)
+                yield from self._flush_buffer()
+            yield from self._send(symbols, ts, rows, prices)
         except WRITE_ERRORS as exc:
             self._failed(exc)
             self._enqueue(symbols, ts, rows, prices)
@@ -466,6 +487,25 @@ class RealTimeFeatureStore:
         self.counters.written += len(symbols)
         self.counters.batches += 1
         return True
+
+    def _run(self, steps: Steps) -> Any:
+        """Carry out ``steps`` on the client: each Redis call they yield is made here, its
+        reply (or its error) handed back to them; what they return is returned."""
+        try:
+            call = next(steps)
+            while True:
+                kind, first, second = call
+                try:
+                    if kind == "mset":
+                        reply = self.client.mset(first)
+                    else:
+                        reply = self._script(keys=first, args=second)
+                except Exception as exc:
+                    call = steps.throw(exc)
+                else:
+                    call = steps.send(reply)
+        except StopIteration as finished:
+            return finished.value
 
     def retry_in(self) -> float:
         """Seconds until the next write attempt is due (0 when it is)."""
@@ -477,12 +517,15 @@ class RealTimeFeatureStore:
         What the service calls while the buffer holds updates, so they reach Redis as soon as
         it is back rather than on the next message.
         """
+        return self._run(self.flush_steps())
+
+    def flush_steps(self) -> Steps:
         if not self._buffer:
             return True
         if self.retry_in() > 0:
             return False
         try:
-            self._flush_buffer()
+            yield from self._flush_buffer()
         except WRITE_ERRORS as exc:
             self._failed(exc)
             return False

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import socket
+import threading
 import time
 import uuid
 
@@ -342,3 +344,86 @@ def test_feed_to_redis_end_to_end_with_metrics(own_redis):
     assert 'realtime_drops_total{reason="malformed"} 1.0' in text
     assert "realtime_latency_seconds_count 300.0" in text
     assert service.latency_summary()["count"] == 300
+
+
+class HeldRedis:
+    """A loopback TCP proxy to a Redis that holds the server's replies while :attr:`held` is
+    set: a Redis that answers slowly, as one on a busy machine does."""
+
+    def __init__(self, port: int) -> None:
+        self.upstream = port
+        self.port = free_port()
+        self.held = threading.Event()
+        self._released = threading.Event()
+        self._released.set()
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold(self) -> None:
+        self._released.clear()
+        self.held.set()
+
+    def release(self) -> None:
+        self.held.clear()
+        self._released.set()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, replies: bool) -> None:
+        with source, target:
+            while data := source.recv(65536):
+                if replies:
+                    self._released.wait()
+                target.sendall(data)
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def test_a_slow_redis_never_holds_up_the_intake(own_redis):
+    """While a write waits for Redis, the event loop reads the feed and computes the features;
+    what arrived meanwhile goes out in one write once Redis answers."""
+    proxy = HeldRedis(own_redis.port)
+
+    async def scenario() -> FeatureService:
+        async with Feed() as feed:
+            engine = RealTimeFeatureEngine(history_features=False)
+            # A timeout longer than the hold, so the slow write is a slow one, not a failed one.
+            client = redis.Redis(port=proxy.port, socket_timeout=30)
+            store = RealTimeFeatureStore(engine.layout.names, engine.layout.version, client)
+            processor = StreamingDataProcessor(f"ws://127.0.0.1:{feed.port}")
+            service = FeatureService(engine, store, processor, ServiceMetrics())
+            running = asyncio.ensure_future(service.run(60))
+            feed.frames.put_nowait(_tick("A", 1.0, 1.0))
+            await _until(lambda: store.counters.written == 1)
+            proxy.hold()
+            feed.frames.put_nowait(_tick("A", 2.0, 2.0))
+            await _until(lambda: service.writer.writing == 1)
+            for ts in range(3, 8):
+                feed.frames.put_nowait(_tick("A", float(ts), float(ts)))
+            # Redis has not answered, and the loop took in every message and computed it.
+            await _until(lambda: service.writer.pending == 5)
+            assert service.writer.writing == 1 and store.counters.written == 1
+            assert service.observed == 1
+            proxy.release()
+            await _until(lambda: store.counters.written == 7)
+            processor.stop()
+            await running
+            return service
+
+    try:
+        service = asyncio.run(scenario())
+        # One write for the first message, one for the held one, one for the five behind it.
+        assert service.store.counters.batches == 3
+        assert service.store.latest("A")["ts"] == 7.0
+        assert service.lost()["total"] == 0 and service.internal_errors == 0
+    finally:
+        proxy.close()
