@@ -11,8 +11,15 @@ Checks:
 - ``coverage``: every staged series has Python-job rows up to its last staged draw
   (``stale`` counts those behind, which the next ``make gpu-features`` catches up);
 - ``marts``: every mart holds a row for every staged key (``missing`` counts those without;
-  an empty mart, as an unlogged one is after a crash, misses them all); ``fix`` names the
-  dbt command that rebuilds it;
+  an empty mart, as an unlogged one is after a crash, misses them all), and the newest
+  snapshot of every staged series in ``features_stat_history`` is at its last staged draw;
+  ``fix`` names the dbt command that rebuilds it;
+- ``freshness``: each mart's job columns equal the job table they come from
+  (``features_hist`` and ``py_features_hist``, ``features_stat_history`` and
+  ``py_features_stat_history``, ``features_stat`` and ``py_features_stat``), row by row:
+  ``dbt build`` followed by the feature job leaves the marts with the values from before the
+  job ran, which the checks above do not see; ``fix`` says to run ``loto-features build``
+  (:mod:`python_jobs.mart_freshness`);
 - ``redis``: a PING, when a Redis URL is configured (the embedded one needs no server);
 - ``gpu``: CuPy and a CUDA device, with its memory (informational: the CPU path is complete);
 - ``disk``: free space where the project keeps its data, against ``health.min_free_disk_gb``.
@@ -30,7 +37,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from python_jobs import config, db, marts, settings
+from python_jobs import config, db, mart_freshness, marts, settings
 from python_jobs.redact import mask_url
 
 Check = dict[str, Any]
@@ -39,11 +46,18 @@ PY_STAT_TABLE = "py_features_stat"
 
 
 def required_tables() -> tuple[str, ...]:
-    """The tables a built project has: those ``make demo``'s summary counts, and the run history."""
+    """The tables a built project has: those ``make demo``'s summary counts, the snapshot
+    history of ``features_stat`` and the job's table behind it, and the run history."""
     from python_jobs.pipeline import SUMMARY_TABLES
     from python_jobs.runs import RUNS_TABLE
 
-    return (*SUMMARY_TABLES, RUNS_TABLE)
+    extra = tuple(
+        table
+        for source in mart_freshness.SOURCES
+        for table in (source.mart, source.table)
+        if table not in SUMMARY_TABLES
+    )
+    return (*SUMMARY_TABLES, *extra, RUNS_TABLE)
 
 
 def check_tables(conn: psycopg.Connection) -> Check:
@@ -130,9 +144,49 @@ def check_marts(conn: psycopg.Connection) -> Check:
         },
     }
     problems = [state.problem() for state in states if not state.ok]
+    stale = [state.mart for state in states if not state.ok]
+    history = _check_stat_history(conn, result["marts"])
+    if history:
+        stale.append("features_stat_history")
+        problems.append(history)
     if problems:
-        result["stale"] = [state.mart for state in states if not state.ok]
+        result["ok"] = False
+        result["stale"] = stale
         result["fix"] = "; ".join(problem for problem in problems if problem)
+    return result
+
+
+def _check_stat_history(conn: psycopg.Connection, found: dict[str, Any]) -> str | None:
+    """Add ``features_stat_history`` against staging to ``found``; the problem, if any.
+
+    Its newest snapshot of each staged series is at the series' last staged draw.
+    """
+    mart = "features_stat_history"
+    name = f"{config.target_schema()}.{mart}"
+    counts = mart_freshness.history_behind(conn)
+    if counts is None:
+        return f"{name} does not exist: run `make demo` (or `dbt build`)"
+    series, behind = counts
+    found[mart] = {"ok": behind == 0, "series": series, "behind": behind}
+    if not behind:
+        return None
+    return (
+        f"{name} is behind {config.STAGING_MODEL}: {behind} of {series} staged series have no snapshot "
+        f"at their last draw: rebuild it with `dbt run --select {mart}+` (or `make demo`)"
+    )
+
+
+def check_freshness(conn: psycopg.Connection) -> Check:
+    """Each mart's job columns against the job's table: not ok when the mart is older."""
+    states = [mart_freshness.source_state(conn, source) for source in mart_freshness.SOURCES]
+    result: Check = {
+        "ok": all(state.ok for state in states),
+        "required": True,
+        "marts": {state.source.mart: state.as_dict() for state in states},
+    }
+    if not result["ok"]:
+        result["stale"] = [state.source.mart for state in states if not state.ok]
+        result["fix"] = "; ".join(state.problem() or "" for state in states if not state.ok)
     return result
 
 
@@ -213,6 +267,7 @@ def run_checks(url: str | None = None) -> tuple[dict[str, Check], str | None]:
             checks["tables"] = check_tables(conn)
             checks["coverage"] = check_coverage(conn)
             checks["marts"] = check_marts(conn)
+            checks["freshness"] = check_freshness(conn)
     except (db.DatabaseError, psycopg.Error) as exc:
         reason = mask_url(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         unreachable = f"database unreachable: {reason}"
@@ -246,6 +301,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``health`` on the command line."""
     parser = sub.add_parser(
         "health",
-        help="check the database, tables, coverage, Redis, GPU and disk; JSON; non-zero when a part is down",
+        help=(
+            "check the database, tables, coverage, marts and their freshness, Redis, GPU and disk; "
+            "JSON; non-zero when a part is down"
+        ),
     )
     parser.set_defaults(fn=_cmd_health)

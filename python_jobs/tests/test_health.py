@@ -78,6 +78,22 @@ def test_healthy_after_the_pipeline(demo_schema: str, pg_url: str, fresh_schema,
     }
     assert checks["gpu"]["required"] is False
     assert checks["disk"]["ok"] and checks["disk"]["free_gb"] > 0
+    # The marts were built after the job: each one's job columns are its table's, on every row.
+    assert checks["marts"]["marts"]["features_stat_history"] == {"ok": True, "series": series, "behind": 0}
+    freshness = checks["freshness"]
+    assert freshness["ok"] is True and "fix" not in freshness
+    for mart, source in (
+        ("features_hist", "py_features_hist"),
+        ("features_stat_history", "py_features_stat_history"),
+        ("features_stat", "py_features_stat"),
+    ):
+        found = freshness["marts"][mart]
+        assert (found["source"], found["rows"], found["differ"]) == (
+            source,
+            checks["tables"]["rows"][mart],
+            0,
+        )
+        assert found["columns"] > 0
 
 
 def test_stale_python_tables_and_missing_tables(demo_schema: str, pg_url: str, fresh_schema, capsys):
@@ -126,6 +142,9 @@ def _redis_up(host: str = "127.0.0.1", port: int = 6379) -> bool:
 
 def test_redis_checked_only_when_configured(fresh_schema, monkeypatch, capsys):
     fresh_schema("healthredis")
+    # Whatever the environment running the tests exports: no Redis URL, no override file.
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv(settings.CONFIG_ENV, raising=False)
     assert health.check_redis() == {
         "ok": True,
         "required": False,
@@ -209,4 +228,88 @@ def test_marts_behind_staging_are_down(demo_schema: str, pg_url: str, fresh_sche
     assert marts_check["marts"]["features_stat"]["missing"] == 1
     assert f"{schema}.features_hist is behind stg_lottery__draws: {deleted} of" in marts_check["fix"]
     assert "`dbt run --select features_stat`" in marts_check["fix"]
+    assert err.strip() == "error: down: marts"
+
+
+def _count(pg_url: str, schema: str, table: str, where: str) -> int:
+    with db.connect(pg_url) as conn:
+        query = sql.SQL("select count(*) from {} where " + where).format(sql.Identifier(schema, table))
+        return int(conn.execute(query).fetchone()[0])
+
+
+def _execute(pg_url: str, statement: str, *tables: sql.Composable) -> None:
+    with db.connect(pg_url, autocommit=True) as conn:
+        conn.execute(sql.SQL(statement).format(*tables))
+
+
+def test_marts_built_before_the_job_wrote_its_tables_are_stale(
+    demo_schema: str, pg_url: str, fresh_schema, capsys
+):
+    """`dbt build` then the job: every staged key is in the marts, with the job's old values."""
+    schema = fresh_schema("healthfresh")
+    _copy_built_tables(pg_url, demo_schema, schema)
+    py_hist, py_stat, history = (
+        sql.Identifier(schema, table)
+        for table in ("py_features_hist", "py_features_stat", "features_stat_history")
+    )
+    # The job recomputed bingo5's rows after the marts were built (new values, newer computed_at).
+    _execute(
+        pg_url,
+        "update {} set hist_y_iforest_score = hist_y_iforest_score + 1, computed_at = now() "
+        "where loto = 'bingo5' and hist_y_iforest_score is not null",
+        py_hist,
+    )
+    # A first build before the job ever ran: the mart's job columns are NULL.
+    _execute(pg_url, "update {} set stat_ent_perm = null, stat_dfa = null where loto = 'loto6'", history)
+    _execute(pg_url, "update {} set stat_ent_perm = stat_ent_perm / 2 where unique_id = 'N1'", py_stat)
+    recomputed = _count(
+        pg_url, schema, "py_features_hist", "loto = 'bingo5' and hist_y_iforest_score is not null"
+    )
+    emptied = _count(
+        pg_url,
+        schema,
+        "py_features_stat_history",
+        "loto = 'loto6' and num_nonnulls(stat_ent_perm, stat_dfa) > 0",
+    )
+    changed = _count(pg_url, schema, "py_features_stat", "unique_id = 'N1' and stat_ent_perm <> 0")
+    assert min(recomputed, emptied, changed) > 0
+
+    code, report, err = _health(capsys)
+
+    assert code == 1 and report["status"] == "down"
+    # Every staged key is there: the comparison with staging alone passes.
+    assert report["checks"]["marts"]["ok"] is True and report["checks"]["coverage"]["ok"] is True
+    freshness = report["checks"]["freshness"]
+    assert freshness["stale"] == ["features_hist", "features_stat_history", "features_stat"]
+    marts_found = freshness["marts"]
+    assert (marts_found["features_hist"]["differ"], marts_found["features_hist"]["differ_by_loto"]) == (
+        recomputed,
+        {"bingo5": recomputed},
+    )
+    assert marts_found["features_stat_history"]["differ_by_loto"] == {"loto6": emptied}
+    assert marts_found["features_stat"]["differ"] == changed
+    assert freshness["fix"].count("`loto-features build`") == 3
+    assert f"{schema}.features_hist is older than py_features_hist" in freshness["fix"]
+    assert err.strip() == "error: down: freshness"
+
+
+def test_a_stat_history_without_the_latest_snapshot_is_down(
+    demo_schema: str, pg_url: str, fresh_schema, capsys
+):
+    schema = fresh_schema("healthsnap")
+    _copy_built_tables(pg_url, demo_schema, schema)
+    _execute(
+        pg_url,
+        "delete from {0} where loto = 'loto6' and unique_id = 'N2' "
+        "and as_of = (select max(as_of) from {0} where loto = 'loto6' and unique_id = 'N2')",
+        sql.Identifier(schema, "features_stat_history"),
+    )
+
+    code, report, err = _health(capsys)
+
+    assert code == 1
+    marts_check = report["checks"]["marts"]
+    assert marts_check["stale"] == ["features_stat_history"]
+    assert marts_check["marts"]["features_stat_history"]["behind"] == 1
+    assert f"{schema}.features_stat_history is behind stg_lottery__draws: 1 of" in marts_check["fix"]
     assert err.strip() == "error: down: marts"
