@@ -41,7 +41,9 @@ def _drop_schema(url: str, schema: str) -> None:
     from python_jobs import db
 
     with db.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
+        # <schema>_evaluator holds the seed dbt_project_evaluator_exceptions (dbt_project.yml).
+        for name in (schema, f"{schema}_evaluator"):
+            conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(name)))
 
 
 def _new_schema_name(name: str) -> str:

@@ -13,7 +13,7 @@
     )
 }}
 
-{%- set raw_prizes = source('lottery_prizes', 'raw_lottery_prizes') -%}
+{%- set raw_prizes = source('lottery', 'raw_lottery_prizes') -%}
 {%- set raw_exists = true -%}
 {%- if execute -%}
     {%- set found = adapter.get_relation(raw_prizes.database, raw_prizes.schema, raw_prizes.identifier) -%} -- noqa: TMP
