@@ -28,7 +28,7 @@ ordered as (
         row_number() over by_ds as series_length,
         first_value(draws.ds) over by_ds as series_start_date,
         -- Whole days for midnight timestamps, as the day count of a date difference.
-        (extract(epoch from draws.ds - lag(draws.ds) over by_ds) / 86400)::double precision as gap_days
+        (extract(epoch from (draws.ds - lag(draws.ds) over by_ds)) / 86400)::double precision as gap_days
     from draws
     window by_ds as (partition by draws.loto, draws.unique_id order by draws.ds)
 ),

@@ -151,10 +151,6 @@ position_gap_expected as (
     select * from {{ ref('int_hist__position_gap_expected') }}
 ),
 
-lottery_positions as (
-    select * from {{ ref('loto_positions') }}
-),
-
 decimal_draws as not materialized (
     -- The draws read a second time, by exact_sums: only the rows of series holding a
     -- non-integer y pass its filter (a lottery's draws never do).
@@ -164,8 +160,9 @@ decimal_draws as not materialized (
 draw_level as (
     -- One row per (loto, ds, y): the lottery-level counts with the value's gap statistics
     -- (the same keys), so the million rows take one join for both. Only for a lottery of
-    -- loto_positions: a user's series or a market's prices have no draw of numbers, so these
-    -- columns are NULL there (as in the online engine, which adds them to a whole draw only).
+    -- loto_positions (each has its positions' expected gaps): a user's series or a market's
+    -- prices have no draw of numbers, so these columns are NULL there (as in the online
+    -- engine, which adds them to a whole draw only).
     select
         draw_domain.*,
         value_gaps.hist_y_gap_mean,
@@ -176,7 +173,7 @@ draw_level as (
             draw_domain.loto = value_gaps.loto
             and draw_domain.ds = value_gaps.ds
             and draw_domain.y = value_gaps.y
-    where draw_domain.loto in (select lottery_positions.loto from lottery_positions)
+    where draw_domain.loto in (select position_gap_expected.loto from position_gap_expected)
 ),
 
 py_hist as not materialized (

@@ -19,10 +19,6 @@
 
 with
 
-draws as (
-    select * from {{ ref('stg_lottery__draws') }}
-),
-
 positions as (
     select * from {{ ref('loto_positions') }}
 ),
@@ -43,21 +39,8 @@ py_stat_history as (
     select * from {{ ref('stg_python__features_stat_history') }}
 ),
 
-lottery_dates as (
-    select distinct
-        draws.loto,
-        draws.ds
-    from draws
-),
-
 lottery_draws as (
-    -- Distinct draw dates of the lottery up to each of its dates: an as_of is one of them.
-    select
-        lottery_dates.loto,
-        lottery_dates.ds,
-        row_number() over (partition by lottery_dates.loto order by lottery_dates.ds)::integer
-            as draw_count_total
-    from lottery_dates
+    select * from {{ ref('int_stat__lottery_draw_counts') }}
 ),
 
 final as (
