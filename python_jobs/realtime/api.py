@@ -25,7 +25,7 @@ request names a feature it does not know yet (a ``materialize`` that just ran).
 from __future__ import annotations
 
 import contextlib
-import json
+import gc
 import socket
 import time
 import warnings
@@ -111,6 +111,8 @@ class ServingState:
         self.client = client
         self._embedded: Any = None
         self.catalog: serving.Catalog | None = None
+        self._catalog_texts: tuple[bytes | None, bytes | None] = (None, None)
+        self._checked_at = 0.0
 
     def open(self) -> None:
         """The asyncio client of ``redis.url``, else of the embedded Redis (its unix socket)."""
@@ -141,19 +143,25 @@ class ServingState:
 
     async def features(self, wanted: list[str] | None) -> tuple[serving.Catalog, list[str]]:
         """The catalog and the feature names of a request, the catalog refreshed when due."""
-        now = time.monotonic()
-        if self.catalog is None or now - self.catalog.loaded_at > CATALOG_MAX_AGE_S:
-            self.catalog = await serving.read_catalog(self.client, self.keys)
+        if self.catalog is None or time.monotonic() - self._checked_at > CATALOG_MAX_AGE_S:
+            await self._refresh()
         if wanted is None:
             return self.catalog, self.catalog.names
         try:
             self.catalog.check(wanted)
         except serving.UnknownFeatures:
-            if now - self.catalog.loaded_at < CATALOG_RETRY_S:
+            if time.monotonic() - self._checked_at < CATALOG_RETRY_S:
                 raise
-            self.catalog = await serving.read_catalog(self.client, self.keys)
+            await self._refresh()
             self.catalog.check(wanted)
         return self.catalog, wanted
+
+    async def _refresh(self) -> None:
+        """Read the feature lists again; a catalog whose lists did not change is kept, with its plans."""
+        texts = await serving.read_catalog_texts(self.client, self.keys)
+        if self.catalog is None or texts != self._catalog_texts:
+            self.catalog, self._catalog_texts = serving.Catalog.from_json(*texts), texts
+        self._checked_at = time.monotonic()
 
 
 def _problem(status: int, detail: str) -> JSONResponse:
@@ -181,18 +189,6 @@ def _check_entities(request: GetOnlineFeaturesRequest, limit: int) -> list[tuple
     if len(lotos) > limit:
         raise ValueError(f"{len(lotos)} entities asked for; at most {limit} (serving.max_entities)")
     return list(zip(lotos, ids, strict=True))
-
-
-def _body(features: list[str], columns: serving.Columns) -> bytes:
-    results = [
-        {"values": values, "statuses": statuses, "event_timestamps": stamps}
-        for values, statuses, stamps in zip(
-            columns.values, columns.statuses, columns.event_timestamps, strict=True
-        )
-    ]
-    # NaN never reaches here (materialize writes null, the stream's NaN reads as None).
-    text = json.dumps({"metadata": {"feature_names": features}, "results": results}, separators=(",", ":"))
-    return text.encode()
 
 
 def create_app(current: settings.Settings | None = None, client: Any | None = None) -> FastAPI:
@@ -244,13 +240,16 @@ def create_app(current: settings.Settings | None = None, client: Any | None = No
             return _problem(422, str(exc))
         try:
             catalog, features = await state.features(request.features)
-            sources = await serving.read_sources(state.client, state.keys, entities, state.market, catalog)
+            how = catalog.plan(features)
+            sources = await serving.read_sources(
+                state.client, state.keys, entities, state.market, catalog, how
+            )
         except serving.UnknownFeatures as exc:
             return _problem(400, str(exc))
         except REDIS_ERRORS as exc:
             return _problem(503, f"the online store does not answer ({type(exc).__name__})")
-        columns = serving.assemble(sources, catalog.plan(features), state.max_age)
-        return Response(_body(features, columns), media_type="application/json")
+        body = serving.response_body(sources, how, catalog, state.max_age)
+        return Response(body, media_type="application/json")
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}})
     async def health() -> JSONResponse:
@@ -286,7 +285,10 @@ def run(sock: socket.socket, current: settings.Settings | None = None) -> None:
     """Serve :func:`create_app` with uvicorn on ``sock`` until SIGTERM or Ctrl-C."""
     import uvicorn
 
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(current), log_level="warning", access_log=False, lifespan="on")
-    )
+    app = create_app(current)
+    # What is loaded by now lives as long as the process: the collector need not walk it again
+    # (a full collection over the framework's objects would be a pause of milliseconds).
+    gc.collect()
+    gc.freeze()
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
     server.run(sockets=[sock])

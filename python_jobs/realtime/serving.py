@@ -21,16 +21,27 @@ Statuses, per value: ``NOT_FOUND`` (neither hash holds the feature for the serie
 series, or a stream-only column of a series with no stream), ``OUTSIDE_MAX_AGE`` (its event time
 is older than its group's ``serving.max_age_*_s``; the value is still returned), else
 ``NULL_VALUE`` (NULL) or ``PRESENT``.
+
+How it stays fast (one entity with every feature costs a fraction of a millisecond of CPU):
+the materialized hash is read whole (HGETALL: HMGET of some 300 names costs more to send than
+to answer) and taken in the plan's field order in one pass; its values are JSON text as
+:func:`~python_jobs.realtime.materialize.encode` wrote them and go into the response as they
+are, never decoded; the precedence and statuses are numpy operations over the (entities x
+features) grid; and the response is one ``bytes % tuple`` into a template kept per feature
+list and entity count (:class:`Plan`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from python_jobs import settings
 from python_jobs.realtime.layout import layout
@@ -42,8 +53,16 @@ PRESENT, NULL_VALUE, NOT_FOUND, OUTSIDE_MAX_AGE = "PRESENT", "NULL_VALUE", "NOT_
 NO_TIMESTAMP = "1970-01-01T00:00:00Z"
 #: Feature lists whose plan a catalog keeps (requests tend to repeat theirs).
 PLANS_KEPT = 256
+#: Entity counts whose response template a plan keeps.
+TEMPLATES_KEPT = 8
 #: The group whose maximum age applies to the stream's columns.
 STREAM_GROUP = "hist"
+
+_NULL = b"null"
+_STATUS = {name: name.encode() for name in (PRESENT, NULL_VALUE, NOT_FOUND, OUTSIDE_MAX_AGE)}
+_NO_TIMESTAMP = NO_TIMESTAMP.encode()
+_TS_FIELDS = tuple(ts_field(group).encode() for group in GROUPS)
+_STREAM_GROUP = GROUPS.index(STREAM_GROUP)
 
 
 class UnknownFeatures(ValueError):
@@ -69,6 +88,15 @@ def iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+@functools.lru_cache(maxsize=4096)
+def _iso_bytes(ts: float) -> bytes:
+    # Event times repeat from request to request (a series' rows change once a draw).
+    return iso(ts).encode()
+
+
+# -- the catalog and the plan of a feature list ---------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Catalog:
     """The features served, each with its group; the stream's column order and booleans."""
@@ -76,7 +104,6 @@ class Catalog:
     groups: dict[str, str]
     stream_names: tuple[str, ...] = ()
     stream_booleans: frozenset[str] = frozenset()
-    loaded_at: float = field(default_factory=time.monotonic)
     _plans: dict[tuple[str, ...], Plan] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -97,6 +124,11 @@ class Catalog:
             groups.setdefault(name, STREAM_GROUP)
         return cls(groups, stream_names, frozenset(layout().boolean_columns) & set(stream_names))
 
+    @functools.cached_property
+    def stream_boolean_columns(self) -> np.ndarray:
+        """Positions of the boolean columns in the stream's vector."""
+        return np.array([i for i, name in enumerate(self.stream_names) if name in self.stream_booleans], int)
+
     def plan(self, features: Sequence[str]) -> Plan:
         """The :class:`Plan` of ``features`` (all known), kept for the next request like it."""
         key = tuple(features)
@@ -114,56 +146,44 @@ class Catalog:
             raise UnknownFeatures(unknown)
 
 
+async def read_catalog_texts(client: Any, keys: ServingKeys) -> tuple[bytes | None, bytes | None]:
+    """The names keys' texts (materialized, stream), in one round trip: what a catalog is made of."""
+    materialized, stream = await client.mget([keys.materialized_names, keys.names])
+    return materialized, stream
+
+
 async def read_catalog(client: Any, keys: ServingKeys) -> Catalog:
     """The catalog from Redis (one round trip)."""
-    materialized, stream = await client.mget([keys.materialized_names, keys.names])
-    return Catalog.from_json(materialized, stream)
-
-
-@dataclass
-class Source:
-    """One entity's hashes as read: materialized fields (bytes) and the stream's point, if any."""
-
-    fields: dict[bytes, bytes]
-    stream_ts: float | None = None
-    stream_values: list[float] | None = None
-
-
-async def read_sources(
-    client: Any, keys: ServingKeys, entities: Sequence[tuple[str, str]], market: str, catalog: Catalog
-) -> list[Source]:
-    """Both hashes of every entity, in one pipelined round trip."""
-    pipe = client.pipeline(transaction=False)
-    for loto, unique_id in entities:
-        pipe.hgetall(keys.materialized(loto, unique_id))
-        if loto == market and catalog.stream_names:
-            pipe.hgetall(keys.latest(unique_id))
-    replies = iter(await pipe.execute())
-    sources = []
-    for loto, _ in entities:
-        source = Source(next(replies))
-        if loto == market and catalog.stream_names:
-            latest = decode_latest(next(replies), catalog.stream_names)
-            if latest is not None:
-                source.stream_ts, source.stream_values = latest
-        sources.append(source)
-    return sources
-
-
-def _decode_all(texts: list[bytes]) -> list[Any]:
-    # One parse for every value of an entity: each is a JSON text written by materialize.
-    return json.loads(b"[" + b",".join(texts) + b"]") if texts else []
+    return Catalog.from_json(*await read_catalog_texts(client, keys))
 
 
 @dataclass(frozen=True)
 class Plan:
-    """How to read each feature of a request: hash field, group, stream column, boolean."""
+    """How to read each feature of a request: hash field, group, stream column (-1: none).
+
+    ``fields`` is what is taken from the materialized hash: the groups' event times, then the
+    features. The response templates (one per entity count) are kept here too.
+    """
 
     features: tuple[str, ...]
     fields: tuple[bytes, ...]
-    groups: tuple[int, ...]
-    stream_columns: tuple[int, ...]  # -1: the stream does not compute it
-    booleans: tuple[bool, ...]
+    groups: np.ndarray
+    stream_columns: np.ndarray
+    _templates: dict[int, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+    @functools.cached_property
+    def from_stream(self) -> np.ndarray:
+        """Whether the stream computes each feature."""
+        return self.stream_columns >= 0
+
+    def template(self, entities: int) -> bytes:
+        """The response with ``%b`` for each value, status and event time, feature after feature."""
+        found = self._templates.get(entities)
+        if found is None:
+            if len(self._templates) >= TEMPLATES_KEPT:
+                self._templates.clear()
+            found = self._templates[entities] = _template(self.features, entities)
+        return found
 
 
 def plan(catalog: Catalog, features: Sequence[str]) -> Plan:
@@ -171,94 +191,187 @@ def plan(catalog: Catalog, features: Sequence[str]) -> Plan:
     stream_index = {name: i for i, name in enumerate(catalog.stream_names)}
     return Plan(
         tuple(features),
-        tuple(name.encode() for name in features),
-        tuple(GROUPS.index(catalog.groups[name]) for name in features),
-        tuple(stream_index.get(name, -1) for name in features),
-        tuple(name in catalog.stream_booleans for name in features),
+        (*_TS_FIELDS, *(name.encode() for name in features)),
+        np.array([GROUPS.index(catalog.groups[name]) for name in features], dtype=np.intp),
+        np.array([stream_index.get(name, -1) for name in features], dtype=np.intp),
     )
+
+
+def _template(features: Sequence[str], entities: int) -> bytes:
+    """Feast's response shape with a ``%b`` slot per value, status and event time."""
+
+    def slots(quote: bytes) -> bytes:
+        return b",".join([quote + b"%b" + quote] * entities)
+
+    result = b'{"values":[%s],"statuses":[%s],"event_timestamps":[%s]}' % (
+        slots(b""),
+        slots(b'"'),
+        slots(b'"'),
+    )
+    names = json.dumps(list(features), separators=(",", ":")).encode().replace(b"%", b"%%")
+    return b'{"metadata":{"feature_names":%s},"results":[%s]}' % (names, b",".join([result] * len(features)))
+
+
+# -- reading Redis ---------------------------------------------------------------------------------
 
 
 @dataclass
-class Columns:
-    """The response's columns: per feature, the values, statuses and event times in entity order."""
+class Sources:
+    """What a request read: per entity, the materialized fields in the plan's order (bytes or
+    None: the groups' event times, then the features) and the stream's point (time, values), if any."""
 
-    values: list[list[Any]]
-    statuses: list[list[str]]
-    event_timestamps: list[list[str]]
-
-
-_TS_FIELDS = tuple(ts_field(group).encode() for group in GROUPS)
-_STREAM_GROUP = GROUPS.index(STREAM_GROUP)
+    materialized: list[list[bytes | None]]
+    streams: list[tuple[float, list[float]] | None]
 
 
-class _Times:
-    """Event times as text (each converted once a request) and whether they are past their limit."""
-
-    def __init__(self, max_age: Mapping[str, float | None], now: float) -> None:
-        self.limits = [max_age[group] for group in GROUPS]
-        self.now = now
-        self._texts: dict[float, str] = {}
-
-    def describe(self, ts: float | None, group: int) -> tuple[str, bool]:
-        """``(ISO text, past the group's maximum age)`` of ``ts``."""
-        if ts is None:
-            return NO_TIMESTAMP, False
-        text = self._texts.get(ts)
-        if text is None:
-            text = self._texts[ts] = iso(ts)
-        limit = self.limits[group]
-        return text, limit is not None and self.now - ts > limit
-
-
-def assemble(
-    sources: Sequence[Source],
+async def read_sources(
+    client: Any,
+    keys: ServingKeys,
+    entities: Sequence[tuple[str, str]],
+    market: str,
+    catalog: Catalog,
     how: Plan,
+) -> Sources:
+    """Both hashes of every entity, in one pipelined round trip."""
+    streamed = [loto == market and bool(catalog.stream_names) for loto, _ in entities]
+    pipe = client.pipeline(transaction=False)
+    for (loto, unique_id), has_stream in zip(entities, streamed, strict=True):
+        pipe.hgetall(keys.materialized(loto, unique_id))
+        if has_stream:
+            pipe.hgetall(keys.latest(unique_id))
+    replies = iter(await pipe.execute())
+    materialized, streams = [], []
+    for has_stream in streamed:
+        materialized.append(list(map(next(replies).get, how.fields)))
+        streams.append(decode_latest(next(replies), catalog.stream_names) if has_stream else None)
+    return Sources(materialized, streams)
+
+
+# -- the response ----------------------------------------------------------------------------------
+
+
+def response_body(
+    sources: Sources,
+    how: Plan,
+    catalog: Catalog,
     max_age: Mapping[str, float | None],
     now: float | None = None,
-) -> Columns:
-    """The response's columns: one per feature, values in entity order (see the module's rules)."""
-    times = _Times(max_age, time.time() if now is None else now)
-    n = len(sources)
-    columns = Columns(
-        [[None] * n for _ in how.fields],
-        [[NOT_FOUND] * n for _ in how.fields],
-        [[NO_TIMESTAMP] * n for _ in how.fields],
-    )
-    for e, source in enumerate(sources):
-        _fill_entity(columns, e, source, how, times)
-    return columns
+) -> bytes:
+    """The response's JSON: one result per feature, values in entity order (see the module's rules)."""
+    now = time.time() if now is None else now
+    grid = np.array(sources.materialized, dtype=object).reshape(len(sources.materialized), len(how.fields))
+    marts = _MartsGrid.of(grid, how, max_age, now)
+    stream = _StreamGrid.of(sources.streams, catalog, how, marts.present, marts.group_ts, max_age, now)
+    values = np.where(marts.found, marts.values, _NULL)
+    values[stream.used] = stream.values[stream.used]
+    stamps = np.where(stream.used, stream.stamps, marts.stamps)
+    stale = np.where(stream.used, stream.stale, marts.stale)
+    found = marts.found | stream.used
+    statuses = np.full(values.shape, _STATUS[PRESENT], dtype=object)
+    statuses[values == _NULL] = _STATUS[NULL_VALUE]
+    statuses[stale] = _STATUS[OUTSIDE_MAX_AGE]
+    statuses[~found] = _STATUS[NOT_FOUND]
+    stamps[~found] = _NO_TIMESTAMP
+    # Feature-major, as the template reads them: each feature's values, statuses, event times.
+    slots = np.stack([values.T, statuses.T, stamps.T], axis=1)
+    return how.template(len(grid)) % tuple(slots.ravel().tolist())
 
 
-def _fill_entity(columns: Columns, e: int, source: Source, how: Plan, times: _Times) -> None:
-    """Entity ``e``'s values: from the stream where it wins, else from the materialized hash."""
-    fields, stream = source.fields, source.stream_values
-    stamps = [fields.get(field) for field in _TS_FIELDS]
-    group_ts = [None if stamp is None else float(stamp) for stamp in stamps]
-    described = [times.describe(ts, group) for group, ts in enumerate(group_ts)]
-    hist_ts = group_ts[_STREAM_GROUP]
-    newer = stream is not None and (hist_ts is None or source.stream_ts > hist_ts)
-    stream_text, stream_stale = times.describe(source.stream_ts, _STREAM_GROUP)
-    values, statuses, event_timestamps = columns.values, columns.statuses, columns.event_timestamps
-    pending: list[int] = []
-    texts: list[bytes] = []
-    for f, key in enumerate(how.fields):
-        column = how.stream_columns[f]
-        if column >= 0 and stream is not None and (newer or key not in fields):
-            value = stream[column]
-            value = None if value != value else (bool(value) if how.booleans[f] else value)
-            values[f][e] = value
-            statuses[f][e] = OUTSIDE_MAX_AGE if stream_stale else (NULL_VALUE if value is None else PRESENT)
-            event_timestamps[f][e] = stream_text
-            continue
-        text = fields.get(key)
-        if text is not None and group_ts[how.groups[f]] is not None:
-            pending.append(f)
-            texts.append(text)
-    for f, value in zip(pending, _decode_all(texts), strict=True):
-        text, stale = described[how.groups[f]]
-        values[f][e] = value
-        statuses[f][e] = OUTSIDE_MAX_AGE if stale else (NULL_VALUE if value is None else PRESENT)
-        event_timestamps[f][e] = text
+def _ages(group_ts: np.ndarray, max_age: Mapping[str, float | None], now: float) -> np.ndarray:
+    """Whether each event time (entities x groups, NaN: none) is past its group's maximum age."""
+    limits = np.array([np.inf if max_age[group] is None else max_age[group] for group in GROUPS])
+    with np.errstate(invalid="ignore"):
+        return (now - group_ts) > limits
+
+
+@dataclass
+class _MartsGrid:
+    """The materialized side, entities x features: values as stored, where each was found."""
+
+    values: np.ndarray
+    present: np.ndarray
+    found: np.ndarray
+    group_ts: np.ndarray
+    stamps: np.ndarray
+    stale: np.ndarray
+
+    @classmethod
+    def of(cls, grid: np.ndarray, how: Plan, max_age: Mapping[str, float | None], now: float) -> _MartsGrid:
+        times = grid[:, : len(GROUPS)]
+        values = grid[:, len(GROUPS) :]
+        group_ts = np.array([[np.nan if t is None else float(t) for t in row] for row in times], dtype=float)
+        group_ts = group_ts.reshape(len(grid), len(GROUPS))
+        texts = np.array(
+            [[_NO_TIMESTAMP if t != t else _iso_bytes(t) for t in row] for row in group_ts.tolist()],
+            dtype=object,
+        ).reshape(group_ts.shape)
+        present = values.astype(bool)  # None (no such field) is false, every stored text true
+        dated = ~np.isnan(group_ts)
+        return cls(
+            values=values,
+            present=present,
+            found=present & dated[:, how.groups],
+            group_ts=group_ts,
+            stamps=texts[:, how.groups],
+            stale=_ages(group_ts, max_age, now)[:, how.groups],
+        )
+
+
+@dataclass
+class _StreamGrid:
+    """The stream's side, entities x features: its values as JSON text, where it wins."""
+
+    used: np.ndarray
+    values: np.ndarray
+    stamps: np.ndarray
+    stale: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        streams: Sequence[tuple[float, list[float]] | None],
+        catalog: Catalog,
+        how: Plan,
+        present: np.ndarray,
+        group_ts: np.ndarray,
+        max_age: Mapping[str, float | None],
+        now: float,
+    ) -> _StreamGrid:
+        shape = present.shape
+        has = np.array([point is not None for point in streams], dtype=bool)
+        if not has.any() or not how.from_stream.any():
+            empty = np.zeros(shape, dtype=bool)
+            return cls(empty, np.empty(shape, dtype=object), np.empty(shape, dtype=object), empty)
+        ts = np.array([np.nan if point is None else point[0] for point in streams], dtype=float)
+        hist_ts = group_ts[:, _STREAM_GROUP]
+        with np.errstate(invalid="ignore"):
+            newer = has & (np.isnan(hist_ts) | (ts > hist_ts))
+        used = how.from_stream[None, :] & has[:, None] & (newer[:, None] | ~present)
+        columns = np.where(how.from_stream, how.stream_columns, 0)
+        texts = np.full((len(streams), len(catalog.stream_names)), _NULL, dtype=object)
+        for e, point in enumerate(streams):
+            if point is not None:
+                texts[e] = _stream_texts(point[1], catalog.stream_boolean_columns)
+        stamps = np.array([_NO_TIMESTAMP if t != t else _iso_bytes(t) for t in ts.tolist()], dtype=object)
+        limits = np.full((len(streams), len(GROUPS)), np.nan)
+        limits[:, _STREAM_GROUP] = ts
+        stale = _ages(limits, max_age, now)[:, _STREAM_GROUP]
+        return cls(
+            used=used,
+            values=texts[:, columns],
+            stamps=np.broadcast_to(stamps[:, None], shape),
+            stale=np.broadcast_to(stale[:, None], shape),
+        )
+
+
+def _stream_texts(values: list[float], booleans: np.ndarray) -> np.ndarray:
+    """A stream vector as JSON texts: numbers as Python writes them, booleans, null for NaN and inf."""
+    texts = np.array(",".join(map(repr, values)).encode().split(b","), dtype=object)
+    numbers = np.asarray(values, dtype=float)
+    if len(booleans):
+        texts[booleans] = np.where(numbers[booleans] != 0, b"true", b"false")
+    texts[~np.isfinite(numbers)] = _NULL
+    return texts
 
 
 def max_ages(current: settings.Settings) -> dict[str, float | None]:

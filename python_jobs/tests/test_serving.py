@@ -333,6 +333,116 @@ def _assert_same(served_value: Any, trained: Any, where: Any) -> None:
         assert served_value == trained, where
 
 
+def _reference_value(
+    name: str,
+    group: str,
+    stored: dict[str, str],
+    point: tuple[float, dict[str, float]] | None,
+    max_age: dict[str, float | None],
+    now: float,
+) -> tuple[Any, str, str]:
+    """One value as the module's rules say, one feature and one series at a time."""
+
+    def status(value: Any, ts: float, limit: float | None) -> str:
+        if limit is not None and now - ts > limit:
+            return "OUTSIDE_MAX_AGE"
+        return "NULL_VALUE" if value is None else "PRESENT"
+
+    hist_ts = float(stored["_ts_hist"]) if "_ts_hist" in stored else None
+    if (
+        point is not None
+        and name in point[1]
+        and (name not in stored or hist_ts is None or point[0] > hist_ts)
+    ):
+        number = point[1][name]
+        value = (
+            None
+            if not math.isfinite(number)
+            else (bool(number) if name in layout().boolean_columns else number)
+        )
+        return value, status(value, point[0], max_age["hist"]), serving.iso(point[0])
+    if name in stored and f"_ts_{group}" in stored:
+        ts = float(stored[f"_ts_{group}"])
+        value = json.loads(stored[name])
+        return value, status(value, ts, max_age[group]), serving.iso(ts)
+    return None, "NOT_FOUND", serving.NO_TIMESTAMP
+
+
+def test_every_precedence_and_status_case_equals_a_per_value_reference():
+    """Random hashes (fields, event times, NULLs, NaN, booleans, stale groups, stream older or
+    newer, no stream, unknown series) served for many entities at once, checked value by value."""
+    from python_jobs.realtime.materialize import encode
+
+    rng = np.random.default_rng(7)
+    prefix = f"t-serving-ref-{uuid.uuid4().hex[:8]}"
+    current = _settings(
+        os.environ.get("DBT_SCHEMA", "public"), prefix, max_age_hist_s=600, max_age_stat_s=600
+    )
+    client, _ = connect(current=current)
+    keys = ServingKeys(prefix, layout().version)
+    market, now = current.online.market_loto, time.time()
+    names = list(layout().names)
+    groups = {
+        "hist": [*names[: len(names) // 2], "hist_marts_only"],
+        "stat": ["stat_a", "stat_b", "stat_c"],
+        "futr": ["futr_a", "target_ds"],
+    }
+    store = RealTimeFeatureStore(names, keys.version, client, current=current, timeseries=[])
+    client.set(keys.names, json.dumps(names))
+    client.set(keys.materialized_names, json.dumps(groups))
+    series, hashes, points = [], {}, {}
+    try:
+        for k in range(16):
+            symbol = f"S{k}"
+            stored: dict[str, str] = {}
+            for group, group_names in groups.items():
+                if rng.random() < 0.8:
+                    stored[f"_ts_{group}"] = repr(now - float(rng.choice([60.0, 3600.0])))
+                for name in group_names:
+                    if rng.random() < 0.85:
+                        kind = rng.integers(5)
+                        value = [float(rng.normal()), None, int(rng.integers(9)), bool(rng.integers(2))][
+                            kind % 4
+                        ]
+                        stored[name] = encode(dt.date(2026, 1, 2) if name == "target_ds" else value)
+            if k % 5 != 4:
+                client.hset(keys.materialized(market, symbol), mapping=stored)
+            else:
+                stored = {}
+            if k % 3 != 2:
+                vector = rng.normal(size=len(names))
+                vector[rng.random(len(names)) < 0.2] = np.nan
+                vector[rng.integers(len(names))] = np.inf
+                for column in layout().boolean_columns:
+                    vector[names.index(column)] = float(rng.integers(2))
+                stamp = now - float(rng.choice([30.0, 1800.0, 7200.0]))
+                assert store.write_batch([symbol], [stamp], vector[None, :])
+                points[symbol] = (stamp, dict(zip(names, vector.tolist(), strict=True)))
+            series.append((market, symbol))
+            hashes[symbol] = stored
+        series += [("loto6", "no-such"), (market, "no-such")]
+        with _app(current) as app:
+            response = app.post(ENDPOINT, json=_request(series))
+        assert response.status_code == 200
+        vectors = _vectors(response.json())
+        group_of = {name: group for group, group_names in groups.items() for name in group_names}
+        group_of.update({name: "hist" for name in names if name not in group_of})
+        assert list(vectors[0]) == [*group_of]
+        max_age = serving.max_ages(current)
+        seen = set()
+        for (_, symbol), vector in zip(series, vectors, strict=True):
+            for name, got in vector.items():
+                expected = _reference_value(
+                    name, group_of[name], hashes.get(symbol, {}), points.get(symbol), max_age, now
+                )
+                assert got == expected, (symbol, name)
+                seen.add(got[1])
+        assert seen == {"PRESENT", "NULL_VALUE", "NOT_FOUND", "OUTSIDE_MAX_AGE"}
+    finally:
+        for key in client.scan_iter(f"{prefix}:*"):
+            client.delete(key)
+
+
 # -- the HTTP surface --------------------------------------------------------------------------
 
 
@@ -384,13 +494,15 @@ def test_a_burst_waits_for_a_redis_connection(served):
     state.open()
 
     async def burst() -> list[int]:
-        catalog, _ = await state.features(None)
-        entities = [("loto6", "N1")]
+        catalog, names = await state.features(None)
+        entities, how = [("loto6", "N1")], catalog.plan(names)
         reads = [
-            serving.read_sources(state.client, state.keys, entities, "market", catalog) for _ in range(300)
+            serving.read_sources(state.client, state.keys, entities, "market", catalog, how)
+            for _ in range(300)
         ]
         try:
-            return [len(found[0].fields) for found in await asyncio.gather(*reads)]
+            found = await asyncio.gather(*reads)
+            return [sum(value is not None for value in sources.materialized[0]) for sources in found]
         finally:
             await state.close()
 
