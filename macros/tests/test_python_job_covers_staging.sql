@@ -6,6 +6,10 @@
     when the table does not exist at all, every series fails with that reason. Meant with
     severity warn: the marts still build, with the job's columns NULL (or outdated) where it
     is behind, until `python -m python_jobs features` runs again.
+    One full outer join of the two key sets (a hash join: each side read once, no sort), then
+    only its unmatched rows are counted: on a job that has caught up nothing is left to count.
+    A staged key repeated in `staged` joins twice but is counted once (count distinct), so the
+    figures are those of the key sets.
     Usage (on stg_python__features_hist):
         data_tests:
           - python_job_covers_staging:
@@ -23,49 +27,34 @@
     with
 
     staged_keys as (
-        select distinct {{ column_list }}
+        select
+            {{ column_list }},
+            true as is_staged
         from {{ staged }}
     ),
 
     job_keys as (
-        select {{ column_list }}
+        select
+            {{ column_list }},
+            true as is_computed
         from {{ model }}
     ),
 
-    missing as (
+    stale as (
         select
-            staged_keys.loto,
-            staged_keys.unique_id,
-            1 as is_missing
+            {% for column in grain -%}
+                coalesce(staged_keys.{{ column }}, job_keys.{{ column }}) as {{ column }},
+            {% endfor %}
+            job_keys.is_computed is null as is_missing
         from staged_keys
-        where not exists (
-            select 1 from job_keys
-            where
+        full outer join job_keys
+            on
                 {% for column in grain -%}
                     {% if not loop.first %}and {% endif %}job_keys.{{ column }} = staged_keys.{{ column }}
                 {% endfor %}
-        )
-    ),
-
-    extra as (
-        select
-            job_keys.loto,
-            job_keys.unique_id,
-            0 as is_missing
-        from job_keys
-        where not exists (
-            select 1 from staged_keys
-            where
-                {% for column in grain -%}
-                    {% if not loop.first %}and {% endif %}staged_keys.{{ column }} = job_keys.{{ column }}
-                {% endfor %}
-        )
-    ),
-
-    stale as (
-        select * from missing
-        union all
-        select * from extra
+        where
+            job_keys.is_computed is null
+            or staged_keys.is_staged is null
     ),
 
     final as (
@@ -73,8 +62,8 @@
             stale.loto,
             stale.unique_id,
             '{{ job_table }}' as job_table,
-            count(*) filter (where stale.is_missing = 1) as keys_missing,
-            count(*) filter (where stale.is_missing = 0) as keys_not_staged,
+            count(distinct ({{ column_list }})) filter (where stale.is_missing) as keys_missing,
+            count(distinct ({{ column_list }})) filter (where not stale.is_missing) as keys_not_staged,
             {% if job_relation is none -%}
                 '{{ job_table }} does not exist: run python -m python_jobs features'
             {%- else -%}
