@@ -211,16 +211,19 @@ def build_service(
     except ValueError as exc:
         raise CommandError(f"redis.url is not a Redis URL: {exc}") from None
     max_symbols = current.online.max_symbols
-    engine = RealTimeFeatureEngine(history_features=args.history_features, max_keys=max_symbols)
+    # The service writes what update_many returns, the layout's columns: the history-wide
+    # columns (matrix profile, isolation forest) are computed by RealTimeFeatureEngine.update only.
+    engine = RealTimeFeatureEngine(history_features=False, max_keys=max_symbols)
+    names = engine.layout.names
     # Load the compiled kernel now, not on the first message.
     RealTimeFeatureEngine(history_features=False).update_many(["warm-up"], [0.0], [1.0])
     store = RealTimeFeatureStore(
-        engine.names,
+        names,
         engine.layout.version,
         client,
         current=current,
         ttl=args.ttl,
-        timeseries=_timeseries(args, engine.names),
+        timeseries=_timeseries(args, names),
         booleans=engine.layout.boolean_columns,
         outbox=current.online.store_points,
     )
@@ -235,9 +238,7 @@ def build_service(
     except ModelError as exc:
         raise CommandError(str(exc)) from None
     if bundle is not None:
-        predictor = AsyncPredictionPipeline(
-            bundle, engine.names, client, engine.layout.version, metrics=metrics
-        )
+        predictor = AsyncPredictionPipeline(bundle, names, client, engine.layout.version, metrics=metrics)
         predictor.stream = store.predictions_key
     return FeatureService(
         engine,
@@ -488,11 +489,6 @@ def _service_arguments(p: argparse.ArgumentParser, current: settings.Settings) -
         default="indicators",
         help="columns written as {prefix}:{version}:{symbol}:{column}:{ts} keys: 'indicators' "
         "(default), 'none' (the latest hash only), or a comma-separated list",
-    )
-    p.add_argument(
-        "--history-features",
-        action="store_true",
-        help="also the matrix profile and isolation forest (keep whole series)",
     )
     p.add_argument("--warm-start", choices=["none", "redis", "postgres"], default="none")
     p.add_argument("--no-predict", action="store_true", help="no prediction pipeline")

@@ -428,8 +428,19 @@ class RealTimeFeatureEngine:
             self.update_draw(current[0], current[1], draw)
         return fed
 
-    def warm_start_from_postgres(self, url: str | None = None, lotos: Sequence[str] | None = None) -> int:
-        """Replay every draw of ``stg_lottery__draws`` (optionally of ``lotos`` only).
+    def warm_start_from_postgres(
+        self,
+        url: str | None = None,
+        lotos: Sequence[str] | None = None,
+        *,
+        market_loto: str | None = None,
+    ) -> int:
+        """Replay every row of ``stg_lottery__draws`` (optionally of ``lotos`` only).
+
+        A lottery's rows are replayed as whole draws (keys ``loto:unique_id``). The rows of
+        ``market_loto`` (default ``online.market_loto``), where the service stores the points
+        of its stream, are replayed point by point under their ``unique_id``: the symbol, the
+        key the live stream updates, so the stream continues the replayed series.
 
         The whole history is replayed, not a recent slice: gap, streak, drawdown, the matrix
         profile and the isolation forest depend on every earlier row, and a lottery's history
@@ -439,13 +450,21 @@ class RealTimeFeatureEngine:
 
         from python_jobs import config, db
 
+        market = settings.get().online.market_loto if market_loto is None else market_loto
         query = sql.SQL("select loto, unique_id, ds, y from {}{} order by loto, ds, unique_id").format(
             db.qualified(config.STAGING_MODEL),
             sql.SQL(" where loto = any(%s)") if lotos else sql.SQL(""),
         )
         with db.connect(url or db.database_url()) as conn:
             rows = conn.execute(query, (list(lotos),) if lotos else ()).fetchall()
-        return self.replay_draws(rows)
+        points = [(uid, to_epoch(ds), float(y)) for loto, uid, ds, y in rows if loto == market]
+        if self.history_features:
+            for symbol, stamp, value in points:
+                self.update(symbol, stamp, value)
+        elif points:
+            symbols, stamps, values = zip(*points, strict=True)
+            self.update_many(symbols, stamps, values)
+        return len(points) + self.replay_draws(row for row in rows if row[0] != market)
 
     # -- saved state ----------------------------------------------------------------------
 

@@ -165,6 +165,70 @@ def test_warm_start_from_redis_continues_the_saved_engine_or_refuses_in_one_line
             _service("--warm-start", "redis")
 
 
+def _latest_vector(client: redis.Redis, store: RealTimeFeatureStore, symbol: str) -> np.ndarray:
+    return np.frombuffer(client.hget(store.latest_key(symbol), "v"), dtype="<f8")
+
+
+def test_the_registry_names_every_column_of_the_vectors_written(own_redis):
+    """The names and the registry list exactly the columns of each latest vector, also when the
+    engine comes back from a state saved with the history-wide columns on."""
+    with patched(redis={"url": own_redis.url}):
+        first = _service()
+        saved = RealTimeFeatureEngine(history_features=True)
+        saved.update("A", 1.0, 1.0)
+        first.store.save_state(saved)
+        for service in (first, _service("--warm-start", "redis")):
+            service.handle(_ticks(["A", "B"], start=1_700_000_000.0 + len(service.engine.keys)))
+            client = own_redis.admin()
+            registry = json.loads(client.get(service.store.registry_key))
+            names = json.loads(client.get(service.store.names_key))
+            width = len(_latest_vector(client, service.store, "B"))
+            assert registry["names"] == names == list(service.engine.layout.names)
+            assert width == len(names) == len(service.store.names)
+    # The service computes no history-wide columns, so it offers no option that would name them.
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["realtime", "serve", "--feed", UNREACHABLE_FEED, "--history-features"])
+
+
+def test_warm_start_from_postgres_continues_the_live_key_of_each_symbol(own_redis, fresh_schema, pg_url):
+    """The stream's points stored under online.market_loto are replayed under their symbol, so
+    the first live tick continues that series (and a lottery's rows stay ``loto:unique_id``)."""
+    from psycopg import sql
+
+    from python_jobs import db
+
+    schema = fresh_schema("warmmarket")
+    prices = np.round(1.1 + 0.01 * np.sin(np.arange(41.0)), 5)  # exact as numeric
+    stamps = 1_700_000_000.0 + 60.0 * np.arange(41)
+    with db.connect(pg_url, autocommit=True) as conn:
+        staged = sql.Identifier(schema, config.STAGING_MODEL)
+        conn.execute(
+            sql.SQL("create table {} (loto text, unique_id text, ds timestamp, y numeric)").format(staged)
+        )
+        with conn.cursor() as cur:
+            cur.executemany(
+                sql.SQL("insert into {} values (%s, %s, to_timestamp(%s) at time zone 'UTC', %s)").format(
+                    staged
+                ),
+                [
+                    ("market", "EUR:USD", float(t), float(p))
+                    for t, p in zip(stamps[:40], prices[:40], strict=True)
+                ]
+                + [("loto6", f"N{i}", 1_600_000_000.0, float(i)) for i in range(1, 7)],
+            )
+    with patched(redis={"url": own_redis.url}, online={"market_loto": "market"}):
+        service = _service("--warm-start", "postgres")
+        assert sorted(service.engine.keys) == ["EUR:USD", *(f"loto6:N{i}" for i in range(1, 7))]
+        service.handle([Tick("EUR:USD", stamps[40], prices[40], 1.0, time.perf_counter())])
+    reference = RealTimeFeatureEngine(history_features=False).update_many(["EUR:USD"] * 41, stamps, prices)[
+        -1
+    ]
+    written = _latest_vector(own_redis.admin(), service.store, "EUR:USD")
+    # The live tick is the 41st point of the replayed series: its 40-row window is full.
+    assert np.isfinite(written[list(service.store.names).index("hist_y_roll_mean_w30")])
+    np.testing.assert_allclose(written, reference, rtol=1e-12, equal_nan=True)
+
+
 def test_max_symbols_bounds_engine_and_intake_and_is_exported(own_redis):
     with patched(redis={"url": own_redis.url}, online={"max_symbols": 3}):
         service = _service()
