@@ -453,6 +453,12 @@ def test_alerts_cover_drops_redis_and_the_buffer():
     (fill,) = by_family["realtime_buffer_fill"]
     threshold = float(re.search(r"realtime_buffer_fill\s*>\s*([\d.e+]+)", fill).group(1))
     assert threshold == settings.load(env={}).online.buffer_size / 2
+    # The tick sink: its failures, its backlog at half the outbox (online.outbox_max), its losses.
+    for family in ("realtime_store_errors", "realtime_outbox_length", "realtime_outbox_trimmed"):
+        assert family in by_family, family
+    (backlog,) = by_family["realtime_outbox_length"]
+    threshold = float(re.search(r"realtime_outbox_length\s*>\s*([\d.e+]+)", backlog).group(1))
+    assert threshold == settings.load(env={}).online.outbox_max / 2
 
 
 def test_every_alert_has_a_unit_test_where_it_fires():
