@@ -251,3 +251,11 @@ def run_peer(url: str, schema: str, source_table: str = config.STAGING_MODEL) ->
     features = compute(draws)
     write_features(url, schema, features)
     return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    # `python -m bench.hist_pandas_peer SCHEMA`: one round trip in a process of its own, as the
+    # bench times it from outside; prints the seconds of the round trip itself.
+    import sys
+
+    print(f"{run_peer(db.database_url(), sys.argv[1]):.3f}")
