@@ -1,6 +1,6 @@
 -- One row per (loto, unique_id, ds) of stg_lottery__draws: the point-in-time features of
 -- each series (lags, rolling moments and extremes, trend, autocorrelation), the lottery-level
--- counts of int_hist__draw_domain, and the columns the Python job writes to
+-- counts of int_hist__draw_level, and the columns the Python job writes to
 -- py_features_hist (rolling median and quartiles, matrix profile, isolation forest; NULL
 -- until that job has run).
 --
@@ -131,12 +131,9 @@ draws as (
     select * from {{ ref('stg_lottery__draws') }}
 ),
 
-draw_domain as (
-    select * from {{ ref('int_hist__draw_domain') }}
-),
-
-value_gaps as (
-    select * from {{ ref('int_hist__value_gaps') }}
+draw_level as (
+    -- One row per (loto, ds, y) of a lottery: its lottery-level counts and gap statistics.
+    select * from {{ ref('int_hist__draw_level') }}
 ),
 
 draw_prizes as (
@@ -155,25 +152,6 @@ decimal_draws as not materialized (
     -- The draws read a second time, by exact_sums: only the rows of series holding a
     -- non-integer y pass its filter (a lottery's draws never do).
     select * from {{ ref('stg_lottery__draws') }}
-),
-
-draw_level as (
-    -- One row per (loto, ds, y): the lottery-level counts with the value's gap statistics
-    -- (the same keys), so the million rows take one join for both. Only for a lottery of
-    -- loto_positions (each has its positions' expected gaps): a user's series or a market's
-    -- prices have no draw of numbers, so these columns are NULL there (as in the online
-    -- engine, which adds them to a whole draw only).
-    select
-        draw_domain.*,
-        value_gaps.hist_y_gap_mean,
-        value_gaps.hist_y_gap_std
-    from draw_domain
-    left join value_gaps
-        on
-            draw_domain.loto = value_gaps.loto
-            and draw_domain.ds = value_gaps.ds
-            and draw_domain.y = value_gaps.y
-    where draw_domain.loto in (select position_gap_expected.loto from position_gap_expected)
 ),
 
 py_hist as not materialized (
