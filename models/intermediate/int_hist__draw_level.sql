@@ -23,7 +23,12 @@ positions as (
 
 final as (
     select
-        draw_domain.*,
+        draw_domain.loto,
+        draw_domain.ds,
+        draw_domain.y,
+        {%- for column in hist_draw_domain_columns() %}
+            draw_domain.{{ column }},
+        {%- endfor %}
         value_gaps.hist_y_gap_mean,
         value_gaps.hist_y_gap_std
     from draw_domain
