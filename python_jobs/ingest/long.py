@@ -243,6 +243,13 @@ def _check_positions(frame: pd.DataFrame, flags: _Flags, spec: LotoSpec, y_value
     )
 
 
+def _isoformat(stamps: pd.Series) -> list[str]:
+    """The stamps as COPY reads them; each distinct one formatted once (a draw date repeats
+    once per position). A plain dict: pandas would turn the datetimes into nanoseconds."""
+    texts = {stamp: stamp.isoformat(sep=" ") for stamp in set(stamps)}
+    return [texts[stamp] for stamp in stamps]
+
+
 def parse_long_chunk(
     rows: list[tuple[int, list[str]]], names: list[str], loto: str
 ) -> tuple[pd.DataFrame, list[Problem]]:
@@ -292,7 +299,7 @@ def parse_long_chunk(
         {
             "loto": loto,
             "unique_id": good["unique_id"],
-            "ds": [stamp.isoformat(sep=" ") for stamp in good["ds_stamp"]],
+            "ds": _isoformat(good["ds_stamp"]),
             "y": good["y"],
             "num": good["num"],
             "co": good["co"],
