@@ -12,12 +12,13 @@ service in this process takes the messages through the intake, the engine and th
   core for the whole run, and the service's CPU use (this process's CPU seconds over the wall
   time from the first message to the last; the feed and the spinning process are others).
   ``project_blocking_writes`` is the project's service writing each batch with the blocking
-  client on the event loop (what it did before its asyncio writer), for comparison in the
-  same run. Its latencies flatter it: a frame that arrives while the loop waits on Redis
-  waits in the socket, and its receipt is stamped only when the loop reads it.
+  client on its event loop instead of its asyncio writer, for comparison in the same run.
 
 Latency runs from the moment the intake read a message's frame to the moment Redis
-acknowledged the write of its features.
+acknowledged the write of its features. A frame that arrives while the event loop is busy
+waits in the socket before the intake reads it, which that figure leaves out (it flatters
+blocking writes most); so the busy-core runs also time each message from the feed's send
+(the feed stamps it; :class:`SentClock`).
 
 The project's service computes every online column (about 100 per message: the features_hist
 columns and the indicators) in one compiled call per batch and writes each batch in one Redis
@@ -34,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import math
 import multiprocessing
 import os
@@ -41,6 +43,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -48,11 +51,12 @@ import psutil
 
 from python_jobs import config
 from python_jobs.realtime.engine import RealTimeFeatureEngine
+from python_jobs.realtime.feed import CsvFeed, load_ticks, messages
 from python_jobs.realtime.indicators import INDICATOR_NAMES
 from python_jobs.realtime.metrics import ServiceMetrics
 from python_jobs.realtime.service import FeatureService
 from python_jobs.realtime.store import RealTimeFeatureStore, StoreCounters, connect
-from python_jobs.realtime.stream import StreamingDataProcessor
+from python_jobs.realtime.stream import StreamingDataProcessor, Tick
 
 FEED_FILE = config.RAW_DATA_DIR / "eurusd_h1.csv"
 RATES = (1_000, 5_000, 10_000, 20_000, 40_000)
@@ -166,11 +170,71 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _feed_process(port: int, rate: int, symbols: int, seconds: float) -> subprocess.Popen:
+def _feed_process(
+    port: int, rate: int, symbols: int, seconds: float, stamped: bool = False
+) -> subprocess.Popen:
+    """The feed in a process of its own; ``stamped``: :func:`serve_stamped_feed`."""
+    if stamped:
+        command = [sys.executable, "-m", "bench.realtime", "stamped-feed"]
+        command += [str(port), str(rate), str(symbols), str(seconds)]
+        return subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=config.REPO_ROOT
+        )
     command = [sys.executable, "-m", "python_jobs", "realtime", "feed", "--file", str(FEED_FILE)]
     command += ["--rate", str(rate), "--symbols", str(symbols), "--loop", "--port", str(port)]
     command += ["--duration", str(seconds)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _stamped(source: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    # The feed takes a message when it is due and sends it at once: the stamp is its send time.
+    for message in source:
+        message["sent"] = time.perf_counter()
+        yield message
+
+
+def serve_stamped_feed(port: int, rate: float, symbols: int, seconds: float) -> None:
+    """The feed of ``realtime feed --loop``, each message with ``sent``: the moment it was
+    due, on the machine's monotonic clock (``time.perf_counter`` reads the same clock in
+    every process), which the intake ignores and :class:`SentClock` reads."""
+    source = _stamped(messages(load_ticks(FEED_FILE), symbols, loop=True))
+    asyncio.run(CsvFeed(source, rate, duration=seconds).serve(port=port))
+
+
+class SentClock:
+    """Latency from the feed's send to Redis's answer, for each message that carries ``sent``.
+
+    What the service's own latency leaves out: the time a frame waited in the socket before
+    the intake read it. The frame is parsed a second time here (a few microseconds).
+    """
+
+    def __init__(self, service: FeatureService) -> None:
+        self.sent: dict[tuple[Any, Any], float] = {}
+        self.latencies: list[float] = []
+        parse, record = service.processor.parse_frame, service._record
+
+        def parse_frame(frame: str | bytes) -> list[Tick]:
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                payload = json.loads(frame)
+                for message in payload if isinstance(payload, list) else [payload]:
+                    self.sent[(message["symbol"], float(message["ts"]))] = message["sent"]
+            return parse(frame)
+
+        def recorded(batch: list[Tick]) -> None:
+            record(batch)
+            done = time.perf_counter()
+            for tick in batch:
+                sent = self.sent.pop((tick.symbol, tick.ts), None)
+                if sent is not None:
+                    self.latencies.append(done - sent)
+
+        service.processor.parse_frame = parse_frame
+        service._record = recorded
+
+    def summary(self) -> dict[str, float]:
+        values = np.array(self.latencies) * 1e3 if self.latencies else np.array([math.nan])
+        return {"sent_p50_ms": round(float(np.percentile(values, 50)), 3),
+                "sent_p99_ms": round(float(np.percentile(values, 99)), 3)}  # fmt: skip
 
 
 def _make_service(kind: str, client: Any, port: int, metrics: ServiceMetrics) -> FeatureService:
@@ -222,11 +286,15 @@ async def _until_quiet(service: FeatureService, limit: float) -> dict[str, float
     return {"cpu_seconds": cpu, "wall_seconds": wall}
 
 
-def run_once(kind: str, client: Any, rate: int, symbols: int, seconds: float) -> dict[str, Any]:
-    """One feed process and one service for ``seconds`` of feed; figures of the run."""
+def run_once(
+    kind: str, client: Any, rate: int, symbols: int, seconds: float, sent_clock: bool = False
+) -> dict[str, Any]:
+    """One feed process and one service for ``seconds`` of feed; figures of the run
+    (``sent_clock``: also the latency from the feed's send, :class:`SentClock`)."""
     port = _free_port()
-    feed = _feed_process(port, rate, symbols, seconds)
+    feed = _feed_process(port, rate, symbols, seconds, stamped=sent_clock)
     service = _make_service(kind, client, port, ServiceMetrics())
+    clock = SentClock(service) if sent_clock else None
     # The feed plays for `seconds` from when the service connects (its start-up is not
     # measured); the service stops once the feed has been quiet for half a second.
     started = time.perf_counter()
@@ -250,6 +318,7 @@ def run_once(kind: str, client: Any, rate: int, symbols: int, seconds: float) ->
         "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
         "cpu_share": round(spent["cpu_seconds"] / max(spent["wall_seconds"], 1e-9), 3),
         "load_average": round(os.getloadavg()[0], 2),
+        **(clock.summary() if clock else {}),
     }
 
 
@@ -274,7 +343,7 @@ def bench_busy_core(client: Any, seconds: float) -> dict[str, Any]:
     results: dict[str, Any] = {"cpus": os.cpu_count()}
     for busy in (False, True):
         with busy_core() if busy else contextlib.nullcontext():
-            runs = {kind: run_once(kind, client, 1_000, 10, seconds) for kind in BUSY_KINDS}
+            runs = {kind: run_once(kind, client, 1_000, 10, seconds, sent_clock=True) for kind in BUSY_KINDS}
         results["busy_core" if busy else "quiet"] = runs
         client.flushdb()
     return results
@@ -315,11 +384,13 @@ def print_realtime(results: dict[str, Any]) -> None:
 
 def print_busy(busy: dict[str, Any]) -> None:
     print(f"\nOnline at 1,000 msg/s, quiet and with another process spinning on one of {busy['cpus']} cores")
-    print(f"  {'':<24} {'':<10} {'p50 ms':>8} {'p99 ms':>8} {'CPU':>6} {'load':>6}")
+    print("  latency from the intake's read (p50, p99) and from the feed's send (sent p50, p99), ms")
+    print(f"  {'':<24} {'':<10} {'p50':>7} {'p99':>7} {'sent p50':>9} {'sent p99':>9} {'CPU':>6} {'load':>6}")
     for state in ("quiet", "busy_core"):
         for kind, run in busy[state].items():
             print(
-                f"  {kind:<24} {state:<10} {run['p50_ms']:8.3f} {run['p99_ms']:8.3f}"
+                f"  {kind:<24} {state:<10} {run['p50_ms']:7.3f} {run['p99_ms']:7.3f}"
+                f" {run['sent_p50_ms']:9.3f} {run['sent_p99_ms']:9.3f}"
                 f" {100 * run['cpu_share']:5.1f}% {run['load_average']:6.2f}"
             )
     bars = f"p99 < {BUSY_P99_BAR_MS:g} ms with a core busy; the service under {100 * CPU_BAR:.0f}% of a core"
@@ -327,7 +398,10 @@ def print_busy(busy: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["busy"]:
+    if sys.argv[1:2] == ["stamped-feed"]:
+        port, rate, symbols, seconds = sys.argv[2:6]
+        serve_stamped_feed(int(port), float(rate), int(symbols), float(seconds))
+    elif sys.argv[1:] == ["busy"]:
         redis_client, _ = connect()
         redis_client.flushdb()
         print_busy(bench_busy_core(redis_client, float(os.environ.get("BENCH_REALTIME_SECONDS", 4))))
