@@ -1,11 +1,22 @@
-"""Running dbt as a subprocess against the same database as everything else."""
+"""Running dbt against the same database as everything else.
+
+dbt runs inside this process (dbt's ``dbtRunner``): a dbt process would spend seconds starting
+Python and importing dbt before its first query, for every command of the pipeline and every
+test that builds a schema. Its output, exit codes and files are those of the ``dbt`` command.
+dbt runs one command at a time in a process; a command asked for while another is running here
+(another thread) runs as a ``dbt`` subprocess instead, as does every command where dbt is not
+importable beside this package or where ``LOTO_DBT_SUBPROCESS=1`` asks for it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import string
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from python_jobs import config, db, definitions
@@ -80,10 +91,64 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
+# dbt-core keeps its flags, adapters and loggers in globals: one command at a time per process.
+_IN_PROCESS = threading.Lock()
+# dbt's exit codes (dbt.utils.ExitCodes): a node failed, or dbt itself stopped.
+_MODEL_ERROR = 1
+_UNHANDLED_ERROR = 2
+
+
+@contextlib.contextmanager
+def _process_state(env: Mapping[str, str], cwd: Path) -> Iterator[None]:
+    """The environment and working directory a ``dbt`` process would be started with, restored
+    afterwards (dbt reads its flags and ``env_var()`` from ``os.environ``)."""
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    os.environ.update(env)
+    for name in set(os.environ) - set(env):
+        del os.environ[name]
+    os.chdir(cwd)
+    try:
+        yield
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+
+
+def _run_in_process(args: list[str], env: Mapping[str, str]) -> int | None:
+    """``dbt ARGS`` by dbt's ``dbtRunner``, with the exit code the ``dbt`` command would have;
+    None where it cannot run here (dbt not importable, or a dbt command running already)."""
+    try:
+        from dbt.cli.exceptions import DbtUsageException
+        from dbt.cli.main import dbtRunner
+    except ImportError:
+        return None
+    if not _IN_PROCESS.acquire(blocking=False):
+        return None
+    try:
+        with _process_state(env, config.REPO_ROOT):
+            result = dbtRunner().invoke(list(args))
+    finally:
+        _IN_PROCESS.release()
+    if isinstance(result.exception, (KeyboardInterrupt, SystemExit)):
+        raise result.exception
+    if isinstance(result.exception, DbtUsageException):
+        # What the command prints for a bad option before exiting with 2.
+        print(f"Error: {result.exception}", file=sys.stderr)
+    if result.success:
+        return 0
+    return _MODEL_ERROR if result.exception is None else _UNHANDLED_ERROR
+
+
+def _run_subprocess(args: list[str], env: Mapping[str, str]) -> int:
+    proc = subprocess.run([dbt_executable(), *args], cwd=config.REPO_ROOT, env=dict(env), check=False)
+    return proc.returncode
+
+
 def run(args: list[str], *, url: str | None = None, quiet: bool = False, check: bool = True) -> int:
     """Run ``dbt ARGS`` from the repo root. Returns the exit code; raises on failure if ``check``."""
     render_profile(url)
-    cmd = [dbt_executable(), *args]
+    cmd = list(args)
     # The overrides of this run ($LOTO_DBT_VARS), so dbt and the Python job see the same vars.
     overrides = definitions.vars_json()
     if overrides != "{}" and "--vars" not in args:
@@ -93,11 +158,12 @@ def run(args: list[str], *, url: str | None = None, quiet: bool = False, check: 
             # empty inputs take the columns of the built tables, which follow this run's vars.
             cmd += ["--exclude-resource-type", "unit_test"]
     if quiet:
-        cmd.insert(1, "--quiet")
+        cmd.insert(0, "--quiet")
     log.info("dbt.run", args=" ".join(args), schema=config.target_schema())
-    proc = subprocess.run(cmd, cwd=config.REPO_ROOT, env=dbt_env(url), check=False)
-    if check and proc.returncode != 0:
-        raise DbtError(
-            f"`dbt {' '.join(args)}` failed (exit {proc.returncode}); its output above names the node"
-        )
-    return proc.returncode
+    env = dbt_env(url)
+    code = None if env.get("LOTO_DBT_SUBPROCESS") == "1" else _run_in_process(cmd, env)
+    if code is None:
+        code = _run_subprocess(cmd, env)
+    if check and code != 0:
+        raise DbtError(f"`dbt {' '.join(args)}` failed (exit {code}); its output above names the node")
+    return code

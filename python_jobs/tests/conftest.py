@@ -127,15 +127,30 @@ def demo_schema(pg_url: str) -> Iterator[str]:
 SLOW_MARKS = ("dbt", "slow")
 
 
+def _loadgroup(config: pytest.Config) -> bool:
+    return config.pluginmanager.hasplugin("xdist") and config.getoption("dist", "no") == "loadgroup"
+
+
 def _group(item: pytest.Item, demo_modules: set[str]) -> str:
     """The tests that share a built schema run on one worker, so it is built once: a module's
-    tests (its module-scoped fixtures), and every module that uses ``demo_schema`` together."""
+    tests (its module-scoped fixtures), and every module that uses ``demo_schema`` together.
+    A test marked ``xdist_group`` keeps its group (a module split in groups of its own)."""
+    marked = item.get_closest_marker("xdist_group")
+    if marked is not None:
+        return marked.args[0] if marked.args else marked.kwargs["name"]
     module = item.nodeid.split("::")[0]
     return "demo" if module in demo_modules else module
 
 
 def _weight(item: pytest.Item) -> int:
     return 10 if any(item.get_closest_marker(mark) for mark in SLOW_MARKS) else 1
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``loadgroup``, xdist hands out the groups in the order of the collection (below),
+    not re-sorted by their number of tests: a group of a few long tests would come last."""
+    if _loadgroup(config):
+        config.option.loadscopereorder = False
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -146,7 +161,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     the demo's modules) would leave the other workers idle at the end, so the groups are handed
     out longest first. Runs here before xdist reads the ``xdist_group`` marks (``tryfirst``).
     """
-    if not (XDIST_WORKER and config.getvalue("loadgroup")):
+    if not (XDIST_WORKER and _loadgroup(config)):
         return
     demo_modules = {item.nodeid.split("::")[0] for item in items if "demo_schema" in item.fixturenames}
     groups = {id(item): _group(item, demo_modules) for item in items}
