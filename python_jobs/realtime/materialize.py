@@ -19,6 +19,11 @@ times as ISO-8601 strings, ``null`` for NULL (and for NaN, which JSON cannot hol
 Incremental: the fingerprint is a hash of every field written. A run reads the stored
 fingerprints (one round trip) and rewrites only the series whose fingerprint differs: a second
 run over unchanged marts writes nothing; a corrected or new draw rewrites its series alone.
+
+No expiry: ``redis.ttl_s`` is the lifetime of the stream's keys, which every tick rewrites. A
+hash here is rewritten only when its series changes (a lottery draws twice a week), so a TTL
+would delete unchanged series between runs; how old a served value may be is the API's to
+enforce at read, from the hash's event times (``serving.max_age_{group}_s``).
 """
 
 from __future__ import annotations

@@ -175,6 +175,28 @@ def test_materialize_writes_only_changed_series(served, fresh_schema):
             client.delete(key)
 
 
+def test_materialized_hashes_do_not_expire_with_the_streams_ttl(served):
+    """redis.ttl_s bounds the stream's keys; a materialized hash, rewritten only when its series
+    changes, lives until the next change (the API bounds its age at read)."""
+    prefix = f"t-serving-ttl-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "DBT_SCHEMA": served["schema"]}
+    current = settings.load(env=env, overrides={"redis": {"key_prefix": prefix, "ttl_s": 5}})
+    client = served["client"]
+    try:
+        assert materialize(client=client, current=current).written > 0
+        keys = ServingKeys(prefix, layout().version)
+        materialized = [*client.scan_iter(keys.materialized("*", "*")), keys.materialized_names]
+        assert len(materialized) > 2 and all(client.ttl(key) == -1 for key in materialized)
+        store = RealTimeFeatureStore(
+            ("hist_y_lag1",), layout().version, client, current=current, outbox=False
+        )
+        store.write_batch(["EURUSD"], [1.0], np.array([[1.0]]))
+        assert 0 < client.ttl(store.latest_key("EURUSD")) <= 5
+    finally:
+        for key in client.scan_iter(f"{prefix}:*"):
+            client.delete(key)
+
+
 def test_materialized_hash_is_plain_json_text(served):
     current, client = served["current"], served["client"]
     keys = ServingKeys(current.redis.key_prefix, layout().version)
