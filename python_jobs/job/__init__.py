@@ -17,8 +17,11 @@ Modules, in the order a run uses them:
     One family over one batch of series, on a worker.
 :mod:`~python_jobs.job.tables`
     The job's tables: their one definition, creation, the schema lock.
-:mod:`~python_jobs.job.reading`, :mod:`~python_jobs.job.writing`
-    Change detection and COPY out; COPY in and the set-wise merge.
+:mod:`~python_jobs.job.reading`, :mod:`~python_jobs.job.assembly`, :mod:`~python_jobs.job.writing`
+    Change detection and COPY out; a batch's results as rows; COPY in and the set-wise merge.
+:mod:`~python_jobs.job.swap`
+    How ``py_features_hist`` is loaded: merged, bulk-loaded when empty, or (a full refresh)
+    rebuilt and swapped in with the views over it.
 :mod:`~python_jobs.job.runs`
     Run records, and runs a killed job left ``running``.
 :mod:`~python_jobs.job.reporting`

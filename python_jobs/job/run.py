@@ -127,7 +127,9 @@ def run_job(
         ``raise``: stop at the first failing series; ``warn``: record it in ``py_job_errors``,
         leave that family's columns of that series NULL and go on; ``ignore``: the same, unrecorded.
     full_refresh
-        Recompute every series, not only the changed ones.
+        Recompute every series and stat snapshot, not only the changed ones (the families'
+        versions cannot see a change of their code that was not given a new ``version``);
+        ``py_features_hist`` is then rebuilt and swapped in (:mod:`python_jobs.job.swap`).
     progress
         A progress bar per family on stderr (only when it is a terminal).
     n_workers
@@ -341,14 +343,14 @@ def _compute_and_write(run: _Run, full_refresh: bool) -> None:
     _begin_hist_load(run, full_refresh)
     try:
         _compute_batches(run, ticker)
+        started = time.perf_counter()
+        run.reader.run(lambda conn: swap.finish(conn, run.hist_load, run.result.run_id), "end hist load")
     except BaseException:
         # A failed bulk load's key is built if it can be (else by the next run's table check),
         # a failed swap's table dropped (else by the next run).
         with contextlib.suppress(Exception):
             run.reader.run(lambda conn: swap.abandon(conn, run.hist_load), "end hist load")
         raise
-    started = time.perf_counter()
-    run.reader.run(lambda conn: swap.finish(conn, run.hist_load, run.result.run_id), "end hist load")
     run.result.seconds_per_phase["write"] = run.writes.busy_seconds + time.perf_counter() - started
     run.result.seconds_per_phase["write_wait"] = run.writes.wait_seconds
 

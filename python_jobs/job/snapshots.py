@@ -13,6 +13,12 @@ snapshot's row count and the checksum of the rows up to it (the series checksum 
 same period costs one snapshot (the latest moves to it; the one it replaces is deleted), the
 first draw of a new period also one (the previous latest stays, as its period's snapshot, with
 an unchanged checksum), and a corrected row recomputes exactly the snapshots at or after it.
+
+A full refresh recomputes every snapshot, even one whose checksum and family version are
+unchanged: a family's version hashes what it declares (parameters, outputs, its ``version``
+number, library versions), not its code, and a full refresh is how an edit that was not given
+a new version reaches the stored values. Snapshot rows whose values come out the same are
+still not rewritten.
 """
 
 from __future__ import annotations

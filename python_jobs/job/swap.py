@@ -27,8 +27,8 @@ Until the swap, the per-draw families' ``py_job_state`` rows of the run are held
 run that dies before it leaves the old rows with their own bookkeeping; the next run drops
 the half-loaded table. A swap rewrites every row and column, so it needs a full refresh of
 every per-draw family the table holds columns of; otherwise (``--families`` naming some of
-them, columns of a family no longer registered, a materialized view over the table) a full
-refresh merges in place like any other run.
+them, columns of a family no longer registered, a materialized view over the table, a
+foreign key into it) a full refresh merges in place like any other run.
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from python_jobs import config
+from python_jobs import config, db
 from python_jobs.job import tables, writing
+from python_jobs.job.errors import JobIOError
 from python_jobs.job.tables import HIST_TABLE
 from python_jobs.log import get_logger
 
@@ -104,9 +105,22 @@ def finish(conn: psycopg.Connection, load: HistLoad, run_id: str) -> None:
     elif load.mode == SWAP:
         started = time.perf_counter()
         key = tables.build_primary_key(conn, HIST_TABLE, LOADED_TABLE)
-        # The planner's statistics of the table dbt reads next, before it is in place.
-        conn.execute(sql.SQL("analyze {}").format(tables.table(LOADED_TABLE)))
-        _swap(conn, key, run_id, load.held_state)
+        # The planner's row count and key statistics for the joins dbt runs next, before the
+        # table is in place; a column list costs a quarter of a full analyze and leaves the
+        # table due for autovacuum's, which fills in the feature columns later.
+        conn.execute(
+            sql.SQL("analyze {} ({})").format(
+                tables.table(LOADED_TABLE), tables.ident_list(tables.TABLES[HIST_TABLE][1])
+            )
+        )
+        try:
+            _swap(conn, key, run_id, load.held_state)
+        except db.TRANSIENT_ERRORS:
+            raise  # retried by the caller's session
+        except psycopg.Error as exc:
+            raise JobIOError(
+                f"the rebuilt {HIST_TABLE} could not replace the old one, which is unchanged: {exc}"
+            ) from exc
         log.info("job.hist_swapped", seconds=round(time.perf_counter() - started, 2))
 
 
@@ -132,6 +146,11 @@ def _why_not_swap(conn: psycopg.Connection, hist_columns: list[str]) -> str | No
     others = [f"{schema}.{name}" for schema, name, kind in _dependents(conn) if kind != "v"]
     if others:
         return f"{', '.join(others)} read the table and cannot be replaced by a view"
+    keys = conn.execute(
+        "select count(*) from pg_constraint where confrelid = to_regclass(%s)", (_regclass_name(HIST_TABLE),)
+    ).fetchone()[0]
+    if keys:
+        return f"{keys} foreign keys reference the table"
     return None
 
 

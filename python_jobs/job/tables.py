@@ -208,8 +208,11 @@ def build_primary_key(conn: psycopg.Connection, name: str, into: str) -> str:
 
     The unique index is built once over the loaded rows (one sort, no per-row upkeep during
     the load), and the key takes it over instead of building a second one. Returns the key's
-    name, ``<into>_pkey``.
+    name, ``<into>_pkey`` (or the key ``into`` already has: a retried call builds nothing).
     """
+    key = primary_key(conn, into)
+    if key is not None:
+        return key
     key = f"{into}_pkey"
     started = time.perf_counter()
     with conn.transaction():

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from python_jobs import db, job
+from python_jobs import db, dbt, job
 from python_jobs.features.registry import Family
 from python_jobs.job import swap, tables
 from python_jobs.tests.test_job import (
@@ -300,3 +300,53 @@ def test_a_refresh_of_some_of_the_tables_families_merges_in_place(pg_url: str, j
     assert_tables_match_direct_calls(pg_url)
     cummin = execute(pg_url, "select count(tj_cummin) from py_features_hist")[0][0]
     assert cummin == BUNDLED_ROWS
+
+
+def test_a_foreign_key_into_the_table_keeps_it_in_place(pg_url: str, job_schema: str) -> None:
+    run(pg_url)
+    # The old table could not be dropped without the key: the refresh merges instead.
+    execute(
+        pg_url,
+        "create table hist_child (loto text, unique_id text, ds timestamp, "
+        "foreign key (loto, unique_id, ds) references py_features_hist)",
+    )
+    execute(pg_url, "update py_features_hist set tj_cummax = tj_cummax + 1 where unique_id = 'B1'")
+    before = _oid(pg_url, "py_features_hist")
+    assert run(pg_url, full_refresh=True).rows_written[tables.HIST_TABLE] == 2037
+    assert _oid(pg_url, "py_features_hist") == before and _leftovers(pg_url) == []
+    assert_tables_match_direct_calls(pg_url)
+
+
+def test_a_swap_that_fails_changes_nothing(
+    pg_url: str, job_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = run(pg_url)
+    # The name the old table is moved to inside the swap is taken: the swap fails half-way.
+    execute(pg_url, "create table occupied (a int)")
+    monkeypatch.setattr(swap, "RETIRED_TABLE", "occupied")
+    execute(pg_url, "update py_features_hist set tj_cummax = tj_cummax + 1")
+    before = _oid(pg_url, "py_features_hist")
+    stored = _stored_hist(pg_url)
+    with pytest.raises(job.JobIOError, match="could not replace the old one, which is unchanged"):
+        run(pg_url, full_refresh=True)
+    assert _oid(pg_url, "py_features_hist") == before and swap.LOADED_TABLE not in _leftovers(pg_url)
+    pd.testing.assert_frame_equal(_stored_hist(pg_url), stored, check_exact=True)
+    assert _hist_state_runs(pg_url) == {first.run_id}
+
+
+@pytest.mark.dbt
+def test_the_dbt_staging_view_over_the_table_survives_the_swap(pg_url: str, job_schema: str) -> None:
+    run(pg_url)
+    dbt.run(["run", "--quiet", "--select", "stg_python__features_hist"], url=pg_url)
+    view = _oid(pg_url, "stg_python__features_hist")
+    before = _oid(pg_url, "py_features_hist")
+    # Old contents the refresh must replace: one series gone.
+    execute(pg_url, "delete from py_features_hist where unique_id = 'N1'")
+    run(pg_url, full_refresh=True)
+    assert _oid(pg_url, "py_features_hist") != before
+    assert _oid(pg_url, "stg_python__features_hist") == view
+    rows = "select count(*), count(distinct (loto, unique_id)) from stg_python__features_hist"
+    assert execute(pg_url, rows) == [(BUNDLED_ROWS, 15)]
+    # dbt builds it again over the new table.
+    dbt.run(["run", "--quiet", "--select", "stg_python__features_hist"], url=pg_url)
+    assert execute(pg_url, "select count(*) from stg_python__features_hist") == [(BUNDLED_ROWS,)]
