@@ -21,14 +21,18 @@ keeps its OID, owner, grants and the views over it, and now reads the new table)
 old table (``restrict``: anything else still over it fails the swap, and nothing changes),
 gives the new table the old one's key name and grants, and writes the run's per-draw
 bookkeeping. A statement that reads the table waits for the swap and then finds its name
-bound to the new table: a reader sees the old rows or the new ones, never some of each.
+bound to the new table: a reader sees the old rows or the new ones, never some of each. A
+reader still running when the swap starts delays it, and readers arriving meanwhile wait
+behind it; the swap itself takes a fraction of a second. Until then the database holds two
+copies of the table.
 
 Until the swap, the per-draw families' ``py_job_state`` rows of the run are held back, so a
 run that dies before it leaves the old rows with their own bookkeeping; the next run drops
 the half-loaded table. A swap rewrites every row and column, so it needs a full refresh of
 every per-draw family the table holds columns of; otherwise (``--families`` naming some of
-them, columns of a family no longer registered, a materialized view over the table, a
-foreign key into it) a full refresh merges in place like any other run.
+them, columns of a family no longer registered, a materialized view, a temporary view or a
+view of another user over the table, a foreign key into it) a full refresh merges in place
+like any other run.
 """
 
 from __future__ import annotations
@@ -143,9 +147,9 @@ def _why_not_swap(conn: psycopg.Connection, hist_columns: list[str]) -> str | No
     others = [c for c in tables.existing_columns(conn, HIST_TABLE) if c not in own and c not in hist_columns]
     if others:
         return f"the table holds {len(others)} columns of families this run does not compute"
-    others = [f"{schema}.{name}" for schema, name, kind in _dependents(conn) if kind != "v"]
+    others = [f"{schema}.{name}" for schema, name, replaceable in _dependents(conn) if not replaceable]
     if others:
-        return f"{', '.join(others)} read the table and cannot be replaced by a view"
+        return f"{', '.join(others)} read the table and cannot be re-pointed by this user"
     keys = conn.execute(
         "select count(*) from pg_constraint where confrelid = to_regclass(%s)", (_regclass_name(HIST_TABLE),)
     ).fetchone()[0]
@@ -154,17 +158,22 @@ def _why_not_swap(conn: psycopg.Connection, hist_columns: list[str]) -> str | No
     return None
 
 
-def _dependents(conn: psycopg.Connection) -> list[tuple[str, str, str]]:
-    """(schema, name, relkind) of the views and materialized views that read the table directly."""
+def _dependents(conn: psycopg.Connection) -> list[tuple[str, str, bool]]:
+    """(schema, name, replaceable) of the views and materialized views that read the table directly.
+
+    A view can be re-pointed at the new table when it is a plain view of this session's user
+    (or of a role it belongs to) and not another session's temporary view.
+    """
     rows = conn.execute(
-        "select distinct n.nspname, v.relname, v.relkind from pg_depend as d "
+        "select distinct n.nspname, v.relname, v.relkind = 'v' and v.relpersistence <> 't' "
+        "and pg_has_role(v.relowner, 'usage') from pg_depend as d "
         "join pg_rewrite as r on r.oid = d.objid join pg_class as v on v.oid = r.ev_class "
         "join pg_namespace as n on n.oid = v.relnamespace "
         "where d.classid = 'pg_rewrite'::regclass and d.refclassid = 'pg_class'::regclass "
         "and d.refobjid = to_regclass(%s) and v.oid <> d.refobjid order by 1, 2",
         (_regclass_name(HIST_TABLE),),
     ).fetchall()
-    return [(row[0], row[1], row[2]) for row in rows]
+    return [(row[0], row[1], bool(row[2])) for row in rows]
 
 
 def _regclass_name(name: str) -> str:
