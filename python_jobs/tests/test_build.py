@@ -130,6 +130,43 @@ def test_demo_output_stays_short(demo_schema: str, monkeypatch, capsys):
     assert "python -m python_jobs" not in captured.out
 
 
+#: Each mart's grain, as its YAML documents it.
+MART_GRAINS = {
+    "features_hist": ["loto", "unique_id", "ds"],
+    "features_futr": ["loto", "unique_id", "ds"],
+    "features_stat": ["loto", "unique_id"],
+    "features_stat_history": ["loto", "unique_id", "as_of"],
+}
+
+
+def test_demo_marts_are_keyed_on_their_grain(demo_schema: str, pg_url: str):
+    """Each mart's primary key is its grain (added after the load); the evaluator's exceptions
+    seed is loaded beside the evaluator, not among the marts."""
+    with db.connect(pg_url) as conn:
+        keys = dict(
+            conn.execute(
+                """
+                select table_class.relname, array_agg(attribute.attname order by key.position)
+                from pg_constraint as pk
+                inner join pg_class as table_class on pk.conrelid = table_class.oid
+                cross join unnest(pk.conkey) with ordinality as key (attnum, position)
+                inner join pg_attribute as attribute
+                    on attribute.attrelid = pk.conrelid and attribute.attnum = key.attnum
+                where pk.contype = 'p' and pk.connamespace = %s::regnamespace
+                group by table_class.relname
+                """,
+                (demo_schema,),
+            ).fetchall()
+        )
+        seeded = conn.execute(
+            "select table_schema from information_schema.tables"
+            " where table_name = 'dbt_project_evaluator_exceptions' and table_schema in (%s, %s)",
+            (demo_schema, f"{demo_schema}_evaluator"),
+        ).fetchall()
+    assert {mart: keys.get(mart) for mart in MART_GRAINS} == MART_GRAINS
+    assert seeded == [(f"{demo_schema}_evaluator",)]
+
+
 def test_a_runs_table_made_before_warn_existed_accepts_it(fresh_schema, pg_url: str, monkeypatch):
     fresh_schema("runswarn")
     with db.connect(pg_url, autocommit=True) as conn:
