@@ -176,12 +176,13 @@ def _wait_for(predicate, what: str, timeout: float = 120.0) -> None:
         time.sleep(0.05)
 
 
-def _waiting_on_lock(url: str, query_start: str) -> bool:
+def _waiting_on_lock(url: str, pattern: str) -> bool:
+    """Whether a statement like ``pattern`` (an ``ilike`` pattern) waits for a lock."""
     return bool(
         execute(
             url,
             "select 1 from pg_stat_activity where wait_event_type = 'Lock' and query ilike %s",
-            (query_start + "%",),
+            (pattern,),
         )
     )
 
@@ -214,12 +215,14 @@ def test_a_reader_sees_the_whole_old_table_or_the_whole_new_one(pg_url: str, job
         assert tuple(held.execute(SIGNATURE.format("hist_view")).fetchone()) == old
         job_thread = threading.Thread(target=refresh)
         job_thread.start()
-        _wait_for(lambda: _waiting_on_lock(pg_url, "lock table") or "job" in results, "the swap to wait")
+        swap_waits = f"lock table %{job_schema}%"
+        _wait_for(lambda: _waiting_on_lock(pg_url, swap_waits) or "job" in results, "the swap to wait")
         assert "job" not in results, results.get("job")
         # A reader arriving now queues behind the swap...
         late = threading.Thread(target=late_reader)
         late.start()
-        _wait_for(lambda: _waiting_on_lock(pg_url, "select count(*)"), "the late reader to wait")
+        late_waits = f"select count(*)%{job_schema}.hist_view%"
+        _wait_for(lambda: _waiting_on_lock(pg_url, late_waits), "the late reader to wait")
         # ...while the one holding the old table still reads it whole.
         assert tuple(held.execute(SIGNATURE.format("hist_view")).fetchone()) == old
         held.commit()
