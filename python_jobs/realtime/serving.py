@@ -124,11 +124,6 @@ class Catalog:
             groups.setdefault(name, STREAM_GROUP)
         return cls(groups, stream_names, frozenset(layout().boolean_columns) & set(stream_names))
 
-    @functools.cached_property
-    def stream_boolean_columns(self) -> np.ndarray:
-        """Positions of the boolean columns in the stream's vector."""
-        return np.array([i for i, name in enumerate(self.stream_names) if name in self.stream_booleans], int)
-
     def plan(self, features: Sequence[str]) -> Plan:
         """The :class:`Plan` of ``features`` (all known), kept for the next request like it."""
         key = tuple(features)
@@ -169,12 +164,23 @@ class Plan:
     fields: tuple[bytes, ...]
     groups: np.ndarray
     stream_columns: np.ndarray
+    stream_booleans: np.ndarray  # per feature the stream computes, whether it is a boolean
     _templates: dict[int, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     @functools.cached_property
     def from_stream(self) -> np.ndarray:
         """Whether the stream computes each feature."""
         return self.stream_columns >= 0
+
+    @functools.cached_property
+    def streamed(self) -> np.ndarray:
+        """Positions of the features the stream computes."""
+        return np.flatnonzero(self.from_stream)
+
+    @functools.cached_property
+    def stream_take(self) -> np.ndarray:
+        """Their columns in the stream's vector."""
+        return self.stream_columns[self.streamed]
 
     def template(self, entities: int) -> bytes:
         """The response with ``%b`` for each value, status and event time, feature after feature."""
@@ -194,6 +200,7 @@ def plan(catalog: Catalog, features: Sequence[str]) -> Plan:
         (*_TS_FIELDS, *(name.encode() for name in features)),
         np.array([GROUPS.index(catalog.groups[name]) for name in features], dtype=np.intp),
         np.array([stream_index.get(name, -1) for name in features], dtype=np.intp),
+        np.array([name in catalog.stream_booleans for name in features if name in stream_index], dtype=bool),
     )
 
 
@@ -251,17 +258,13 @@ async def read_sources(
 
 
 def response_body(
-    sources: Sources,
-    how: Plan,
-    catalog: Catalog,
-    max_age: Mapping[str, float | None],
-    now: float | None = None,
+    sources: Sources, how: Plan, max_age: Mapping[str, float | None], now: float | None = None
 ) -> bytes:
     """The response's JSON: one result per feature, values in entity order (see the module's rules)."""
     now = time.time() if now is None else now
     grid = np.array(sources.materialized, dtype=object).reshape(len(sources.materialized), len(how.fields))
     marts = _MartsGrid.of(grid, how, max_age, now)
-    stream = _StreamGrid.of(sources.streams, catalog, how, marts.present, marts.group_ts, max_age, now)
+    stream = _StreamGrid.of(sources.streams, how, marts.present, marts.group_ts, max_age, now)
     values = np.where(marts.found, marts.values, _NULL)
     values[stream.used] = stream.values[stream.used]
     stamps = np.where(stream.used, stream.stamps, marts.stamps)
@@ -319,18 +322,20 @@ class _MartsGrid:
 
 @dataclass
 class _StreamGrid:
-    """The stream's side, entities x features: its values as JSON text, where it wins."""
+    """The stream's side, entities x features: its values as JSON text, where it wins.
+
+    Only the columns the plan takes from the stream are turned into text.
+    """
 
     used: np.ndarray
     values: np.ndarray
-    stamps: np.ndarray
-    stale: np.ndarray
+    stamps: np.ndarray  # entities x 1
+    stale: np.ndarray  # entities x 1
 
     @classmethod
     def of(
         cls,
         streams: Sequence[tuple[float, list[float]] | None],
-        catalog: Catalog,
         how: Plan,
         present: np.ndarray,
         group_ts: np.ndarray,
@@ -339,36 +344,33 @@ class _StreamGrid:
     ) -> _StreamGrid:
         shape = present.shape
         has = np.array([point is not None for point in streams], dtype=bool)
-        if not has.any() or not how.from_stream.any():
-            empty = np.zeros(shape, dtype=bool)
-            return cls(empty, np.empty(shape, dtype=object), np.empty(shape, dtype=object), empty)
+        if not has.any() or not len(how.streamed):
+            nothing = np.zeros(shape, dtype=bool)
+            return cls(
+                nothing, np.empty(shape, dtype=object), np.empty((len(streams), 1), object), nothing[:, :1]
+            )
         ts = np.array([np.nan if point is None else point[0] for point in streams], dtype=float)
         hist_ts = group_ts[:, _STREAM_GROUP]
         with np.errstate(invalid="ignore"):
             newer = has & (np.isnan(hist_ts) | (ts > hist_ts))
         used = how.from_stream[None, :] & has[:, None] & (newer[:, None] | ~present)
-        columns = np.where(how.from_stream, how.stream_columns, 0)
-        texts = np.full((len(streams), len(catalog.stream_names)), _NULL, dtype=object)
+        values = np.full(shape, _NULL, dtype=object)
         for e, point in enumerate(streams):
             if point is not None:
-                texts[e] = _stream_texts(point[1], catalog.stream_boolean_columns)
+                values[e, how.streamed] = _stream_texts(
+                    np.asarray(point[1])[how.stream_take], how.stream_booleans
+                )
         stamps = np.array([_NO_TIMESTAMP if t != t else _iso_bytes(t) for t in ts.tolist()], dtype=object)
         limits = np.full((len(streams), len(GROUPS)), np.nan)
         limits[:, _STREAM_GROUP] = ts
         stale = _ages(limits, max_age, now)[:, _STREAM_GROUP]
-        return cls(
-            used=used,
-            values=texts[:, columns],
-            stamps=np.broadcast_to(stamps[:, None], shape),
-            stale=np.broadcast_to(stale[:, None], shape),
-        )
+        return cls(used=used, values=values, stamps=stamps[:, None], stale=stale[:, None])
 
 
-def _stream_texts(values: list[float], booleans: np.ndarray) -> np.ndarray:
-    """A stream vector as JSON texts: numbers as Python writes them, booleans, null for NaN and inf."""
-    texts = np.array(",".join(map(repr, values)).encode().split(b","), dtype=object)
-    numbers = np.asarray(values, dtype=float)
-    if len(booleans):
+def _stream_texts(numbers: np.ndarray, booleans: np.ndarray) -> np.ndarray:
+    """Stream values as JSON texts: numbers as Python writes them, booleans, null for NaN and inf."""
+    texts = np.array(",".join(map(repr, numbers.tolist())).encode().split(b","), dtype=object)
+    if booleans.any():
         texts[booleans] = np.where(numbers[booleans] != 0, b"true", b"false")
     texts[~np.isfinite(numbers)] = _NULL
     return texts

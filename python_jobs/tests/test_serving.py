@@ -532,6 +532,33 @@ def test_a_burst_waits_for_a_redis_connection(served):
     assert len(sizes) == 300 and min(sizes) > 200
 
 
+def test_the_server_socket_answers_without_waiting_for_acks():
+    """Connections accepted on :func:`api.bind`'s socket have TCP_NODELAY (asyncio sets it only
+    when the socket says TCP), so a response written in two parts is not held 40 ms."""
+    import asyncio
+    import socket
+
+    async def accepted_nodelay() -> int:
+        accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sock = transport.get_extra_info("socket")
+                accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=api.bind("127.0.0.1", 0))
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            return await asyncio.wait_for(accepted, 10)
+        finally:
+            writer.close()
+            server.close()
+
+    assert asyncio.run(accepted_nodelay()) != 0
+
+
 def test_redis_down_is_a_503_not_a_500(served):
     down = aioredis.Redis(port=free_port(), socket_connect_timeout=0.5)
     with _app(served["current"], down) as app:
