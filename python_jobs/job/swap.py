@@ -55,6 +55,8 @@ MERGE, BULK, SWAP = "merge", "bulk", "swap"
 # The table a swap loads, and the name the old table holds inside the swap transaction.
 LOADED_TABLE = f"{HIST_TABLE}__loaded"
 RETIRED_TABLE = f"{HIST_TABLE}__retired"
+# The family's slot in a py_job_state row (:func:`python_jobs.job.writing.write_state`).
+STATE_FAMILY = 2
 
 
 @dataclass
@@ -70,8 +72,8 @@ class HistLoad:
         merged in place) and, for a swap, its ``hist_families``' bookkeeping held back."""
         write.bulk_into = {BULK: HIST_TABLE, SWAP: LOADED_TABLE}.get(self.mode)
         if self.mode == SWAP:
-            self.held_state += [row for row in write.state if row[2] in hist_families]
-            write.state = [row for row in write.state if row[2] not in hist_families]
+            self.held_state += [row for row in write.state if row[STATE_FAMILY] in hist_families]
+            write.state = [row for row in write.state if row[STATE_FAMILY] not in hist_families]
 
 
 def begin(conn: psycopg.Connection, full_refresh: bool, hist_columns: list[str]) -> HistLoad:
