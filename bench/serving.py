@@ -21,8 +21,10 @@ next request as soon as the last one is answered give the most requests a second
 answers. The API process's CPU time (``/proc``) is read around each run: CPU milliseconds per
 request and the share of one core. Bar: p99 under 5 ms for one entity.
 
-No figure of Feast's feature server is quoted: its documentation publishes the benchmark
-method (feast-dev/feast-benchmarks) but no latency figures, and none was measured here.
+The anchor quoted, not measured here: Feast's Python feature server, tuned (Gunicorn workers,
+connection pooling, Redis 7 on Kubernetes), is reported by the Feast project at p99 under 5 ms
+for one entity row, and under 2 ms with pre-computed feature vectors
+(feast.dev/blog/feast-online-server-performance-tuning).
 """
 
 from __future__ import annotations
@@ -392,7 +394,10 @@ def print_serving(results: dict[str, Any]) -> None:
         print(f"  {'  floor: redis-py HGETALL':<26} {'':8} {_times(results['floor_redis_py'][count])}")
     verdict = "met" if results["meets_bar"] else "NOT met"
     print(f"  bar: p99 < {results['bar_p99_ms_one_entity']:g} ms for one entity, every feature: {verdict}")
-    print("  Feast's Python feature server: anchor not measured here (its docs publish no latency figures)")
+    print(
+        "  anchor, as the Feast project reports it (not measured here): its Python feature server, "
+        "tuned, p99 < 5 ms for one row; < 2 ms with pre-computed vectors"
+    )
 
 
 if __name__ == "__main__":
