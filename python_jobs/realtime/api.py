@@ -17,9 +17,16 @@ Bad requests get a 4xx and ``{"detail": "one line"}``, never a traceback: malfor
 missing or extra field, entity lists of different lengths, more than ``serving.max_entities``
 entities (422); unknown feature names (400). Redis unreachable: 503.
 
-Every request reads Redis in one round trip (a pipeline on an asyncio client); the list of
-features is read again at most every :data:`CATALOG_MAX_AGE_S` seconds, and at once when a
-request names a feature it does not know yet (a ``materialize`` that just ran).
+Every request reads Redis in one round trip (a pipeline on an asyncio client); the lists of
+features are read again at most every :data:`CATALOG_MAX_AGE_S` seconds, and at once when a
+request names a feature it does not know yet (a ``materialize`` that just ran); the catalog,
+with the plans and response templates built for it, is kept while they are the same.
+
+The lean path: :class:`FeaturesFastPath` answers ``POST /get-online-features`` before the
+framework's router (pydantic validates the raw body in one step; the response is bytes built by
+:func:`python_jobs.realtime.serving.response_body`, never validated again); the listening socket
+says TCP so each connection gets TCP_NODELAY; the objects loaded at start-up are frozen out of
+the garbage collector.
 """
 
 from __future__ import annotations

@@ -532,6 +532,16 @@ def test_a_burst_waits_for_a_redis_connection(served):
     assert len(sizes) == 300 and min(sizes) > 200
 
 
+def test_a_body_over_the_limit_is_a_413_with_one_line():
+    current = _settings(os.environ.get("DBT_SCHEMA", "public"), f"t-serving-big-{uuid.uuid4().hex[:8]}")
+    ids = json.dumps(["x" * 1000] * (api.MAX_BODY_BYTES // 1000))
+    body = f'{{"entities": {{"loto": [], "unique_id": {ids}}}}}'
+    with _app(current) as app:
+        response = app.post(ENDPOINT, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert "\n" not in response.json()["detail"] and "bytes" in response.json()["detail"]
+
+
 def test_the_server_socket_answers_without_waiting_for_acks():
     """Connections accepted on :func:`api.bind`'s socket have TCP_NODELAY (asyncio sets it only
     when the socket says TCP), so a response written in two parts is not held 40 ms."""
