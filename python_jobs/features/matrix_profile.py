@@ -18,10 +18,10 @@ so that many short series do not pay stumpy's per-call thread start-up:
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 
+from python_jobs.features import _batch_memo
 from python_jobs.features._common import as_series, nan_dict, usable
 from python_jobs.features._numba import njit
 from python_jobs.features.registry import definition, param, register
@@ -223,11 +223,6 @@ def _offer(pearson, i, j, rho_left, rho_right):  # pragma: no cover
         rho_left[j] = pearson
 
 
-# The stat and the hist family run on the same series one after the other: the second one
-# reuses the join (one entry per thread, keyed by window and content).
-_last_join = threading.local()
-
-
 def self_join(y, m: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(profile, left_profile)`` of ``y``, one value per subsequence start; inf for no match.
 
@@ -240,12 +235,14 @@ def self_join(y, m: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     if len(arr) < window or window < 3:
         empty = np.full(max(len(arr) - window + 1, 0), np.inf)
         return empty, empty.copy()
-    key = (window, arr.tobytes())
-    cached = getattr(_last_join, "entry", None)
-    if cached is not None and cached[0] == key:
-        return cached[1][0].copy(), cached[1][1].copy()
-    result = _self_join(arr, window, exclusion_zone(window))
-    _last_join.entry = (key, result)
+    # Within a job's batch, the stat and the hist family share the join of each whole series.
+    memo = _batch_memo.current()
+    tag = ("self_join", window)
+    result = memo.get(tag, arr) if memo is not None else None
+    if result is None:
+        result = _self_join(arr, window, exclusion_zone(window))
+        if memo is not None:
+            memo.put(tag, arr, result)
     return result[0].copy(), result[1].copy()
 
 

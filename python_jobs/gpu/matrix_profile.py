@@ -4,7 +4,8 @@ For a chunk of equal-length series, the z-normalised subsequences are stacked as
 ``Z (series, count, m)`` and one batched matrix product ``Z Z^T / m`` gives every Pearson
 correlation at once; masks apply the exclusion zone, stumpy's constant-subsequence rules and
 the left (earlier-only) restriction. O(count^2) memory per series, so chunks are sized from
-:func:`python_jobs.gpu.batching.chunk_budget`.
+:func:`python_jobs.gpu.batching.chunk_budget`. One pass gives both profiles, and within a job's
+batch (:mod:`python_jobs.features._batch_memo`) the second family reuses the first one's.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from types import ModuleType
 
 import numpy as np
 
+from python_jobs.features import _batch_memo
 from python_jobs.features.matrix_profile import (
     MP_STATS,
     P_NORM_THRESHOLD,
@@ -61,8 +63,29 @@ def _profiles_group(xp: ModuleType, values, m: int) -> tuple[np.ndarray, np.ndar
 
 
 def _profiles(xp: ModuleType, ys: list[np.ndarray], m: int) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """``(profile, left_profile)`` of each series (``None`` where shorter than ``m``).
+
+    Within a job's batch the two families share them: what one family computed for a whole
+    series of the batch is taken from the batch's memo, and only the rest go to the device.
+    """
     out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(ys)
-    usable = [pos for pos, y in enumerate(ys) if len(y) >= m >= 3]
+    memo = _batch_memo.current()
+    tag = ("profiles", xp.__name__, m)
+    todo = []
+    for pos, y in enumerate(ys):
+        if len(y) >= m >= 3:
+            out[pos] = memo.get(tag, y) if memo is not None else None
+            if out[pos] is None:
+                todo.append(pos)
+    _compute_profiles(xp, ys, m, todo, out)
+    if memo is not None:
+        for pos in todo:
+            memo.put(tag, ys[pos], out[pos])
+    return out
+
+
+def _compute_profiles(xp: ModuleType, ys: list[np.ndarray], m: int, usable: list[int], out: list) -> None:
+    """Fill ``out[pos]`` for each ``pos`` of ``usable``: one device pass per chunk of equal lengths."""
     for n, indices in batching.groups_by_length([ys[pos] for pos in usable]):
         group = [usable[i] for i in indices]
         count = n - m + 1
@@ -71,7 +94,6 @@ def _profiles(xp: ModuleType, ys: list[np.ndarray], m: int) -> list[tuple[np.nda
             profile, left = _profiles_group(xp, batching.stack(xp, ys, chunk), m)
             for row, pos in enumerate(chunk):
                 out[pos] = (profile[row], left[row])
-    return out
 
 
 def matrix_profile_batch_xp(xp: ModuleType, ys: list[np.ndarray], m: int | None = None) -> list[dict]:

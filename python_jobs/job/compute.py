@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from python_jobs.features._batch_memo import BatchMemo, batch_scope
 from python_jobs.features.registry import Family
 from python_jobs.job.errors import GpuFailure, SeriesFailure
 from python_jobs.job.reading import SeriesData
@@ -33,6 +34,17 @@ class SeriesBatch:
 
     series: list[SeriesData]
     prefix_lengths: list[tuple[int, ...]] | None = None
+    # What one family computed from a whole series that another reuses; never shipped.
+    _memo: BatchMemo | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key != "_memo"}
+
+    def memo(self) -> BatchMemo:
+        """The batch's memo (:mod:`python_jobs.features._batch_memo`), made at the first call."""
+        if self._memo is None:
+            self._memo = BatchMemo(s.y for s in self.series)
+        return self._memo
 
     def snapshot_series(self) -> list[SeriesData]:
         """Each series cut at each of its snapshots (views, no copies), series by series."""
@@ -130,6 +142,9 @@ def compute_family(
     A series shorter than the family's ``min_length`` gets NULLs (valid input, not an error);
     a series with non-finite values, or one the family raises on, is an error: raised with
     ``on_error="raise"``, else recorded and given NULLs.
+
+    Intermediates one family computes from a whole series of the batch are kept for the
+    batch's other families (:mod:`python_jobs.features._batch_memo`).
     """
     start = time.perf_counter()
     params = fam.resolved()
@@ -139,43 +154,36 @@ def compute_family(
     lengths = [len(s) for s in series]
     values = np.full((len(series) if stat else sum(lengths), len(outputs)), np.nan)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(int)
-    errors: list[tuple[int, str]] = []
-    eligible = [i for i, s in enumerate(series) if len(s) >= fam.min_rows()]
-    too_short = len(series) - len(eligible)
-    for i in [i for i in eligible if not np.isfinite(series[i].y).all()]:
-        message = f"y has {int((~np.isfinite(series[i].y)).sum())} non-finite values"
-        if on_error == "raise":
-            raise SeriesFailure(fam.name, series[i].loto, series[i].unique_id, message)
-        errors.append((i, message))
-    failed_input = {i for i, _ in errors}
-    eligible = [i for i in eligible if i not in failed_input]
+    eligible, errors = _eligible(fam, series)
+    too_short = len(series) - len(eligible) - len(errors)
+    if errors and on_error == "raise":
+        i, message = errors[0]
+        raise SeriesFailure(fam.name, series[i].loto, series[i].unique_id, message)
 
-    used = "cpu"
-    gpu_results: list[Any] | None = None
-    gpu_failures = 0
-    if device == "gpu" and fam.gpu is not None and eligible:
-        gpu_results = _gpu_results(fam, [series[i].y for i in eligible], params, gpu_required)
+    with batch_scope(batch.memo()):
+        on_gpu = device == "gpu" and fam.gpu is not None and bool(eligible)
+        ys = [series[i].y for i in eligible]
+        gpu_results = _gpu_results(fam, ys, params, gpu_required) if on_gpu else None
         used = "gpu" if gpu_results is not None else "cpu"
-        gpu_failures = int(gpu_results is None)
-
-    with warnings.catch_warnings():
-        # Undefined statistics of short or constant series come back as NaN, which is the intent.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        for pos, i in enumerate(eligible):
-            s = series[i]
-            try:
-                result = gpu_results[pos] if gpu_results is not None else None
-                if result is None:
-                    result = fam.compute(s.y.copy(), params)
-                if stat:
-                    values[i] = _stat_row(result, outputs)
-                else:
-                    values[offsets[i] : offsets[i + 1]] = _hist_block(result, outputs, lengths[i])
-            except Exception as exc:
-                message = f"{type(exc).__name__}: {exc}"
-                if on_error == "raise":
-                    raise SeriesFailure(fam.name, s.loto, s.unique_id, message) from exc
-                errors.append((i, message))
+        gpu_failures = int(on_gpu and gpu_results is None)
+        with warnings.catch_warnings():
+            # Undefined statistics of short or constant series come back as NaN, which is the intent.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for pos, i in enumerate(eligible):
+                s = series[i]
+                try:
+                    result = gpu_results[pos] if gpu_results is not None else None
+                    if result is None:
+                        result = fam.compute(s.y.copy(), params)
+                    if stat:
+                        values[i] = _stat_row(result, outputs)
+                    else:
+                        values[offsets[i] : offsets[i + 1]] = _hist_block(result, outputs, lengths[i])
+                except Exception as exc:
+                    message = f"{type(exc).__name__}: {exc}"
+                    if on_error == "raise":
+                        raise SeriesFailure(fam.name, s.loto, s.unique_id, message) from exc
+                    errors.append((i, message))
     for i, _ in errors:
         if stat:
             values[i] = np.nan
@@ -183,3 +191,15 @@ def compute_family(
             values[offsets[i] : offsets[i + 1]] = np.nan
     seconds = time.perf_counter() - start
     return FamilyBatchResult(fam.name, values, errors, too_short, seconds, used, gpu_failures)
+
+
+def _eligible(fam: Family, series: list[SeriesData]) -> tuple[list[int], list[tuple[int, str]]]:
+    """The series long enough for ``fam`` with finite values, and the long enough ones without."""
+    long_enough = [i for i, s in enumerate(series) if len(s) >= fam.min_rows()]
+    errors = []
+    for i in long_enough:
+        bad = int((~np.isfinite(series[i].y)).sum())
+        if bad:
+            errors.append((i, f"y has {bad} non-finite values"))
+    failed = {i for i, _ in errors}
+    return [i for i in long_enough if i not in failed], errors
