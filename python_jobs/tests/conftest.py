@@ -72,8 +72,38 @@ def fresh_schema(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Calla
         _drop_schema(pg_url, schema)
 
 
-def load_bundled(url: str, schema: str, *, build_staging: bool = True) -> None:
-    """Ingest the bundled files into ``schema``, load the seeds and build the staging models."""
+def _keep_latest_draws(url: str, schema: str, draws: int) -> None:
+    """Delete the draws (and their prizes) of each lottery before its ``draws`` newest ones."""
+    from psycopg import sql
+
+    from python_jobs import db
+    from python_jobs.ingest.load import RAW_PRIZES_TABLE
+
+    raw = db.qualified(config.RAW_DRAWS_TABLE, schema)
+    first_kept = sql.SQL(
+        "(select loto, ds as first_kept from (select loto, ds, row_number() over "
+        "(partition by loto order by ds desc) as age from (select distinct loto, ds from {}) as dates) "
+        "as ranked where age = %s) as cut"
+    ).format(raw)
+    with db.connect(url) as conn:
+        for table in (db.qualified(RAW_PRIZES_TABLE, schema), raw):
+            conn.execute(
+                sql.SQL(
+                    "delete from {} as kept using {} where kept.loto = cut.loto and kept.ds < cut.first_kept"
+                ).format(table, first_kept),
+                (draws,),
+            )
+        conn.commit()
+
+
+def load_bundled(
+    url: str, schema: str, *, build_staging: bool = True, latest_draws: int | None = None
+) -> None:
+    """Ingest the bundled files into ``schema``, load the seeds and build the staging models.
+
+    ``latest_draws`` keeps only the newest draws of each lottery, for tests that need a history
+    of some length rather than all of it.
+    """
     from python_jobs import dbt
     from python_jobs.ingest import ingest_file
 
@@ -82,6 +112,8 @@ def load_bundled(url: str, schema: str, *, build_staging: bool = True) -> None:
     try:
         for loto, path in config.BUNDLED_FILES:
             ingest_file(loto, path, url=url)
+        if latest_draws is not None:
+            _keep_latest_draws(url, schema, latest_draws)
         if build_staging:
             dbt.run(["seed", "--quiet"], url=url)
             dbt.run(["build", "--quiet", "--select", "staging"], url=url)
@@ -128,7 +160,11 @@ SLOW_MARKS = ("dbt", "slow")
 
 
 def _loadgroup(config: pytest.Config) -> bool:
-    return config.pluginmanager.hasplugin("xdist") and config.getoption("dist", "no") == "loadgroup"
+    """``--dist loadgroup``: the controller's option; a worker's is ``no``, with xdist's own
+    ``loadgroup`` flag set instead."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return False
+    return config.getoption("dist", "no") == "loadgroup" or bool(getattr(config.option, "loadgroup", False))
 
 
 def _group(item: pytest.Item, demo_modules: set[str]) -> str:
