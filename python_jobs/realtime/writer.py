@@ -249,8 +249,10 @@ class StoreWriter:
             await connection.run(self.store.write_steps(symbols, stamps, rows, prices))
         except asyncio.CancelledError:
             # Interrupted at shutdown: the store keeps them for its final flush (a write that
-            # reached Redis all the same is written again, with the same values).
+            # reached Redis all the same is written again, with the same values), as it keeps
+            # a write Redis refused.
             self.store.keep(symbols, stamps, rows, prices)
+            self.written(ticks, rows)
             raise
         except Exception as exc:
             self.failed(max(0, len(ticks) - (self.store.counters.updates - given)), exc)

