@@ -36,8 +36,9 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
         help=(
             "where the families run: a Dask scheduler address tcp://host:port; 'local' (a LocalCluster, "
             "one worker per core), 'local-cuda' (dask-cuda, one worker per GPU), 'sync' (in-process). "
-            "Default (dask.scheduler_address, $DASK_SCHEDULER_ADDRESS, or auto): in-process for small "
-            "jobs and on the GPU, else a LocalCluster"
+            "Default (dask.scheduler_address, $DASK_SCHEDULER_ADDRESS, or auto): on the GPU in-process, "
+            "with the host-only stages of GPU families in a pool of the other cores; in-process for "
+            "small jobs; else a LocalCluster"
         ),
     )
     parser.add_argument(
@@ -45,7 +46,10 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=runtime.dask.workers,
         metavar="N",
-        help="worker processes of a local cluster (default: dask.workers, else one per core)",
+        help=(
+            "worker processes of a local cluster, or of the GPU run's host pool "
+            "(default: dask.workers, else one per core, one less for the host pool)"
+        ),
     )
     parser.add_argument(
         "--families",

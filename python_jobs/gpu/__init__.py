@@ -14,6 +14,11 @@ the CPU function's results out (same keys, values equal within 1e-6). It is
 ``<family>_batch_xp(cupy, ys)``; the tests call ``<family>_batch_xp(numpy, ys)``. Series are grouped by
 length so that one group is one 2-D array on the device; the lotteries' series of one
 lottery all have the same length, so a batch is usually a handful of groups.
+
+Where part of a family's GPU batch runs on the host whatever the device (catch22's pycatch22
+features, anomaly's forest growing), the batch function declares that part with
+:func:`with_host_stage`, so that the job can run it in another process while the device
+computes other families (:class:`python_jobs.job.executors.HostPoolExecutor`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import importlib
 import importlib.util
+from collections.abc import Callable
 from functools import lru_cache
 from types import ModuleType
 
@@ -38,6 +44,27 @@ SMOKE_EXPECTED = SMOKE_VALUES * SMOKE_VALUES + 1.0
 
 class GpuUnavailableError(RuntimeError):
     """The GPU was asked for, but CuPy or a CUDA device is missing, or a kernel cannot run."""
+
+
+def with_host_stage(stage: Callable[..., list]) -> Callable[[Callable], Callable]:
+    """Declare ``stage(ys, **params)`` the host-only part of the decorated GPU batch function.
+
+    ``stage`` needs no device and returns one item per series. The batch function takes
+    ``host=``, a callable returning what ``stage`` gives for the same ``ys`` and params
+    (computed elsewhere, perhaps in another process); without it, it runs ``stage`` itself.
+    An exception ``host()`` raises is the batch function's, as if ``stage`` ran inline.
+    """
+
+    def declare(batch_fn: Callable) -> Callable:
+        batch_fn.host_stage = stage  # type: ignore[attr-defined]
+        return batch_fn
+
+    return declare
+
+
+def host_stage(batch_fn: Callable | None) -> Callable[..., list] | None:
+    """The host stage :func:`with_host_stage` declared on ``batch_fn``, if any."""
+    return getattr(batch_fn, "host_stage", None)
 
 
 def cuda_device_count() -> int:

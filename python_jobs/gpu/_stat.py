@@ -29,7 +29,7 @@ def run_stat_batch(
     of the series length giving it (for quadratic-memory families).
     """
     results: list[dict[str, float]] = [dict.fromkeys(names, math.nan) for _ in ys]
-    usable = [pos for pos, y in enumerate(ys) if _usable(y, min_length, skip_constant)]
+    usable = [pos for pos, y in enumerate(ys) if usable_series(y, min_length, skip_constant)]
     for n, indices in batching.groups_by_length([ys[pos] for pos in usable]):
         group = [usable[i] for i in indices]
         per_row = bytes_per_row(n) if callable(bytes_per_row) else bytes_per_row
@@ -41,7 +41,8 @@ def run_stat_batch(
     return results
 
 
-def _usable(y: np.ndarray, min_length: int, skip_constant: bool) -> bool:
+def usable_series(y: np.ndarray, min_length: int, skip_constant: bool = True) -> bool:
+    """Whether :func:`run_stat_batch` computes ``y`` (else it gets NaN for every name)."""
     arr = np.asarray(y, dtype=np.float64)
     if len(arr) < min_length or not np.isfinite(arr).all():
         return False

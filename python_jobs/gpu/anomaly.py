@@ -7,18 +7,20 @@ through every tree) and is data-parallel: all forests of a batch are stacked int
 ``(models, trees, nodes, 5)`` table, copied to the device once, and every (vector, tree) pair
 advances one level per step in :func:`python_jobs.features.anomaly.score_forests_xp` (a fixed
 ``max_depth`` gathers). cuDF is not used: the work is a gather over a node table, not a
-group-wise frame operation.
+group-wise frame operation. The growing is the batch function's host stage
+(:func:`python_jobs.gpu.with_host_stage`), which the job may run in another process.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
 
 from python_jobs.features._common import as_series
-from python_jobs.features.anomaly import blocks, denominator, score_forests_xp
-from python_jobs.gpu import batching, cupy
+from python_jobs.features.anomaly import Block, blocks, denominator, score_forests_xp
+from python_jobs.gpu import batching, cupy, with_host_stage
 
 # Vectors scored per launch: bounds the (rows, trees) temporaries on the device.
 ROWS_PER_LAUNCH = 1 << 18
@@ -37,13 +39,22 @@ def _stack(all_blocks: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return forests, model, vectors, scales, depth
 
 
+def anomaly_host(ys: list[np.ndarray], **params: int | None) -> list[list[Block]]:
+    """The forests of each series and the vectors each one scores (grown on the host)."""
+    return [blocks(as_series(y), **params) for y in ys]
+
+
 def anomaly_batch_xp(
-    xp: ModuleType, ys: list[np.ndarray], **params: int | None
+    xp: ModuleType, ys: list[np.ndarray], host: Callable[[], list] | None = None, **params: int | None
 ) -> list[dict[str, np.ndarray]]:
-    """The ``anomaly`` family for many series, scored with array module ``xp``."""
+    """The ``anomaly`` family for many series, scored with array module ``xp``.
+
+    ``host`` returns :func:`anomaly_host` of ``ys`` and ``params``, computed elsewhere;
+    without it, here.
+    """
     name = "hist_y_iforest_score"
     arrays = [as_series(y) for y in ys]
-    per_series = [blocks(arr, **params) for arr in arrays]
+    per_series = host() if host is not None else anomaly_host(ys, **params)
     results = [{name: np.full(len(arr), np.nan)} for arr in arrays]
     flat = [(pos, block) for pos, series_blocks in enumerate(per_series) for block in series_blocks]
     if not flat:
@@ -66,6 +77,9 @@ def anomaly_batch_xp(
     return results
 
 
-def anomaly_batch(ys: list[np.ndarray], **params: int | None) -> list[dict[str, np.ndarray]]:
+@with_host_stage(anomaly_host)
+def anomaly_batch(
+    ys: list[np.ndarray], host: Callable[[], list] | None = None, **params: int | None
+) -> list[dict[str, np.ndarray]]:
     """GPU counterpart of the ``anomaly`` family (CuPy)."""
-    return anomaly_batch_xp(cupy(), ys, **params)
+    return anomaly_batch_xp(cupy(), ys, host, **params)

@@ -15,7 +15,9 @@ of SC_FluctAnal, the histogram fits of CO_Embed2 and CO_HistogramAMI); the histo
 binary-stretch lengths, AMI minimum and mean1 tau ratio are simple, but pycatch22 1.0's C
 code for them is not the published catch22 code they were checked against, and a re-derived
 version did not match it on the bundled series, so they stay with pycatch22 until its
-source can be followed exactly.
+source can be followed exactly. They are the batch function's host stage
+(:func:`python_jobs.gpu.with_host_stage`), which the job may run in another process while
+the device computes other families.
 
 cuDF is not used: the batch is a dense array per length and nothing here is a group-by.
 """
@@ -23,6 +25,7 @@ cuDF is not used: the batch is a dense array per length and nothing here is a gr
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
@@ -31,8 +34,8 @@ import pycatch22
 from python_jobs.features._common import finite_or_nan
 from python_jobs.features._numba import njit
 from python_jobs.features.catch22 import CATCH22_NAMES, MIN_LENGTH, catch22_outputs
-from python_jobs.gpu import batching, cupy
-from python_jobs.gpu._stat import run_stat_batch
+from python_jobs.gpu import batching, cupy, with_host_stage
+from python_jobs.gpu._stat import run_stat_batch, usable_series
 
 DEVICE_FEATURES = (
     "CO_FirstCrossing_acf_1e_pointOfCrossing",
@@ -130,22 +133,34 @@ def _host_features(y: np.ndarray) -> dict[str, float]:
     }
 
 
-def catch22_batch_xp(xp: ModuleType, ys: list[np.ndarray]) -> list[dict[str, float]]:
-    """The ``catch22`` family for many series, with array module ``xp`` (module docstring)."""
+def catch22_host(ys: list[np.ndarray]) -> list[dict[str, float] | None]:
+    """The :data:`HOST_FEATURES` of each series the device computes (``None`` for the others)."""
+    return [_host_features(y) if usable_series(y, MIN_LENGTH) else None for y in ys]
+
+
+def catch22_batch_xp(
+    xp: ModuleType, ys: list[np.ndarray], host: Callable[[], list] | None = None
+) -> list[dict[str, float]]:
+    """The ``catch22`` family for many series, with array module ``xp`` (module docstring).
+
+    ``host`` returns :func:`catch22_host` of ``ys``, computed elsewhere; without it, here.
+    """
     device_names = [f"stat_c22_{name.lower()}" for name in DEVICE_FEATURES]
     device = run_stat_batch(
         xp, ys, device_names, catch22_device_xp, min_length=MIN_LENGTH, bytes_per_row=8 * 48
     )
+    host_rows = host() if host is not None else catch22_host(ys)
     results = []
-    for y, values in zip(ys, device, strict=True):
+    for y, values, host_row in zip(ys, device, host_rows, strict=True):
         row = dict.fromkeys(catch22_outputs(), math.nan)
         if math.isfinite(values[device_names[0]]):  # usable: the host features too
             row.update({name: finite_or_nan(value) for name, value in values.items()})
-            row.update(_host_features(y))
+            row.update(host_row if host_row is not None else _host_features(y))
         results.append(row)
     return results
 
 
-def catch22_batch(ys: list[np.ndarray]) -> list[dict[str, float]]:
+@with_host_stage(catch22_host)
+def catch22_batch(ys: list[np.ndarray], host: Callable[[], list] | None = None) -> list[dict[str, float]]:
     """GPU counterpart of the ``catch22`` family (CuPy)."""
-    return catch22_batch_xp(cupy(), ys)
+    return catch22_batch_xp(cupy(), ys, host)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from python_jobs import gpu
 from python_jobs.features._batch_memo import BatchMemo, batch_scope
 from python_jobs.features.registry import Family
 from python_jobs.job.errors import GpuFailure, SeriesFailure
@@ -21,6 +23,9 @@ from python_jobs.job.reading import SeriesData
 from python_jobs.log import get_logger
 
 log = get_logger(__name__)
+
+# What a family's host stage gave for a batch, computed elsewhere: called once, may raise.
+HostResults = Callable[[], list[Any]]
 
 
 @dataclass
@@ -103,15 +108,16 @@ def _hist_block(result: Any, outputs: list[str], n: int) -> np.ndarray:
 
 
 def _gpu_results(
-    fam: Family, ys: list[np.ndarray], params: dict[str, Any], required: bool
+    fam: Family, ys: list[np.ndarray], params: dict[str, Any], required: bool, host: HostResults | None
 ) -> list[Any] | None:
     """The family's GPU batch; ``None`` when it raised and the CPU is to compute the batch.
 
     A failure is never quiet: it is logged as an error naming the family and the exception,
     and counted by the caller; where the GPU was asked for (``required``) it stops the job.
+    A failure of the host stage computed elsewhere (``host``) is the batch's, as inline.
     """
     try:
-        results = fam.gpu_fn()(ys, **params)
+        results = fam.gpu_fn()(ys, **params, **({"host": host} if host is not None else {}))
         if len(results) != len(ys):
             raise ValueError(f"{len(results)} results for {len(ys)} series")
         return list(results)
@@ -130,8 +136,34 @@ def _gpu_results(
         return None
 
 
+def host_stage(fam: Family) -> Callable[..., list] | None:
+    """The host-only stage of ``fam``'s GPU batch function, if it declares one.
+
+    Imports the GPU module (never CuPy): see :func:`python_jobs.gpu.with_host_stage`.
+    """
+    return gpu.host_stage(fam.gpu_fn()) if fam.gpu is not None else None
+
+
+def compute_host_stage(fam: Family, batch: SeriesBatch) -> list[Any]:
+    """The host stage of ``fam``'s GPU batch over the series :func:`compute_family` sends it.
+
+    Runs anywhere (no device); its result is :func:`compute_family`'s ``host``.
+    """
+    stage = host_stage(fam)
+    if stage is None:
+        raise ValueError(f"family {fam.name!r} declares no host stage")
+    series = batch.snapshot_series() if fam.kind == "stat" else batch.series
+    eligible, _ = _eligible(fam, series)
+    return stage([series[i].y for i in eligible], **fam.resolved())
+
+
 def compute_family(
-    fam: Family, batch: SeriesBatch, device: str, on_error: str, gpu_required: bool = False
+    fam: Family,
+    batch: SeriesBatch,
+    device: str,
+    on_error: str,
+    gpu_required: bool = False,
+    host: HostResults | None = None,
 ) -> FamilyBatchResult:
     """Run one family over a batch of series; failures follow ``on_error``.
 
@@ -144,7 +176,9 @@ def compute_family(
     ``on_error="raise"``, else recorded and given NULLs.
 
     Intermediates one family computes from a whole series of the batch are kept for the
-    batch's other families (:mod:`python_jobs.features._batch_memo`).
+    batch's other families (:mod:`python_jobs.features._batch_memo`). ``host`` returns
+    :func:`compute_host_stage` of the family and batch, computed elsewhere (in a process
+    pool while this one drives the device); without it, the GPU batch runs its host stage.
     """
     start = time.perf_counter()
     params = fam.resolved()
@@ -163,7 +197,7 @@ def compute_family(
     with batch_scope(batch.memo()):
         on_gpu = device == "gpu" and fam.gpu is not None and bool(eligible)
         ys = [series[i].y for i in eligible]
-        gpu_results = _gpu_results(fam, ys, params, gpu_required) if on_gpu else None
+        gpu_results = _gpu_results(fam, ys, params, gpu_required, host) if on_gpu else None
         used = "gpu" if gpu_results is not None else "cpu"
         gpu_failures = int(on_gpu and gpu_results is None)
         with warnings.catch_warnings():

@@ -1,13 +1,15 @@
 """Where the families run: in-process, or on a Dask cluster (local, CUDA, or remote).
 
 ``None``/``"auto"``
-    In-process for small jobs (under :data:`AUTO_CLUSTER_MIN_SECONDS` of estimated compute, from
-    each family's registered cost and the series' lengths), on one CPU, or on the GPU (one device
-    does the parallel work); otherwise a ``distributed.LocalCluster`` with one single-threaded
-    worker process per core. Starting workers and importing the families there takes seconds,
-    which cheap families never win back.
+    On the GPU, :class:`HostPoolExecutor`: the device families in-process (one device does the
+    parallel work), the host-only stages of GPU families in a pool of the other cores (in-process
+    on one CPU). Otherwise in-process for small jobs (under :data:`AUTO_CLUSTER_MIN_SECONDS` of
+    estimated compute, from each family's registered cost and the series' lengths) or on one CPU,
+    and a ``distributed.LocalCluster`` with one single-threaded worker process per core for the
+    rest. Starting workers and importing the families there takes seconds, which cheap families
+    never win back.
 ``"sync"``
-    Always in-process.
+    Always in-process, one family after the other.
 ``"local"``
     Always a ``LocalCluster``.
 ``"local-cuda"``
@@ -19,12 +21,16 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import multiprocessing
 import os
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from python_jobs import config
 from python_jobs.features.registry import Family
+from python_jobs.job.compute import compute_family, compute_host_stage, host_stage
 from python_jobs.job.errors import JobError
 
 if TYPE_CHECKING:
@@ -72,6 +78,90 @@ class SyncExecutor:
 
     def close(self) -> None:
         pass
+
+
+class _Later:
+    """A family's computation run in this process when its result is first asked for.
+
+    ``host`` (the pending result of its host stage in the pool) is handed to it then.
+    """
+
+    def __init__(self, fn: Callable, args: tuple, host: Future | None):
+        self._fn = fn
+        self._args = args
+        self._host = host
+        self._done: _Done | None = None
+
+    def result(self) -> Any:
+        if self._done is None:
+            extra = {"host": self._host.result} if self._host is not None else {}
+            self._done = _Done(functools.partial(self._fn, **extra), self._args)
+        return self._done.result()
+
+    def cancel(self) -> None:
+        if self._host is not None:
+            self._host.cancel()
+
+
+class HostPoolExecutor:
+    """The device's families in this process; the host-only stages of GPU families in a pool.
+
+    Part of some GPU families runs on the host whatever the device (catch22's pycatch22
+    features, anomaly's forest growing: :func:`python_jobs.gpu.with_host_stage`). Submitting
+    such a family starts its host stage (:func:`python_jobs.job.compute.compute_host_stage`)
+    in a process pool at once; every family's own computation runs here, in submission order,
+    when its result is collected, and is handed the host stage's result. The job collects a
+    batch after submitting the next one, so the pool works on the host stages of two batches
+    while this process drives the device through the other families.
+
+    The pool's processes are started (``forkserver``, else ``spawn``: never forked from a
+    process that holds a CUDA context) at the first host stage, so a run without one starts
+    none. Values are those of :class:`SyncExecutor`: the same functions on the same series.
+    """
+
+    name = "host-pool"
+    max_in_flight = 2
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self._modules: list[str] = []
+        self._pool: ProcessPoolExecutor | None = None
+
+    def scatter(self, batch: Any) -> Any:
+        return batch
+
+    def submit(self, fn: Callable, *args: Any) -> _Later:
+        # The job's tasks are compute_family(fam, batch, device, ...); others run here as they are.
+        host = self._start_host_stage(*args[:3]) if fn is compute_family else None
+        return _Later(fn, args, host)
+
+    def _start_host_stage(self, fam: Family, batch: Any, device: str) -> Future | None:
+        if device != "gpu" or host_stage(fam) is None:
+            return None
+        if self._pool is None:
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=context,
+                initializer=_host_worker_setup,
+                initargs=(str(config.numba_cache_dir()), self._modules),
+            )
+        return self._pool.submit(compute_host_stage, fam, batch)
+
+    def prepare(self, modules: list[str]) -> None:
+        """Remember ``modules`` for the pool's processes to import when they start."""
+        self._modules = list(modules)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _host_worker_setup(cache_dir: str, modules: list[str]) -> None:
+    os.environ.setdefault("NUMBA_CACHE_DIR", cache_dir)
+    _import_modules(modules)
 
 
 class NumbaCachePlugin:
@@ -195,6 +285,8 @@ def make_executor(scheduler: Any, *, device: str, work_seconds: float, n_workers
     choice = (scheduler or "auto").strip()
     if choice == "auto":
         cores = os.cpu_count() or 1
+        if device == "gpu" and cores >= 2:
+            return HostPoolExecutor(n_workers or cores - 1)
         if device == "gpu" or cores < 2 or work_seconds < AUTO_CLUSTER_MIN_SECONDS:
             return SyncExecutor()
         return _local_cluster("local", n_workers)

@@ -133,7 +133,8 @@ def run_job(
     progress
         A progress bar per family on stderr (only when it is a terminal).
     n_workers
-        Worker processes of a local cluster (default: one per core).
+        Worker processes of a local cluster, or of the GPU run's host pool (default: one per
+        core, one less for the host pool).
     quiet
         Do not print the summary table at the end.
     dbt_vars

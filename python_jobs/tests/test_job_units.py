@@ -324,9 +324,6 @@ def test_unknown_scheduler_is_a_clear_error() -> None:
     with pytest.raises(job.JobError, match="unknown scheduler"):
         executors.make_executor("carrier-pigeon", device="cpu", work_seconds=10)
     assert isinstance(executors.make_executor(None, device="cpu", work_seconds=10), executors.SyncExecutor)
-    assert isinstance(
-        executors.make_executor("auto", device="gpu", work_seconds=10**6), executors.SyncExecutor
-    )
 
 
 def test_work_estimate_follows_costs_and_lengths() -> None:
