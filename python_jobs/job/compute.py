@@ -200,36 +200,43 @@ def compute_family(
         gpu_results = _gpu_results(fam, ys, params, gpu_required, host) if on_gpu else None
         used = "gpu" if gpu_results is not None else "cpu"
         gpu_failures = int(on_gpu and gpu_results is None)
-        with warnings.catch_warnings():
-            # Undefined statistics of short or constant series come back as NaN, which is the intent.
-            warnings.simplefilter("ignore", RuntimeWarning)
-            for pos, i in enumerate(eligible):
-                s = series[i]
-                try:
-                    result = gpu_results[pos] if gpu_results is not None else None
-                    if result is None:
-                        result = fam.compute(s.y.copy(), params)
-                    if stat:
-                        values[i] = _stat_row(result, outputs)
-                    else:
-                        values[offsets[i] : offsets[i + 1]] = _hist_block(result, outputs, lengths[i])
-                except Exception as exc:
-                    message = f"{type(exc).__name__}: {exc}"
-                    if on_error == "raise":
-                        raise SeriesFailure(fam.name, s.loto, s.unique_id, message) from exc
-                    errors.append((i, message))
-    for i, _ in errors:
-        if stat:
-            values[i] = np.nan
-        else:
-            values[offsets[i] : offsets[i + 1]] = np.nan
+        computed = gpu_results if gpu_results is not None else [None] * len(eligible)
+        for i, result in zip(eligible, computed, strict=True):
+            s = series[i]
+            try:
+                block = _family_values(fam, s.y, params, result, outputs)
+            except Exception as exc:
+                message = f"{type(exc).__name__}: {exc}"
+                if on_error == "raise":
+                    raise SeriesFailure(fam.name, s.loto, s.unique_id, message) from exc
+                errors.append((i, message))
+                continue
+            if stat:
+                values[i] = block
+            else:
+                values[offsets[i] : offsets[i + 1]] = block
     seconds = time.perf_counter() - start
     return FamilyBatchResult(fam.name, values, errors, too_short, seconds, used, gpu_failures)
 
 
+def _family_values(
+    fam: Family, y: np.ndarray, params: dict[str, Any], result: Any, outputs: list[str]
+) -> np.ndarray:
+    """One series' row (stat) or rows (hist): ``result`` from the GPU, or the CPU function's."""
+    with warnings.catch_warnings():
+        # Undefined statistics of short or constant series come back as NaN, which is the intent.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if result is None:
+            result = fam.compute(y.copy(), params)
+        if fam.kind == "stat":
+            return _stat_row(result, outputs)
+        return _hist_block(result, outputs, len(y))
+
+
 def _eligible(fam: Family, series: list[SeriesData]) -> tuple[list[int], list[tuple[int, str]]]:
     """The series long enough for ``fam`` with finite values, and the long enough ones without."""
-    long_enough = [i for i, s in enumerate(series) if len(s) >= fam.min_rows()]
+    shortest = fam.min_rows()
+    long_enough = [i for i, s in enumerate(series) if len(s) >= shortest]
     errors = []
     for i in long_enough:
         bad = int((~np.isfinite(series[i].y)).sum())

@@ -136,7 +136,14 @@ class HostPoolExecutor:
         return _Later(fn, args, host)
 
     def _start_host_stage(self, fam: Family, batch: Any, device: str) -> Future | None:
-        if device != "gpu" or host_stage(fam) is None:
+        if device != "gpu":
+            return None
+        try:
+            if host_stage(fam) is None:
+                return None
+        except Exception:
+            # The GPU module does not import: compute_family meets the same error where a
+            # GPU batch's failure is handled (logged, counted, or the job stopped).
             return None
         if self._pool is None:
             methods = multiprocessing.get_all_start_methods()
