@@ -12,9 +12,10 @@ in, not with one of its cores.
 
 ``--job`` also times the job end to end (``run_job``: read from PostgreSQL, compute, write) on
 each device, on the same panel loaded through ``ingest`` into a schema of its own: the CPU run
-on a local cluster of every core, the GPU run with ``--device gpu`` (a GPU failure stops it
-rather than finishing on the CPU). It needs ``DATABASE_URL`` (or the embedded server) and dbt,
-and its parity is the per-column check above.
+on a local cluster of every core, the GPU run with ``--device gpu`` and the default scheduler
+(the device families in-process, the host-only stages of GPU families in a pool of the other
+cores; a GPU failure stops it rather than finishing on the CPU). It needs ``DATABASE_URL`` (or
+the embedded server) and dbt, and its parity is the per-column check above.
 
 Without CuPy or a CUDA device where a kernel runs this exits with status 2 and says so, before
 any work.
@@ -189,12 +190,13 @@ def job_runs(cpu_workers: int) -> dict[str, dict]:
     """The ``run_job`` options of each device's end-to-end run.
 
     The CPU run uses every core (a local cluster of ``cpu_workers`` single-threaded workers);
-    the GPU run asks for the GPU by name, so a GPU failure stops it instead of being computed
-    on the CPU and timed as the GPU's.
+    the GPU run is the job's default on the GPU (the host-only stages of GPU families in a
+    pool of the other cores) and asks for the GPU by name, so a GPU failure stops it instead
+    of being computed on the CPU and timed as the GPU's.
     """
     return {
         "cpu": {"device": "cpu", "scheduler": "local", "n_workers": cpu_workers},
-        "gpu": {"device": "gpu", "scheduler": "sync"},
+        "gpu": {"device": "gpu", "scheduler": "auto"},
     }
 
 

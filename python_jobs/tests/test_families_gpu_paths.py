@@ -106,7 +106,8 @@ def test_the_gpu_bench_checks_every_column_through_numpy():
 
 def test_the_gpu_bench_times_the_job_against_every_core(monkeypatch):
     # `--job` runs the job's entry point on each device: the CPU run on a local cluster of
-    # every core of the machine, the GPU run with the GPU asked for by name.
+    # every core of the machine, the GPU run with the GPU asked for by name and the default
+    # scheduler (the host stages of GPU families in a pool of the other cores).
     import bench.families_gpu as bench
     from python_jobs.job import run_job
 
@@ -122,6 +123,6 @@ def test_the_gpu_bench_times_the_job_against_every_core(monkeypatch):
     cores = os.cpu_count()
     assert [(call["device"], call["scheduler"], call.get("n_workers")) for call in calls] == [
         ("cpu", "local", cores),
-        ("gpu", "sync", None),
+        ("gpu", "auto", None),
     ]
     assert all(call["full_refresh"] for call in calls) and result["cpu_workers"] == cores
