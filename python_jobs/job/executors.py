@@ -124,7 +124,6 @@ class HostPoolExecutor:
 
     def __init__(self, workers: int):
         self.workers = workers
-        self._modules: list[str] = []
         self._pool: ProcessPoolExecutor | None = None
 
     def scatter(self, batch: Any) -> Any:
@@ -152,13 +151,12 @@ class HostPoolExecutor:
                 self.workers,
                 mp_context=context,
                 initializer=_host_worker_setup,
-                initargs=(str(config.numba_cache_dir()), self._modules),
+                initargs=(str(config.numba_cache_dir()),),
             )
         return self._pool.submit(compute_host_stage, fam, batch)
 
     def prepare(self, modules: list[str]) -> None:
-        """Remember ``modules`` for the pool's processes to import when they start."""
-        self._modules = list(modules)
+        """Nothing to do: a pool process imports only the modules its host stages need."""
 
     def close(self) -> None:
         if self._pool is not None:
@@ -166,9 +164,9 @@ class HostPoolExecutor:
             self._pool = None
 
 
-def _host_worker_setup(cache_dir: str, modules: list[str]) -> None:
+def _host_worker_setup(cache_dir: str) -> None:
     os.environ.setdefault("NUMBA_CACHE_DIR", cache_dir)
-    _import_modules(modules)
+    _import_modules([])
 
 
 class NumbaCachePlugin:
