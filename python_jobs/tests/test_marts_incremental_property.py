@@ -6,8 +6,8 @@ holidays, schedule) and the Python job's two tables. Each example changes one ra
 middle of the history of one input, runs dbt incrementally, and compares the three marts with a
 full refresh of them (their parents are tables rebuilt by the incremental run, so refreshing the
 marts alone is a full refresh); the comparisons run in the database, against copies of the marts.
-The bundled real data is built once for the module; the changes accumulate, every state reached
-being one a user could make.
+The bundled real data is built once per lane (below); the changes accumulate, every state
+reached being one a user could make.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from python_jobs import config, db, dbt
+from python_jobs import config, db, dbt, definitions
 from python_jobs.features import registry
 from python_jobs.ingest.load import RAW_PRIZES_TABLE
 from python_jobs.tests.conftest import load_bundled
@@ -40,6 +40,14 @@ MARTS = {
 LOTTERIES = ["loto6", "bingo5"]
 # The valid_to_date of a lottery's schedule rows in force now.
 CURRENT = "'9999-12-31'"
+# The newest draws kept of each lottery: four times the rows an incremental run re-reads before
+# the newest stored draw, so the middle half of the history, where the changes fall, lies at
+# least that far from either end (a change the incremental run must find beyond its lookback,
+# with full windows and lags before it). The older draws would only make every run slower.
+HISTORY_DRAWS = 4 * definitions.load().incremental_lookback_rows
+# The changes are dealt to this many schemas, each built once and changed by its own changes
+# in turn: under pytest-xdist (`make test`) two workers run them at once.
+LANES = 2
 
 Change = Callable[[str, str, st.DataObject], None]
 
@@ -343,24 +351,58 @@ def _assert_mart_equals_snapshot(url: str, schema: str, mart: str, label: str) -
     raise AssertionError(f"{mart} built incrementally differs from a full refresh")
 
 
+def _build_schema(url: str, lane: int) -> str:
+    """The bundled data (its newest draws) with the Python job's tables filled, every model
+    built once."""
+    schema = f"t_marts_prop_{lane}_{uuid.uuid4().hex[:8]}"
+    _execute(url, sql.SQL("create schema {}").format(sql.Identifier(schema)))
+    try:
+        load_bundled(url, schema, latest_draws=HISTORY_DRAWS)
+        _write_python_job_values(url, schema)
+        _write_python_stat_values(url, schema)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("DBT_SCHEMA", schema)
+            dbt.run(["run", "--quiet"], url=url)
+    except BaseException:
+        _drop(url, schema)
+        raise
+    return schema
+
+
+def _drop(url: str, schema: str) -> None:
+    _execute(url, sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
+
+
 @pytest.fixture(scope="module")
-def built_schema(pg_url: str) -> Iterator[str]:
-    """The bundled data with the Python job's tables filled, every model built once."""
-    schema = f"t_marts_prop_{uuid.uuid4().hex[:8]}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DBT_SCHEMA", schema)
-        _execute(pg_url, sql.SQL("create schema {}").format(sql.Identifier(schema)))
-        try:
-            load_bundled(pg_url, schema)
-            _write_python_job_values(pg_url, schema)
-            _write_python_stat_values(pg_url, schema)
-            dbt.run(["run", "--quiet"], url=pg_url)
-            yield schema
-        finally:
-            _execute(pg_url, sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
+def lane_schema(pg_url: str) -> Iterator[Callable[[int], str]]:
+    """Factory: the schema of a lane, built when a test of the lane first asks for it (a worker
+    builds the lanes it runs)."""
+    schemas: dict[int, str] = {}
+
+    def schema_of(lane: int) -> str:
+        if lane not in schemas:
+            schemas[lane] = _build_schema(pg_url, lane)
+        return schemas[lane]
+
+    try:
+        yield schema_of
+    finally:
+        for schema in schemas.values():
+            _drop(pg_url, schema)
 
 
-@pytest.mark.parametrize("change", list(CHANGES.values()), ids=list(CHANGES))
+def _lanes() -> list:
+    """(lane, change) per change, the changes dealt to the lanes in turn; the tests of a lane
+    share its schema, so they run on one worker."""
+    return [
+        pytest.param(
+            index % LANES, change, id=name, marks=pytest.mark.xdist_group(f"marts-prop-{index % LANES}")
+        )
+        for index, (name, change) in enumerate(CHANGES.items())
+    ]
+
+
+@pytest.mark.parametrize(("lane", "change"), _lanes())
 # No shrinking: the changes accumulate, so a shrunk example would start from another state;
 # a failure is reported as first drawn.
 @hypothesis_settings(
@@ -371,9 +413,10 @@ def built_schema(pg_url: str) -> Iterator[str]:
 )
 @given(data=st.data())
 def test_incremental_run_after_a_change_to_any_input_equals_a_full_refresh(
-    pg_url, built_schema, change, data
+    pg_url, lane_schema, monkeypatch, lane, change, data
 ):
-    schema = built_schema
+    schema = lane_schema(lane)
+    monkeypatch.setenv("DBT_SCHEMA", schema)
     _snapshot(pg_url, schema, "before")
     change(pg_url, schema, data)
     dbt.run(["run", "--quiet"], url=pg_url)
