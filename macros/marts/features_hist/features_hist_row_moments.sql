@@ -32,7 +32,7 @@
             {%- for p in powers if w >= p and w in windows %}
                 case
                     when {{ is_decimal }} then exact_moments.y_centered_pow{{ p }}_n_w{{ w }}
-                    else ({{ window_centered_power_sum('row_windows', w, p) }})::double precision
+                    else {{ window_centered_power_sum_whole('row_windows', w, p) }}
                 end as y_centered_pow{{ p }}_n_w{{ w }},
             {%- endfor %}
         {%- endfor %}
