@@ -17,6 +17,8 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -34,6 +36,8 @@ from python_jobs.realtime.stream import StreamingDataProcessor
 from python_jobs.redact import mask_url
 from python_jobs.tests.realtime_reference import eurusd_close
 from python_jobs.tests.redis_servers import OwnRedis, free_port
+
+T = TypeVar("T")
 
 MACHINE_REDIS = "redis://127.0.0.1:6379/11"
 
@@ -348,6 +352,26 @@ def test_feed_to_redis_end_to_end_with_metrics(own_redis):
     assert service.latency_summary()["count"] == 300
 
 
+def _bounded(scenario: Callable[[], Coroutine[Any, Any, T]], seconds: float) -> T:
+    """``asyncio.run(scenario())`` on a daemon thread: a shutdown that never ends fails the test
+    after ``seconds`` instead of holding up the whole run."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = asyncio.run(scenario())
+        except BaseException as exc:  # re-raised in the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"the service did not stop within {seconds} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 class HeldRedis:
     """A loopback TCP proxy to a Redis that holds the server's replies while :attr:`held` is
     set: a Redis that answers slowly, as one on a busy machine does."""
@@ -461,7 +485,7 @@ def test_a_write_still_held_at_shutdown_is_sent_again_by_the_final_flush(own_red
             return service
 
     try:
-        service = asyncio.run(scenario())
+        service = _bounded(scenario, seconds=120)
         assert service.store.latest("A")["ts"] == 4.0
         assert service.store.buffer_fill == 0 and service.writer.pending == 0
         assert service.lost()["total"] == 0 and service.internal_errors == 0

@@ -31,7 +31,10 @@ def _bundled(loto: str):
     return next(path for name, path in config.BUNDLED_FILES if name == loto)
 
 
-SEEDS = [path.stem for path in config.SEEDS_DIR.glob("*.csv")]
+# The project's seeds in the target schema (the evaluator's exceptions go to a schema of their own).
+SEEDS = [
+    path.stem for path in config.SEEDS_DIR.glob("*.csv") if path.stem != "dbt_project_evaluator_exceptions"
+]
 
 
 def _build(url: str, cut: pd.Timestamp | None, seeds_from: str | None = None) -> str:
