@@ -55,18 +55,37 @@ def quantile_bounds(q: float, size: int) -> tuple[int, int, float]:  # pragma: n
     return lower, upper, pos - lower
 
 
-def _constant_is_null(fn: Callable[[pd.Series], float]) -> Callable[[np.ndarray], float]:
-    """``fn`` of the window as a pandas Series; NaN where the window is constant."""
+def _constant_is_null(method: str) -> Callable[[np.ndarray], np.ndarray]:
+    """pandas' ``DataFrame.<method>(axis=1)`` of each window (one per row); NaN where a window
+    is constant. ``Series.<method>`` of one window is the same function (``nanops``), equal to
+    the last bits of rounding."""
 
-    def reference(window: np.ndarray) -> float:
-        return math.nan if np.ptp(window) == 0 else float(fn(pd.Series(window)))
+    def reference(windows: np.ndarray) -> np.ndarray:
+        values = getattr(pd.DataFrame(windows), method)(axis=1).to_numpy(dtype=float)
+        return np.where(np.ptp(windows, axis=-1) == 0, math.nan, values)
 
     return reference
 
 
-def _zscore(window: np.ndarray) -> float:
-    std = np.std(window, ddof=1)
-    return (window[-1] - np.mean(window)) / std if std > 0 else math.nan
+def _mean(windows: np.ndarray) -> np.ndarray:
+    return np.mean(windows, axis=-1)
+
+
+def _std(windows: np.ndarray) -> np.ndarray:
+    return np.std(windows, axis=-1, ddof=1)
+
+
+def _quantile(q: float) -> Callable[[np.ndarray], np.ndarray]:
+    def reference(windows: np.ndarray) -> np.ndarray:
+        return np.quantile(windows, q, axis=-1)
+
+    return reference
+
+
+def _zscore(windows: np.ndarray) -> np.ndarray:
+    std = _std(windows)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(std > 0, (windows[..., -1] - _mean(windows)) / std, math.nan)
 
 
 @dataclass(frozen=True)
@@ -80,9 +99,9 @@ class RollingStatistic:
     description : str
         The column's documentation, ``{w}`` standing for the window (YAML and docs).
     reference : callable
-        The slow, obviously-correct value for one window (oldest to newest, the row's own
-        value last), as pandas or NumPy defines it; NaN for NULL. The tests compare every
-        engine with it.
+        The obviously-correct value, as pandas or NumPy defines it, of each window of a 2-D
+        array (one window per row, oldest to newest, the row's own value last), one value per
+        window; NaN for NULL. The tests compare every engine with it.
     engine : {"sql", "python_job"}
         Where the value is computed: in ``features_hist.sql`` (``sql`` holds the expression),
         or by the Python job's ``rolling`` family into ``py_features_hist`` (``quantile``).
@@ -117,7 +136,7 @@ class RollingStatistic:
 
     stat: str
     description: str
-    reference: Callable[[np.ndarray], float]
+    reference: Callable[[np.ndarray], np.ndarray]
     engine: Engine = "sql"
     sql: str | None = None
     kernel_slot: int | None = None
@@ -161,35 +180,35 @@ STATISTICS: tuple[RollingStatistic, ...] = (
     RollingStatistic(
         "mean",
         f"Mean of y over the {{w}} rows ending at this row; {_NULL_UNTIL}",
-        np.mean,
+        _mean,
         sql="row_stats.y_mean_w{{ w }}",
         kernel_slot=0,
     ),
     RollingStatistic(
         "std",
         f"Standard deviation (ddof=1) of y over the {{w}} rows ending at this row; {_NULL_UNTIL}",
-        lambda window: np.std(window, ddof=1),
+        _std,
         sql="row_stats.y_std_w{{ w }}",
         kernel_slot=1,
     ),
     RollingStatistic(
         "min",
         f"Minimum of y over the {{w}} rows ending at this row; {_NULL_UNTIL}",
-        np.min,
+        lambda windows: np.min(windows, axis=-1),
         sql=_CASE_FULL % "min",
         kernel_slot=2,
     ),
     RollingStatistic(
         "max",
         f"Maximum of y over the {{w}} rows ending at this row; {_NULL_UNTIL}",
-        np.max,
+        lambda windows: np.max(windows, axis=-1),
         sql=_CASE_FULL % "max",
         kernel_slot=3,
     ),
     RollingStatistic(
         "iqr",
         "hist_y_roll_q75_w{w} - hist_y_roll_q25_w{w}.",
-        lambda window: np.quantile(window, 0.75) - np.quantile(window, 0.25),
+        lambda windows: _quantile(0.75)(windows) - _quantile(0.25)(windows),
         sql="py_hist.hist_y_roll_q75_w{{ w }} - py_hist.hist_y_roll_q25_w{{ w }}",
         kernel_slot=7,
         reads_python_job=True,
@@ -205,7 +224,7 @@ STATISTICS: tuple[RollingStatistic, ...] = (
     RollingStatistic(
         "dev_mean",
         "y - hist_y_roll_mean_w{w}.",
-        lambda window: window[-1] - np.mean(window),
+        lambda windows: windows[..., -1] - _mean(windows),
         sql="row_stats.y_dev_mean_w{{ w }}",
         kernel_slot=9,
         template="hist_y_{stat}_w{w}",
@@ -214,7 +233,7 @@ STATISTICS: tuple[RollingStatistic, ...] = (
         "skew",
         "Skewness of y over the {w} rows ending at this row, bias-corrected (pandas "
         f"`rolling({{w}}).skew()`); {_NULL_UNTIL[:-1]}, and where those rows are constant.",
-        _constant_is_null(pd.Series.skew),
+        _constant_is_null("skew"),
         sql=_IF_VARIED
         % (
             "sqrt({{ w * (w - 1) }}) / {{ w - 2 }} * row_stats.y_centered_pow3_n_w{{ w }}"
@@ -228,7 +247,7 @@ STATISTICS: tuple[RollingStatistic, ...] = (
         "kurt",
         "Excess kurtosis of y over the {w} rows ending at this row, bias-corrected (pandas "
         f"`rolling({{w}}).kurt()`); {_NULL_UNTIL[:-1]}, and where those rows are constant.",
-        _constant_is_null(pd.Series.kurt),
+        _constant_is_null("kurt"),
         sql=_IF_VARIED
         % (
             "{{ w - 1 }} * ({{ w + 1 }} * row_stats.y_centered_pow4_n_w{{ w }}"
@@ -244,7 +263,7 @@ STATISTICS: tuple[RollingStatistic, ...] = (
         "median",
         f"Median of y over the {{w}} rows ending at this row (pandas `rolling({{w}})`); {_NULL_UNTIL} "
         + _FROM_JOB,
-        np.median,
+        lambda windows: np.median(windows, axis=-1),
         engine="python_job",
         kernel_slot=4,
         windows="quantile_windows",
@@ -254,7 +273,7 @@ STATISTICS: tuple[RollingStatistic, ...] = (
         "q25",
         "First quartile (linear interpolation) of y over the {w} rows ending at this row (pandas "
         f"`rolling({{w}})`); {_NULL_UNTIL} " + _FROM_JOB,
-        lambda window: np.quantile(window, 0.25),
+        _quantile(0.25),
         engine="python_job",
         kernel_slot=5,
         windows="quantile_windows",
@@ -264,7 +283,7 @@ STATISTICS: tuple[RollingStatistic, ...] = (
         "q75",
         "Third quartile (linear interpolation) of y over the {w} rows ending at this row (pandas "
         f"`rolling({{w}})`); {_NULL_UNTIL} " + _FROM_JOB,
-        lambda window: np.quantile(window, 0.75),
+        _quantile(0.75),
         engine="python_job",
         kernel_slot=6,
         windows="quantile_windows",

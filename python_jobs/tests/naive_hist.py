@@ -47,8 +47,8 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
 def rolling_column(y: np.ndarray, w: int, reference) -> np.ndarray:
     """``reference`` of the ``w`` values ending at each row; NaN until ``w`` rows exist."""
     out = np.full(len(y), np.nan)
-    for i in range(w - 1, len(y)):
-        out[i] = reference(y[i + 1 - w : i + 1])
+    if len(y) >= w:
+        out[w - 1 :] = reference(np.lib.stride_tricks.sliding_window_view(y, w))
     return out
 
 
