@@ -10,7 +10,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export DO_NOT_TRACK := 1
 DEVICE ?= auto
 
-.PHONY: install demo build test test-gpu gpu-features bench docs profile lint format db-start db-stop clean dbt-build pytest
+.PHONY: install demo build test test-gpu gpu-features bench docs profile lint format db-start db-stop clean dbt-build pytest coverage
 .PHONY: realtime-demo generate
 
 install: $(VENV)/.installed
@@ -58,13 +58,16 @@ dbt-build: profile generate
 	$(DBT) build
 
 # pytest in parallel (pytest-xdist): a worker per core, at most 4, each building the schemas
-# its tests share (python_jobs/tests/conftest.py keeps such tests on one worker), with the line
-# coverage of python_jobs (`.venv/bin/coverage report` lists it per file afterwards).
+# its tests share (python_jobs/tests/conftest.py keeps such tests on one worker).
 PYTEST_WORKERS ?= auto
 PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadgroup
-COVERAGE := --cov=python_jobs --cov-report=
 pytest: install
-	$(PY) -m pytest $(PYTEST_PARALLEL) $(COVERAGE)
+	$(PY) -m pytest $(PYTEST_PARALLEL)
+
+# The same tests with the line coverage of python_jobs. Tracing every Python call (dbt runs
+# in-process) makes the run about half as long again, so `make test` leaves it out.
+coverage: install
+	$(PY) -m pytest $(PYTEST_PARALLEL) --cov=python_jobs --cov-report=
 	@echo "python_jobs line coverage: $$($(PY) -m coverage report --format=total)% (per file: $(VENV)/bin/coverage report)"
 
 lint: install

@@ -128,13 +128,12 @@ def _request(series: list[tuple[str, str]], features: list[str] | None = None) -
 
 
 def _copy_marts(source: str, target: str) -> None:
+    """Copies of the marts with their keys (materialize reads each series' latest row by key)."""
     with db.connect(autocommit=True) as conn:
         for mart in ("features_hist", "features_stat", "features_futr"):
-            conn.execute(
-                sql.SQL("create table {} as select * from {}").format(
-                    sql.Identifier(target, mart), sql.Identifier(source, mart)
-                )
-            )
+            copy, original = sql.Identifier(target, mart), sql.Identifier(source, mart)
+            conn.execute(sql.SQL("create table {} (like {} including all)").format(copy, original))
+            conn.execute(sql.SQL("insert into {} select * from {}").format(copy, original))
 
 
 def test_materialize_writes_only_changed_series(served, fresh_schema):
