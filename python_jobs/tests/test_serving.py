@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import redis.asyncio as aioredis
 from fastapi.testclient import TestClient
 from psycopg import sql
 
@@ -569,8 +568,9 @@ def test_the_server_socket_answers_without_waiting_for_acks():
 
 
 def test_redis_down_is_a_503_not_a_500(served):
-    down = aioredis.Redis(port=free_port(), socket_connect_timeout=0.5)
-    with _app(served["current"], down) as app:
+    env = {**os.environ, "DBT_SCHEMA": served["schema"]}
+    down = settings.load(env=env, overrides={"redis": {"url": f"redis://127.0.0.1:{free_port()}/0"}})
+    with _app(down) as app:
         response = app.post(ENDPOINT, json=_request([("loto6", "N1")]))
         health = app.get("/health")
     assert response.status_code == 503 and "online store" in response.json()["detail"]
