@@ -30,3 +30,24 @@ def test_a_changed_profile_is_renamed_over_the_old_one(tmp_path: Path, monkeypat
     assert "db-two" in path.read_text(encoding="utf-8")
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["profiles.yml"]  # no temporary left
+
+
+
+def test_behavior_flag_sources_are_those_dbt_common_names(monkeypatch: pytest.MonkeyPatch):
+    """The in-process run names a behavior flag's source from the frames' modules, as
+    dbt-common's own ``inspect.stack()`` walk does, without reading every frame's source."""
+    from dbt_common.behavior_flags import Behavior, BehaviorFlagRendered
+
+    original = BehaviorFlagRendered.__dict__["_default_source"]
+    monkeypatch.setattr(BehaviorFlagRendered, "_default_source", original)
+    flags = [{"name": f"flag_{k}", "default": k % 2 == 0, "description": "a flag"} for k in range(3)]
+
+    def sources() -> list[str]:
+        made = [BehaviorFlagRendered(flags[0], {})]  # directly, and as an adapter makes them
+        made += [getattr(Behavior(flags, {}), flag["name"]) for flag in flags]
+        return [flag._behavior_change_event.flag_source for flag in made]
+
+    expected = sources()
+    dbt._quick_behavior_flags()
+    assert BehaviorFlagRendered.__dict__["_default_source"] is not original
+    assert sources() == expected == [__name__] * 4
