@@ -32,7 +32,6 @@ def test_a_changed_profile_is_renamed_over_the_old_one(tmp_path: Path, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["profiles.yml"]  # no temporary left
 
 
-
 def test_behavior_flag_sources_are_those_dbt_common_names(monkeypatch: pytest.MonkeyPatch):
     """The in-process run names a behavior flag's source from the frames' modules, as
     dbt-common's own ``inspect.stack()`` walk does, without reading every frame's source."""
