@@ -10,7 +10,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export DO_NOT_TRACK := 1
 DEVICE ?= auto
 
-.PHONY: install demo build test test-gpu gpu-features bench docs profile lint format db-start db-stop clean dbt-build pytest coverage
+.PHONY: install demo build test test-gpu gpu-features bench docs profile lint lint-python lint-sql format db-start db-stop clean dbt-build pytest coverage
 .PHONY: realtime-demo generate
 
 install: $(VENV)/.installed
@@ -70,34 +70,43 @@ coverage: install
 	$(PY) -m pytest $(PYTEST_PARALLEL) --cov=python_jobs --cov-report=
 	@echo "python_jobs line coverage: $$($(PY) -m coverage report --format=total)% (per file: $(VENV)/bin/coverage report)"
 
-lint: install
+lint: lint-python lint-sql
+
+# The generated files are current, and ruff: seconds.
+lint-python: install
 	$(PY) -m python_jobs generate-macros --check
 	$(PY) -m python_jobs.apidoc --check
 	$(VENV)/bin/ruff check python_jobs bench
 	$(VENV)/bin/ruff format --check python_jobs bench
-	$(VENV)/bin/sqlfluff lint models macros tests --processes 2
+
+SQLFLUFF := $(VENV)/bin/sqlfluff lint models macros tests
+lint-sql: install
+	$(SQLFLUFF) --processes 2
 
 format: install
 	$(VENV)/bin/ruff format python_jobs bench
 	$(VENV)/bin/ruff check --fix python_jobs bench
 
-# Everything: lint, then pytest (against a real PostgreSQL) and, beside it, the whole pipeline
-# with `dbt build` (seeds, models, data tests and unit tests) in a schema of its own. The demo
-# shares no schema and no dbt folder with the tests, so both run at once: each uses the cores
-# the other leaves idle (dbt waiting on the database, pytest's last group running alone). The
-# demo's output follows pytest's; either failing fails the target.
+# Everything: the quick lint first, then pytest (against a real PostgreSQL) and, beside it, the
+# whole pipeline with `dbt build` (seeds, models, data tests and unit tests) in a schema of its
+# own, and sqlfluff on one process. The demo shares no schema and no dbt folder with the tests,
+# so they run at once: each uses the cores the others leave idle (dbt waiting on the database,
+# pytest's last group running alone). Their outputs follow pytest's; any failing fails the target.
 TEST_SCHEMA ?= ci_pipeline
 test: install
-	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory lint-python
 	@mkdir -p logs; \
+	$(SQLFLUFF) --processes 1 > logs/sqlfluff.out 2>&1 & sqllint=$$!; \
 	DBT_SCHEMA=$(TEST_SCHEMA) DBT_TARGET_PATH=target/$(TEST_SCHEMA) DBT_LOG_PATH=logs/$(TEST_SCHEMA) \
 		$(PY) -m python_jobs demo --quiet > logs/$(TEST_SCHEMA).out 2>&1 & demo=$$!; \
 	$(MAKE) --no-print-directory pytest; tests=$$?; \
-	wait $$demo; pipeline=$$?; \
+	wait $$demo; pipeline=$$?; wait $$sqllint; sql=$$?; \
+	echo "$(SQLFLUFF) (run beside pytest):"; cat logs/sqlfluff.out; \
+	if [ $$sql -ne 0 ]; then echo "sqlfluff found problems (exit $$sql)"; fi; \
 	echo "DBT_SCHEMA=$(TEST_SCHEMA) $(PY) -m python_jobs demo --quiet (run beside pytest):"; \
 	cat logs/$(TEST_SCHEMA).out; \
 	if [ $$pipeline -ne 0 ]; then echo "the demo into $(TEST_SCHEMA) failed (exit $$pipeline)"; fi; \
-	[ $$tests -eq 0 ] && [ $$pipeline -eq 0 ]
+	[ $$tests -eq 0 ] && [ $$pipeline -eq 0 ] && [ $$sql -eq 0 ]
 
 bench: install
 	$(PY) -m python_jobs bench

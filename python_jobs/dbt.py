@@ -61,6 +61,20 @@ def render_profile(url: str | None = None, *, path: Path | None = None) -> Path:
     return target
 
 
+def _without_jit(options: str) -> str:
+    """libpq's ``PGOPTIONS`` for dbt's sessions: the server's JIT compilation off, unless the
+    options set ``jit`` already.
+
+    PostgreSQL compiles a query's expressions with LLVM when its plan costs more than
+    ``jit_above_cost``, which every model over a large table does. The models are one pass over
+    their rows with hundreds of expressions: compiling them costs more than it saves
+    (features_hist on 1,000 x 1,000 rows: 22.7 s with JIT, 19.0 s without).
+    """
+    if "jit=" in options.replace(" ", ""):
+        return options
+    return f"{options} -c jit=off".strip()
+
+
 def dbt_env(url: str | None = None) -> dict[str, str]:
     """Environment for a dbt process: the connection parameters and the target schema."""
     params = db.connection_params(url)
@@ -79,6 +93,7 @@ def dbt_env(url: str | None = None) -> dict[str, str]:
             # belongs to the second step.
             "DBT_INDIRECT_SELECTION": os.environ.get("DBT_INDIRECT_SELECTION", "buildable"),
             "DO_NOT_TRACK": "1",
+            "PGOPTIONS": _without_jit(os.environ.get("PGOPTIONS", "")),
             "DBT_PROFILES_DIR": str(config.REPO_ROOT),
             "DBT_PROJECT_DIR": str(config.REPO_ROOT),
         }

@@ -4,11 +4,12 @@ command, a test in another process) finds the old profile or the new one, never 
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from python_jobs import dbt
+from python_jobs import config, dbt
 
 
 def test_a_changed_profile_is_renamed_over_the_old_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -50,3 +51,22 @@ def test_behavior_flag_sources_are_those_dbt_common_names(monkeypatch: pytest.Mo
     dbt._quick_behavior_flags()
     assert BehaviorFlagRendered.__dict__["_default_source"] is not original
     assert sources() == expected == [__name__] * 4
+
+
+def test_dbt_sessions_run_without_jit_unless_the_user_sets_it(pg_url, monkeypatch):
+    assert dbt._without_jit("") == "-c jit=off"
+    assert dbt._without_jit("-c jit=on") == "-c jit=on"
+    assert dbt._without_jit("-c statement_timeout=0") == "-c statement_timeout=0 -c jit=off"
+    # What a model's session sees, in a dbt process started with the pipeline's environment.
+    monkeypatch.delenv("PGOPTIONS", raising=False)
+    dbt.render_profile(pg_url)
+    query = "select current_setting('jit') as jit"
+    shown = subprocess.run(
+        [dbt.dbt_executable(), "show", "--inline", query, "--output", "json", "--log-format", "text"],
+        env=dbt.dbt_env(pg_url),
+        cwd=config.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert '"jit": "off"' in shown.stdout, shown.stdout[-500:]
