@@ -39,9 +39,9 @@ HALF_HOUR = pd.Timedelta(minutes=30)
 RELATIVE_TOLERANCE = 1e-9
 # Values that are exactly 0 in SQL (exact integer sums) come out as 1e-17 from NumPy's floats.
 ABSOLUTE_TOLERANCE = 1e-12
-# Skewness and kurtosis: the SQL's centred power sums are exact integers, while pandas' float
-# evaluation of a 90-row window of prices in the hundreds of pips drifts by up to about 1e-8.
-MOMENT_TOLERANCE = 1e-7
+# Skewness and kurtosis: the SQL's centred power sums are exact integers, and pandas' float
+# evaluation of a 90-row window of prices in pips stays within 1e-13 of the exact value.
+MOMENT_TOLERANCE = RELATIVE_TOLERANCE
 MOMENT_PREFIXES = ("hist_y_roll_skew_", "hist_y_roll_kurt_")
 PIP = 1e-4
 SERIES_FORMS = {
