@@ -152,7 +152,7 @@ def _quick_behavior_flags() -> None:
     with contextlib.suppress(ImportError, AttributeError):
         from dbt_common.behavior_flags import BehaviorFlagRendered
 
-        if callable(BehaviorFlagRendered._default_source):
+        if BehaviorFlagRendered._default_source is not _frame_module_source:
             BehaviorFlagRendered._default_source = staticmethod(_frame_module_source)
 
 
