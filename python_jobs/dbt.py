@@ -148,11 +148,16 @@ def _frame_module_source() -> str:
     return "Unknown"
 
 
+_DBT_COMMON_DEFAULT_SOURCE: list[object] = []  # dbt-common's own, kept where it is replaced
+
+
 def _quick_behavior_flags() -> None:
     with contextlib.suppress(ImportError, AttributeError):
         from dbt_common.behavior_flags import BehaviorFlagRendered
 
         if BehaviorFlagRendered._default_source is not _frame_module_source:
+            if not _DBT_COMMON_DEFAULT_SOURCE:
+                _DBT_COMMON_DEFAULT_SOURCE.append(BehaviorFlagRendered.__dict__["_default_source"])
             BehaviorFlagRendered._default_source = staticmethod(_frame_module_source)
 
 

@@ -38,7 +38,9 @@ def test_behavior_flag_sources_are_those_dbt_common_names(monkeypatch: pytest.Mo
     dbt-common's own ``inspect.stack()`` walk does, without reading every frame's source."""
     from dbt_common.behavior_flags import Behavior, BehaviorFlagRendered
 
-    original = BehaviorFlagRendered.__dict__["_default_source"]
+    # dbt-common's own walk, also where an earlier run in this process has replaced it already
+    dbt._quick_behavior_flags()
+    original = dbt._DBT_COMMON_DEFAULT_SOURCE[0]
     monkeypatch.setattr(BehaviorFlagRendered, "_default_source", original)
     flags = [{"name": f"flag_{k}", "default": k % 2 == 0, "description": "a flag"} for k in range(3)]
 
