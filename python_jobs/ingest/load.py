@@ -15,12 +15,15 @@ midnight, and stg_lottery__prizes casts that day to the draws' timestamp for the
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gc
 import hashlib
 import io
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -359,6 +362,23 @@ def _parse_ahead(parsed: ParsedFile, chunks: queue.Queue, stop: threading.Event)
         chunks.put(exc)
 
 
+@contextlib.contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the block, as it was after it.
+
+    Parsing makes a list per line and keeps a chunk of them alive: the collector, started every
+    few hundred allocations, walks them again and again (2.8 of 7.6 s on a million-line file).
+    Parsing makes no reference cycles; its objects are freed by reference counting as usual.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _stage_file(conn: psycopg.Connection, parsed: ParsedFile) -> None:
     """Stream the file's chunks into the temporary tables, parsing one chunk ahead.
 
@@ -367,6 +387,17 @@ def _stage_file(conn: psycopg.Connection, parsed: ParsedFile) -> None:
     chunks: queue.Queue = queue.Queue(maxsize=PARSE_AHEAD)
     stop = threading.Event()
     producer = threading.Thread(target=_parse_ahead, args=(parsed, chunks, stop), daemon=True)
+    with cyclic_gc_paused():
+        _consume(conn, parsed, producer, chunks, stop)
+
+
+def _consume(
+    conn: psycopg.Connection,
+    parsed: ParsedFile,
+    producer: threading.Thread,
+    chunks: queue.Queue,
+    stop: threading.Event,
+) -> None:
     producer.start()
     try:
         while (item := chunks.get()) is not _DONE:

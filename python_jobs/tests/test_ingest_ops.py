@@ -85,6 +85,40 @@ def test_a_file_streams_through_in_chunks(pg_url, fresh_schema, tmp_path, monkey
     assert staged == [500] * (rows // 500) + ([rows % 500] if rows % 500 else [])
 
 
+def test_the_cyclic_collector_pauses_while_a_file_streams_in(pg_url, fresh_schema, tmp_path, monkeypatch):
+    """Off while chunks are parsed and copied, back on after, also where a line fails the load."""
+    import gc
+
+    fresh_schema("gc_pause")
+    path = tmp_path / "panel.csv"
+    write_long_file(path, series=3, dates=40)
+    seen: list[bool] = []
+    real = load._stage_chunk
+
+    def recording(conn, chunk):
+        seen.append(gc.isenabled())
+        real(conn, chunk)
+
+    monkeypatch.setattr(parse, "CHUNK_LINES", 50)
+    monkeypatch.setattr(load, "_stage_chunk", recording)
+    assert gc.isenabled()
+    ingest_file("my_panel", path, url=pg_url)
+    assert seen and not any(seen)
+    assert gc.isenabled()
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("loto,unique_id,ds,y\nmy_panel,N1,2000-01-03,1\nmy_panel,N1,not a date,2\n")
+    with pytest.raises(load.IngestError):
+        ingest_file("my_panel", bad, url=pg_url)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        ingest_file("my_panel", path, url=pg_url)
+        assert not gc.isenabled()  # as it was before the load
+    finally:
+        gc.enable()
+
+
 def _postmaster_alive(pgdata: Path) -> int | None:
     try:
         pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
