@@ -12,11 +12,12 @@
 --     array subscript: window sums are differences of prefix sums, rolling min/max come from
 --     a doubling (sparse-table) scheme of block extremes.
 --   * For whole numbers the prefix sums, window sums and centred sums are exact in double
---     precision as long as they stay below 2^53 (any lottery; the singular test
---     hist_y_sums_exact checks it): zero variances are exactly zero and only the final
---     ratios round. A series holding a non-integer y takes its window moments from
---     exact_moments instead (numeric, rounded once). Lotteries never enter that path, so
---     their columns are those of the double precision path, bit for bit.
+--     precision as long as they stay below 2^53 (any lottery): zero variances are exactly zero
+--     and only the final ratios round. A series holding a non-integer y, or whole numbers
+--     large enough for a prefix sum to pass 2^53 (hist_needs_exact_sums), takes its window
+--     moments from exact_moments instead (numeric, rounded once). Where the prefix sums are
+--     exact both ways give the same values, so the way a series takes never shows in its
+--     columns. Lotteries never enter that path.
 --   * `offset 0` keeps the planner from inlining a subquery whose columns the next step uses
 --     many times, which would evaluate the same subscripts once per use. The row estimates
 --     after the arrays are guesses, so merge joins (which would sort a million wide rows)
@@ -143,9 +144,9 @@ position_gap_expected as (
     select * from {{ ref('int_hist__position_gap_expected') }}
 ),
 
-decimal_draws as not materialized (
-    -- The draws read a second time, by exact_sums: only the rows of series holding a
-    -- non-integer y pass its filter (a lottery's draws never do).
+exact_draws as not materialized (
+    -- The draws read a second time, by exact_series and exact_rows: only the rows of series
+    -- that need exact sums go on past exact_series (a lottery's draws never do).
     select * from {{ ref('stg_lottery__draws') }}
 ),
 
@@ -191,12 +192,12 @@ row_windows as (
     {{ features_hist_row_windows(slot, windows, moment_windows, fetched_lags, powers, fixed_window) }}
 ),
 
-{# Series holding a non-integer y: decimal_series, decimal_rows, exact_sums, exact_moments. #}
+{# Series that need exact sums: exact_series, exact_rows, exact_sums, exact_moments. #}
 {{ features_hist_exact_moments(windows, moment_windows, powers, fixed_window) }},
 
 row_moments as (
-    -- Centred sums n S2 - S1^2 are exact for whole numbers (below 2^53); a series holding a
-    -- non-integer y takes the exact ones of exact_moments instead. Only the ratios round.
+    -- Centred sums n S2 - S1^2 are exact for whole numbers (below 2^53); a series that needs
+    -- exact sums takes the exact ones of exact_moments instead. Only the ratios round.
     {{ features_hist_row_moments(windows, moment_windows, powers, fixed_window) }}
 ),
 

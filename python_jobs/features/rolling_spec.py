@@ -116,8 +116,9 @@ class RollingStatistic:
         ``p <= w``, ``y_centered_pow{p}_n_w{w}`` = n^(p-1) sum((y - mean)^p)) and ``py_hist``
         (the Python job's columns). The centred values are exact before they are rounded once
         to double precision, for whole numbers and decimals alike (the model takes them from
-        prefix sums in double precision or, for a series holding a non-integer y, from numeric
-        window sums); a statistic reads them, never the raw power sums.
+        prefix sums in double precision or, for a series holding a non-integer y or whole
+        numbers too large for exact double sums, from numeric window sums); a statistic reads
+        them, never the raw power sums.
     kernel_slot : int or None
         Its index in the online kernel's per-window values (:mod:`python_jobs.realtime.kernel`);
         None for a statistic the online engine does not compute.

@@ -3,9 +3,10 @@
 The bundled EUR/USD bars (``seeds/raw/eurusd_h1.csv``) stand for a user's long-format file:
 prices near 1.07 whose windows vary in the fourth decimal, where moments taken from prefix
 sums in double precision lose most of their digits. The mart takes them from exact numeric
-window sums instead, so every rolling column equals pandas to 1e-9 relative. The singular test
-``hist_y_sums_exact`` passes on such series and still fails on a series of whole numbers too
-large for the double precision sums.
+window sums instead, so every rolling column equals pandas to 1e-9 relative. Whole numbers
+too large for exact double precision prefix sums (n * max|y|^4 past 2^53: demand in MW, prices
+in cents) take the same exact sums, and a series that grows past that bound in an incremental
+run equals a full refresh bit for bit.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import pandas as pd
 import pytest
 from psycopg import sql
 
-from python_jobs import config, db, dbt
+from python_jobs import config, db
 from python_jobs.tests import naive_hist
 from python_jobs.tests.test_features_hist import (
     ABSOLUTE_TOLERANCE,
     RELATIVE_TOLERANCE,
     _assert_close,
+    _assert_identical,
     _build,
     _draws,
     _mart,
@@ -66,10 +68,6 @@ def _load(url: str, schema: str, draws: pd.DataFrame) -> None:
         conn.commit()
 
 
-def _sums_exact_test(url: str) -> int:
-    return dbt.run(["test", "--quiet", "--select", "hist_y_sums_exact"], url=url, check=False)
-
-
 # The moments of a window of decimals are exact in the mart: a symmetric window's skewness is
 # 0.0 there, where pandas' floats leave up to 2e-11. Scale-free, so an absolute tolerance.
 MOMENT_ATOL = 1e-10
@@ -78,7 +76,7 @@ SCALE_FREE = ("hist_y_zscore_", "hist_y_roll_skew_", "hist_y_roll_kurt_", "hist_
 SHIFT_INVARIANT = (*SCALE_FREE, "hist_y_roll_std_", "hist_y_dev_mean_", "hist_y_trend_slope_")
 
 
-def test_decimal_series_match_reference_and_pass_the_exact_sums_test(pg_url, fresh_schema):
+def test_decimal_series_match_reference(pg_url, fresh_schema):
     schema = fresh_schema("hist_decimal")
     _load(pg_url, schema, _decimal_draws())
     _run_staging(pg_url)
@@ -104,26 +102,74 @@ def test_decimal_series_match_reference_and_pass_the_exact_sums_test(pg_url, fre
         assert mart[column].notna().sum() > BARS
     # A user's series has no draw of numbers: no lottery-level column.
     assert mart[["hist_y_streak", "hist_y_gap", "hist_draw_sum"]].isna().all().all()
-    assert _sums_exact_test(pg_url) == 0
 
 
-def test_the_exact_sums_test_fails_on_whole_numbers_too_large_for_double_sums(pg_url, fresh_schema):
-    schema = fresh_schema("hist_decimal_big")
-    # Values near 10^5: their fourth powers sum past 2^53. As decimals the mart sums them in
-    # numeric (the test passes); as whole numbers in double precision (it fails).
-    days = pd.date_range("2020-01-01", periods=120, freq="D")
-    values = [100_000 + 7 * i % 13 for i in range(len(days))]
-    as_decimals = [
-        ("big_user", "decimals", ds.date(), f"{v}.25", None) for ds, v in zip(days, values, strict=True)
-    ]
-    as_integers = [
-        ("big_user", "integers", ds.date(), str(v), None) for ds, v in zip(days, values, strict=True)
-    ]
-    columns = ["loto", "unique_id", "ds", "y", "co"]
-    _load(pg_url, schema, pd.DataFrame(as_decimals, columns=columns))
+def _whole_draws(unique_id: str, values: list[int]) -> pd.DataFrame:
+    days = pd.date_range("2020-01-01", periods=len(values), freq="D")
+    rows = [("big_user", unique_id, ds.date(), str(v), None) for ds, v in zip(days, values, strict=True)]
+    return pd.DataFrame(rows, columns=["loto", "unique_id", "ds", "y", "co"])
+
+
+def _past_double_sums(values: list[int]) -> bool:
+    """Whether n * max|y|^4 passes 2^53: prefix sums of y^4 in double precision could round."""
+    return len(values) * max(abs(v) for v in values) ** 4 >= 2**53
+
+
+def _assert_shift_invariant(level: pd.DataFrame, small: pd.DataFrame) -> None:
+    """The columns whose value does not change when a constant is added to y: bit for bit."""
+    for column in (column for column in level.columns if column.startswith(SHIFT_INVARIANT)):
+        pd.testing.assert_series_equal(level[column], small[column], check_exact=True, obj=column)
+
+
+def test_whole_numbers_too_large_for_double_sums_take_exact_sums(pg_url, fresh_schema):
+    schema = fresh_schema("hist_whole_big")
+    # Near 10^5 (demand in MW, a price in cents): the fourth powers of 130 rows pass 2^53.
+    small = [7 * i % 13 + (i % 5) ** 2 for i in range(130)]
+    level = [100_000 + v for v in small]
+    assert _past_double_sums(level) and not _past_double_sums(small)
+    _load(pg_url, schema, pd.concat([_whole_draws("level", level), _whole_draws("small", small)]))
     _run_staging(pg_url)
-    assert _sums_exact_test(pg_url) == 0
-    _load(pg_url, schema, pd.DataFrame(as_integers, columns=columns))
-    # `dbt run`: a build would stop at the failing test already.
-    dbt.run(["run", "--quiet", "--select", "stg_lottery__draws"], url=pg_url)
-    assert _sums_exact_test(pg_url) != 0
+    _build(pg_url)
+    mart = _mart(pg_url, schema)
+    draws = _draws(pg_url, schema)
+    want = naive_hist.features_hist(draws[draws["unique_id"] == "small"])
+    _assert_close(mart.loc[want.index, want.columns], want, rtol=RELATIVE_TOLERANCE, atol=ABSOLUTE_TOLERANCE)
+    # Exact sums centre the level series exactly: its moments are those of the small one to
+    # the last bit (pandas' floats on values near 10^5 keep about 9 digits of them).
+    level, small_mart = mart.loc[("big_user", "level")], mart.loc[("big_user", "small")]
+    _assert_shift_invariant(level, small_mart)
+    means = [
+        column for column in mart.columns if column.startswith(("hist_y_roll_mean_", "hist_y_roll_max_"))
+    ]
+    _assert_close(level[means] - 100_000, small_mart[means], rtol=0, atol=1e-9)
+    assert mart["hist_y_roll_kurt_w90"].notna().sum() == 2 * (130 - 89)
+
+
+def test_a_series_growing_past_the_double_sums_bound_equals_a_full_refresh(pg_url, fresh_schema):
+    """The first build takes the prefix sums in double precision; rows that arrive later take the
+    series past 2^53 and onto the exact sums, for every row. An incremental run leaves the
+    earlier rows as they were, and they equal what the exact sums give."""
+    schema = fresh_schema("hist_whole_grows")
+    values = [3000 - 7 * i % 13 for i in range(140)]
+    first = 100
+    assert not _past_double_sums(values[:first]) and _past_double_sums(values)
+    _load(pg_url, schema, _whole_draws("grows", values).head(first))
+    _run_staging(pg_url)
+    _build(pg_url)
+    _load(pg_url, schema, _whole_draws("grows", values).iloc[first:])
+    _run_staging(pg_url)
+    _build(pg_url)
+    incremental = _mart(pg_url, schema)
+    _build(pg_url, "--full-refresh")
+    full = _mart(pg_url, schema)
+    assert len(full) == len(values)
+    _assert_identical(incremental, full)
+    shifted = _mart_of(pg_url, fresh_schema("hist_whole_shifted"), [v - 2990 for v in values])
+    _assert_shift_invariant(full.loc[("big_user", "grows")], shifted.loc[("big_user", "grows")])
+
+
+def _mart_of(url: str, schema: str, values: list[int]) -> pd.DataFrame:
+    _load(url, schema, _whole_draws("grows", values))
+    _run_staging(url)
+    _build(url)
+    return _mart(url, schema)

@@ -1,41 +1,45 @@
 {#-
-    features_hist: the exact window moments of the series holding a non-integer y (prices, a
-    user's measurements), whose double precision prefix sums are not exact: numeric moving
-    sums over each of `moment_windows` (y^p for each p in `powers`) and over `fixed_window`
-    rows for the slope and the correlations, centred in numeric and rounded once to double
-    precision. A lottery's draws never pass the first filter, so this path holds none of
-    their rows.
-    Reads: the model's CTE decimal_draws.
-    Defines: decimal_series, decimal_rows, exact_sums, exact_moments (one row per draw of
-    those series, the columns row_moments takes instead of the prefix-sum ones).
+    features_hist: the exact window moments of the series that the double precision prefix sums
+    cannot serve (hist_needs_exact_sums: a non-integer y, such as prices, or whole numbers whose
+    prefix sums could pass 2^53): numeric moving sums over each of `moment_windows` (y^p for
+    each p in `powers`) and over `fixed_window` rows for the slope and the correlations,
+    centred in numeric and rounded once to double precision. A lottery's draws never take this
+    path.
+    Reads: the model's CTE exact_draws.
+    Defines: exact_series, exact_rows, exact_sums, exact_moments (one row per draw of those
+    series, the columns row_moments takes instead of the prefix-sum ones).
     Usage: {{ features_hist_exact_moments(windows, moment_windows, powers, fixed_window) }},
 -#}
 {% macro features_hist_exact_moments(windows, moment_windows, powers, fixed_window) -%}
-    decimal_series as (
-        -- The series holding a non-integer y (prices, a user's measurements): their double
-        -- precision prefix sums are not exact, so their window moments come from exact_moments.
-        select distinct
-            decimal_draws.loto,
-            decimal_draws.unique_id
-        from decimal_draws
-        where {{ hist_has_fraction('decimal_draws.y') }}
+    exact_series as (
+        -- The series whose window moments come from exact_moments: a non-integer y, or whole
+        -- numbers too large for exact double precision prefix sums. Over every staged row of
+        -- the series, in an incremental run too, so both runs choose alike.
+        select
+            exact_draws.loto,
+            exact_draws.unique_id
+        from exact_draws
+        group by
+            exact_draws.loto,
+            exact_draws.unique_id
+        having {{ hist_needs_exact_sums('exact_draws.y', 'exact_draws.co') }}
     ),
 
-    decimal_rows as (
+    exact_rows as (
         select
-            decimal_draws.loto,
-            decimal_draws.unique_id,
-            decimal_draws.ds,
-            decimal_draws.y,
-            decimal_draws.co::numeric as co,
+            exact_draws.loto,
+            exact_draws.unique_id,
+            exact_draws.ds,
+            exact_draws.y,
+            exact_draws.co::numeric as co,
             row_number() over series_order as row_index,
-            lag(decimal_draws.y) over series_order as y_lag1
-        from decimal_draws
-        inner join decimal_series
+            lag(exact_draws.y) over series_order as y_lag1
+        from exact_draws
+        inner join exact_series
             on
-                decimal_draws.loto = decimal_series.loto
-                and decimal_draws.unique_id = decimal_series.unique_id
-        window series_order as ({{ hist_series_order('decimal_draws') }})
+                exact_draws.loto = exact_series.loto
+                and exact_draws.unique_id = exact_series.unique_id
+        window series_order as ({{ hist_series_order('exact_draws') }})
     ),
 
     exact_sums as (
@@ -43,47 +47,47 @@
         -- (O(1) per row: numeric sums have inverse transitions). Each sum is NULL until its
         -- window is complete, as a difference of the prefix arrays is.
         select
-            decimal_rows.loto,
-            decimal_rows.unique_id,
-            decimal_rows.ds,
-            decimal_rows.y,
-            decimal_rows.row_index,
+            exact_rows.loto,
+            exact_rows.unique_id,
+            exact_rows.ds,
+            exact_rows.y,
+            exact_rows.row_index,
             {%- for w in moment_windows %}
                 {%- set frame = 'w' ~ w %}
                 {%- set full = 'count(*) over ' ~ frame ~ ' = ' ~ w %}
-                case when {{ full }} then sum(decimal_rows.y) over {{ frame }} end as y_sum_w{{ w }},
-                case when {{ full }} then sum(decimal_rows.y * decimal_rows.y) over {{ frame }} end as y_sq_sum_w{{ w }},
+                case when {{ full }} then sum(exact_rows.y) over {{ frame }} end as y_sum_w{{ w }},
+                case when {{ full }} then sum(exact_rows.y * exact_rows.y) over {{ frame }} end as y_sq_sum_w{{ w }},
                 {%- for p in powers %}
-                    case when {{ full }} then sum({{ (['decimal_rows.y'] * p) | join(' * ') }}) over {{ frame }} end
+                    case when {{ full }} then sum({{ (['exact_rows.y'] * p) | join(' * ') }}) over {{ frame }} end
                         as y_pow{{ p }}_sum_w{{ w }},
                 {%- endfor %}
             {%- endfor %}
-            sum(decimal_rows.row_index * decimal_rows.y) over w{{ fixed_window }} as index_y_sum,
+            sum(exact_rows.row_index * exact_rows.y) over w{{ fixed_window }} as index_y_sum,
             -- Lag-1 pairs of the last window - 1 rows, complete where the lag of the earliest is known.
             case
-                when count(decimal_rows.y_lag1) over lead_frame = {{ fixed_window - 1 }}
-                    then sum(decimal_rows.y) over lead_frame
+                when count(exact_rows.y_lag1) over lead_frame = {{ fixed_window - 1 }}
+                    then sum(exact_rows.y) over lead_frame
             end as lead_sum,
-            sum(decimal_rows.y * decimal_rows.y) over lead_frame as lead_sq_sum,
-            sum(decimal_rows.y_lag1) over lead_frame as lag_sum,
-            sum(decimal_rows.y_lag1 * decimal_rows.y_lag1) over lead_frame as lag_sq_sum,
-            sum(decimal_rows.y * decimal_rows.y_lag1) over lead_frame as cross_sum,
+            sum(exact_rows.y * exact_rows.y) over lead_frame as lead_sq_sum,
+            sum(exact_rows.y_lag1) over lead_frame as lag_sum,
+            sum(exact_rows.y_lag1 * exact_rows.y_lag1) over lead_frame as lag_sq_sum,
+            sum(exact_rows.y * exact_rows.y_lag1) over lead_frame as cross_sum,
             case
-                when count(decimal_rows.co) over w{{ fixed_window }} = {{ fixed_window }}
+                when count(exact_rows.co) over w{{ fixed_window }} = {{ fixed_window }}
                     then
-                        {{ fixed_window }} * sum(decimal_rows.co * decimal_rows.co) over w{{ fixed_window }}
-                        - sum(decimal_rows.co) over w{{ fixed_window }} * sum(decimal_rows.co) over w{{ fixed_window }}
+                        {{ fixed_window }} * sum(exact_rows.co * exact_rows.co) over w{{ fixed_window }}
+                        - sum(exact_rows.co) over w{{ fixed_window }} * sum(exact_rows.co) over w{{ fixed_window }}
                 else 0
             end as co_var_n,
-            sum(decimal_rows.co) over w{{ fixed_window }} as co_sum,
-            sum(decimal_rows.co * decimal_rows.y) over w{{ fixed_window }} as co_y_sum
-        from decimal_rows
+            sum(exact_rows.co) over w{{ fixed_window }} as co_sum,
+            sum(exact_rows.co * exact_rows.y) over w{{ fixed_window }} as co_y_sum
+        from exact_rows
         window
             {%- for w in moment_windows %}
-                w{{ w }} as ({{ hist_series_order('decimal_rows') }} rows between {{ w - 1 }} preceding and current row),
+                w{{ w }} as ({{ hist_series_order('exact_rows') }} rows between {{ w - 1 }} preceding and current row),
             {%- endfor %}
             lead_frame as (
-                {{ hist_series_order('decimal_rows') }} rows between {{ fixed_window - 2 }} preceding and current row
+                {{ hist_series_order('exact_rows') }} rows between {{ fixed_window - 2 }} preceding and current row
             )
     ),
 
