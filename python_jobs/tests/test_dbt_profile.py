@@ -55,14 +55,16 @@ def test_behavior_flag_sources_are_those_dbt_common_names(monkeypatch: pytest.Mo
     assert sources() == expected == [__name__] * 4
 
 
-def test_dbt_sessions_run_without_jit_unless_the_user_sets_it(pg_url, monkeypatch):
-    assert dbt._without_jit("") == "-c jit=off"
-    assert dbt._without_jit("-c jit=on") == "-c jit=on"
-    assert dbt._without_jit("-c statement_timeout=0") == "-c statement_timeout=0 -c jit=off"
+def test_dbt_sessions_run_without_jit_and_with_work_mem_unless_the_user_sets_them(pg_url, monkeypatch):
+    assert dbt._session_options("") == "-c jit=off -c work_mem=64MB"
+    assert dbt._session_options("-c jit=on") == "-c jit=on -c work_mem=64MB"
+    assert dbt._session_options("-c work_mem=1GB -c jit=on") == "-c work_mem=1GB -c jit=on"
+    added = "-c statement_timeout=0 -c jit=off -c work_mem=64MB"
+    assert dbt._session_options("-c statement_timeout=0") == added
     # What a model's session sees, in a dbt process started with the pipeline's environment.
     monkeypatch.delenv("PGOPTIONS", raising=False)
     dbt.render_profile(pg_url)
-    query = "select current_setting('jit') as jit"
+    query = "select current_setting('jit') as jit, current_setting('work_mem') as work_mem"
     shown = subprocess.run(
         [dbt.dbt_executable(), "show", "--inline", query, "--output", "json", "--log-format", "text"],
         env=dbt.dbt_env(pg_url),
@@ -72,3 +74,4 @@ def test_dbt_sessions_run_without_jit_unless_the_user_sets_it(pg_url, monkeypatc
         check=True,
     )
     assert '"jit": "off"' in shown.stdout, shown.stdout[-500:]
+    assert '"work_mem": "64MB"' in shown.stdout, shown.stdout[-500:]
