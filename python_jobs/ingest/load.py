@@ -379,6 +379,7 @@ def cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@cyclic_gc_paused()
 def _stage_file(conn: psycopg.Connection, parsed: ParsedFile) -> None:
     """Stream the file's chunks into the temporary tables, parsing one chunk ahead.
 
@@ -387,17 +388,6 @@ def _stage_file(conn: psycopg.Connection, parsed: ParsedFile) -> None:
     chunks: queue.Queue = queue.Queue(maxsize=PARSE_AHEAD)
     stop = threading.Event()
     producer = threading.Thread(target=_parse_ahead, args=(parsed, chunks, stop), daemon=True)
-    with cyclic_gc_paused():
-        _consume(conn, parsed, producer, chunks, stop)
-
-
-def _consume(
-    conn: psycopg.Connection,
-    parsed: ParsedFile,
-    producer: threading.Thread,
-    chunks: queue.Queue,
-    stop: threading.Event,
-) -> None:
     producer.start()
     try:
         while (item := chunks.get()) is not _DONE:
