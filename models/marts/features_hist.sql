@@ -23,7 +23,7 @@
 --     after the arrays are guesses, so merge joins (which would sort a million wide rows)
 --     are switched off for this model: the joins are hash joins.
 --   * Two statements, so that the second runs in parallel workers (PostgreSQL runs no window
---     function in one): the pre-hooks stage one row per series (features_hist_series_level:
+--     function in one): the pre-hooks stage one row per series (features_hist_series_fold:
 --     the window passes and the arrays) in an unlogged table and create a function that
 --     returns the rows of one staged series (features_hist_row_moment_steps); the select
 --     below scans the staged series in parallel, each worker calling the function and
@@ -91,7 +91,7 @@ with
 
 {% else %}
 
-    {{ features_hist_series_level(params) }},
+    {{ features_hist_series_fold(params) }},
 
     {{ features_hist_row_moment_steps(params) }},
 

@@ -1,15 +1,15 @@
 {#-
-    features_hist, series space: the rows of series_prefix folded into one row per series
-    (series_arrays: row_values, one row of the `row_slots` values per draw, and y_values),
-    then the doubling steps of block maxima and minima that the rolling extremes of `windows`
-    read (series_blocks<size>, one per size of rolling_extreme_block_sizes), then the
-    series' expected gap (series_level).
-    Reads: the model's CTEs series_prefix and position_gap_expected.
-    Defines: series_arrays, series_blocks<size> ..., series_level.
-    Usage: {{ features_hist_series_arrays(row_slots, windows) }},
+    features_hist, series space.
+    features_hist_series_arrays: the rows of series_prefix folded into one row per series
+    (series_arrays: row_values, one row of the `row_slots` values per draw, and y_values).
+    Reads series_prefix; defines series_arrays.
+    features_hist_series_blocks: the doubling steps of block maxima and minima that the rolling
+    extremes of `windows` read (series_blocks<size>, one per size of
+    rolling_extreme_block_sizes), then the series' expected gap (series_level). Reads
+    series_arrays and position_gap_expected; defines series_blocks<size> ..., series_level.
+    Usage: {{ features_hist_series_arrays(row_slots) }}, {{ features_hist_series_blocks(windows) }},
 -#}
-{% macro features_hist_series_arrays(row_slots, windows) -%}
-    {%- set block_sizes = rolling_extreme_block_sizes(windows) %}
+{% macro features_hist_series_arrays(row_slots) -%}
     series_arrays as (
         -- One row per series. row_values is two-dimensional, one row of values per draw in ds
         -- order, indexed from 0: row i holds the i-th draw and row 0 zeros, the prefix sums of no
@@ -31,8 +31,12 @@
         group by
             series_prefix.loto,
             series_prefix.unique_id
-    ),
+    )
+{%- endmacro %}
 
+
+{% macro features_hist_series_blocks(windows) -%}
+    {%- set block_sizes = rolling_extreme_block_sizes(windows) %}
     {%- set previous = namespace(
         relation='series_arrays',
         max_source='series_arrays.y_values',

@@ -5,11 +5,14 @@
     PostgreSQL runs no window function in a parallel worker, so a single select of the model
     keeps one core busy. The model is built in two statements instead, inside its transaction:
       1. features_hist_stage_series / features_hist_load_stage (pre-hooks): the window passes
-         and the array fold (features_hist_series_level) write one row per series to an
+         and the fold into arrays (features_hist_series_fold) write one row per series to an
          unlogged table, <model>__series, its arrays stored uncompressed (compressing them
-         costs more than it saves). Then a function, <model>__series_rows, returns the rows of
-         one series from its staged row: the steps of features_hist_row_moment_steps, with the
-         series' arrays in PL/pgSQL variables (expanded once, so every subscript is O(1)).
+         costs more than it saves), with whether the series takes exact sums. Then a
+         function, <model>__series_rows, returns the rows of one series from its staged row:
+         the steps of features_hist_row_moment_steps (the doubling blocks, the windows, the
+         moments), with the series' arrays in PL/pgSQL variables (expanded once, so every
+         subscript is O(1)); the exact sums' window passes run only for a series that takes
+         them.
       2. The model's select (features_hist_staged_rows): a parallel scan of the staged series,
          each worker calling the function for its series, then the joins and the final
          columns in the same workers. min_parallel_table_scan_size = 0 lets the planner split
@@ -49,19 +52,19 @@
 
 
 {% macro features_hist_stage_select(params) -%}
-    {#- One row per series: series_level, and whether the series takes exact sums. -#}
+    {#- One row per series: series_arrays, and whether the series takes exact sums. -#}
     with
     {{ features_hist_imports() }},
-    {{ features_hist_series_level(params) }},
+    {{ features_hist_series_fold(params) }},
     {{ features_hist_exact_moments(params.windows, params.moment_windows, params.powers, params.fixed_window) }}
     select
-        series_level.*,
+        series_arrays.*,
         exact_series.loto is not null as needs_exact_sums
-    from series_level
+    from series_arrays
     left join exact_series
         on
-            series_level.loto = exact_series.loto
-            and series_level.unique_id = exact_series.unique_id
+            series_arrays.loto = exact_series.loto
+            and series_arrays.unique_id = exact_series.unique_id
 {%- endmacro %}
 
 
@@ -88,7 +91,7 @@
         create unlogged table {{ stage.row_type }} as
         with
         {{ features_hist_imports() }},
-        series_level as (select * from {{ stage.series }}),
+        series_arrays as (select * from {{ stage.series }}),
         {{ features_hist_row_moment_steps(params) }}
         select * from row_moments
         with no data;
@@ -127,7 +130,12 @@
         {%- endif %}
     ),
 
-    series_level as (
+    position_gap_expected as (
+        select * from {{ ref('int_hist__position_gap_expected') }} as expected
+        where expected.loto = p_series.loto and expected.unique_id = p_series.unique_id
+    ),
+
+    series_arrays as (
         select
         {%- for column in columns %}
             {% if column[2] %}v_{{ column[0] }}{% else %}p_series.{{ adapter.quote(column[0]) }}{% endif %}

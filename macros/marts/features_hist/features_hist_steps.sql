@@ -1,24 +1,25 @@
 {#-
     features_hist's two halves, as CTEs, with its parameters (features_hist_params()).
 
-    features_hist_series_level: the rows to compute (series_draws: every draw in a full build;
+    features_hist_series_fold: the rows to compute (series_draws: every draw in a full build;
     in an incremental run the out-of-date rows and their lookback, features_hist_changed_draws),
-    the two window passes in row space (series_running, series_prefix), then series space:
-    series_arrays (one row per series), series_blocks<size> (the doubling steps of the rolling
-    extremes) and series_level (with the expected gap). Window functions: one session.
+    the two window passes in row space (series_running, series_prefix), then the fold into
+    one row per series (series_arrays). Window functions: one session.
     Reads: the CTEs of features_hist_imports() (and {{ this }} in an incremental run).
 
-    features_hist_row_moment_steps: back to one row per draw, for the rows the run writes, each
-    series on its own: row_windows (every lag and window by array subscript), the exact sums of
-    a series that needs them (exact_series, exact_rows, exact_sums, exact_moments) and
-    row_moments (centred sums n S2 - S1^2, exact for whole numbers below 2^53; a series that
-    needs exact sums takes those of exact_moments; only the ratios round).
-    Reads: series_level and exact_draws.
+    features_hist_row_moment_steps: each series on its own, from its arrays: the doubling
+    steps of the rolling extremes (series_blocks<size>) and the expected gap (series_level),
+    then back to one row per draw for the rows the run writes: row_windows (every lag and
+    window by array subscript), the exact sums of a series that needs them (exact_series,
+    exact_rows, exact_sums, exact_moments) and row_moments (centred sums n S2 - S1^2, exact
+    for whole numbers below 2^53; a series that needs exact sums takes those of
+    exact_moments; only the ratios round).
+    Reads: series_arrays, position_gap_expected and exact_draws.
 
-    Usage: with {{ features_hist_imports() }}, {{ features_hist_series_level(params) }},
+    Usage: with {{ features_hist_imports() }}, {{ features_hist_series_fold(params) }},
            {{ features_hist_row_moment_steps(params) }} select ... from row_moments
 -#}
-{% macro features_hist_series_level(params) -%}
+{% macro features_hist_series_fold(params) -%}
     {% if is_incremental() %}
 
         {# Which stored rows are out of date: stored_rows, row_changes, series_changes,
@@ -45,11 +46,13 @@
 
     {{ features_hist_row_passes(params.fixed_window, params.powers) }},
 
-    {{ features_hist_series_arrays(params.row_slots, params.windows) }}
+    {{ features_hist_series_arrays(params.row_slots) }}
 {%- endmacro %}
 
 
 {% macro features_hist_row_moment_steps(params) -%}
+    {{ features_hist_series_blocks(params.windows) }},
+
     row_windows as (
         {{ features_hist_row_windows(
             params.slot, params.windows, params.moment_windows, params.fetched_lags, params.powers, params.fixed_window
