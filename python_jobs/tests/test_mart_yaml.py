@@ -116,10 +116,17 @@ def test_stat_window_var_renames_every_single_window_column():
 
 
 def test_sql_reads_the_stat_window_var():
-    for model in ("models/marts/features_hist.sql", "models/intermediate/int_hist__prize_correlation.sql"):
-        text = (config.REPO_ROOT / model).read_text(encoding="utf-8")
+    # features_hist reads its vars through features_hist_params(), as its hooks do
+    readers = (
+        "macros/marts/features_hist/features_hist_params.sql",
+        "models/intermediate/int_hist__prize_correlation.sql",
+    )
+    for path in readers:
+        text = (config.REPO_ROOT / path).read_text(encoding="utf-8")
         assert "var('stat_window'" in text or "hist_int_var('stat_window'" in text
-        assert not re.search(r"_w30\b|= 30\b", text), model
+    for path in (*readers, "models/marts/features_hist.sql"):
+        text = (config.REPO_ROOT / path).read_text(encoding="utf-8")
+        assert not re.search(r"_w30\b|= 30\b", text), path
 
 
 def test_contract_condition_holds_only_for_the_generated_values():
