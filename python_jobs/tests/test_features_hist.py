@@ -298,6 +298,44 @@ def test_polars_peer_round_trip_writes_its_columns(pg_url, fresh_schema, monkeyp
         assert written[column].notna().sum() == computed[column].is_not_null().sum(), column
 
 
+def _stage_objects(url: str, schema: str) -> list[str]:
+    """What the model's hooks create in ``schema`` and drop before committing, if any is left."""
+    with db.connect(url) as conn:
+        rows = conn.execute(
+            "select c.relname from pg_class as c join pg_namespace as n on n.oid = c.relnamespace "
+            "where n.nspname = %s and c.relname like 'features_hist\\_\\_%%' "
+            "union all select p.proname from pg_proc as p join pg_namespace as n on n.oid = p.pronamespace "
+            "where n.nspname = %s and p.proname like 'features_hist\\_\\_%%'",
+            (schema, schema),
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def test_parallel_build_equals_one_process_and_leaves_nothing(pg_url, fresh_schema, monkeypatch):
+    """The staged build gives the same rows, bit for bit, whether the server may give it
+    parallel workers or not (then the leader runs the whole plan); its helper objects are gone
+    after the run; the contract's NOT NULL constraints hold on a table created by CREATE TABLE
+    AS."""
+    schema = fresh_schema("hist_parallel")
+    _ingest_bundled(pg_url)
+    _write_python_job_values(pg_url, schema)
+    _build(pg_url)
+    parallel = _mart(pg_url, schema)
+    assert len(parallel) == 7 * 2037 + 8 * 375
+    assert _stage_objects(pg_url, schema) == []
+    with db.connect(pg_url) as conn:
+        not_null = conn.execute(
+            "select attname from pg_attribute where attrelid = %s::regclass and attnotnull and attnum > 0 "
+            "order by attnum",
+            (f"{schema}.features_hist",),
+        ).fetchall()
+    assert [row[0] for row in not_null] == KEYS
+    monkeypatch.setenv("PGOPTIONS", "-c max_parallel_workers_per_gather=0")
+    _build(pg_url, "--full-refresh", "--select", "features_hist")
+    _assert_identical(_mart(pg_url, schema), parallel)
+    assert _stage_objects(pg_url, schema) == []
+
+
 def test_incremental_runs_equal_full_refresh_and_nothing_looks_ahead(pg_url, fresh_schema):
     schema = fresh_schema("hist_incr")
     # ds is a timestamp (draws at midnight): the cuts are too.
