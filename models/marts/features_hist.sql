@@ -63,7 +63,6 @@
             "set local work_mem = '256MB'",
             "set local jit = off",
             "set local enable_mergejoin = off",
-            "set local min_parallel_table_scan_size = 0",
             "{{ features_hist_stage_series() }}",
             "{{ features_hist_load_stage() }}",
         ],

@@ -15,8 +15,8 @@
          them.
       2. The model's select (features_hist_staged_rows): a parallel scan of the staged series,
          each worker calling the function for its series, then the joins and the final
-         columns in the same workers. min_parallel_table_scan_size = 0 lets the planner split
-         a table of a few pages.
+         columns in the same workers. min_parallel_table_scan_size = 0, set after the stage is
+         loaded, lets the planner split a table of a few pages.
     The post-hook features_hist_drop_stage drops both before the transaction commits: no other
     session ever sees them, and a failed run rolls them back with everything else.
     features_hist_staged() is false where nothing runs the hooks: a unit test (dbt runs the
@@ -114,7 +114,10 @@
                 {{ features_hist_function_query(params, columns, false) }};
             end if;
         end
-        $features_hist$
+        $features_hist$;
+
+        -- The staged table is a few pages: let the planner split it between workers.
+        set local min_parallel_table_scan_size = 0
     {%- endif -%}
 {%- endmacro %}
 
