@@ -5,7 +5,7 @@
 -- until that job has run). After the imports, each step is a macro of
 -- macros/marts/features_hist/ whose header says what it computes and which CTEs it reads.
 --
--- How it stays fast (bench/: `make bench` times it against a pandas round trip):
+-- How it stays fast (bench/: `make bench` times it against pandas and polars round trips):
 --   * Two window passes in row space, in the order of the staging table's unique index (no
 --     sort), O(1) per row, give the row index, lag 1, expanding extremes and prefix sums.
 --   * The rows are then folded into one array per series; every lag and window is an O(1)
