@@ -44,7 +44,7 @@
 
 {% macro features_hist_stage_series() -%}
     {%- set stage = features_hist_stage_relations() -%}
-    drop table if exists {{ stage.row_type }}, {{ stage.series }} cascade;
+    {{ features_hist_drop_stage() }};
     create unlogged table {{ stage.series }} as
     {{ features_hist_stage_select(features_hist_params()) }}
     with no data
