@@ -70,7 +70,7 @@ def _line_runs(path: Path) -> Iterator[bytes]:
             yield rest
 
 
-def _runs_without_bom(path: Path) -> Iterator[tuple[bytes, bool]]:
+def runs_without_bom(path: Path) -> Iterator[tuple[bytes, bool]]:
     """:func:`_line_runs`, the first without its BOM; and whether a BOM was there."""
     first = True
     for run in _line_runs(path):
@@ -103,7 +103,7 @@ def decide_encoding(path: Path) -> EncodingVerdict:
     """First pass: count the evidence for each encoding over every line of the file."""
     counts = {"ascii": 0, "utf-8": 0, "cp932": 0, "neither": 0}
     has_bom = False
-    for run, bom in _runs_without_bom(path):
+    for run, bom in runs_without_bom(path):
         has_bom = has_bom or bom
         if run.isascii():
             continue  # ASCII lines are evidence for neither encoding
@@ -145,7 +145,7 @@ def _plain_lines(run: bytes) -> Iterator[str]:
 def decoded_lines(path: Path, verdict: EncodingVerdict) -> Iterator[tuple[int, str | None, str]]:
     """Second pass: (line number, text or None, reason) for every physical line."""
     number = 0
-    for run, _ in _runs_without_bom(path):
+    for run, _ in runs_without_bom(path):
         if _plain(run):
             for text in _plain_lines(run):
                 number += 1

@@ -33,6 +33,7 @@ from psycopg import sql
 
 from python_jobs import config, db, retype
 from python_jobs.ingest import checks
+from python_jobs.ingest.long import DRAW_COLUMNS
 from python_jobs.ingest.parse import OPTIONAL_DRAW_COLUMNS, Chunk, ParsedFile, parse_file
 from python_jobs.ingest.problems import FileLevelError, Problem
 from python_jobs.ingest.spec import load_specs
@@ -189,17 +190,25 @@ def _csv_text(frame: pd.DataFrame, columns: list[str]) -> str:
 
 
 def _copy_frame(conn: psycopg.Connection, table: str, frame: pd.DataFrame, columns: list[str]) -> None:
-    if frame.empty:
+    if not frame.empty:
+        _copy_text(conn, table, _csv_text(frame, columns), columns)
+
+
+def _copy_text(conn: psycopg.Connection, table: str, text: str, columns: list[str]) -> None:
+    if not text:
         return
     statement = sql.SQL("copy {} ({}) from stdin with (format csv)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     with conn.cursor().copy(statement) as copy:
-        copy.write(_csv_text(frame, columns))
+        copy.write(text)
 
 
 def _stage_chunk(conn: psycopg.Connection, chunk: Chunk) -> None:
-    _copy_frame(conn, "_ingest_draws", chunk.draws, ["loto", "unique_id", "ds", "y", "num", "co", "line"])
+    if chunk.draws_csv is not None:
+        _copy_text(conn, "_ingest_draws", chunk.draws_csv, DRAW_COLUMNS)
+    else:
+        _copy_frame(conn, "_ingest_draws", chunk.draws, DRAW_COLUMNS)
     _copy_frame(conn, "_ingest_prizes", chunk.prizes, ["loto", "ds", "tier", "winners", "prize", "line"])
     if chunk.problems:
         with conn.cursor().copy(

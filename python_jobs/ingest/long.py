@@ -39,7 +39,7 @@ from python_jobs.ingest.values import (
 LONG_REQUIRED = ("unique_id", "ds", "y")
 LONG_OPTIONAL = ("loto", "num", "co")
 DRAW_COLUMNS = ["loto", "unique_id", "ds", "y", "num", "co", "line"]
-_UID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+UID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
 def long_header(header: list[str]) -> list[str]:
@@ -125,7 +125,7 @@ def _check_names(frame: pd.DataFrame, flags: _Flags, loto: str) -> None:
             + f" characters long (at most {NAME_MAX_CHARS})"
         ),
     )
-    odd = (uid != "") & ~too_long & ~uid.str.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+    odd = (uid != "") & ~too_long & ~uid.str.fullmatch(UID_RE.pattern)
     flags.add(
         odd,
         lambda bad: (

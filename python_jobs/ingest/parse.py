@@ -33,6 +33,7 @@ from python_jobs.ingest.encoding import (
 from python_jobs.ingest.headers import WideLayout, wide_layout
 from python_jobs.ingest.json_draws import json_draw_objects
 from python_jobs.ingest.long import DRAW_COLUMNS, LONG_REQUIRED, long_header, parse_long_chunk
+from python_jobs.ingest.long_plain import is_plain_long_file, plain_line_chunks, plain_long_chunk
 from python_jobs.ingest.problems import FileLevelError, Problem
 from python_jobs.ingest.spec import LotoSpec, get_spec, load_specs
 from python_jobs.ingest.values import name_problem, normalize_header, parse_date
@@ -52,6 +53,9 @@ class Chunk:
     draws: pd.DataFrame
     prizes: pd.DataFrame
     problems: list[Problem] = field(default_factory=list)
+    #: The draws already written as CSV for COPY (columns ``DRAW_COLUMNS``), where the reader
+    #: made them so; otherwise the loader writes them from ``draws``.
+    draws_csv: str | None = None
 
 
 def _draw_frame(rows: list) -> pd.DataFrame:
@@ -175,7 +179,10 @@ class ParsedFile:
         names = {normalize_header(name) for name in header}
         if set(LONG_REQUIRED) <= names:
             self.layout = "long-csv"
-            chunks = self._long_chunks(header, records, decode_problems)
+            if header_line == 1 and is_plain_long_file(self.path):
+                chunks = self._plain_long_chunks(header)
+            else:
+                chunks = self._long_chunks(header, records, decode_problems)
         else:
             self.layout = "wide-csv"
             chunks = self._wide_chunks(header, header_line, records, decode_problems)
@@ -212,6 +219,16 @@ class ParsedFile:
             yield Chunk(draws, _prize_frame([]), problems)
         if decode_problems:
             yield Chunk(_draw_frame([]), _prize_frame([]), list(decode_problems))
+
+    def _plain_long_chunks(self, header: list[str]) -> Iterator[Chunk]:
+        """:meth:`_long_chunks` for a plain file (:mod:`python_jobs.ingest.long_plain`)."""
+        names = long_header(header)
+        self.draw_columns = OPTIONAL_DRAW_COLUMNS & set(names)
+        for first_line, lines in plain_line_chunks(self.path, CHUNK_LINES):
+            draws, problems, draws_csv, records = plain_long_chunk(first_line, lines, names, self.loto)
+            if records:  # only blank lines: no chunk, as from _long_chunks
+                self.lines_read += records
+                yield Chunk(draws, _prize_frame([]), problems, draws_csv)
 
     def _wide_chunks(
         self, header: list[str], header_line: int, records, decode_problems: list[Problem]
