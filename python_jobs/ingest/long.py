@@ -1,6 +1,8 @@
 """Long format ``loto, unique_id, ds, y[, num, co]``: one row per position and draw, in chunks.
 
-A chunk of lines is checked column-wise with pandas (a million rows take seconds); checks
+A chunk of lines is checked column-wise with pandas (a million rows take seconds; a plain
+file takes the faster path of :mod:`python_jobs.ingest.long_plain`, which hands any chunk it
+does not accept whole to :func:`parse_long_chunk`); checks
 across the whole file (a row twice, a number repeated within a draw) run in the database over
 the staged rows. The ``loto`` column, where present, must agree with ``--loto``: a file whose
 rows belong to another lottery is refused line by line rather than loaded under either name.
