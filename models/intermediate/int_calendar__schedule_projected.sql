@@ -70,22 +70,26 @@ series as (
     from draws
 ),
 
+draw_keys as not materialized (
+    -- The draws read again, not from the CTE above: a CTE read more than once is copied, and
+    -- its copy has no index. Only the key is read, so the index alone gives it in order.
+    select * from {{ ref('stg_lottery__draws') }}
+),
+
 recent_gaps as (
-    -- The series without a schedule, newest row first, each with its gap to the row before.
+    -- The series without a schedule, each row with its gap to the row before and its rank
+    -- from the end (1 = newest); both windows read the rows in one order.
     select
         draws.loto,
         draws.unique_id,
         draws.ds,
-        draws.ds - lag(draws.ds) over (
-            partition by draws.loto, draws.unique_id
-            order by draws.ds
-        ) as gap,
-        row_number() over (
-            partition by draws.loto, draws.unique_id
-            order by draws.ds desc
-        ) as rows_from_end
-    from draws
+        draws.ds - lag(draws.ds) over by_ds as gap,
+        count(*) over by_series - row_number() over by_ds + 1 as rows_from_end
+    from draw_keys as draws
     where draws.loto not in (select scheduled_lotos.loto from scheduled_lotos)
+    window
+        by_series as (partition by draws.loto, draws.unique_id),
+        by_ds as (by_series order by draws.ds)
 ),
 
 series_steps as (

@@ -3,8 +3,9 @@
 -- row included, with the moments of y over the rows with ds <= as_of, as pandas gives them on
 -- the series cut there: mean, std (ddof=1), min, max, skew() (adjusted Fisher-Pearson G1) and
 -- kurt() (bias-corrected excess kurtosis G2).
--- Fast at any cadence: the aggregates run along each series once (running windows, which
--- PostgreSQL extends row by row instead of restarting), and only the snapshot rows are kept.
+-- Fast at any cadence: the rows are summed per period of each series (one pass, no sort of
+-- the rows, parallel workers where the server has them), and the periods' sums are then
+-- accumulated in time order, a few rows per series.
 -- Skewness and kurtosis come from the power sums S1..S4 of y, kept in numeric: the central
 -- sums n M2 = n S2 - S1^2, n^2 M3 and n^3 M4 are then exact for any numeric y, and only the
 -- final ratios are taken in double precision. NULL where pandas gives NaN: fewer than 3 (4)
@@ -20,35 +21,47 @@ draws as (
     select * from {{ ref('stg_lottery__draws') }}
 ),
 
-running_sums as (
+period_sums as (
     -- Products rather than `^`: numeric multiplication is exact, `^` on integers is not.
-    -- Numeric sums are exact, so each running value equals the aggregate over its prefix.
     select
         draws.loto,
         draws.unique_id,
-        draws.ds as as_of,
         {{ stat_snapshot_period_start('draws.ds') }} as period_start,
-        lead({{ stat_snapshot_period_start('draws.ds') }}) over by_ds as next_period_start,
-        count(*) over running::numeric as n_rows,
-        avg(draws.y) over running as y_mean,
-        stddev_samp(draws.y) over running as y_std,
-        min(draws.y) over running as y_min,
-        max(draws.y) over running as y_max,
-        sum(draws.y) over running as sum_y1,
-        sum(draws.y * draws.y) over running as sum_y2,
-        sum(draws.y * draws.y * draws.y) over running as sum_y3,
-        sum(draws.y * draws.y * draws.y * draws.y) over running as sum_y4
+        max(draws.ds) as as_of,
+        count(*) as n_rows,
+        min(draws.y) as y_min,
+        max(draws.y) as y_max,
+        sum(draws.y) as sum_y1,
+        sum(draws.y * draws.y) as sum_y2,
+        sum(draws.y * draws.y * draws.y) as sum_y3,
+        sum(draws.y * draws.y * draws.y * draws.y) as sum_y4
     from draws
-    window
-        by_ds as (partition by draws.loto, draws.unique_id order by draws.ds),
-        running as (by_ds rows between unbounded preceding and current row)
+    group by
+        draws.loto,
+        draws.unique_id,
+        {{ stat_snapshot_period_start('draws.ds') }}
 ),
 
 power_sums as (
-    -- The last row of its period (the next row starts another one, or there is none).
-    select running_sums.*
-    from running_sums
-    where running_sums.next_period_start is distinct from running_sums.period_start
+    -- Each snapshot (the last row of its period) with the sums over the rows up to it.
+    -- Numeric sums are exact, so the running totals equal the sums over each prefix.
+    select
+        period_sums.loto,
+        period_sums.unique_id,
+        period_sums.as_of,
+        sum(period_sums.n_rows) over running as n_rows,
+        min(period_sums.y_min) over running as y_min,
+        max(period_sums.y_max) over running as y_max,
+        sum(period_sums.sum_y1) over running as sum_y1,
+        sum(period_sums.sum_y2) over running as sum_y2,
+        sum(period_sums.sum_y3) over running as sum_y3,
+        sum(period_sums.sum_y4) over running as sum_y4
+    from period_sums
+    window running as (
+        partition by period_sums.loto, period_sums.unique_id
+        order by period_sums.period_start
+        rows between unbounded preceding and current row
+    )
 ),
 
 central_sums as (
@@ -73,13 +86,18 @@ in_double as (
         central_sums.as_of,
         central_sums.n_rows::integer as n_rows,
         central_sums.n_rows::double precision as n,
-        central_sums.y_mean::double precision as y_mean,
-        central_sums.y_std::double precision as y_std,
         central_sums.y_min::double precision as y_min,
         central_sums.y_max::double precision as y_max,
         central_sums.n_m2::double precision as n_m2,
         central_sums.n2_m3::double precision as n2_m3,
-        central_sums.n3_m4::double precision as n3_m4
+        central_sums.n3_m4::double precision as n3_m4,
+        -- avg's and stddev_samp's own arithmetic: S1 / n, and sqrt(n M2 / (n (n - 1))) from
+        -- the exact n M2, each rounded once.
+        (central_sums.sum_y1 / central_sums.n_rows)::double precision as y_mean,
+        case
+            when central_sums.n_rows > 1
+                then sqrt(central_sums.n_m2 / (central_sums.n_rows * (central_sums.n_rows - 1)))::double precision
+        end as y_std
     from central_sums
 ),
 

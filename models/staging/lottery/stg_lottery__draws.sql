@@ -3,10 +3,14 @@
 -- ds is a timestamp without time zone (UTC): a lottery's draws at midnight, a user's series
 -- (half-hourly demand, hourly bars) at its own instants. A raw table from before ds could
 -- hold a time (a date column) is read the same way, midnight of each day.
+-- Vacuumed after the build: the models after it read the series in key order (window
+-- functions by series) from its index, and where they need only the key and ds they read
+-- the index alone. A fresh table has no visibility map, so every such read would visit the
+-- table too: 1 s instead of 0.1 s per million rows.
 {{
     config(
         indexes=[{'columns': ['loto', 'unique_id', 'ds'], 'unique': true}],
-        post_hook=['analyze {{ this }}'],
+        post_hook=[{'sql': 'vacuum (analyze) {{ this }}', 'transaction': false}],
     )
 }}
 
