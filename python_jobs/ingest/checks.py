@@ -40,21 +40,25 @@ create temporary table _ingest_positions (
 """
 
 # Second and later copies of a (loto, unique_id, ds), and a lottery's draw number given two
-# dates.
+# dates. The repeated keys are found by hashing (no sort of the whole file), and only their
+# rows are read again.
 FILE_DUPLICATES = """
 insert into _ingest_problems (line, draw_date, reason, raw_line, kind)
-select line, regexp_replace(ds::text, ' 00:00:00$', ''),
-       'duplicate draw: ' || loto || ' ' || string_agg(unique_id, ', ' order by unique_id)
-       || ' on ' || regexp_replace(ds::text, ' 00:00:00$', '') || ' is already on line ' || min(first_line),
+select copies.line, regexp_replace(copies.ds::text, ' 00:00:00$', ''),
+       'duplicate draw: ' || copies.loto || ' ' || string_agg(copies.unique_id, ', ' order by copies.unique_id)
+       || ' on ' || regexp_replace(copies.ds::text, ' 00:00:00$', '') || ' is already on line '
+       || min(repeated.first_line),
        '', 'duplicate'
-from (
-    select line, loto, unique_id, ds,
-           first_value(line) over grain as first_line
+from _ingest_draws as copies
+inner join (
+    select loto, unique_id, ds, min(line) as first_line
     from _ingest_draws
-    window grain as (partition by loto, unique_id, ds order by line)
-) as copies
-where line <> first_line
-group by line, loto, ds;
+    group by loto, unique_id, ds
+    having count(*) > 1
+) as repeated
+    on repeated.loto = copies.loto and repeated.unique_id = copies.unique_id and repeated.ds = copies.ds
+where copies.line <> repeated.first_line
+group by copies.line, copies.loto, copies.ds;
 
 insert into _ingest_problems (line, draw_date, reason, raw_line, kind)
 select distinct line, regexp_replace(ds::text, ' 00:00:00$', ''),
