@@ -247,14 +247,17 @@ def _quiet_logs(verbose: bool) -> Iterator[None]:
 def run_build(timer: StageTimer, url: str, *, device: str, online: bool) -> None:
     """The stages of ``build`` in dbt's order around the Python job, on ``timer``."""
     verbose = timer.verbose
-    # Seeds and staging first: the Python job reads stg_lottery__draws...
-    timer.run(
-        "dbt build seeds+staging",
-        lambda: run_dbt(STAGING_SELECTOR, url, verbose=verbose, table=config.STAGING_MODEL),
-    )
-    timer.run("python feature job", lambda: run_features_job(url, device, verbose=verbose))
-    # ...and the marts join what it wrote.
-    timer.run("dbt build marts", lambda: run_dbt(MARTS_SELECTOR, url, verbose=verbose, table="features_hist"))
+    with dbt.shared_parse():  # both dbt commands read the project as parsed once
+        # Seeds and staging first: the Python job reads stg_lottery__draws...
+        timer.run(
+            "dbt build seeds+staging",
+            lambda: run_dbt(STAGING_SELECTOR, url, verbose=verbose, table=config.STAGING_MODEL),
+        )
+        timer.run("python feature job", lambda: run_features_job(url, device, verbose=verbose))
+        # ...and the marts join what it wrote.
+        timer.run(
+            "dbt build marts", lambda: run_dbt(MARTS_SELECTOR, url, verbose=verbose, table="features_hist")
+        )
     if online:
         timer.run("materialize", lambda: materialize_online_store(url))
 
