@@ -3,14 +3,16 @@
 -- ds is a timestamp without time zone (UTC): a lottery's draws at midnight, a user's series
 -- (half-hourly demand, hourly bars) at its own instants. A raw table from before ds could
 -- hold a time (a date column) is read the same way, midnight of each day.
--- Vacuumed after the build: the models after it read the series in key order (window
--- functions by series) from its index, and where they need only the key and ds they read
--- the index alone. A fresh table has no visibility map, so every such read would visit the
--- table too: 1 s instead of 0.1 s per million rows.
+-- The models after it read the series in key order (window functions by series): the key's
+-- index includes every other column, and the table is vacuumed after the build, so those
+-- reads take the index alone. A plain index, or a fresh table without a visibility map,
+-- would visit the table for every row: 1 s instead of 0.2 s per million rows.
 {{
     config(
-        indexes=[{'columns': ['loto', 'unique_id', 'ds'], 'unique': true}],
-        post_hook=[{'sql': 'vacuum (analyze) {{ this }}', 'transaction': false}],
+        post_hook=[
+            'create unique index on {{ this }} (loto, unique_id, ds) include (y, co, num)',
+            {'sql': 'vacuum (analyze) {{ this }}', 'transaction': false},
+        ],
     )
 }}
 
