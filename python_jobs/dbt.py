@@ -70,8 +70,10 @@ def render_profile(url: str | None = None, *, path: Path | None = None) -> Path:
 #     and 18.6 s without).
 #   work_mem: the grain and freshness tests group or join a million keys; with the server's
 #     default 4 MB their hash tables spill to disk (a grain test on 1,000 x 1,000 rows: 1.38 s,
-#     0.85 s with 64 MB). Per hash or sort of a session, a few at a time per dbt thread.
-SESSION_OPTIONS = {"jit": "off", "work_mem": "64MB"}
+#     0.85 s with 64 MB; on a slower machine 1.76 s with 64 MB, 1.06 s with 128 MB, 1.00 s
+#     with 192 MB). Per hash or sort of a session, a few at a time per dbt thread; a hash may
+#     take twice as much (hash_mem_multiplier).
+SESSION_OPTIONS = {"jit": "off", "work_mem": "128MB"}
 
 
 def _session_options(options: str) -> str:

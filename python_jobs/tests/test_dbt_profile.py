@@ -56,10 +56,11 @@ def test_behavior_flag_sources_are_those_dbt_common_names(monkeypatch: pytest.Mo
 
 
 def test_dbt_sessions_run_without_jit_and_with_work_mem_unless_the_user_sets_them(pg_url, monkeypatch):
-    assert dbt._session_options("") == "-c jit=off -c work_mem=64MB"
-    assert dbt._session_options("-c jit=on") == "-c jit=on -c work_mem=64MB"
+    work_mem = dbt.SESSION_OPTIONS["work_mem"]
+    assert dbt._session_options("") == f"-c jit=off -c work_mem={work_mem}"
+    assert dbt._session_options("-c jit=on") == f"-c jit=on -c work_mem={work_mem}"
     assert dbt._session_options("-c work_mem=1GB -c jit=on") == "-c work_mem=1GB -c jit=on"
-    added = "-c statement_timeout=0 -c jit=off -c work_mem=64MB"
+    added = f"-c statement_timeout=0 -c jit=off -c work_mem={work_mem}"
     assert dbt._session_options("-c statement_timeout=0") == added
     # What a model's session sees, in a dbt process started with the pipeline's environment.
     monkeypatch.delenv("PGOPTIONS", raising=False)
@@ -74,4 +75,4 @@ def test_dbt_sessions_run_without_jit_and_with_work_mem_unless_the_user_sets_the
         check=True,
     )
     assert '"jit": "off"' in shown.stdout, shown.stdout[-500:]
-    assert '"work_mem": "64MB"' in shown.stdout, shown.stdout[-500:]
+    assert f'"work_mem": "{work_mem}"' in shown.stdout, shown.stdout[-500:]
