@@ -45,7 +45,8 @@ create temporary table _ingest_positions (
 FILE_DUPLICATES = """
 insert into _ingest_problems (line, draw_date, reason, raw_line, kind)
 select copies.line, regexp_replace(copies.ds::text, ' 00:00:00$', ''),
-       'duplicate draw: ' || copies.loto || ' ' || string_agg(copies.unique_id, ', ' order by copies.unique_id)
+       'duplicate draw: ' || copies.loto || ' '
+       || string_agg(copies.unique_id, ', ' order by copies.unique_id)
        || ' on ' || regexp_replace(copies.ds::text, ' 00:00:00$', '') || ' is already on line '
        || min(repeated.first_line),
        '', 'duplicate'
