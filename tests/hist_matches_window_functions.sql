@@ -1,5 +1,5 @@
--- features_hist against PostgreSQL's own window functions, written the obvious way (one
--- frame per window): lag 1, the 7-row mean and max, the 3-row min. Any row here differs.
+-- features_hist against PostgreSQL's own window functions, written the obvious way (a frame
+-- of the last 7 rows): lag 1, the 7-row mean and max, the 3-row min. Any row here differs.
 -- Those columns exist only while the vars hold window 3 and 7 and lag 1: off otherwise.
 {%- set windows = hist_int_var('windows', [3, 7]) %}
 {{ config(enabled=(3 in windows and 7 in windows and 1 in hist_int_var('lags', [1]))) }}
@@ -24,17 +24,21 @@ expected as (
         draws.loto,
         draws.unique_id,
         draws.ds,
-        lag(draws.y) over series_order as y_lag1,
+        lag(draws.y) over last_7 as y_lag1,
         count(*) over last_7 as rows_7,
         avg(draws.y) over last_7 as mean_7,
         max(draws.y) over last_7 as max_7,
-        count(*) over last_3 as rows_3,
-        min(draws.y) over last_3 as min_3
+        -- The last 3 rows are the current one and its two lags (least() skips the NULL lag
+        -- of a series' first rows): one window pass over the rows instead of three.
+        least(count(*) over last_7, 3) as rows_3,
+        least(draws.y, lag(draws.y) over last_7, lag(draws.y, 2) over last_7) as min_3
     from draws
     window
-        series_order as (partition by draws.loto, draws.unique_id order by draws.ds),
-        last_7 as (series_order rows between 6 preceding and current row),
-        last_3 as (series_order rows between 2 preceding and current row)
+        last_7 as (
+            partition by draws.loto, draws.unique_id
+            order by draws.ds
+            rows between 6 preceding and current row
+        )
 ),
 
 final as (
