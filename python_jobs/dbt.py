@@ -195,8 +195,8 @@ def _run_in_process(args: list[str], env: Mapping[str, str]) -> int | None:
     return _MODEL_ERROR if result.exception is None else _UNHANDLED_ERROR
 
 
-# The manifest of the project parsed inside shared_parse(), by the vars it was parsed with.
-_SHARED_PARSE: dict[str, Any] = {}
+# Inside shared_parse(): the manifests parsed there, by the vars they were parsed with.
+_SHARED_PARSE: dict[str, Any] | None = None
 
 
 @contextlib.contextmanager
@@ -208,18 +208,18 @@ def shared_parse() -> Iterator[None]:
     ``build`` saves one parse and one manifest write (1.5 s) for its second dbt command. For a
     block in which nothing changes the project's files, as ``build``'s stages do not.
     """
-    _SHARED_PARSE.clear()
-    _SHARED_PARSE["active"] = None
+    global _SHARED_PARSE
+    _SHARED_PARSE = {}
     try:
         yield
     finally:
-        _SHARED_PARSE.clear()
+        _SHARED_PARSE = None
 
 
 def _shared_manifest(args: list[str], runner: Any) -> Any:
     """The block's manifest for a command with ``args`` (parsed now if it is the first), or None
     outside a block or where the parse fails (the command then parses, and reports, itself)."""
-    if not _SHARED_PARSE:
+    if _SHARED_PARSE is None:
         return None
     vars_given = args[args.index("--vars") : args.index("--vars") + 2] if "--vars" in args else []
     key = " ".join(vars_given)

@@ -115,11 +115,10 @@ def encode(value: Any) -> str:
 # -- reading the marts -------------------------------------------------------------------------
 
 
-def _where(loto: str | None, alias: str = "") -> tuple[sql.Composable, tuple[Any, ...]]:
+def _where(loto: str | None) -> tuple[sql.Composable, tuple[Any, ...]]:
     if loto is None:
         return sql.SQL(""), ()
-    column = sql.Identifier(alias, "loto") if alias else sql.Identifier("loto")
-    return sql.SQL(" where {} = %s").format(column), (loto,)
+    return sql.SQL(" where {} = %s").format(sql.Identifier("loto")), (loto,)
 
 
 @dataclass(frozen=True)
