@@ -62,7 +62,7 @@ FEED_FILE = config.RAW_DATA_DIR / "eurusd_h1.csv"
 RATES = (1_000, 5_000, 10_000, 20_000, 40_000)
 P99_BAR_MS = 10.0
 KINDS = ("project", "project_latest_only", "talipp_baseline")
-BUSY_KINDS = ("project", "project_blocking_writes")
+BUSY_KINDS = ("project", "project_blocking_writes", "talipp_baseline")
 BUSY_P99_BAR_MS = 2.0
 CPU_BAR = 0.5
 
@@ -109,7 +109,8 @@ class NaiveStore:
         self.where = "client"
         self.version = "baseline"
 
-    def write_batch(self, symbols, ts, rows) -> bool:
+    def write_batch(self, symbols, ts, rows, prices=None) -> bool:
+        # prices: the project's store appends the points to its outbox; the baseline keeps none.
         pipe = self.client.pipeline(transaction=False)
         for symbol, stamp, row in zip(symbols, ts, rows.tolist(), strict=True):
             fields = {}
@@ -253,8 +254,9 @@ def _make_service(kind: str, client: Any, port: int, metrics: ServiceMetrics) ->
             engine.names, engine.layout.version, client, ttl=3600, timeseries=timeseries
         )
     else:
+        # What a user would write around talipp: compute, then a blocking pipelined write.
         engine = TalippEngine()
-        store = NaiveStore(client, engine.names)
+        return BlockingWrites(engine, NaiveStore(client, engine.names), processor, metrics, max_batch=2000)
     return FeatureService(engine, store, processor, metrics, max_batch=2000)
 
 
@@ -322,16 +324,22 @@ def run_once(
     }
 
 
+def _kept_up(run: dict[str, Any]) -> bool:
+    """It took 95% of what was offered, within the p99 bar (a run that wrote nothing has no
+    p99, and did not keep up)."""
+    return run["taken_share"] >= 0.95 and run["p99_ms"] <= P99_BAR_MS
+
+
 def bench_implementation(kind: str, client: Any, seconds: float) -> dict[str, Any]:
     at_1k = run_once(kind, client, 1_000, 10, seconds)
     steps, sustained = [], 0
     for rate in RATES[1:]:
         step = run_once(kind, client, rate, 100, seconds)
         steps.append(step)
-        if step["taken_share"] < 0.95 or step["p99_ms"] > P99_BAR_MS:
+        if not _kept_up(step):
             break
         sustained = rate
-    if at_1k["taken_share"] >= 0.95 and at_1k["p99_ms"] <= P99_BAR_MS:
+    if _kept_up(at_1k):
         sustained = max(sustained, 1_000)
     gc.collect()
     wide = run_once(kind, client, 20_000, 10_000, seconds)
