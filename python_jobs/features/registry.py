@@ -149,6 +149,11 @@ class Family:
         """``fn(y, **params)``; default the resolved declared parameters."""
         return self.fn(y, **(self.resolved() if params is None else params))
 
+    def runnable(self) -> Family:
+        """The family that computes: itself (a stand-in that only describes one, such as the
+        job's catalog entries, returns the registered family it stands for)."""
+        return self
+
     def gpu_fn(self) -> Callable | None:
         if self.gpu is None:
             return None

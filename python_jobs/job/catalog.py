@@ -77,12 +77,37 @@ def registered(module: str, name: str) -> Family:
 class CatalogFamily(Family):
     """A family as the catalog describes it: enough to plan, not to compute.
 
-    ``fn`` is a stand-in; :func:`materialize` swaps the family for the registered one.
+    ``fn`` is a stand-in. :func:`materialize` swaps the family for the registered one in this
+    process; a Dask worker handed the stand-in itself imports and binds the registered one
+    (:meth:`runnable`), so the process that plans need not import any family.
     """
 
     catalog_outputs: tuple[str, ...] = ()
     catalog_min_rows: int = 1
     catalog_version: str = ""
+    catalog_defs: definitions.FeatureDefinitions | None = None
+
+    def runnable(self) -> Family:
+        """The registered family, imported and bound to the catalog's definitions (once per
+        process).
+
+        Raises
+        ------
+        StaleCatalog
+            The registered family is not the one the catalog describes.
+        """
+        key = (self.name, self.catalog_version)
+        real = _RUNNABLE.get(key)
+        if real is None:
+            real = registered(self.fn.__module__, self.name).bind(self.catalog_defs)
+            if (real.version_id(), real.output_names(), real.kind) != (
+                self.catalog_version,
+                list(self.catalog_outputs),
+                self.kind,
+            ):
+                raise StaleCatalog(self.name)
+            _RUNNABLE[key] = real
+        return real
 
     def bind(self, defs: definitions.FeatureDefinitions | None = None) -> Family:
         return self
@@ -95,6 +120,10 @@ class CatalogFamily(Family):
 
     def version_id(self, defs: definitions.FeatureDefinitions | None = None) -> str:
         return self.catalog_version
+
+
+# (name, catalog version) -> the registered family bound to the catalog's definitions.
+_RUNNABLE: dict[tuple[str, str], Family] = {}
 
 
 def _entry(fam: Family) -> dict[str, Any]:
@@ -185,15 +214,15 @@ def load(defs: definitions.FeatureDefinitions, names: Sequence[str] | None = Non
                 catalog_outputs=tuple(entry["outputs"]),
                 catalog_min_rows=int(entry["min_rows"]),
                 catalog_version=entry["version"],
+                catalog_defs=defs,
             )
         )
     return out
 
 
-def materialize(
-    fams: Sequence[Family], needed: set[str], defs: definitions.FeatureDefinitions
-) -> list[Family]:
-    """``fams`` with each catalog family in ``needed`` replaced by the registered one.
+def materialize(fams: Sequence[Family], needed: set[str]) -> list[Family]:
+    """``fams`` with each catalog family in ``needed`` replaced by the registered one, bound to
+    the definitions the catalog was read with.
 
     Raises
     ------
@@ -201,19 +230,15 @@ def materialize(
         When a registered family differs from what the catalog said (its module changed in a
         way the key did not see): the run must plan again from the registry.
     """
-    out: list[Family] = []
+    return [fam.runnable() if isinstance(fam, CatalogFamily) and fam.name in needed else fam for fam in fams]
+
+
+def runnable_everywhere(fams: Sequence[Family]) -> None:
+    """On a Dask worker: import and bind each of ``fams`` now (the registry first, which defers
+    libraries the families never call); raises :class:`StaleCatalog` as :meth:`runnable` does."""
+    importlib.import_module("python_jobs.features.registry")
     for fam in fams:
-        if isinstance(fam, CatalogFamily) and fam.name in needed:
-            real = registered(fam.fn.__module__, fam.name).bind(defs)
-            if (real.version_id(), real.output_names(), real.kind) != (
-                fam.version_id(),
-                fam.output_names(),
-                fam.kind,
-            ):
-                raise StaleCatalog(fam.name)
-            fam = real
-        out.append(fam)
-    return out
+        fam.runnable()
 
 
 class StaleCatalog(Exception):

@@ -181,6 +181,7 @@ def compute_family(
     pool while this one drives the device); without it, the GPU batch runs its host stage.
     """
     start = time.perf_counter()
+    fam = fam.runnable()
     params = fam.resolved()
     outputs = fam.output_names()
     stat = fam.kind == "stat"

@@ -76,6 +76,10 @@ class SyncExecutor:
     def prepare(self, modules: list[str]) -> None:
         """Nothing to do: this process imports the families itself."""
 
+    def import_families(self, fams: list[Family]) -> bool:
+        """False: the families run here, so this process imports them."""
+        return False
+
     def close(self) -> None:
         pass
 
@@ -158,6 +162,10 @@ class HostPoolExecutor:
     def prepare(self, modules: list[str]) -> None:
         """Nothing to do: a pool process imports only the modules its host stages need."""
 
+    def import_families(self, fams: list[Family]) -> bool:
+        """False: the families run here, so this process imports them."""
+        return False
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
@@ -223,6 +231,30 @@ class DaskExecutor:
                 )
                 for address in self.client.nthreads()
             ]
+
+    def import_families(self, fams: list[Family]) -> bool:
+        """Have every worker import and bind ``fams`` (catalog stand-ins,
+        :class:`python_jobs.job.catalog.CatalogFamily`) and check each against the catalog;
+        True when all did, so that this process need not import them: the stand-ins are what
+        the tasks carry. False, with nothing changed, for a family this process holds already
+        imported, or when a worker fails (a stale catalog, say): then this process imports
+        them, and plans again if the catalog was stale.
+        """
+        from python_jobs.job.catalog import CatalogFamily, runnable_everywhere
+
+        if not fams or not all(isinstance(fam, CatalogFamily) for fam in fams):
+            return False
+        try:
+            checks = [
+                self.client.submit(
+                    runnable_everywhere, fams, workers=[address], allow_other_workers=False, pure=False
+                )
+                for address in self.client.nthreads()
+            ]
+            self.client.gather(checks)
+        except Exception:
+            return False
+        return True
 
     def close(self) -> None:
         for obj in self._owned:

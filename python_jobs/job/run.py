@@ -287,7 +287,7 @@ def _import_planned(run: _Run, full_refresh: bool) -> None:
     """Import the families that have work (planning may have used the catalog only)."""
     needed = {name for item in run.planned for name in item.families}
     try:
-        run.fams = catalog.materialize(run.fams, needed, run.defs)
+        run.fams = catalog.materialize(run.fams, needed)
     except catalog.StaleCatalog as exc:
         # A module changed in a way the catalog's key missed: plan again from the registry.
         log.warning("job.catalog_stale", family=exc.family)
@@ -306,8 +306,10 @@ def _feature_version(versions: dict[str, str]) -> str:
 def _start(run: _Run, scheduler: Any, n_workers: int | None, progress: bool, full_refresh: bool) -> None:
     """The executor, the families with work imported, the run's row, the progress bars.
 
-    The executor is made first (unless a remote one exists), so that its workers import the
-    families' modules while this process does.
+    The executor is made first (unless a remote one exists). On a Dask cluster, families the
+    catalog describes are imported by the workers alone, which check them against the
+    catalog; this process, which only plans, reads, hands over and writes, never imports
+    them. Otherwise the workers import the families' modules while this process does.
     """
     if run.executor is None:
         run.executor = make_executor(
@@ -317,10 +319,11 @@ def _start(run: _Run, scheduler: Any, n_workers: int | None, progress: bool, ful
             n_workers=n_workers,
         )
     needed = {name for item in run.planned for name in item.families}
-    # The registered family modules only: a family defined elsewhere travels by value.
-    modules = {fam.fn.__module__ for fam in run.fams if fam.name in needed} & set(FAMILY_MODULES)
-    run.executor.prepare(sorted(modules))
-    _import_planned(run, full_refresh)
+    if not run.executor.import_families([fam for fam in run.fams if fam.name in needed]):
+        # The registered family modules only: a family defined elsewhere travels by value.
+        modules = {fam.fn.__module__ for fam in run.fams if fam.name in needed} & set(FAMILY_MODULES)
+        run.executor.prepare(sorted(modules))
+        _import_planned(run, full_refresh)
     run.result.scheduler = run.executor.name
     run.reader.run(
         lambda conn: runs.start_run(

@@ -30,9 +30,10 @@ from pathlib import Path
 from python_jobs import config
 config.LOCAL_DIR = Path(sys.argv[1])
 from python_jobs.job import run_job
+options = json.loads(sys.argv[5])
 result = run_job(
-    url=sys.argv[2], families=json.loads(sys.argv[3]), device="cpu", scheduler="sync",
-    progress=False, quiet=True,
+    url=sys.argv[2], families=json.loads(sys.argv[3]), device="cpu", progress=False, quiet=True,
+    **options,
 )
 heavy = set(json.loads(sys.argv[4]))
 from python_jobs.features.registry import _Deferred
@@ -41,7 +42,8 @@ modules = [
     if (name.startswith("python_jobs.features.") or name.split(".")[0] in heavy)
     and not isinstance(module, _Deferred)  # a stand-in is not loaded
 ]
-print(json.dumps({"computed": result.computed_per_family, "modules": sorted(modules)}))
+print(json.dumps({"computed": result.computed_per_family, "modules": sorted(modules),
+                  "scheduler": result.scheduler}))
 """
 
 
@@ -51,10 +53,16 @@ def catalog_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def _run_in_fresh_interpreter(local_dir: Path, url: str, families: list[str] | None) -> dict:
+def _run_in_fresh_interpreter(
+    local_dir: Path, url: str, families: list[str] | None, **options: object
+) -> dict:
+    """The job in a new interpreter (``options``: more of run_job's arguments; by default in
+    this process); what it computed and which family modules and heavy libraries it loaded."""
     env = {**os.environ, "DBT_SCHEMA": config.target_schema()}
+    options = {"scheduler": "sync", **options}
+    argv = [str(local_dir), url, json.dumps(families), json.dumps(HEAVY), json.dumps(options)]
     done = subprocess.run(
-        [sys.executable, "-c", RUN_JOB, str(local_dir), url, json.dumps(families), json.dumps(HEAVY)],
+        [sys.executable, "-c", RUN_JOB, *argv],
         capture_output=True,
         text=True,
         env=env,
@@ -98,13 +106,13 @@ def test_catalog_entries_stand_in_until_their_module_is_needed(
         assert (fam.version_id(), fam.output_names()) == (ref.version_id(), ref.output_names())
     # Re-registering happens on import; the modules are cached, so register them again here.
     monkeypatch.setattr(registry, "_FAMILIES", dict(real.items()))
-    swapped = catalog.materialize(listed, {"rolling"}, defs)
+    swapped = catalog.materialize(listed, {"rolling"})
     assert [type(fam) is catalog.CatalogFamily for fam in swapped] == [
         fam.name != "rolling" for fam in listed
     ]
     bogus = [dataclasses.replace(fam, catalog_version="0" * 16) for fam in listed]
     with pytest.raises(catalog.StaleCatalog, match="rolling"):
-        catalog.materialize(bogus, {"rolling"}, defs)
+        catalog.materialize(bogus, {"rolling"})
 
 
 def test_the_catalog_is_keyed_by_definitions_and_library_versions(
@@ -162,3 +170,75 @@ def test_a_run_imports_only_the_families_with_work(
     assert _family_modules(one) == {"python_jobs.features.rolling", "python_jobs.features.spectral"}
     for report in (first, idle, one):
         assert not [m for m in report["modules"] if m.split(".")[0] in HEAVY], report["modules"]
+
+
+def _hist_rows(url: str, schema: str) -> list[tuple]:
+    """The job's per-draw rows, without the time each was written."""
+    with db.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            sql.SQL("select * from {} order by loto, unique_id, ds").format(
+                db.qualified("py_features_hist", schema)
+            )
+        )
+        names = [column.name for column in rows.description]
+        kept = [i for i, name in enumerate(names) if not name.endswith("_at")]
+        assert len(kept) == len(names) - 1, names
+        return [tuple(row[i] for i in kept) for row in rows.fetchall()]
+
+
+def test_on_a_dask_cluster_only_the_workers_import_the_families(
+    pg_url: str, loaded_schema: str, fresh_schema: Callable[[str], str], catalog_dir: Path
+) -> None:
+    schema = fresh_schema("catalog_dask")
+    copy_staging(pg_url, loaded_schema, schema)
+    defs = definitions.load()
+    catalog.save(defs, select_families(None, defs, use_catalog=False))
+    names = ["rolling", "spectral"]
+
+    on_cluster = _run_in_fresh_interpreter(catalog_dir, pg_url, names, scheduler="local", n_workers=1)
+    assert on_cluster["scheduler"] == "local"
+    assert on_cluster["computed"] == {"rolling": 15, "spectral": 15}
+    # The planning process loaded no family module and no library only families use.
+    assert _family_modules(on_cluster) == set()
+    assert not [m for m in on_cluster["modules"] if m.split(".")[0] in HEAVY], on_cluster["modules"]
+    from_workers = _hist_rows(pg_url, schema)
+
+    here = _run_in_fresh_interpreter(catalog_dir, pg_url, names, full_refresh=True)
+    assert here["computed"] == {"rolling": 15, "spectral": 15}
+    assert _family_modules(here) == {"python_jobs.features.rolling", "python_jobs.features.spectral"}
+    assert len(from_workers) > 0 and _hist_rows(pg_url, schema) == from_workers
+
+
+def test_workers_that_find_the_catalog_stale_leave_the_import_to_this_process(
+    catalog_dir: Path,
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    from python_jobs.job.executors import DaskExecutor
+
+    defs = definitions.load()
+    catalog.save(defs, select_families(None, defs, use_catalog=False))
+    listed = catalog.load(defs, ["rolling"])
+    if listed is None or not isinstance(listed[0], catalog.CatalogFamily):
+        # Imported here already: make the stand-in the catalog would give a fresh process.
+        real = registry.family("rolling").bind(defs)
+        listed = [
+            catalog.CatalogFamily(
+                name="rolling",
+                kind=real.kind,
+                fn=catalog._DeferredFunction(real.fn.__module__, "rolling"),
+                catalog_outputs=tuple(real.output_names()),
+                catalog_min_rows=real.min_rows(),
+                catalog_version=real.version_id(),
+                catalog_defs=defs,
+            )
+        ]
+    stale = [dataclasses.replace(listed[0], catalog_version="0" * 16)]
+    with distributed.Client(
+        processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None
+    ) as client:
+        executor = DaskExecutor(client, "test", owned=[])
+        assert executor.import_families(listed) is True
+        assert executor.import_families(stale) is False
+        # A family this process has imported travels as itself: nothing for the workers to check.
+        assert executor.import_families([registry.family("rolling").bind(defs)]) is False
+    assert listed[0].runnable().version_id() == listed[0].catalog_version
