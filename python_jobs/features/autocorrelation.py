@@ -1,14 +1,66 @@
-"""Autocorrelation and partial autocorrelation: ``stat_acf_lag{1..10}``, ``stat_pacf_lag{1..5}``."""
+"""Autocorrelation and partial autocorrelation: ``stat_acf_lag{1..10}``, ``stat_pacf_lag{1..5}``.
+
+The values are statsmodels' ``acf`` and ``pacf`` (the tests hold them equal to it, and to
+direct sums), computed by one numba pass instead: the lagged products of the centred series
+summed directly (a few lags: O(n * lags), no FFT), then the Levinson-Durbin recursion on the
+adjusted autocovariance for the partial autocorrelations. statsmodels' ``pacf`` solves one
+Yule-Walker system per lag, each from its own autocovariance, which made this family about
+0.7 ms a series; the kernel takes a few microseconds.
+"""
 
 from __future__ import annotations
 
 from types import ModuleType
 
 import numpy as np
-from statsmodels.tsa.stattools import acf, pacf
 
-from python_jobs.features._common import as_series, finite_or_nan, is_constant, nan_dict, quiet, usable
+from python_jobs.features._common import as_series, finite_or_nan, is_constant, nan_dict, usable
+from python_jobs.features._numba import njit
 from python_jobs.features.registry import param, register
+
+
+@njit(cache=True, nogil=True)
+def _acf_pacf(y, acf_nlags, pacf_nlags, out):  # pragma: no cover
+    """``out[:acf_nlags]``: acf lags 1..acf_nlags; ``out[acf_nlags:]``: pacf lags 1..pacf_nlags.
+
+    acf: the biased autocovariance over the biased variance (statsmodels ``acf``, ``adjusted=
+    False``): ``p[k] / p[0]`` with ``p[k]`` the sum of ``c[t] * c[t + k]`` over the centred
+    series ``c``. pacf: Levinson-Durbin on ``r[k] = p[k] / (n - k)`` (``'ywadjusted'``); the
+    reflection coefficient of step ``k`` is the partial autocorrelation at lag ``k``.
+    """
+    n = y.shape[0]
+    mean = 0.0
+    for t in range(n):
+        mean += y[t]
+    mean /= n
+    c = y - mean
+    lags = max(acf_nlags, pacf_nlags)
+    p = np.zeros(lags + 1)
+    for k in range(lags + 1):
+        total = 0.0
+        for t in range(n - k):
+            total += c[t] * c[t + k]
+        p[k] = total
+    for k in range(1, acf_nlags + 1):
+        out[k - 1] = p[k] / p[0]
+    r = np.empty(pacf_nlags + 1)
+    for k in range(pacf_nlags + 1):
+        r[k] = p[k] / (n - k)
+    phi = np.zeros(pacf_nlags + 1)
+    previous = np.zeros(pacf_nlags + 1)
+    sigma = r[0]
+    for k in range(1, pacf_nlags + 1):
+        acc = r[k]
+        for j in range(1, k):
+            acc -= previous[j] * r[k - j]
+        reflection = acc / sigma
+        for j in range(1, k):
+            phi[j] = previous[j] - reflection * previous[k - j]
+        phi[k] = reflection
+        sigma *= 1.0 - reflection * reflection
+        out[acf_nlags + k - 1] = reflection
+        for j in range(1, k + 1):
+            previous[j] = phi[j]
 
 
 def min_length(acf_nlags: int, pacf_nlags: int) -> int:
@@ -45,10 +97,10 @@ def autocorrelation(y, acf_nlags: int | None = None, pacf_nlags: int | None = No
 
     Notes
     -----
-    Reference: statsmodels 0.15 ``acf``/``pacf`` (called directly; values unchanged). The
-    GPU path computes the same numbers batched: the autocovariance through one FFT per
-    series, the partial autocorrelations by the Levinson-Durbin recursion on the adjusted
-    autocovariance, which solves the same Yule-Walker systems as ``'ywadjusted'``.
+    Reference: statsmodels ``acf``/``pacf``, equal to them within 1e-12 (relative) on the
+    real series of the tests. The Levinson-Durbin recursion on the adjusted autocovariance
+    solves the same Yule-Walker systems as ``'ywadjusted'``. The GPU path computes the same
+    numbers batched, with the autocovariance through one FFT per series.
     """
     arr = as_series(y)
     acf_nlags = param("autocorrelation", "acf_nlags", acf_nlags)
@@ -56,11 +108,9 @@ def autocorrelation(y, acf_nlags: int | None = None, pacf_nlags: int | None = No
     names = autocorrelation_outputs(acf_nlags, pacf_nlags)
     if not usable(arr, min_length(acf_nlags, pacf_nlags)) or is_constant(arr):
         return nan_dict(names)
-    with quiet():
-        acfs = acf(arr, nlags=acf_nlags)
-        pacfs = pacf(arr, nlags=pacf_nlags)
-    values = list(acfs[1:]) + list(pacfs[1:])
-    return {name: finite_or_nan(value) for name, value in zip(names, values, strict=True)}
+    values = np.empty(acf_nlags + pacf_nlags)
+    _acf_pacf(arr, acf_nlags, pacf_nlags, values)
+    return {name: finite_or_nan(value) for name, value in zip(names, values.tolist(), strict=True)}
 
 
 def autocorrelation_xp(
@@ -100,7 +150,7 @@ def autocorrelation_xp(
     kind="stat",
     outputs=["stat_acf_lag{1..acf_nlags}", "stat_pacf_lag{1..pacf_nlags}"],
     params={"acf_nlags": 10, "pacf_nlags": 5},
-    libraries=("statsmodels",),
+    version=2,
     cost="low",
     gpu="python_jobs.gpu.autocorrelation:autocorrelation_batch",
     reference="statsmodels.tsa.stattools.acf(nlags=10), pacf(nlags=5)",
