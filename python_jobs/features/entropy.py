@@ -15,6 +15,7 @@ GPU: :mod:`python_jobs.gpu.entropy` computes every output for a batch of series 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 
@@ -131,6 +132,9 @@ def sample_entropy(y: np.ndarray) -> float:
     return template_entropies(y)[1]
 
 
+# The outputs of antropy.hjorth_params, in its order.
+HJORTH = ("stat_hjorth_mobility", "stat_hjorth_complexity")
+
 # Each measure takes the series and the embedding order of the permutation and SVD entropies.
 _MEASURES: dict[str, Callable[[np.ndarray, int], float]] = {
     "stat_ent_perm": lambda y, order: antropy.perm_entropy(y, order=order, normalize=True),
@@ -186,6 +190,10 @@ def entropy(y, order: int | None = None) -> dict[str, float]:
     with quiet():
         app, sample = template_entropies(arr)  # both from one pass over the template pairs
         shared = {"stat_ent_app": app, "stat_ent_sample": sample}
+        # Both Hjorth parameters from one call (where it raises, each measure's own call
+        # raises again and gives NaN).
+        with contextlib.suppress(ArithmeticError, ValueError, IndexError, np.linalg.LinAlgError):
+            shared.update(zip(HJORTH, antropy.hjorth_params(arr), strict=True))
         return {
             name: safe(lambda fn=fn, name=name: shared[name] if name in shared else fn(arr, order))
             for name, fn in _MEASURES.items()
