@@ -140,13 +140,18 @@ def _family_modules(report: dict) -> set[str]:
     return {m for m in report["modules"] if m in registry.FAMILY_MODULES}
 
 
-def test_a_run_imports_only_the_families_with_work(
-    pg_url: str, loaded_schema: str, fresh_schema: Callable[[str], str], catalog_dir: Path
-) -> None:
-    schema = fresh_schema("catalog")
+def _staged_with_catalog(pg_url: str, loaded_schema: str, schema: str) -> str:
+    """``schema`` holding the loaded staging table, and a catalog of every family; its name."""
     copy_staging(pg_url, loaded_schema, schema)
     defs = definitions.load()
     catalog.save(defs, select_families(None, defs, use_catalog=False))
+    return schema
+
+
+def test_a_run_imports_only_the_families_with_work(
+    pg_url: str, loaded_schema: str, fresh_schema: Callable[[str], str], catalog_dir: Path
+) -> None:
+    schema = _staged_with_catalog(pg_url, loaded_schema, fresh_schema("catalog"))
     names = ["rolling", "spectral"]
 
     first = _run_in_fresh_interpreter(catalog_dir, pg_url, names)
@@ -189,10 +194,7 @@ def _hist_rows(url: str, schema: str) -> list[tuple]:
 def test_on_a_dask_cluster_only_the_workers_import_the_families(
     pg_url: str, loaded_schema: str, fresh_schema: Callable[[str], str], catalog_dir: Path
 ) -> None:
-    schema = fresh_schema("catalog_dask")
-    copy_staging(pg_url, loaded_schema, schema)
-    defs = definitions.load()
-    catalog.save(defs, select_families(None, defs, use_catalog=False))
+    schema = _staged_with_catalog(pg_url, loaded_schema, fresh_schema("catalog_dask"))
     names = ["rolling", "spectral"]
 
     on_cluster = _run_in_fresh_interpreter(catalog_dir, pg_url, names, scheduler="local", n_workers=1)
