@@ -234,9 +234,9 @@ def materialize(fams: Sequence[Family], needed: set[str]) -> list[Family]:
 
 
 def runnable_everywhere(fams: Sequence[Family]) -> None:
-    """On a Dask worker: import and bind each of ``fams`` now (the registry first, which defers
-    libraries the families never call); raises :class:`StaleCatalog` as :meth:`runnable` does."""
-    importlib.import_module("python_jobs.features.registry")
+    """On a Dask worker: import and bind each of ``fams`` now (this module, and with it the
+    registry, which defers libraries the families never call, is loaded before); raises
+    :class:`StaleCatalog` as :meth:`runnable` does."""
     for fam in fams:
         fam.runnable()
 

@@ -224,13 +224,15 @@ class DaskExecutor:
         if not modules:
             return
         with contextlib.suppress(Exception):
-            # One task per worker, pinned to it; held here so that it is not cancelled.
-            self._warm_up = [
-                self.client.submit(
-                    _import_modules, modules, workers=[address], allow_other_workers=False, pure=False
-                )
-                for address in self.client.nthreads()
-            ]
+            # Held here so that they are not cancelled.
+            self._warm_up = self._on_every_worker(_import_modules, modules)
+
+    def _on_every_worker(self, fn: Callable, *args: Any) -> list[Any]:
+        """One task ``fn(*args)`` per worker, pinned to it; their futures."""
+        return [
+            self.client.submit(fn, *args, workers=[address], allow_other_workers=False, pure=False)
+            for address in self.client.nthreads()
+        ]
 
     def import_families(self, fams: list[Family]) -> bool:
         """Have every worker import and bind ``fams`` (catalog stand-ins,
@@ -245,13 +247,7 @@ class DaskExecutor:
         if not fams or not all(isinstance(fam, CatalogFamily) for fam in fams):
             return False
         try:
-            checks = [
-                self.client.submit(
-                    runnable_everywhere, fams, workers=[address], allow_other_workers=False, pure=False
-                )
-                for address in self.client.nthreads()
-            ]
-            self.client.gather(checks)
+            self.client.gather(self._on_every_worker(runnable_everywhere, fams))
         except Exception:
             return False
         return True
