@@ -6,6 +6,9 @@ training period). :func:`load_model` trusts exactly the types the ensemble holds
 estimators and every tree's node indices (scikit-learn walks them without bounds checks) and
 the feature-set version, and refuses anything else with :class:`ModelError`
 (``docs/decisions/0010-data-only-state-and-model-files.md``).
+
+skops and scikit-learn are imported when a file is read: skops lists every scikit-learn
+estimator at import (seconds), which a service without a model file never needs.
 """
 
 from __future__ import annotations
@@ -13,17 +16,14 @@ from __future__ import annotations
 import itertools
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import skops.io
-from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor, VotingRegressor
-from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
-from sklearn.linear_model import Ridge
-from sklearn.tree import ExtraTreeRegressor
-from skops.io.exceptions import UntrustedTypesFoundException
 
 from python_jobs import config
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import VotingRegressor
 
 MODEL_PATH = config.LOCAL_DIR / "models" / "next_value.skops"
 # The types of a saved ensemble that skops does not trust by default (the others it holds are
@@ -34,8 +34,10 @@ TRUSTED_TYPES = (
     "sklearn.tree._tree.Tree",
     "sklearn.utils._bunch.Bunch",
 )
+#: The bundle's fields and their types; the model, a fitted ``VotingRegressor``, is checked by
+#: :func:`_ensemble_problem`.
 BUNDLE_FIELDS = {
-    "model": VotingRegressor,
+    "model": object,
     "columns": list,
     "window": int,
     "version": str,
@@ -75,6 +77,9 @@ def load_model(path: Path = MODEL_PATH, *, version: str | None = None) -> dict[s
     if not data.startswith(b"PK\x03\x04"):
         kind = "a pickle, which is never loaded" if data[:1] == b"\x80" else "not a skops archive"
         raise ModelError(f"model {path} refused: {kind}; retrain with `loto-features train`")
+    import skops.io
+    from skops.io.exceptions import UntrustedTypesFoundException
+
     try:
         untrusted = skops.io.get_untrusted_types(data=data)
     except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError) as exc:
@@ -119,10 +124,16 @@ def _bundle_problem(bundle: Any) -> str | None:
 
 def _ensemble_problem(model: VotingRegressor, width: int) -> str | None:
     """Why ``model`` is not the fitted ensemble of :func:`_ensemble` on ``width`` inputs."""
+    from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor, VotingRegressor
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+    from sklearn.linear_model import Ridge
+    from sklearn.tree import ExtraTreeRegressor
+
     kinds = (Ridge, ExtraTreesRegressor, HistGradientBoostingRegressor)
     fitted = getattr(model, "estimators_", None)
     if (
-        model.weights is not None
+        not isinstance(model, VotingRegressor)
+        or model.weights is not None
         or not isinstance(fitted, list)
         or [type(estimator) for estimator in fitted] != list(kinds)
     ):

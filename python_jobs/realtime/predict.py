@@ -36,13 +36,10 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import skops.io
-from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor, VotingRegressor
-from sklearn.linear_model import Ridge
 
 from python_jobs import config, definitions
 
@@ -50,6 +47,9 @@ from python_jobs import config, definitions
 from python_jobs.realtime.model_file import MODEL_PATH, ModelError
 from python_jobs.realtime.model_file import TRUSTED_TYPES as TRUSTED_TYPES
 from python_jobs.realtime.model_file import load_model as load_model
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import VotingRegressor
 
 FOLDS = 5
 STREAM_MAXLEN = 100_000
@@ -99,6 +99,9 @@ def require_scale_columns(columns: Sequence[str], window: int) -> None:
 
 
 def _ensemble() -> VotingRegressor:
+    from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor, VotingRegressor
+    from sklearn.linear_model import Ridge
+
     return VotingRegressor(
         [
             ("ridge", Ridge(alpha=1.0)),
@@ -335,6 +338,8 @@ def train(
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
+    import skops.io
+
     partial.write_bytes(skops.io.dumps(bundle))
     os.replace(partial, path)
     return bundle, backtest

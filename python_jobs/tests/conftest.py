@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -133,23 +136,42 @@ def loaded_schema(pg_url: str) -> Iterator[str]:
     _drop_schema(pg_url, schema)
 
 
-@pytest.fixture(scope="session")
-def demo_schema(pg_url: str) -> Iterator[str]:
-    """A schema built by the whole pipeline (``make demo``'s steps) on the bundled data."""
-    from python_jobs.pipeline import demo
+@dataclass(frozen=True)
+class DemoRun:
+    """The session's ``make demo``: the schema it built and what it printed."""
 
+    schema: str
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="session")
+def demo_run(pg_url: str) -> Iterator[DemoRun]:
+    """The whole pipeline on the bundled data, run as a user runs it: ``python -m python_jobs
+    demo`` in a process of its own, into a schema of its own. A demo that fails fails every test
+    that reads its schema, with the command's output."""
     schema = _new_schema_name("demo")
-    previous = os.environ.get("DBT_SCHEMA")
-    os.environ["DBT_SCHEMA"] = schema
-    try:
-        demo(device="cpu", quiet_dbt=True)
-    finally:
-        if previous is None:
-            os.environ.pop("DBT_SCHEMA", None)
-        else:
-            os.environ["DBT_SCHEMA"] = previous
-    yield schema
+    command = [sys.executable, "-m", "python_jobs", "demo", "--device", "cpu"]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=config.REPO_ROOT,
+        env={**os.environ, "DBT_SCHEMA": schema},
+    )
+    if done.returncode != 0:
+        _drop_schema(pg_url, schema)
+        shown = " ".join(command[1:])
+        pytest.fail(f"`{shown}` exited {done.returncode}:\n{done.stdout}\n{done.stderr[-4000:]}")
+    yield DemoRun(schema, done.stdout, done.stderr)
     _drop_schema(pg_url, schema)
+
+
+@pytest.fixture(scope="session")
+def demo_schema(demo_run: DemoRun) -> str:
+    """A schema built by the whole pipeline (``make demo``'s steps) on the bundled data."""
+    return demo_run.schema
 
 
 # -- parallel runs (pytest-xdist, `--dist loadgroup`) --------------------------------------------
@@ -169,7 +191,7 @@ def _loadgroup(config: pytest.Config) -> bool:
 
 def _group(item: pytest.Item, demo_modules: set[str]) -> str:
     """The tests that share a built schema run on one worker, so it is built once: a module's
-    tests (its module-scoped fixtures), and every module that uses ``demo_schema`` together.
+    tests (its module-scoped fixtures), and every module that uses the demo's schema together.
     A test marked ``xdist_group`` keeps its group (a module split in groups of its own)."""
     marked = item.get_closest_marker("xdist_group")
     if marked is not None:
@@ -199,7 +221,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """
     if not (XDIST_WORKER and _loadgroup(config)):
         return
-    demo_modules = {item.nodeid.split("::")[0] for item in items if "demo_schema" in item.fixturenames}
+    demo_modules = {item.nodeid.split("::")[0] for item in items if "demo_run" in item.fixturenames}
     groups = {id(item): _group(item, demo_modules) for item in items}
     weights: dict[str, int] = {}
     for item in items:

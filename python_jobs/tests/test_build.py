@@ -111,23 +111,17 @@ def test_dbt_outcome_reads_counts_and_warnings(tmp_path: Path):
     ]
 
 
-def test_demo_output_stays_short(demo_schema: str, monkeypatch, capsys):
-    """A demo on the bundled data prints one line per stage and the summary: well under 60 lines.
-
-    The schema is the one the session's demo built: this run loads nothing (each bundled lottery
-    has rows) and rebuilds, which prints the same stages as a first run.
-    """
-    monkeypatch.setenv("DBT_SCHEMA", demo_schema)
-    capsys.readouterr()
-    assert pipeline.demo(device="cpu") == 0
-    captured = capsys.readouterr()
-    lines = captured.out.splitlines()
-    assert len(lines) < 60, captured.out
+def test_demo_output_stays_short(demo_run):
+    """The session's demo (a process, on the bundled data) printed one line per stage and the
+    summary: well under 60 lines, no log lines, no traceback."""
+    lines = demo_run.stdout.splitlines()
+    assert len(lines) < 60, demo_run.stdout
     for name in ("ingest", "dbt build seeds+staging", "python feature job", "dbt build marts", "materialize"):
         assert any(line.startswith(f"  {name} ") for line in lines), name
-    assert "stage.start" not in captured.err and "job.family_done" not in captured.err
-    assert "loto-features report --loto loto6" in captured.out
-    assert "python -m python_jobs" not in captured.out
+    assert "stage.start" not in demo_run.stderr and "job.family_done" not in demo_run.stderr
+    assert "Traceback" not in demo_run.stdout + demo_run.stderr
+    assert "loto-features report --loto loto6" in demo_run.stdout
+    assert "python -m python_jobs" not in demo_run.stdout
 
 
 #: Each mart's grain, as its YAML documents it.
