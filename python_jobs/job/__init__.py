@@ -38,10 +38,31 @@ from python_jobs import config
 # first `import numba`, which the family modules do, so it is set when this package loads.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(config.numba_cache_dir()))
 
-from python_jobs.job.compute import FamilyBatchResult, SeriesBatch, compute_family
-from python_jobs.job.errors import JobError, JobIOError, SeriesFailure
-from python_jobs.job.reporting import JobResult, SeriesError
-from python_jobs.job.run import main, run_job
+import importlib
+
+# The package's names, from the module that defines each. They load at first use, so that a
+# module that needs only the job's table names (``health``, the marts' freshness check) does
+# not import the job's compute path, and with it numba and SciPy.
+_EXPORTS = {
+    "FamilyBatchResult": "compute",
+    "SeriesBatch": "compute",
+    "compute_family": "compute",
+    "JobError": "errors",
+    "JobIOError": "errors",
+    "SeriesFailure": "errors",
+    "JobResult": "reporting",
+    "SeriesError": "reporting",
+    "main": "run",
+    "run_job": "run",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "FamilyBatchResult",
