@@ -23,9 +23,11 @@ os.environ.setdefault("DBT_LOG_PATH", str(config.REPO_ROOT / "logs" / "pytest"))
 # runs writing one manifest, partial-parse file and run_results.json would read each other's.
 # The schemas are apart already: every fixture makes a uniquely named one.
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+# Once: a test module that imports this one by its package name runs this code a second time.
 if XDIST_WORKER:
     for _name in ("DBT_TARGET_PATH", "DBT_LOG_PATH"):
-        os.environ[_name] = str(Path(os.environ[_name]) / XDIST_WORKER)
+        if Path(os.environ[_name]).name != XDIST_WORKER:
+            os.environ[_name] = str(Path(os.environ[_name]) / XDIST_WORKER)
 # The online service stores its accepted points in PostgreSQL only in the tests that ask for
 # it (in a schema of their own): the others must not write market rows into a shared schema.
 os.environ.setdefault("LOTO_STORE_POINTS", "false")
