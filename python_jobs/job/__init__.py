@@ -64,15 +64,4 @@ def __getattr__(name: str) -> object:
     return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
-__all__ = [
-    "FamilyBatchResult",
-    "JobError",
-    "JobIOError",
-    "JobResult",
-    "SeriesBatch",
-    "SeriesError",
-    "SeriesFailure",
-    "compute_family",
-    "main",
-    "run_job",
-]
+__all__ = sorted(_EXPORTS)
