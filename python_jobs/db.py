@@ -58,8 +58,27 @@ class DatabaseError(RuntimeError):
     """A database problem with a message that says what to do."""
 
 
-def _embedded_server():
+@contextmanager
+def _first_start_lock() -> Iterator[None]:
+    """One process at a time creates, initialises or starts the embedded server.
+
+    pgserver locks only part of its start: two commands started together on a new checkout
+    (two test workers, or a user's two shells) raced on creating the data folder, on adding its
+    system user (as root) and on ``initdb``, and one of them failed. An exclusive ``flock`` on a
+    file beside the data folder makes the others wait; the kernel releases it if the holder dies.
+    """
+    import fcntl
+
     config.PGDATA_DIR.parent.mkdir(parents=True, exist_ok=True)
+    with open(config.PGDATA_DIR.parent / "pgdata.start.lock", "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def _embedded_server():
     # pgserver warns at import when XDG_RUNTIME_DIR is unset (it falls back to /tmp): harmless.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -70,7 +89,8 @@ def _embedded_server():
                 "DATABASE_URL is not set and the embedded server (pgserver) is not installed: "
                 "run `make install`, or set DATABASE_URL=postgresql://user@host/db"
             ) from exc
-        return pgserver.get_server(config.PGDATA_DIR, cleanup_mode=None)
+        with _first_start_lock():
+            return pgserver.get_server(config.PGDATA_DIR, cleanup_mode=None)
 
 
 def database_url() -> str:

@@ -1,4 +1,5 @@
-"""Operations: memory stays bounded whatever the file size; `db stop` really stops."""
+"""Operations: memory stays bounded whatever the file size; commands started together on a new
+checkout start one embedded server; `db stop` really stops."""
 
 from __future__ import annotations
 
@@ -162,3 +163,32 @@ def test_db_stop_stops_after_a_client_was_killed(tmp_path):
     assert _postmaster_alive(pgdata) is None
     proc = subprocess.run(stop, capture_output=True, text=True, cwd=REPO, env=env, check=False, timeout=60)
     assert proc.returncode == 0 and "was not running" in proc.stdout
+
+
+@pytest.mark.slow
+def test_commands_started_together_wait_for_one_first_start(tmp_path, monkeypatch):
+    """Two commands on a new checkout: while one holds the first-start lock the other neither
+    creates the data folder nor runs initdb; then both get the one server."""
+    from python_jobs import db
+
+    local = tmp_path / "local"
+    monkeypatch.setattr(config, "PGDATA_DIR", local / "pgdata")
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update({"LOTO_LOCAL_DIR": str(local), "PYTHONPATH": REPO})
+    code = "from python_jobs import db\nprint(db.database_url(), flush=True)"
+    with db._first_start_lock():
+        command = [sys.executable, "-c", code]
+        clients = [
+            subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO, env=env) for _ in range(2)
+        ]
+        time.sleep(3)
+        assert all(client.poll() is None for client in clients), "a command did not wait for the lock"
+        assert not (local / "pgdata").exists()
+    try:
+        urls = {client.communicate(timeout=120)[0].strip() for client in clients}
+        assert [client.returncode for client in clients] == [0, 0]
+        assert urls == {f"postgresql://postgres:@/postgres?host={local / 'pgdata'}"}
+        assert (local / "pgdata" / "PG_VERSION").exists()
+    finally:
+        stop = [sys.executable, "-m", "python_jobs", "db", "stop"]
+        subprocess.run(stop, capture_output=True, cwd=REPO, env=env, check=False, timeout=120)
