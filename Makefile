@@ -79,7 +79,11 @@ lint-python: install
 	$(VENV)/bin/ruff check python_jobs bench
 	$(VENV)/bin/ruff format --check python_jobs bench
 
-SQLFLUFF := $(VENV)/bin/sqlfluff lint models macros tests
+# sqlfluff lints what dbt renders: the models and the singular tests, with every macro of
+# macros/ loaded (.sqlfluff: load_macros_from_path), so a macro's SQL is linted where a model
+# calls it and a broken macro file fails every model. A file of macros/ renders to nothing (it
+# holds only macro and test definitions), so it is not linted by itself.
+SQLFLUFF := $(VENV)/bin/sqlfluff lint models tests
 lint-sql: install
 	$(SQLFLUFF) --processes 2
 
