@@ -157,31 +157,9 @@ def _cmd_holidays(args: argparse.Namespace) -> int:
 
 
 def _cmd_warmup(args: argparse.Namespace) -> int:
-    import time
+    from python_jobs.warmup import warm_numba_cache
 
-    import numpy as np
-
-    from python_jobs.features import registry
-
-    # Every family on a short real-looking series: numba compiles each kernel once and writes
-    # it to NUMBA_CACHE_DIR, so no later process pays the JIT.
-    y = np.random.default_rng(0).integers(1, 44, 300).astype(float)
-    for family in registry.families():
-        start = time.perf_counter()
-        family.compute(y)
-        print(f"  {family.name:<22} {time.perf_counter() - start:6.2f} s")
-    # The writer of the job's feature rows (python_jobs.job.pgcopy).
-    import datetime as dt
-
-    from python_jobs.job import pgcopy
-
-    start = time.perf_counter()
-    pgcopy.feature_rows(
-        [("w", "w")], np.zeros(2, int), np.zeros(2, int), dt.datetime.now(dt.UTC), np.ones((2, 2))
-    )
-    print(f"  {'feature row writer':<22} {time.perf_counter() - start:6.2f} s")
-    print(f"numba cache: {config.numba_cache_dir()}")
-    return 0
+    return warm_numba_cache()
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
