@@ -27,7 +27,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 		| { grep --line-buffered -E '^(Collecting|Successfully installed)' || true; } | cut -c1-120
 	@echo "[3/4] the project itself (editable): $(VENV)/bin/loto-features"
 	@$(PIP) --quiet --no-deps --no-build-isolation -e .
-	@echo "[4/4] compiling the numba kernels, once: 1-4 minutes, one line per family (cached in $(NUMBA_CACHE_DIR); no later run pays it)"
+	@echo "[4/4] compiling the numba kernels, once, one process per core: under a minute, a line per family as it finishes (cached in $(NUMBA_CACHE_DIR); no later run pays it)"
 	@$(PY) -m python_jobs warmup
 	@touch $@
 	@echo "installed: run \`make demo\`, or \`source $(VENV)/bin/activate\` to type \`loto-features\` directly"
