@@ -9,6 +9,7 @@ kernels that path calls, and numba writes them to ``NUMBA_CACHE_DIR``.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import time
@@ -31,7 +32,7 @@ def _compile_family(name: str) -> float:
     return time.perf_counter() - start
 
 
-def _compile_writer(_: str) -> float:
+def _compile_writer() -> float:
     """The writer of the job's feature rows (:mod:`python_jobs.job.pgcopy`)."""
     import datetime as dt
 
@@ -46,11 +47,16 @@ def _compile_writer(_: str) -> float:
     return time.perf_counter() - start
 
 
-def tasks() -> list[tuple[str, Callable[[str], float]]]:
-    """What to compile: every registered family, then the feature row writer."""
+def tasks() -> list[tuple[str, Callable[[], float]]]:
+    """What to compile, by name: every registered family, then the feature row writer."""
     from python_jobs.features import registry
 
-    return [(fam.name, _compile_family) for fam in registry.families()] + [(WRITER, _compile_writer)]
+    families = [(fam.name, functools.partial(_compile_family, fam.name)) for fam in registry.families()]
+    return [*families, (WRITER, _compile_writer)]
+
+
+def _report(name: str, seconds: float) -> None:
+    print(f"  {name:<22} {seconds:6.2f} s", flush=True)
 
 
 def warm_numba_cache(processes: int | None = None) -> int:
@@ -59,13 +65,13 @@ def warm_numba_cache(processes: int | None = None) -> int:
     workers = max(1, min(processes or os.cpu_count() or 1, len(todo)))
     started = time.perf_counter()
     if workers == 1:
-        for name, fn in todo:
-            print(f"  {name:<22} {fn(name):6.2f} s", flush=True)
+        for name, compile_it in todo:
+            _report(name, compile_it())
     else:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = {pool.submit(fn, name): name for name, fn in todo}
+            futures = {pool.submit(compile_it): name for name, compile_it in todo}
             for future in as_completed(futures):
-                print(f"  {futures[future]:<22} {future.result():6.2f} s", flush=True)
+                _report(futures[future], future.result())
     seconds = time.perf_counter() - started
     print(f"numba cache: {config.numba_cache_dir()} ({seconds:.1f} s, {workers} processes)")
     return 0

@@ -129,10 +129,19 @@ def _postmaster_alive(pgdata: Path) -> int | None:
     return pid
 
 
+def _embedded_env(local: Path) -> dict[str, str]:
+    """A command's environment that uses the embedded PostgreSQL under ``local``."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update({"LOTO_LOCAL_DIR": str(local), "PYTHONPATH": REPO})
+    return env
+
+
+DB_STOP = [sys.executable, "-m", "python_jobs", "db", "stop"]
+
+
 @pytest.mark.slow
 def test_db_stop_stops_after_a_client_was_killed(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update({"LOTO_LOCAL_DIR": str(tmp_path / "local"), "PYTHONPATH": REPO})
+    env = _embedded_env(tmp_path / "local")
     client = subprocess.Popen(
         [
             sys.executable,
@@ -153,15 +162,16 @@ def test_db_stop_stops_after_a_client_was_killed(tmp_path):
     pgdata = tmp_path / "local" / "pgdata"
     pid = _postmaster_alive(pgdata)
     assert pid is not None, "the embedded server should still run after its client was killed"
-    stop = [sys.executable, "-m", "python_jobs", "db", "stop"]
-    proc = subprocess.run(stop, capture_output=True, text=True, cwd=REPO, env=env, check=False, timeout=120)
+    proc = subprocess.run(
+        DB_STOP, capture_output=True, text=True, cwd=REPO, env=env, check=False, timeout=120
+    )
     assert proc.returncode == 0 and "stopped" in proc.stdout, proc.stderr
     for _ in range(50):
         if _postmaster_alive(pgdata) is None:
             break
         time.sleep(0.1)
     assert _postmaster_alive(pgdata) is None
-    proc = subprocess.run(stop, capture_output=True, text=True, cwd=REPO, env=env, check=False, timeout=60)
+    proc = subprocess.run(DB_STOP, capture_output=True, text=True, cwd=REPO, env=env, check=False, timeout=60)
     assert proc.returncode == 0 and "was not running" in proc.stdout
 
 
@@ -173,8 +183,7 @@ def test_commands_started_together_wait_for_one_first_start(tmp_path, monkeypatc
 
     local = tmp_path / "local"
     monkeypatch.setattr(config, "PGDATA_DIR", local / "pgdata")
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update({"LOTO_LOCAL_DIR": str(local), "PYTHONPATH": REPO})
+    env = _embedded_env(local)
     code = "from python_jobs import db\nprint(db.database_url(), flush=True)"
     with db._first_start_lock():
         command = [sys.executable, "-c", code]
@@ -190,5 +199,4 @@ def test_commands_started_together_wait_for_one_first_start(tmp_path, monkeypatc
         assert urls == {f"postgresql://postgres:@/postgres?host={local / 'pgdata'}"}
         assert (local / "pgdata" / "PG_VERSION").exists()
     finally:
-        stop = [sys.executable, "-m", "python_jobs", "db", "stop"]
-        subprocess.run(stop, capture_output=True, cwd=REPO, env=env, check=False, timeout=120)
+        subprocess.run(DB_STOP, capture_output=True, cwd=REPO, env=env, check=False, timeout=120)
