@@ -30,41 +30,107 @@
 
 {% macro features_hist_stage_relations() -%}
     {%- set function_name = this.identifier ~ '__series_rows' -%}
-    {{ return({
-        'series': api.Relation.create(
-            database=this.database, schema=this.schema, identifier=this.identifier ~ '__series'
-        ),
-        'row_type': api.Relation.create(
-            database=this.database, schema=this.schema, identifier=this.identifier ~ '__series_row_type'
-        ),
-        'function': adapter.quote(this.schema) ~ '.' ~ adapter.quote(function_name),
-    }) }}
+    {%- set relations = {'function': adapter.quote(this.schema) ~ '.' ~ adapter.quote(function_name)} -%}
+    {%- for name, suffix in [('series', '__series'), ('fold_type', '__series_fold_type'), ('row_type', '__series_row_type')] -%}
+        {%- do relations.update({name: api.Relation.create(
+            database=this.database, schema=this.schema, identifier=this.identifier ~ suffix
+        )}) -%}
+    {%- endfor -%}
+    {{ return(relations) }}
+{%- endmacro %}
+
+
+{#- The columns of series_draws (features_hist_series_draws) after the series' keys: one array
+    each in a staged series. -#}
+{% macro features_hist_draw_columns() -%}
+    {{ return(['ds', 'y', 'co', 'is_emitted', 'earlier_y_max', 'earlier_y_min']) }}
 {%- endmacro %}
 
 
 {% macro features_hist_stage_series() -%}
     {%- set stage = features_hist_stage_relations() -%}
     {{ features_hist_drop_stage() }};
+    {%- set params = features_hist_params() %}
     create unlogged table {{ stage.series }} as
-    {{ features_hist_stage_select(features_hist_params()) }}
+    {{ features_hist_stage_select(params) }}
+    with no data;
+
+    create unlogged table {{ stage.fold_type }} as
+    select folded.*
+    from {{ stage.series }} as p_series
+    cross join lateral ({{ features_hist_stage_fold(params, 'p_series') }}) as folded
     with no data
 {%- endmacro %}
 
 
 {% macro features_hist_stage_select(params) -%}
-    {#- One row per series: series_arrays, and whether the series takes exact sums. -#}
+    {#- One row per series: the arrays of its rows of series_draws, and whether the series takes
+        exact sums. The arrays are in no particular order (each is aligned with the others):
+        the function's window passes order the rows by ds. -#}
     with
     {{ features_hist_imports() }},
-    {{ features_hist_series_fold(params) }},
-    {{ features_hist_exact_moments(params.windows, params.moment_windows, params.powers, params.fixed_window) }}
+    {{ features_hist_series_draws(params) }},
+    {{ features_hist_exact_moments(params.windows, params.moment_windows, params.powers, params.fixed_window) }},
+    series_draw_arrays as (
+        select
+            series_draws.loto,
+            series_draws.unique_id,
+            {%- for column in features_hist_draw_columns() %}
+                array_agg(series_draws.{{ column }}) as {{ column }}{{ ',' if not loop.last }}
+            {%- endfor %}
+        from series_draws
+        group by
+            series_draws.loto,
+            series_draws.unique_id
+    )
     select
-        series_arrays.*,
+        series_draw_arrays.*,
         exact_series.loto is not null as needs_exact_sums
-    from series_arrays
+    from series_draw_arrays
     left join exact_series
         on
-            series_arrays.loto = exact_series.loto
-            and series_arrays.unique_id = exact_series.unique_id
+            series_draw_arrays.loto = exact_series.loto
+            and series_draw_arrays.unique_id = exact_series.unique_id
+{%- endmacro %}
+
+
+{% macro features_hist_unstaged_draws(series) -%}
+    {#- series_draws again, from the arrays of the staged series `series`. -#}
+    series_draws as (
+        select
+            {{ series }}.loto,
+            {{ series }}.unique_id,
+            {%- for column in features_hist_draw_columns() %}
+                draw.{{ column }}{{ ',' if not loop.last }}
+            {%- endfor %}
+        from unnest(
+            {%- for column in features_hist_draw_columns() %}
+                {{ series }}.{{ column }}{{ ',' if not loop.last }}
+            {%- endfor %}
+        ) as draw ({{ features_hist_draw_columns() | join(', ') }})
+    )
+{%- endmacro %}
+
+
+{% macro features_hist_stage_fold(params, series) -%}
+    {#- The window passes and the fold of the staged series `series`: one row of series_arrays. -#}
+    with
+    {{ features_hist_unstaged_draws(series) }},
+    {{ features_hist_row_passes(params.fixed_window, params.powers) }},
+    {{ features_hist_series_arrays(params.row_slots) }}
+    select * from series_arrays
+{%- endmacro %}
+
+
+{% macro features_hist_columns_of(relation) -%}
+    {#- (name, type) of each column of `relation`, in order. -#}
+    {{ return(run_query(
+        "select attribute.attname, format_type(attribute.atttypid, attribute.atttypmod), "
+        ~ "column_type.typcategory = 'A' from pg_attribute as attribute "
+        ~ "inner join pg_type as column_type on column_type.oid = attribute.atttypid "
+        ~ "where attribute.attrelid = '" ~ relation ~ "'::regclass "
+        ~ "and attribute.attnum > 0 and not attribute.attisdropped order by attribute.attnum"
+    ).rows) }}
 {%- endmacro %}
 
 
@@ -72,14 +138,8 @@
     {%- if execute -%}
         {%- set params = features_hist_params() -%}
         {%- set stage = features_hist_stage_relations() -%}
-        {%- set columns = run_query(
-            "select attribute.attname, format_type(attribute.atttypid, attribute.atttypmod), "
-            ~ "column_type.typcategory = 'A' from pg_attribute as attribute "
-            ~ "inner join pg_type as column_type on column_type.oid = attribute.atttypid "
-            ~ "where attribute.attrelid = '" ~ stage.series ~ "'::regclass "
-            ~ "and attribute.attnum > 0 and not attribute.attisdropped order by attribute.attnum"
-        ).rows -%}
-        {%- set arrays = columns | selectattr(2) | list %}
+        {%- set arrays = features_hist_columns_of(stage.series) | selectattr(2) | list %}
+        {%- set folded = features_hist_columns_of(stage.fold_type) %}
         alter table {{ stage.series }}
         {%- for column in arrays %}
             alter column {{ adapter.quote(column[0]) }} set storage external{{ ',' if not loop.last }}
@@ -91,7 +151,7 @@
         create unlogged table {{ stage.row_type }} as
         with
         {{ features_hist_imports() }},
-        series_arrays as (select * from {{ stage.series }}),
+        series_arrays as (select * from {{ stage.fold_type }}),
         {{ features_hist_row_moment_steps(params) }}
         select * from row_moments
         with no data;
@@ -101,17 +161,28 @@
         language plpgsql stable parallel safe
         as $features_hist$
         declare
-            {%- for column in arrays %}
-                v_{{ column[0] }} {{ column[1] }} := p_series.{{ adapter.quote(column[0]) }};
+            {%- for column in folded %}
+                v_{{ column[0] }} {{ column[1] }};
             {%- endfor %}
         begin
+            -- The series' window passes and its fold, in this process. PL/pgSQL expands an
+            -- array variable once, so every subscript below is O(1).
+            select
+                {%- for column in folded %}
+                    folded.{{ adapter.quote(column[0]) }}{{ ',' if not loop.last }}
+                {%- endfor %}
+            into
+                {%- for column in folded %}
+                    v_{{ column[0] }}{{ ',' if not loop.last }}
+                {%- endfor %}
+            from ({{ features_hist_stage_fold(params, 'p_series') }}) as folded;
             -- A series of whole numbers within the bound skips the exact sums' window passes.
             if p_series.needs_exact_sums then
                 return query
-                {{ features_hist_function_query(params, columns, true) }};
+                {{ features_hist_function_query(params, folded, true) }};
             else
                 return query
-                {{ features_hist_function_query(params, columns, false) }};
+                {{ features_hist_function_query(params, folded, false) }};
             end if;
         end
         $features_hist$;
@@ -141,8 +212,7 @@
     series_arrays as (
         select
         {%- for column in columns %}
-            {% if column[2] %}v_{{ column[0] }}{% else %}p_series.{{ adapter.quote(column[0]) }}{% endif %}
-                as {{ adapter.quote(column[0]) }}{{ ',' if not loop.last }}
+            v_{{ column[0] }} as {{ adapter.quote(column[0]) }}{{ ',' if not loop.last }}
         {%- endfor %}
     ),
 
@@ -162,5 +232,5 @@
 
 {% macro features_hist_drop_stage() -%}
     {%- set stage = features_hist_stage_relations() -%}
-    drop table if exists {{ stage.row_type }}, {{ stage.series }} cascade
+    drop table if exists {{ stage.row_type }}, {{ stage.fold_type }}, {{ stage.series }} cascade
 {%- endmacro %}

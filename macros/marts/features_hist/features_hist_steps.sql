@@ -1,11 +1,13 @@
 {#-
     features_hist's two halves, as CTEs, with its parameters (features_hist_params()).
 
-    features_hist_series_fold: the rows to compute (series_draws: every draw in a full build;
-    in an incremental run the out-of-date rows and their lookback, features_hist_changed_draws),
-    the two window passes in row space (series_running, series_prefix), then the fold into
-    one row per series (series_arrays). Window functions: one session.
+    features_hist_series_draws: the rows to compute (series_draws: every draw in a full build;
+    in an incremental run the out-of-date rows and their lookback, features_hist_changed_draws).
     Reads: the CTEs of features_hist_imports() (and {{ this }} in an incremental run).
+
+    features_hist_series_fold: series_draws, then the two window passes in row space
+    (series_running, series_prefix) and the fold into one row per series (series_arrays).
+    The staged build (features_hist_stage.sql) runs the passes and the fold per series instead.
 
     features_hist_row_moment_steps: each series on its own, from its arrays: the doubling
     steps of the rolling extremes (series_blocks<size>) and the expected gap (series_level),
@@ -19,13 +21,13 @@
     Usage: with {{ features_hist_imports() }}, {{ features_hist_series_fold(params) }},
            {{ features_hist_row_moment_steps(params) }} select ... from row_moments
 -#}
-{% macro features_hist_series_fold(params) -%}
+{% macro features_hist_series_draws(params) -%}
     {% if is_incremental() %}
 
         {# Which stored rows are out of date: stored_rows, row_changes, series_changes,
             flagged_draws, positioned_draws, then series_draws, the rows to recompute and their
             lookback. #}
-        {{ features_hist_changed_draws(params.joined_columns, params.check_lag, params.lookback) }},
+        {{ features_hist_changed_draws(params.joined_columns, params.check_lag, params.lookback) }}
 
     {% else %}
 
@@ -40,9 +42,14 @@
                 null::double precision as earlier_y_max,
                 null::double precision as earlier_y_min
             from draws
-        ),
+        )
 
     {% endif %}
+{%- endmacro %}
+
+
+{% macro features_hist_series_fold(params) -%}
+    {{ features_hist_series_draws(params) }},
 
     {{ features_hist_row_passes(params.fixed_window, params.powers) }},
 
