@@ -6,8 +6,8 @@
 -- macros/marts/features_hist/ whose header says what it computes and which CTEs it reads.
 --
 -- How it stays fast (bench/: `make bench` times it against pandas and polars round trips):
---   * Two window passes in row space, in the order of the staging table's unique index (no
---     sort), O(1) per row, give the row index, lag 1, expanding extremes and prefix sums.
+--   * Two window passes in row space, over one series' rows in ds order, O(1) per row,
+--     give the row index, lag 1, expanding extremes and prefix sums.
 --   * The rows are then folded into one array per series; every lag and window is an O(1)
 --     array subscript: window sums are differences of prefix sums, rolling min/max come from
 --     a doubling (sparse-table) scheme of block extremes.
@@ -23,11 +23,13 @@
 --     after the arrays are guesses, so merge joins (which would sort a million wide rows)
 --     are switched off for this model: the joins are hash joins.
 --   * Two statements, so that the second runs in parallel workers (PostgreSQL runs no window
---     function in one): the pre-hooks stage one row per series (features_hist_series_fold:
---     the window passes and the arrays) in an unlogged table and create a function that
---     returns the rows of one staged series (features_hist_row_moment_steps); the select
---     below scans the staged series in parallel, each worker calling the function and
---     joining its rows. Both objects are dropped before the transaction commits
+--     function in one): the pre-hooks stage one row per series (features_hist_series_draws:
+--     the rows to compute, gathered into arrays) in an unlogged table and create a function
+--     that returns the rows of one staged series (its window passes and fold, then
+--     features_hist_row_moment_steps); the select below scans the staged series in parallel,
+--     each worker calling the function and joining its rows. Window functions inside a
+--     function run in the worker that calls it. The staged objects are dropped before the
+--     transaction commits
 --     (macros/marts/features_hist/features_hist_stage.sql). The table is created by
 --     CREATE TABLE AS (macros/marts/postgres__create_table_as.sql): INSERT ... SELECT gets no
 --     parallel workers. A unit test, which runs no hooks, gets both halves in one select.

@@ -4,20 +4,23 @@
 
     PostgreSQL runs no window function in a parallel worker, so a single select of the model
     keeps one core busy. The model is built in two statements instead, inside its transaction:
-      1. features_hist_stage_series / features_hist_load_stage (pre-hooks): the window passes
-         and the fold into arrays (features_hist_series_fold) write one row per series to an
-         unlogged table, <model>__series, its arrays stored uncompressed (compressing them
-         costs more than it saves), with whether the series takes exact sums. Then a
-         function, <model>__series_rows, returns the rows of one series from its staged row:
-         the steps of features_hist_row_moment_steps (the doubling blocks, the windows, the
-         moments), with the series' arrays in PL/pgSQL variables (expanded once, so every
-         subscript is O(1)); the exact sums' window passes run only for a series that takes
-         them.
+      1. features_hist_stage_series / features_hist_load_stage (pre-hooks): the rows to compute
+         (series_draws, features_hist_series_draws) gathered into arrays, one row per series,
+         in an unlogged table, <model>__series, its arrays stored uncompressed (compressing
+         them costs more than it saves), with whether the series takes exact sums. A function,
+         <model>__series_rows, then returns the rows of one series from its staged row: the
+         series' rows unnested, its two window passes and its fold (features_hist_stage_fold,
+         the macros of features_hist_series_fold) into PL/pgSQL variables (an array variable
+         is expanded once, so every subscript is O(1)), then the steps of
+         features_hist_row_moment_steps (the doubling blocks, the windows, the moments); the
+         exact sums' window passes run only for a series that takes them. An unlogged table
+         with no rows, <model>__series_fold_type, gives the variables their types, and
+         <model>__series_row_type the function's rows.
       2. The model's select (features_hist_staged_rows): a parallel scan of the staged series,
          each worker calling the function for its series, then the joins and the final
          columns in the same workers. min_parallel_table_scan_size = 0, set after the stage is
          loaded, lets the planner split a table of a few pages.
-    The post-hook features_hist_drop_stage drops both before the transaction commits: no other
+    The post-hook features_hist_drop_stage drops them all before the transaction commits: no other
     session ever sees them, and a failed run rolls them back with everything else.
     features_hist_staged() is false where nothing runs the hooks: a unit test (dbt runs the
     model's select alone) and parsing or linting (execute is false). The model then computes the
