@@ -120,17 +120,28 @@ def _change_draw(url: str, schema: str, data: st.DataObject) -> None:
     _execute(url, sql.SQL("update {} set co = %s where loto = %s and ds = %s").format(raw), (value, loto, ds))
 
 
+def _prize_change_shows(action: str, tier, winners: int | None, prize: int | None) -> bool:
+    """Whether ``action`` on this tier's row changes a mart (see _change_prize)."""
+    if action == "prize":
+        return (winners or 0) > 0
+    return str(tier) == "1" or (winners or 0) * (prize or 0) != 0
+
+
 def _change_prize(url: str, schema: str, data: st.DataObject) -> None:
-    """A tier's winners or prize of a draw is corrected, or the tier's row is deleted."""
+    """A tier's winners or prize of a draw is corrected, or the tier's row is deleted.
+
+    Only a change that a mart can show is drawn: the marts read a draw's tier-1 winners and its
+    payouts (winners x prize), so a new prize for a tier nobody won, or new winners or a
+    deleted row of a lower tier that pays nothing, would leave every mart as it was."""
     dates = [row[0] for row in _rows(url, schema, "select distinct ds from stg_lottery__prizes order by ds")]
     ds = _mid_history(data, dates, "prize draw")
     tiers = _rows(
         url, schema, "select tier, winners, prize from stg_lottery__prizes where ds = %s order by tier", (ds,)
     )
-    tier, winners, prize = _pick(data, tiers, "tier")
+    action = data.draw(st.sampled_from(["winners", "prize", "delete"]), label="action")
+    tier, winners, prize = _pick(data, [row for row in tiers if _prize_change_shows(action, *row)], "tier")
     raw = _table(RAW_PRIZES_TABLE, schema)
     where = sql.SQL("where loto = 'loto6' and ds = %s and tier = %s")
-    action = data.draw(st.sampled_from(["winners", "prize", "delete"]), label="action")
     if action == "delete":
         _execute(url, sql.SQL("delete from {} {}").format(raw, where), (ds, tier))
         return
