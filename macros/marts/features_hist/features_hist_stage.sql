@@ -9,9 +9,9 @@
          in an unlogged table, <model>__series, its arrays stored uncompressed (compressing
          them costs more than it saves), with whether the series takes exact sums. A function,
          <model>__series_rows, then returns the rows of one series from its staged row: the
-         series' rows unnested, its two window passes and its fold (features_hist_stage_fold,
-         the macros of features_hist_series_fold) into PL/pgSQL variables (an array variable
-         is expanded once, so every subscript is O(1)), then the steps of
+         series' rows unnested, its two window passes and its fold (features_hist_stage_fold:
+         features_hist_passes_and_fold, as the single select runs it) into PL/pgSQL variables
+         (an array variable is expanded once, so every subscript is O(1)), then the steps of
          features_hist_row_moment_steps (the doubling blocks, the windows, the moments); the
          exact sums' window passes run only for a series that takes them. An unlogged table
          with no rows, <model>__series_fold_type, gives the variables their types, and
@@ -119,8 +119,7 @@
     {#- The window passes and the fold of the staged series `series`: one row of series_arrays. -#}
     with
     {{ features_hist_unstaged_draws(series) }},
-    {{ features_hist_row_passes(params.fixed_window, params.powers) }},
-    {{ features_hist_series_arrays(params.row_slots) }}
+    {{ features_hist_passes_and_fold(params) }}
     select * from series_arrays
 {%- endmacro %}
 

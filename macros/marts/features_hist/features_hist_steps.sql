@@ -51,6 +51,12 @@
 {% macro features_hist_series_fold(params) -%}
     {{ features_hist_series_draws(params) }},
 
+    {{ features_hist_passes_and_fold(params) }}
+{%- endmacro %}
+
+
+{% macro features_hist_passes_and_fold(params) -%}
+    {#- From series_draws: the two window passes, then series_arrays. -#}
     {{ features_hist_row_passes(params.fixed_window, params.powers) }},
 
     {{ features_hist_series_arrays(params.row_slots) }}
