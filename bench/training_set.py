@@ -193,9 +193,18 @@ def _same_values(ours: pd.DataFrame, theirs: pd.DataFrame) -> bool:
                 pd.to_datetime(left).fillna(pd.Timestamp(0)) == pd.to_datetime(right).fillna(pd.Timestamp(0))
             ).all():
                 return False
-        elif not (left.astype(str) == right.astype(str)).all():
+        elif not _same_text(left, right):
             return False
     return True
+
+
+def _same_text(left: pd.Series, right: pd.Series) -> bool:
+    """Text columns: NULL where the other is NULL (whichever missing value each frame holds:
+    NaN, None or pd.NA), the same text elsewhere."""
+    missing = left.isna().to_numpy()
+    if not (missing == right.isna().to_numpy()).all():
+        return False
+    return bool((left[~missing].astype(str).to_numpy() == right[~missing].astype(str).to_numpy()).all())
 
 
 def print_training_set(result: dict) -> None:
