@@ -38,6 +38,8 @@ MARTS = {
     "features_stat": ["loto", "unique_id"],
 }
 LOTTERIES = ["loto6", "bingo5"]
+# The lottery whose prize tables the bundled files hold, and whose prizes a change corrects.
+PRIZE_LOTTERY = "loto6"
 # The valid_to_date of a lottery's schedule rows in force now.
 CURRENT = "'9999-12-31'"
 # The newest draws kept of each lottery: four times the rows an incremental run re-reads before
@@ -133,22 +135,26 @@ def _change_prize(url: str, schema: str, data: st.DataObject) -> None:
     Only a change that a mart can show is drawn: the marts read a draw's tier-1 winners and its
     payouts (winners x prize), so a new prize for a tier nobody won, or new winners or a
     deleted row of a lower tier that pays nothing, would leave every mart as it was."""
-    dates = [row[0] for row in _rows(url, schema, "select distinct ds from stg_lottery__prizes order by ds")]
+    query = "select distinct ds from stg_lottery__prizes where loto = %s order by ds"
+    dates = [row[0] for row in _rows(url, schema, query, (PRIZE_LOTTERY,))]
     ds = _mid_history(data, dates, "prize draw")
     tiers = _rows(
-        url, schema, "select tier, winners, prize from stg_lottery__prizes where ds = %s order by tier", (ds,)
+        url,
+        schema,
+        "select tier, winners, prize from stg_lottery__prizes where loto = %s and ds = %s order by tier",
+        (PRIZE_LOTTERY, ds),
     )
     action = data.draw(st.sampled_from(["winners", "prize", "delete"]), label="action")
     tier, winners, prize = _pick(data, [row for row in tiers if _prize_change_shows(action, *row)], "tier")
     raw = _table(RAW_PRIZES_TABLE, schema)
-    where = sql.SQL("where loto = 'loto6' and ds = %s and tier = %s")
+    where = sql.SQL("where loto = %s and ds = %s and tier = %s")
     if action == "delete":
-        _execute(url, sql.SQL("delete from {} {}").format(raw, where), (ds, tier))
+        _execute(url, sql.SQL("delete from {} {}").format(raw, where), (PRIZE_LOTTERY, ds, tier))
         return
     current = winners if action == "winners" else prize
     value = data.draw(st.integers(1, 10**9).filter(lambda new: new != current), label=f"new {action}")
     statement = sql.SQL("update {} set {} = %s {}").format(raw, sql.Identifier(action), where)
-    _execute(url, statement, (value, ds, tier))
+    _execute(url, statement, (value, PRIZE_LOTTERY, ds, tier))
 
 
 def _change_positions_seed(url: str, schema: str, data: st.DataObject) -> None:
